@@ -1,0 +1,217 @@
+// Tensor factories and the random-number generators. Draws go through ATen's
+// CPU generator (mt19937 + Philox on CUDA), the same one Python PyTorch uses,
+// so manualSeed(s) reproduces torch.manual_seed(s) draw for draw.
+#include "common.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+namespace tn {
+
+static const napi_type_tag kGeneratorTag = {0x1a2b3c4d5e6f7081ULL, 0x92a3b4c5d6e7f809ULL};
+
+// ---- Generator ------------------------------------------------------------
+
+Napi::Function GeneratorWrap::Init(Napi::Env env) {
+  return DefineClass(env, "NativeGenerator",
+                     {InstanceMethod<&GeneratorWrap::ManualSeed>("manualSeed"),
+                      InstanceMethod<&GeneratorWrap::InitialSeed>("initialSeed"),
+                      InstanceMethod<&GeneratorWrap::Seed>("seed"),
+                      InstanceMethod<&GeneratorWrap::GetState>("getState"),
+                      InstanceMethod<&GeneratorWrap::SetState>("setState")});
+}
+
+bool GeneratorWrap::Is(const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kGeneratorTag);
+}
+
+GeneratorWrap::GeneratorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GeneratorWrap>(info) {
+  info.This().As<Napi::Object>().TypeTag(&kGeneratorTag);
+  // new NativeGenerator() -> a fresh CPU generator (default seed 67280421310721, like
+  // torch.Generator()); new NativeGenerator(true) -> the global default generator.
+  if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value()) {
+    gen = at::detail::getDefaultCPUGenerator();
+  } else {
+    gen = at::detail::createCPUGenerator();
+  }
+}
+
+template <typename F>
+static auto WithLock(at::Generator& g, F f) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return f();
+}
+
+Napi::Value GeneratorWrap::ManualSeed(const Napi::CallbackInfo& info) {
+  try {
+    uint64_t s = ArgSeed(info, 0, "seed");
+    WithLock(gen, [&] { gen.set_current_seed(s); return 0; });
+  } catch (const c10::Error& e) {
+    ThrowTorch(info.Env(), e.what_without_backtrace());
+  }
+  return info.This();
+}
+
+Napi::Value GeneratorWrap::InitialSeed(const Napi::CallbackInfo& info) {
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(gen.current_seed()));
+}
+
+Napi::Value GeneratorWrap::Seed(const Napi::CallbackInfo& info) {
+  uint64_t s = WithLock(gen, [&] { return gen.seed(); });
+  return Napi::BigInt::New(info.Env(), s);
+}
+
+Napi::Value GeneratorWrap::GetState(const Napi::CallbackInfo& info) {
+  try {
+    at::Tensor st = WithLock(gen, [&] { return gen.get_state(); });
+    return Wrap(info.Env(), st);
+  } catch (const c10::Error& e) {
+    ThrowTorch(info.Env(), e.what_without_backtrace());
+  }
+}
+
+Napi::Value GeneratorWrap::SetState(const Napi::CallbackInfo& info) {
+  try {
+    at::Tensor& st = ArgTensor(info, 0, "state");
+    WithLock(gen, [&] { gen.set_state(st); return 0; });
+  } catch (const c10::Error& e) {
+    ThrowTorch(info.Env(), e.what_without_backtrace());
+  }
+  return info.This();
+}
+
+// ---- factories ------------------------------------------------------------
+// Conventions: (shape, dtype?, device?) with float32 as the default dtype.
+
+static Napi::Value Zeros(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::zeros(ArgIntList(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
+}
+static Napi::Value Ones(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::ones(ArgIntList(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
+}
+static Napi::Value Empty(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::empty(ArgIntList(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
+}
+static Napi::Value Full(const Napi::CallbackInfo& info) {
+  at::Scalar v = ArgScalar(info, 1, "fillValue");
+  at::ScalarType dflt = v.isBoolean() ? at::kBool : (v.isIntegral(false) ? at::kLong : at::kFloat);
+  return Wrap(info.Env(), at::full(ArgIntList(info, 0, "size"), v, Options(info, 2, 3, dflt)));
+}
+static Napi::Value Arange(const Napi::CallbackInfo& info) {
+  at::Scalar start = ArgScalar(info, 0, "start");
+  at::Scalar end = ArgScalar(info, 1, "end");
+  at::Scalar step = ArgScalar(info, 2, "step");
+  bool integral = start.isIntegral(false) && end.isIntegral(false) && step.isIntegral(false);
+  return Wrap(info.Env(), at::arange(start, end, step, Options(info, 3, 4, integral ? at::kLong : at::kFloat)));
+}
+static Napi::Value Rand(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::rand(ArgIntList(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kFloat)));
+}
+static Napi::Value Randn(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::randn(ArgIntList(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kFloat)));
+}
+// randint(low, high, size, dtype?, device?, generator?)
+static Napi::Value Randint(const Napi::CallbackInfo& info) {
+  int64_t low = ArgInt(info, 0, "low");
+  int64_t high = ArgInt(info, 1, "high");
+  return Wrap(info.Env(), at::randint(low, high, ArgIntList(info, 2, "size"), ArgOptGenerator(info, 5, "generator"),
+                                      Options(info, 3, 4, at::kLong)));
+}
+// randperm(n, dtype?, device?, generator?)
+static Napi::Value Randperm(const Napi::CallbackInfo& info) {
+  int64_t n = ArgInt(info, 0, "n");
+  return Wrap(info.Env(), at::randperm(n, ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kLong)));
+}
+
+// *Like(t, dtype?, device?) keep t's dtype and device unless given.
+static at::TensorOptions LikeOptions(const Napi::CallbackInfo& info, const at::Tensor& t) {
+  at::TensorOptions o = at::TensorOptions().dtype(t.scalar_type()).device(t.device());
+  if (auto dt = ArgOptDtype(info, 1, "dtype")) o = o.dtype(*dt);
+  if (!IsNullish(info, 2)) o = o.device(ArgDevice(info, 2, "device"));
+  return o;
+}
+static Napi::Value ZerosLike(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "input");
+  return Wrap(info.Env(), at::zeros_like(t, LikeOptions(info, t)));
+}
+static Napi::Value OnesLike(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "input");
+  return Wrap(info.Env(), at::ones_like(t, LikeOptions(info, t)));
+}
+static Napi::Value EmptyLike(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "input");
+  return Wrap(info.Env(), at::empty_like(t, LikeOptions(info, t)));
+}
+static Napi::Value RandLike(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "input");
+  return Wrap(info.Env(), at::rand_like(t, LikeOptions(info, t)));
+}
+static Napi::Value RandnLike(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "input");
+  return Wrap(info.Env(), at::randn_like(t, LikeOptions(info, t)));
+}
+static Napi::Value FullLike(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "input");
+  at::Scalar v = ArgScalar(info, 3, "fillValue");
+  return Wrap(info.Env(), at::full_like(t, v, LikeOptions(info, t)));
+}
+
+// ---- in-place random fills --------------------------------------------------
+
+static Napi::Value Uniform_(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "self");
+  t.uniform_(ArgDouble(info, 1, "from", 0.0), ArgDouble(info, 2, "to", 1.0), ArgOptGenerator(info, 3, "generator"));
+  return info[0];
+}
+static Napi::Value Normal_(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "self");
+  t.normal_(ArgDouble(info, 1, "mean", 0.0), ArgDouble(info, 2, "std", 1.0), ArgOptGenerator(info, 3, "generator"));
+  return info[0];
+}
+static Napi::Value Random_(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "self");
+  t.random_(ArgOptGenerator(info, 1, "generator"));
+  return info[0];
+}
+static Napi::Value Bernoulli_(const Napi::CallbackInfo& info) {
+  at::Tensor& t = ArgTensor(info, 0, "self");
+  t.bernoulli_(ArgDouble(info, 1, "p", 0.5), ArgOptGenerator(info, 2, "generator"));
+  return info[0];
+}
+
+static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  uint64_t s = ArgSeed(info, 0, "seed");
+  auto gen = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(s);
+  }
+  return info.Env().Undefined();
+}
+
+void RegisterFactories(Napi::Env env, Napi::Object exports) {
+  Napi::Function gctor = GeneratorWrap::Init(env);
+  Data(env).generatorCtor = Napi::Persistent(gctor);
+  exports.Set("NativeGenerator", gctor);
+  Export<Zeros>(env, exports, "zeros");
+  Export<Ones>(env, exports, "ones");
+  Export<Empty>(env, exports, "empty");
+  Export<Full>(env, exports, "full");
+  Export<Arange>(env, exports, "arange");
+  Export<Rand>(env, exports, "rand");
+  Export<Randn>(env, exports, "randn");
+  Export<Randint>(env, exports, "randint");
+  Export<Randperm>(env, exports, "randperm");
+  Export<ZerosLike>(env, exports, "zerosLike");
+  Export<OnesLike>(env, exports, "onesLike");
+  Export<EmptyLike>(env, exports, "emptyLike");
+  Export<RandLike>(env, exports, "randLike");
+  Export<RandnLike>(env, exports, "randnLike");
+  Export<FullLike>(env, exports, "fullLike");
+  Export<Uniform_>(env, exports, "uniform_");
+  Export<Normal_>(env, exports, "normal_");
+  Export<Random_>(env, exports, "random_");
+  Export<Bernoulli_>(env, exports, "bernoulli_");
+  Export<ManualSeed>(env, exports, "manualSeed");
+}
+
+}  // namespace tn

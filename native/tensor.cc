@@ -1,0 +1,510 @@
+// The wrapped tensor, the error guard's helpers, argument conversion and the
+// functions that move data between JS memory and tensors.
+#include "common.h"
+
+#include <cstring>
+#include <sstream>
+
+namespace tn {
+
+std::atomic<int64_t> gLiveTensors{0};
+std::atomic<int64_t> gLiveBytes{0};
+
+// Random 128-bit tags: an object from another addon (or a plain JS object) can
+// never be unwrapped as a tensor, so a wrong argument is a TypeError, not UB.
+static const napi_type_tag kTensorTag = {0x9b1c2d3e4f506172ULL, 0x8394a5b6c7d8e9f0ULL};
+
+AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+// ---- errors ---------------------------------------------------------------
+
+void ThrowType(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+
+void ThrowTorch(Napi::Env env, const std::string& raw) {
+  // libtorch appends "Exception raised from ..." lines in some builds; keep the message.
+  std::string msg = raw;
+  auto pos = msg.find("\nException raised from");
+  if (pos != std::string::npos) msg.erase(pos);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  AddonData& d = Data(env);
+  if (!d.torchError.IsEmpty()) {
+    Napi::Object err = d.torchError.New({Napi::String::New(env, msg)});
+    throw Napi::Error(env, err);
+  }
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Value().Set("name", "TorchError");
+  throw e;
+}
+
+std::string Describe(const Napi::Value& v) {
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return v.As<Napi::Boolean>().Value() ? "true" : "false";
+    case napi_number: {
+      std::ostringstream os;
+      os << v.As<Napi::Number>().DoubleValue();
+      return os.str();
+    }
+    case napi_string: {
+      std::string s = v.As<Napi::String>().Utf8Value();
+      if (s.size() > 40) s = s.substr(0, 40) + "...";
+      return "'" + s + "'";
+    }
+    case napi_bigint: return "a bigint";
+    case napi_function: return "a function";
+    case napi_external: return "an external";
+    case napi_symbol: return "a symbol";
+    default:
+      if (v.IsArray()) return "an array";
+      if (TensorWrap::Is(v)) return "a Tensor";
+      if (v.IsTypedArray()) return "a TypedArray";
+      return "an object";
+  }
+}
+
+static std::string Expected(const char* what, const char* name, const Napi::Value& v) {
+  return std::string("Expected ") + what + " for " + name + " but received " + Describe(v);
+}
+
+// ---- TensorWrap -----------------------------------------------------------
+
+Napi::Function TensorWrap::Init(Napi::Env env) {
+  return DefineClass(env, "NativeTensor",
+                     {InstanceMethod<&TensorWrap::Dispose>("dispose"),
+                      InstanceAccessor<&TensorWrap::IsDisposed>("isDisposed")});
+}
+
+bool TensorWrap::Is(const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kTensorTag);
+}
+
+Napi::Object TensorWrap::New(Napi::Env env, at::Tensor t) {
+  auto* holder = new at::Tensor(std::move(t));
+  auto ext = Napi::External<at::Tensor>::New(env, holder);
+  // The constructor takes ownership of *holder; if it throws, the holder is freed there.
+  return Data(env).tensorCtor.New({ext});
+}
+
+TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
+  info.This().As<Napi::Object>().TypeTag(&kTensorTag);
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "NativeTensor cannot be constructed from JS; use the torchnode factories");
+  }
+  std::unique_ptr<at::Tensor> holder(info[0].As<Napi::External<at::Tensor>>().Data());
+  t_ = std::move(*holder);
+  Account(t_);
+}
+
+void TensorWrap::Account(const at::Tensor& t) {
+  if (!t.defined()) return;
+  int64_t bytes = 0;
+  if (t.has_storage()) bytes = static_cast<int64_t>(t.storage().nbytes());
+  reported_ = bytes;
+  gLiveTensors++;
+  gLiveBytes += bytes;
+  // Only CPU bytes press on the host heap; tell V8 so GC runs as native memory grows.
+  if (bytes > 0 && t.device().is_cpu()) Napi::MemoryManagement::AdjustExternalMemory(Env(), bytes);
+}
+
+void TensorWrap::Release() {
+  if (!t_.defined()) return;
+  bool cpu = t_.device().is_cpu();
+  t_ = at::Tensor();
+  gLiveTensors--;
+  gLiveBytes -= reported_;
+  if (reported_ > 0 && cpu) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_);
+  reported_ = 0;
+}
+
+TensorWrap::~TensorWrap() { Release(); }
+
+at::Tensor& TensorWrap::tensor() {
+  if (!t_.defined()) throw Napi::Error::New(Env(), "Tensor has been disposed");
+  return t_;
+}
+
+Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
+  Release();
+  return info.Env().Undefined();
+}
+
+Napi::Value TensorWrap::IsDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !t_.defined());
+}
+
+// ---- arguments ------------------------------------------------------------
+
+bool IsNullish(const Napi::CallbackInfo& info, size_t i) {
+  return i >= info.Length() || info[i].IsUndefined() || info[i].IsNull();
+}
+
+at::Tensor& ArgTensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!TensorWrap::Is(v)) ThrowType(info.Env(), Expected("a Tensor", name, v));
+  auto* w = TensorWrap::Unwrap(v.As<Napi::Object>());
+  if (w->disposed()) throw Napi::Error::New(info.Env(), std::string("Tensor ") + name + " has been disposed");
+  return w->tensor();
+}
+
+c10::optional<at::Tensor> ArgOptTensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (IsNullish(info, i)) return c10::nullopt;
+  return ArgTensor(info, i, name);
+}
+
+std::vector<at::Tensor> ArgTensorList(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsArray()) ThrowType(info.Env(), Expected("an array of Tensors", name, v));
+  auto arr = v.As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value e = arr.Get(k);
+    if (!TensorWrap::Is(e)) {
+      ThrowType(info.Env(), std::string("Expected a Tensor for ") + name + "[" + std::to_string(k) +
+                                "] but received " + Describe(e));
+    }
+    auto* w = TensorWrap::Unwrap(e.As<Napi::Object>());
+    if (w->disposed()) {
+      throw Napi::Error::New(info.Env(), std::string("Tensor ") + name + "[" + std::to_string(k) + "] has been disposed");
+    }
+    out.push_back(w->tensor());
+  }
+  return out;
+}
+
+static int64_t ToInt(Napi::Env env, const Napi::Value& v, const char* name) {
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    int64_t r = v.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) ThrowType(env, std::string("Expected a 64-bit integer for ") + name + " but received a bigint out of range");
+    return r;
+  }
+  if (!v.IsNumber()) ThrowType(env, Expected("an integer", name, v));
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9007199254740991.0) {
+    ThrowType(env, Expected("an integer", name, v));
+  }
+  return static_cast<int64_t>(d);
+}
+
+int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return ToInt(info.Env(), info[i], name);
+}
+int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t dflt) {
+  return IsNullish(info, i) ? dflt : ToInt(info.Env(), info[i], name);
+}
+c10::optional<int64_t> ArgOptInt(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (IsNullish(info, i)) return c10::nullopt;
+  return ToInt(info.Env(), info[i], name);
+}
+
+uint64_t ArgSeed(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    uint64_t r = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) {
+      // Negative seeds wrap like PyTorch's (Python ints are taken modulo 2^64).
+      int64_t s = v.As<Napi::BigInt>().Int64Value(&lossless);
+      if (!lossless) ThrowType(info.Env(), std::string("Expected a seed in [-2^63, 2^64) for ") + name);
+      return static_cast<uint64_t>(s);
+    }
+    return r;
+  }
+  return static_cast<uint64_t>(ToInt(info.Env(), v, name));
+}
+
+double ArgDouble(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) ThrowType(info.Env(), Expected("a number", name, v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+double ArgDouble(const Napi::CallbackInfo& info, size_t i, const char* name, double dflt) {
+  return IsNullish(info, i) ? dflt : ArgDouble(info, i, name);
+}
+
+bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name, bool dflt) {
+  if (IsNullish(info, i)) return dflt;
+  Napi::Value v = info[i];
+  if (!v.IsBoolean()) ThrowType(info.Env(), Expected("a boolean", name, v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::vector<int64_t> ArgIntList(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (v.IsNumber() || v.IsBigInt()) return {ToInt(info.Env(), v, name)};
+  if (!v.IsArray()) ThrowType(info.Env(), Expected("an array of integers", name, v));
+  auto arr = v.As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value e = arr.Get(k);
+    std::string nm = std::string(name) + "[" + std::to_string(k) + "]";
+    out[k] = ToInt(info.Env(), e, nm.c_str());
+  }
+  return out;
+}
+
+c10::optional<std::vector<int64_t>> ArgOptIntList(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (IsNullish(info, i)) return c10::nullopt;
+  return ArgIntList(info, i, name);
+}
+
+bool IsScalar(const Napi::Value& v) { return v.IsNumber() || v.IsBoolean() || v.IsBigInt(); }
+
+at::Scalar ArgScalar(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    // Integral JS numbers stay integral so int tensors keep their dtype (like Python ints).
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) <= 9007199254740991.0) {
+      return at::Scalar(static_cast<int64_t>(d));
+    }
+    return at::Scalar(d);
+  }
+  if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
+  if (v.IsBigInt()) return at::Scalar(ToInt(info.Env(), v, name));
+  ThrowType(info.Env(), Expected("a number", name, v));
+}
+
+std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsString()) ThrowType(info.Env(), Expected("a string", name, v));
+  return v.As<Napi::String>().Utf8Value();
+}
+
+at::ScalarType ParseDtype(Napi::Env env, const std::string& s, const char* name) {
+  if (s == "float32" || s == "float") return at::kFloat;
+  if (s == "float64" || s == "double") return at::kDouble;
+  if (s == "int64" || s == "long") return at::kLong;
+  if (s == "int32" || s == "int") return at::kInt;
+  if (s == "uint8") return at::kByte;
+  if (s == "bool") return at::kBool;
+  ThrowType(env, std::string("Expected one of float32, float64, int64, int32, uint8, bool for ") + name +
+                     " but received '" + s + "'");
+}
+
+const char* DtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    default: return "unsupported";
+  }
+}
+
+at::ScalarType ArgDtype(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return ParseDtype(info.Env(), ArgString(info, i, name), name);
+}
+c10::optional<at::ScalarType> ArgOptDtype(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (IsNullish(info, i)) return c10::nullopt;
+  return ArgDtype(info, i, name);
+}
+
+at::Device ArgDevice(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (IsNullish(info, i)) return at::Device(at::kCPU);
+  std::string s = ArgString(info, i, name);
+  if (s == "cpu") return at::Device(at::kCPU);
+  if (s == "cuda") return at::Device(at::kCUDA);
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9 &&
+      s.find_first_not_of("0123456789", 5) == std::string::npos) {
+    return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(std::stoi(s.substr(5))));
+  }
+  ThrowType(info.Env(), std::string("Expected 'cpu', 'cuda' or 'cuda:N' for ") + name + " but received '" + s + "'");
+}
+
+std::string DeviceName(const at::Device& d) { return d.str(); }
+
+c10::optional<at::Generator> ArgOptGenerator(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (IsNullish(info, i)) return c10::nullopt;
+  Napi::Value v = info[i];
+  if (!GeneratorWrap::Is(v)) ThrowType(info.Env(), Expected("a Generator", name, v));
+  return GeneratorWrap::Unwrap(v.As<Napi::Object>())->gen;
+}
+
+int64_t ArgReduction(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (IsNullish(info, i)) return at::Reduction::Mean;
+  std::string s = ArgString(info, i, name);
+  if (s == "mean") return at::Reduction::Mean;
+  if (s == "sum") return at::Reduction::Sum;
+  if (s == "none") return at::Reduction::None;
+  ThrowType(info.Env(), std::string("Expected 'mean', 'sum' or 'none' for ") + name + " but received '" + s + "'");
+}
+
+at::TensorOptions Options(const Napi::CallbackInfo& info, size_t dtypeIdx, size_t deviceIdx, at::ScalarType dflt) {
+  auto dt = ArgOptDtype(info, dtypeIdx, "dtype");
+  return at::TensorOptions().dtype(dt.value_or(dflt)).device(ArgDevice(info, deviceIdx, "device"));
+}
+
+Napi::Value WrapList(Napi::Env env, const std::vector<at::Tensor>& ts) {
+  auto arr = Napi::Array::New(env, ts.size());
+  for (size_t k = 0; k < ts.size(); k++) arr.Set(static_cast<uint32_t>(k), Wrap(env, ts[k]));
+  return arr;
+}
+
+Napi::Array IntArray(Napi::Env env, at::IntArrayRef v) {
+  auto arr = Napi::Array::New(env, v.size());
+  for (size_t k = 0; k < v.size(); k++) arr.Set(static_cast<uint32_t>(k), Napi::Number::New(env, static_cast<double>(v[k])));
+  return arr;
+}
+
+// ---- data in and out ------------------------------------------------------
+
+static at::ScalarType TypedArrayDtype(napi_typedarray_type t) {
+  switch (t) {
+    case napi_float32_array: return at::kFloat;
+    case napi_float64_array: return at::kDouble;
+    case napi_bigint64_array: return at::kLong;
+    case napi_int32_array: return at::kInt;
+    case napi_uint8_array:
+    case napi_uint8_clamped_array: return at::kByte;
+    case napi_int16_array: return at::kShort;
+    case napi_int8_array: return at::kChar;
+    default: return at::ScalarType::Undefined;
+  }
+}
+
+// fromBuffer(typedArray, shape, dtype?): one copy, straight from JS memory into a
+// fresh CPU tensor. Copying (instead of aliasing with from_blob) means the tensor
+// never depends on the lifetime of JS memory, which may be freed by GC on the
+// main thread while autograd or a worker still reads the tensor.
+static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) ThrowType(env, Expected("a TypedArray or Buffer", "data", info[0]));
+  auto ta = info[0].As<Napi::TypedArray>();
+  at::ScalarType src = TypedArrayDtype(ta.TypedArrayType());
+  if (src == at::ScalarType::Undefined) ThrowType(env, "Unsupported TypedArray type for data (use Float32Array, Float64Array, BigInt64Array, Int32Array or Uint8Array)");
+  std::vector<int64_t> shape = ArgIntList(info, 1, "shape");
+  int64_t n = 1;
+  for (size_t k = 0; k < shape.size(); k++) {
+    if (shape[k] < 0) ThrowType(env, "Expected non-negative sizes for shape but received " + std::to_string(shape[k]) + " at index " + std::to_string(k));
+    n *= shape[k];
+  }
+  size_t elem = at::elementSize(src);
+  if (static_cast<int64_t>(ta.ByteLength() / elem) != n) {
+    std::ostringstream os;
+    os << "Expected data of " << n << " elements for shape " << at::IntArrayRef(shape) << " but received "
+       << ta.ByteLength() / elem << " elements";
+    ThrowType(env, os.str());
+  }
+  auto dst = ArgOptDtype(info, 2, "dtype");
+  // uint8 data tagged as bool is a reinterpretation, not a conversion.
+  at::ScalarType store = (dst && *dst == at::kBool && src == at::kByte) ? at::kBool : src;
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(store));
+  if (n > 0) {
+    const uint8_t* base = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    std::memcpy(t.data_ptr(), base, n * elem);
+  }
+  if (dst && *dst != store) t = t.to(*dst);
+  return Wrap(env, t);
+}
+
+// toTypedArray(t): one copy into a new ArrayBuffer, typed by dtype.
+static Napi::Value ToTypedArray(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  at::Tensor t = ArgTensor(info, 0, "tensor");
+  if (!t.device().is_cpu()) t = t.cpu();
+  t = t.contiguous();
+  at::ScalarType st = t.scalar_type();
+  size_t n = static_cast<size_t>(t.numel());
+  size_t bytes = n * t.element_size();
+  auto ab = Napi::ArrayBuffer::New(env, bytes);
+  if (bytes) std::memcpy(ab.Data(), t.data_ptr(), bytes);
+  switch (st) {
+    case at::kFloat: return Napi::Float32Array::New(env, n, ab, 0);
+    case at::kDouble: return Napi::Float64Array::New(env, n, ab, 0);
+    case at::kLong: return Napi::TypedArrayOf<int64_t>::New(env, n, ab, 0, napi_bigint64_array);
+    case at::kInt: return Napi::Int32Array::New(env, n, ab, 0);
+    case at::kByte:
+    case at::kBool: return Napi::Uint8Array::New(env, n, ab, 0);
+    case at::kShort: return Napi::Int16Array::New(env, n, ab, 0);
+    case at::kChar: return Napi::Int8Array::New(env, n, ab, 0);
+    default: ThrowType(env, std::string("toTypedArray does not support dtype ") + DtypeName(st) + "; convert with to('float32') first");
+  }
+}
+
+static Napi::Value Item(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  at::Tensor& t = ArgTensor(info, 0, "tensor");
+  if (t.numel() != 1) {
+    ThrowTorch(env, "a Tensor with " + std::to_string(t.numel()) + " elements cannot be converted to a number");
+  }
+  at::Scalar s = t.item();
+  if (s.isBoolean()) return Napi::Boolean::New(env, s.toBool());
+  if (s.isIntegral(false)) {
+    int64_t v = s.toLong();
+    if (ArgBool(info, 1, "bigint", false)) return Napi::BigInt::New(env, v);
+    return Napi::Number::New(env, static_cast<double>(v));
+  }
+  return Napi::Number::New(env, s.toDouble());
+}
+
+static Napi::Value Meta(const Napi::CallbackInfo& info) {
+  // One call for the facts the TS class caches: [shape, dtype, device, requiresGrad].
+  Napi::Env env = info.Env();
+  at::Tensor& t = ArgTensor(info, 0, "tensor");
+  auto arr = Napi::Array::New(env, 4);
+  arr.Set(0u, IntArray(env, t.sizes()));
+  arr.Set(1u, Napi::String::New(env, DtypeName(t.scalar_type())));
+  arr.Set(2u, Napi::String::New(env, DeviceName(t.device())));
+  arr.Set(3u, Napi::Boolean::New(env, t.requires_grad()));
+  return arr;
+}
+
+static Napi::Value Shape(const Napi::CallbackInfo& info) { return IntArray(info.Env(), ArgTensor(info, 0, "tensor").sizes()); }
+static Napi::Value Strides(const Napi::CallbackInfo& info) { return IntArray(info.Env(), ArgTensor(info, 0, "tensor").strides()); }
+static Napi::Value Dtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), DtypeName(ArgTensor(info, 0, "tensor").scalar_type())); }
+static Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), DeviceName(ArgTensor(info, 0, "tensor").device())); }
+static Napi::Value IsContiguous(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ArgTensor(info, 0, "tensor").is_contiguous()); }
+static Napi::Value Numel(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(ArgTensor(info, 0, "tensor").numel())); }
+
+static Napi::Value Format(const Napi::CallbackInfo& info) {
+  std::ostringstream os;
+  os << ArgTensor(info, 0, "tensor");
+  return Napi::String::New(info.Env(), os.str());
+}
+
+static Napi::Value Memory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("tensors", Napi::Number::New(env, static_cast<double>(gLiveTensors.load())));
+  o.Set("bytes", Napi::Number::New(env, static_cast<double>(gLiveBytes.load())));
+  return o;
+}
+
+static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) ThrowType(info.Env(), Expected("a class", "errorClass", info[0]));
+  Data(info.Env()).torchError = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+static Napi::Value IsTensor(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), TensorWrap::Is(info[0])); }
+
+void RegisterTensor(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = TensorWrap::Init(env);
+  Data(env).tensorCtor = Napi::Persistent(ctor);
+  exports.Set("NativeTensor", ctor);
+  Export<FromBuffer>(env, exports, "fromBuffer");
+  Export<ToTypedArray>(env, exports, "toTypedArray");
+  Export<Item>(env, exports, "item");
+  Export<Meta>(env, exports, "meta");
+  Export<Shape>(env, exports, "shape");
+  Export<Strides>(env, exports, "strides");
+  Export<Dtype>(env, exports, "dtype");
+  Export<Device>(env, exports, "device");
+  Export<IsContiguous>(env, exports, "isContiguous");
+  Export<Numel>(env, exports, "numel");
+  Export<Format>(env, exports, "format");
+  Export<Memory>(env, exports, "memory");
+  Export<SetErrorClass>(env, exports, "setErrorClass");
+  Export<IsTensor>(env, exports, "isTensor");
+}
+
+}  // namespace tn
