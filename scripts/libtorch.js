@@ -990,7 +990,7 @@ function openResponse(u, o) {
           return;
         }
         if (head && head.length) socket.unshift(head);
-        const tsock = tls.connect({ socket, servername, ca: o.ca });
+        const tsock = tls.connect({ socket, host, servername, ca: o.ca });
         let ready = false;
         cancel = (e) => tsock.destroy(e);
         tsock.once('secureConnect', () => {

@@ -1,0 +1,13 @@
+/**
+ * torchnode: libtorch for Node.js and TypeScript.
+ * @example
+ * import * as torch from 'torchnode';
+ * const x = torch.randn([2, 3]);
+ */
+export { TorchError } from './errors';
+export * from './tensor';
+export { tidy, scope, keep, memory, MemoryInfo } from './memory';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd, GradOptions } from './autograd';
+export { manualSeed, Generator, defaultGenerator, initialSeed } from './random';
+export { cuda, setNumThreads, getNumThreads, version, config, TorchConfig } from './device';
+export * as F from './nn/functional';

@@ -1,0 +1,211 @@
+/**
+ * The only file that touches the native addon: loads it with node-gyp-build and
+ * declares its typed interface. Everything else imports `N` from here.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TorchError } from './errors';
+
+/** Opaque handle to a native tensor. */
+export interface NativeTensor {
+  dispose(): void;
+  readonly isDisposed: boolean;
+  readonly __brand: 'NativeTensor';
+}
+
+/** Native CPU random-number generator. */
+export interface NativeGenerator {
+  manualSeed(seed: number | bigint): NativeGenerator;
+  initialSeed(): bigint;
+  seed(): bigint;
+  getState(): NativeTensor;
+  setState(state: NativeTensor): NativeGenerator;
+}
+
+type T = NativeTensor;
+type Scalar = number | boolean | bigint;
+type TS = T | Scalar;
+type Opt<X> = X | null | undefined;
+type Ints = number | number[];
+type DT = Opt<string>;
+type Dev = Opt<string>;
+type Gen = Opt<NativeGenerator>;
+
+/** The functions the addon exports (see native/*.cc). */
+export interface NativeAddon {
+  NativeTensor: unknown;
+  NativeGenerator: new (global?: boolean) => NativeGenerator;
+  // tensor.cc
+  fromBuffer(data: ArrayBufferView, shape: number[], dtype?: DT): T;
+  toTypedArray(t: T): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array;
+  item(t: T, bigint?: boolean): number | boolean | bigint;
+  meta(t: T): [number[], string, string, boolean];
+  shape(t: T): number[];
+  strides(t: T): number[];
+  dtype(t: T): string;
+  device(t: T): string;
+  isContiguous(t: T): boolean;
+  numel(t: T): number;
+  format(t: T): string;
+  memory(): { tensors: number; bytes: number };
+  setErrorClass(cls: new (msg: string) => Error): void;
+  isTensor(v: unknown): boolean;
+  // factories.cc
+  zeros(size: Ints, dtype?: DT, device?: Dev): T;
+  ones(size: Ints, dtype?: DT, device?: Dev): T;
+  empty(size: Ints, dtype?: DT, device?: Dev): T;
+  full(size: Ints, value: Scalar, dtype?: DT, device?: Dev): T;
+  arange(start: number, end: number, step: number, dtype?: DT, device?: Dev): T;
+  rand(size: Ints, dtype?: DT, device?: Dev, gen?: Gen): T;
+  randn(size: Ints, dtype?: DT, device?: Dev, gen?: Gen): T;
+  randint(low: number, high: number, size: Ints, dtype?: DT, device?: Dev, gen?: Gen): T;
+  randperm(n: number, dtype?: DT, device?: Dev, gen?: Gen): T;
+  zerosLike(t: T, dtype?: DT, device?: Dev): T;
+  onesLike(t: T, dtype?: DT, device?: Dev): T;
+  emptyLike(t: T, dtype?: DT, device?: Dev): T;
+  randLike(t: T, dtype?: DT, device?: Dev): T;
+  randnLike(t: T, dtype?: DT, device?: Dev): T;
+  fullLike(t: T, dtype: DT, device: Dev, value: Scalar): T;
+  uniform_(t: T, from?: number, to?: number, gen?: Gen): T;
+  normal_(t: T, mean?: number, std?: number, gen?: Gen): T;
+  random_(t: T, gen?: Gen): T;
+  bernoulli_(t: T, p?: number, gen?: Gen): T;
+  manualSeed(seed: number | bigint): void;
+  // math.cc
+  neg(t: T): T; sqrt(t: T): T; rsqrt(t: T): T; exp(t: T): T; log(t: T): T; abs(t: T): T; sign(t: T): T;
+  sigmoid(t: T): T; tanh(t: T): T; square(t: T): T; floor(t: T): T; ceil(t: T): T; round(t: T): T;
+  logicalNot(t: T): T; isnan(t: T): T; clone(t: T): T; detach(t: T): T; contiguous(t: T): T;
+  add(a: T, b: TS, alpha?: Opt<number>): T;
+  sub(a: T, b: TS, alpha?: Opt<number>): T;
+  mul(a: T, b: TS): T; div(a: T, b: TS): T; pow(a: T, b: TS): T; remainder(a: T, b: TS): T;
+  eq(a: T, b: TS): T; ne(a: T, b: TS): T; gt(a: T, b: TS): T; lt(a: T, b: TS): T; ge(a: T, b: TS): T; le(a: T, b: TS): T;
+  maximum(a: T, b: T): T; matmul(a: T, b: T): T; where(c: T, a: T, b: T): T;
+  clamp(a: T, min: Opt<number>, max: Opt<number>): T;
+  sum(a: T, dim?: Opt<Ints>, keepdim?: boolean, dtype?: DT): T;
+  mean(a: T, dim?: Opt<Ints>, keepdim?: boolean, dtype?: DT): T;
+  prod(a: T, dim?: Opt<number>, keepdim?: boolean): T;
+  var(a: T, dim: Opt<Ints>, keepdim: boolean, unbiased: boolean): T;
+  norm(a: T, p?: number): T;
+  max(a: T, dim?: Opt<number>, keepdim?: boolean): T | [T, T];
+  min(a: T, dim?: Opt<number>, keepdim?: boolean): T | [T, T];
+  argmax(a: T, dim?: Opt<number>, keepdim?: boolean): T;
+  argmin(a: T, dim?: Opt<number>, keepdim?: boolean): T;
+  allclose(a: T, b: T, rtol?: number, atol?: number): boolean;
+  equal(a: T, b: T): boolean;
+  add_(a: T, b: TS, alpha?: Opt<number>): T; sub_(a: T, b: TS, alpha?: Opt<number>): T;
+  mul_(a: T, b: TS): T; div_(a: T, b: TS): T; pow_(a: T, b: TS): T; fill_(a: T, v: TS): T;
+  zero_(a: T): T; sqrt_(a: T): T; neg_(a: T): T; relu_(a: T): T;
+  addcmul_(a: T, t1: T, t2: T, value?: number): T; addcdiv_(a: T, t1: T, t2: T, value?: number): T;
+  lerp_(a: T, end: T, weight: number): T; copy_(a: T, src: T): T;
+  clamp_(a: T, min: Opt<number>, max: Opt<number>): T; maximum_(a: T, b: T): T;
+  foreachZero_(ts: T[]): void;
+  // shape.cc
+  view(t: T, shape: Ints): T; reshape(t: T, shape: Ints): T; flatten(t: T, start?: number, end?: number): T;
+  squeeze(t: T, dim?: Opt<number>): T; unsqueeze(t: T, dim: number): T; permute(t: T, dims: number[]): T;
+  transpose(t: T, d0: number, d1: number): T; expand(t: T, size: number[]): T; repeat(t: T, r: number[]): T;
+  cat(ts: T[], dim?: number): T; stack(ts: T[], dim?: number): T;
+  narrow(t: T, dim: number, start: number, length: number): T;
+  slice(t: T, dim: number, start?: Opt<number>, end?: Opt<number>, step?: number): T;
+  select(t: T, dim: number, index: number): T; indexSelect(t: T, dim: number, index: T): T;
+  gather(t: T, dim: number, index: T): T; maskedFill(t: T, mask: T, value: Scalar): T;
+  split(t: T, size: number, dim?: number): T[]; chunk(t: T, chunks: number, dim?: number): T[];
+  to(t: T, dtype?: DT, device?: Dev, nonBlocking?: boolean, copy?: boolean): T;
+  // nn.cc
+  conv2d(x: T, w: T, b: Opt<T>, stride: number[], padding: number[], dilation: number[], groups: number): T;
+  maxPool2d(x: T, k: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): T;
+  avgPool2d(x: T, k: number[], stride: number[], padding: number[], ceilMode: boolean, countIncludePad: boolean, divisorOverride?: Opt<number>): T;
+  adaptiveAvgPool2d(x: T, outputSize: number[]): T;
+  linear(x: T, w: T, b?: Opt<T>): T;
+  relu(x: T): T; leakyRelu(x: T, slope?: number): T;
+  softmax(x: T, dim: number, dtype?: DT): T; logSoftmax(x: T, dim: number, dtype?: DT): T;
+  dropout(x: T, p: number, training: boolean): T;
+  crossEntropy(x: T, target: T, weight: Opt<T>, reduction: string, ignoreIndex: number, labelSmoothing: number): T;
+  nllLoss(x: T, target: T, weight: Opt<T>, reduction: string, ignoreIndex: number): T;
+  mseLoss(x: T, target: T, reduction: string): T;
+  // autograd.cc
+  requiresGrad_(t: T, v?: boolean): T; requiresGrad(t: T): boolean; isLeaf(t: T): boolean;
+  backward(t: T, gradient?: Opt<T>, retainGraph?: Opt<boolean>, createGraph?: boolean): void;
+  grad(t: T): T | null; setGrad(t: T, g: Opt<T>): void;
+  isGradEnabled(): boolean; setGradEnabled(v: boolean): boolean;
+  autogradGrad(outputs: T[], inputs: T[], gradOutputs?: Opt<T[]>, retainGraph?: Opt<boolean>, createGraph?: boolean, allowUnused?: boolean): (T | null)[];
+  // device.cc
+  cudaIsAvailable(): boolean; cudaDeviceCount(): number; cudaSynchronize(device?: number): void;
+  cudaManualSeedAll(seed: number | bigint): void;
+  cudaMemory(device?: number): { allocated: number; reserved: number; maxAllocated: number } | null;
+  cudaEmptyCache(): void;
+  setNumThreads(n: number): void; getNumThreads(): number;
+  buildInfo(): { version: string; compiledWithCuda: boolean; mkldnn: boolean; mkl: boolean; openmp: boolean; parallelInfo: string; cxx11Abi: boolean };
+}
+
+/** Package root (holds package.json, libtorch.json and build/). */
+export const packageRoot = path.resolve(__dirname, '..');
+
+/** The record written by scripts/install.js. */
+export interface LibtorchRecord {
+  path: string;
+  cmakeDir: string;
+  libDir: string;
+  includeDirs: string[];
+  version: string;
+  variant: string;
+  cuda: boolean;
+  how: string;
+  reason?: string;
+}
+
+export function libtorchRecordPath(): string {
+  return process.env.TORCHNODE_CONFIG || path.join(packageRoot, 'libtorch.json');
+}
+
+/** Reads libtorch.json, or null when the installer has not run. */
+export function readLibtorchRecord(): LibtorchRecord | null {
+  try {
+    return JSON.parse(fs.readFileSync(libtorchRecordPath(), 'utf8')) as LibtorchRecord;
+  } catch {
+    return null;
+  }
+}
+
+/** Turns a load failure into one error naming the cause and the command that fixes it. */
+export function explainLoadError(err: unknown, rec: LibtorchRecord | null, platform = process.platform): Error {
+  const msg = err instanceof Error ? err.message : String(err);
+  const fix = 'Run `npm rebuild torchnode` (or `node scripts/install.js` in a checkout)';
+  let cause: string;
+  if (!['linux', 'darwin'].includes(platform)) {
+    cause = `torchnode supports Linux and macOS; this platform is ${platform}-${process.arch}.`;
+  } else if (/No native build was found|Cannot find module/.test(msg)) {
+    cause = rec
+      ? 'The native addon has not been built.'
+      : 'The native addon has not been built and libtorch has not been located (libtorch.json is missing).';
+  } else if (/lib(torch|c10|torch_cpu)[^ ]*\.so/.test(msg) || /Library not loaded/.test(msg)) {
+    cause = rec
+      ? `libtorch is missing from ${rec.libDir}, where the addon was built against it (moved or uninstalled?).`
+      : 'libtorch could not be found.';
+  } else if (/undefined symbol|symbol not found|version `.*' not found/.test(msg)) {
+    cause = `The addon was built against a different libtorch than the one now installed${rec ? ` (recorded: ${rec.version} at ${rec.libDir})` : ''}.`;
+  } else if (/NODE_MODULE_VERSION|was compiled against a different Node.js version/.test(msg)) {
+    cause = `The addon was built for a different Node.js version than ${process.version}.`;
+  } else if (/invalid ELF header|wrong ELF class|mach-o/.test(msg)) {
+    cause = `The addon was built for another platform than ${platform}-${process.arch}.`;
+  } else {
+    cause = 'The native addon failed to load.';
+  }
+  const e = new Error(`torchnode: ${cause} ${fix} to build it again. (${msg.split('\n')[0]})`);
+  (e as Error & { cause?: unknown }).cause = err;
+  return e;
+}
+
+function load(): NativeAddon {
+  const rec = readLibtorchRecord();
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const addon = require('node-gyp-build')(packageRoot) as NativeAddon;
+    addon.setErrorClass(TorchError);
+    return addon;
+  } catch (err) {
+    throw explainLoadError(err, rec);
+  }
+}
+
+/** The loaded addon. */
+export const N: NativeAddon = load();

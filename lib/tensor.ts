@@ -1,0 +1,770 @@
+/**
+ * The Tensor class and its factories: libtorch tensors with PyTorch's names and
+ * semantics. Every op returns a new Tensor (or `this` for in-place `op_` forms).
+ */
+import { describe, expected, TorchError } from './errors';
+import { track } from './memory';
+import { N, NativeGenerator, NativeTensor } from './native';
+
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
+export type DeviceType = 'cpu' | 'cuda' | `cuda:${number}`;
+export type Shape = readonly number[];
+export type Scalar = number | boolean | bigint;
+export type TypedArrayData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array;
+export type NestedArray = Scalar | NestedArray[];
+
+export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];
+const FLOAT_DTYPES = new Set(['float32', 'float64', 'float16', 'bfloat16']);
+
+/** Anything that identifies a generator: ours, or none for the global one. */
+export interface GeneratorLike {
+  /** @internal */ readonly _g: NativeGenerator;
+}
+
+export interface TensorOptions {
+  dtype?: DType;
+  device?: DeviceType;
+  requiresGrad?: boolean;
+}
+export interface RandomOptions extends TensorOptions {
+  generator?: GeneratorLike;
+}
+
+// ---- argument checks --------------------------------------------------------
+
+/** @internal */
+export function checkDtype(v: unknown, name = 'dtype'): DType | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !(DTYPES as readonly string[]).includes(v)) {
+    expected(`one of ${DTYPES.join(', ')}`, name, v);
+  }
+  return v as DType;
+}
+
+/** @internal */
+export function checkDevice(v: unknown, name = 'device'): DeviceType | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !/^(cpu|cuda(:\d{1,3})?)$/.test(v)) expected(`'cpu', 'cuda' or 'cuda:N'`, name, v);
+  if (v.startsWith('cuda') && !N.cudaIsAvailable()) {
+    throw new TorchError(
+      `Cannot use device '${v}': CUDA is not available (this libtorch build has no CUDA support or no GPU was found; check cuda.isAvailable())`,
+    );
+  }
+  return v as DeviceType;
+}
+
+/** @internal Accepts `f(2, 3)`, `f([2, 3])`; returns the integer list. */
+export function checkShape(v: unknown, name = 'size'): number[] {
+  const arr = typeof v === 'number' ? [v] : v;
+  if (!Array.isArray(arr)) expected('an array of non-negative integers', name, v);
+  for (let i = 0; i < arr.length; i++) {
+    const d = arr[i];
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) expected('a non-negative integer', `${name}[${i}]`, d);
+  }
+  return arr as number[];
+}
+
+/** @internal */
+export function checkInt(v: unknown, name: string, min = -Infinity): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+    expected(min === -Infinity ? 'an integer' : min === 0 ? 'a non-negative integer' : `an integer >= ${min}`, name, v);
+  }
+  return v;
+}
+
+/** @internal */
+export function checkNumber(v: unknown, name: string): number {
+  if (typeof v !== 'number' || Number.isNaN(v)) expected('a number', name, v);
+  return v;
+}
+
+/** @internal The native handle of a Tensor argument, or a scalar as is. */
+export function h(v: unknown, name: string): NativeTensor {
+  if (v instanceof Tensor) return v.handle;
+  return expected('a Tensor', name, v);
+}
+function hs(v: unknown, name: string): NativeTensor | Scalar {
+  if (v instanceof Tensor) return v.handle;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v;
+  return expected('a Tensor or a number', name, v);
+}
+function hOpt(v: unknown, name: string): NativeTensor | null {
+  return v === undefined || v === null ? null : h(v, name);
+}
+function gen(g: GeneratorLike | undefined, name = 'generator'): NativeGenerator | null {
+  if (g === undefined || g === null) return null;
+  if (typeof g !== 'object' || !('_g' in g)) expected('a Generator', name, g);
+  return g._g;
+}
+
+/** @internal Wraps a native handle. */
+export function wrap(n: NativeTensor): Tensor {
+  return new Tensor(n);
+}
+
+// ---- the Tensor class ------------------------------------------------------------
+
+/**
+ * A libtorch tensor. Create one with `tensor()`, `zeros()`, `randn()` and the other
+ * factories; free its memory with `dispose()` or `tidy()`.
+ * @example
+ * const x = torch.tensor([[1, 2], [3, 4]], { dtype: 'float32' });
+ * x.matmul(x).sum().item(); // 54
+ */
+export class Tensor {
+  private _h: NativeTensor | null;
+
+  /** @internal Use the factories; this wraps a native handle. */
+  constructor(handle: NativeTensor) {
+    this._h = handle;
+    track(this);
+  }
+
+  /** @internal The native handle; throws when disposed. */
+  get handle(): NativeTensor {
+    if (this._h === null) throw new Error('Tensor has been disposed');
+    return this._h;
+  }
+
+  /** Frees the native memory now (idempotent). Using the tensor afterwards throws. */
+  dispose(): void {
+    if (this._h) {
+      this._h.dispose();
+      this._h = null;
+    }
+  }
+
+  get isDisposed(): boolean {
+    return this._h === null;
+  }
+
+  // ---- facts ----
+  /** The sizes of each dimension. */
+  get shape(): number[] {
+    return N.shape(this.handle);
+  }
+  /** Alias of shape (PyTorch's `size()`); with a dim, that dimension's size. */
+  size(): number[];
+  size(dim: number): number;
+  size(dim?: number): number[] | number {
+    const s = this.shape;
+    if (dim === undefined) return s;
+    checkInt(dim, 'dim');
+    const d = dim < 0 ? dim + s.length : dim;
+    if (d < 0 || d >= s.length) {
+      throw new RangeError(`Dimension out of range (expected to be in range of [${-s.length}, ${s.length - 1}], but got ${dim})`);
+    }
+    return s[d];
+  }
+  get dtype(): DType {
+    return N.dtype(this.handle) as DType;
+  }
+  get device(): DeviceType {
+    return N.device(this.handle) as DeviceType;
+  }
+  get isCuda(): boolean {
+    return this.device.startsWith('cuda');
+  }
+  numel(): number {
+    return N.numel(this.handle);
+  }
+  dim(): number {
+    return this.shape.length;
+  }
+  get ndim(): number {
+    return this.dim();
+  }
+  stride(): number[] {
+    return N.strides(this.handle);
+  }
+  isContiguous(): boolean {
+    return N.isContiguous(this.handle);
+  }
+  isFloatingPoint(): boolean {
+    return FLOAT_DTYPES.has(N.dtype(this.handle));
+  }
+
+  // ---- autograd ----
+  get requiresGrad(): boolean {
+    return N.requiresGrad(this.handle);
+  }
+  set requiresGrad(v: boolean) {
+    this.requiresGrad_(v);
+  }
+  get isLeaf(): boolean {
+    return N.isLeaf(this.handle);
+  }
+  /** Marks the tensor as a leaf that accumulates gradients. Returns this. */
+  requiresGrad_(requiresGrad = true): this {
+    if (typeof requiresGrad !== 'boolean') expected('a boolean', 'requiresGrad', requiresGrad);
+    N.requiresGrad_(this.handle, requiresGrad);
+    return this;
+  }
+  /** The accumulated gradient, or null. Each read returns a new handle to the same memory. */
+  get grad(): Tensor | null {
+    const g = N.grad(this.handle);
+    return g ? wrap(g) : null;
+  }
+  set grad(g: Tensor | null) {
+    N.setGrad(this.handle, hOpt(g, 'grad'));
+  }
+  /**
+   * Computes gradients of this tensor with respect to graph leaves.
+   * @param gradient required unless this tensor holds one element
+   */
+  backward(gradient?: Tensor | null, options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+    N.backward(this.handle, hOpt(gradient, 'gradient'), options.retainGraph ?? null, options.createGraph ?? false);
+  }
+  /** A new tensor sharing storage, cut from the autograd graph. */
+  detach(): Tensor {
+    return wrap(N.detach(this.handle));
+  }
+
+  // ---- data out ----
+  /** The single value of a one-element tensor (int64 as number; pass `{bigint: true}` for exact). */
+  item(options?: { bigint?: false }): number | boolean;
+  item(options: { bigint: true }): number | boolean | bigint;
+  item(options: { bigint?: boolean } = {}): number | boolean | bigint {
+    return N.item(this.handle, options.bigint ?? false);
+  }
+  /** A copy of the data, flattened, as the TypedArray matching the dtype (bool -> Uint8Array, int64 -> BigInt64Array). */
+  toTypedArray(): TypedArrayData {
+    return N.toTypedArray(this.handle);
+  }
+  /** A copy of the data as nested arrays of numbers (or booleans). */
+  toArray(): NestedArray {
+    const shape = this.shape;
+    const flat = this.toTypedArray();
+    const dt = this.dtype;
+    const conv = dt === 'bool' ? (v: unknown) => v !== 0 : dt === 'int64' ? (v: unknown) => Number(v) : (v: unknown) => v;
+    if (shape.length === 0) return conv(flat[0]) as Scalar;
+    let pos = 0;
+    const build = (d: number): NestedArray[] => {
+      const out: NestedArray[] = new Array(shape[d]);
+      for (let i = 0; i < shape[d]; i++) out[i] = d === shape.length - 1 ? (conv(flat[pos++]) as Scalar) : build(d + 1);
+      return out;
+    };
+    return build(0);
+  }
+  /** PyTorch-style repr, e.g. `tensor([1., 2.], requires_grad=True)`. */
+  toString(): string {
+    if (this.isDisposed) return 'tensor(<disposed>)';
+    return formatTensor(this);
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+
+  // ---- shape ----
+  view(...shape: (number | number[])[]): Tensor {
+    return wrap(N.view(this.handle, shapeArgs(shape)));
+  }
+  reshape(...shape: (number | number[])[]): Tensor {
+    return wrap(N.reshape(this.handle, shapeArgs(shape)));
+  }
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return wrap(N.flatten(this.handle, checkInt(startDim, 'startDim'), checkInt(endDim, 'endDim')));
+  }
+  squeeze(dim?: number): Tensor {
+    return wrap(N.squeeze(this.handle, dim === undefined ? null : checkInt(dim, 'dim')));
+  }
+  unsqueeze(dim: number): Tensor {
+    return wrap(N.unsqueeze(this.handle, checkInt(dim, 'dim')));
+  }
+  permute(...dims: (number | number[])[]): Tensor {
+    return wrap(N.permute(this.handle, shapeArgs(dims, true)));
+  }
+  transpose(dim0: number, dim1: number): Tensor {
+    return wrap(N.transpose(this.handle, checkInt(dim0, 'dim0'), checkInt(dim1, 'dim1')));
+  }
+  /** Swaps the two dims of a 2-D tensor. */
+  t(): Tensor {
+    return this.transpose(0, 1);
+  }
+  contiguous(): Tensor {
+    return wrap(N.contiguous(this.handle));
+  }
+  expand(...size: (number | number[])[]): Tensor {
+    return wrap(N.expand(this.handle, shapeArgs(size, true)));
+  }
+  repeat(...repeats: (number | number[])[]): Tensor {
+    return wrap(N.repeat(this.handle, shapeArgs(repeats)));
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return wrap(N.narrow(this.handle, checkInt(dim, 'dim'), checkInt(start, 'start'), checkInt(length, 'length', 0)));
+  }
+  /** Elements `start..end` (exclusive) with `step` along `dim`, like `x[:, start:end:step]`. */
+  slice(dim: number, start?: number | null, end?: number | null, step = 1): Tensor {
+    return wrap(
+      N.slice(this.handle, checkInt(dim, 'dim'), start == null ? null : checkInt(start, 'start'),
+        end == null ? null : checkInt(end, 'end'), checkInt(step, 'step', 1)),
+    );
+  }
+  select(dim: number, index: number): Tensor {
+    return wrap(N.select(this.handle, checkInt(dim, 'dim'), checkInt(index, 'index')));
+  }
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return wrap(N.indexSelect(this.handle, checkInt(dim, 'dim'), h(index, 'index')));
+  }
+  gather(dim: number, index: Tensor): Tensor {
+    return wrap(N.gather(this.handle, checkInt(dim, 'dim'), h(index, 'index')));
+  }
+  maskedFill(mask: Tensor, value: number): Tensor {
+    return wrap(N.maskedFill(this.handle, h(mask, 'mask'), checkNumber(value, 'value')));
+  }
+  split(splitSize: number, dim = 0): Tensor[] {
+    return N.split(this.handle, checkInt(splitSize, 'splitSize', 1), checkInt(dim, 'dim')).map(wrap);
+  }
+  chunk(chunks: number, dim = 0): Tensor[] {
+    return N.chunk(this.handle, checkInt(chunks, 'chunks', 1), checkInt(dim, 'dim')).map(wrap);
+  }
+
+  // ---- math ----
+  /** `this + alpha * other` */
+  add(other: Tensor | number, alpha?: number): Tensor {
+    return wrap(N.add(this.handle, hs(other, 'other'), alpha ?? null));
+  }
+  /** `this - alpha * other` */
+  sub(other: Tensor | number, alpha?: number): Tensor {
+    return wrap(N.sub(this.handle, hs(other, 'other'), alpha ?? null));
+  }
+  mul(other: Tensor | number): Tensor {
+    return wrap(N.mul(this.handle, hs(other, 'other')));
+  }
+  div(other: Tensor | number): Tensor {
+    return wrap(N.div(this.handle, hs(other, 'other')));
+  }
+  pow(exponent: Tensor | number): Tensor {
+    return wrap(N.pow(this.handle, hs(exponent, 'exponent')));
+  }
+  remainder(other: Tensor | number): Tensor {
+    return wrap(N.remainder(this.handle, hs(other, 'other')));
+  }
+  matmul(other: Tensor): Tensor {
+    return wrap(N.matmul(this.handle, h(other, 'other')));
+  }
+  maximum(other: Tensor): Tensor {
+    return wrap(N.maximum(this.handle, h(other, 'other')));
+  }
+  neg(): Tensor { return wrap(N.neg(this.handle)); }
+  sqrt(): Tensor { return wrap(N.sqrt(this.handle)); }
+  rsqrt(): Tensor { return wrap(N.rsqrt(this.handle)); }
+  exp(): Tensor { return wrap(N.exp(this.handle)); }
+  log(): Tensor { return wrap(N.log(this.handle)); }
+  abs(): Tensor { return wrap(N.abs(this.handle)); }
+  sign(): Tensor { return wrap(N.sign(this.handle)); }
+  sigmoid(): Tensor { return wrap(N.sigmoid(this.handle)); }
+  tanh(): Tensor { return wrap(N.tanh(this.handle)); }
+  square(): Tensor { return wrap(N.square(this.handle)); }
+  floor(): Tensor { return wrap(N.floor(this.handle)); }
+  ceil(): Tensor { return wrap(N.ceil(this.handle)); }
+  round(): Tensor { return wrap(N.round(this.handle)); }
+  relu(): Tensor { return wrap(N.relu(this.handle)); }
+  logicalNot(): Tensor { return wrap(N.logicalNot(this.handle)); }
+  isnan(): Tensor { return wrap(N.isnan(this.handle)); }
+  clone(): Tensor { return wrap(N.clone(this.handle)); }
+  /** Limits values to [min, max]; either bound may be omitted (null). */
+  clamp(min?: number | null, max?: number | null): Tensor {
+    return wrap(N.clamp(this.handle, optNum(min, 'min'), optNum(max, 'max')));
+  }
+  eq(other: Tensor | Scalar): Tensor { return wrap(N.eq(this.handle, hs(other, 'other'))); }
+  ne(other: Tensor | Scalar): Tensor { return wrap(N.ne(this.handle, hs(other, 'other'))); }
+  gt(other: Tensor | Scalar): Tensor { return wrap(N.gt(this.handle, hs(other, 'other'))); }
+  lt(other: Tensor | Scalar): Tensor { return wrap(N.lt(this.handle, hs(other, 'other'))); }
+  ge(other: Tensor | Scalar): Tensor { return wrap(N.ge(this.handle, hs(other, 'other'))); }
+  le(other: Tensor | Scalar): Tensor { return wrap(N.le(this.handle, hs(other, 'other'))); }
+
+  // ---- reductions ----
+  /** Sum of all elements, or over `dim` (a number or list) keeping dims when `keepdim`. */
+  sum(dim?: number | number[] | null, keepdim = false, options: { dtype?: DType } = {}): Tensor {
+    return wrap(N.sum(this.handle, dimArg(dim), keepdim, checkDtype(options.dtype)));
+  }
+  mean(dim?: number | number[] | null, keepdim = false, options: { dtype?: DType } = {}): Tensor {
+    return wrap(N.mean(this.handle, dimArg(dim), keepdim, checkDtype(options.dtype)));
+  }
+  prod(dim?: number | null, keepdim = false): Tensor {
+    return wrap(N.prod(this.handle, dim == null ? null : checkInt(dim, 'dim'), keepdim));
+  }
+  var(dim?: number | number[] | null, keepdim = false, unbiased = true): Tensor {
+    return wrap(N.var(this.handle, dimArg(dim), keepdim, unbiased));
+  }
+  std(dim?: number | number[] | null, keepdim = false, unbiased = true): Tensor {
+    return this.var(dim, keepdim, unbiased).sqrt();
+  }
+  norm(p = 2): Tensor {
+    return wrap(N.norm(this.handle, checkNumber(p, 'p')));
+  }
+  /** Max of all elements; with `dim`, `[values, indices]` along it. */
+  max(): Tensor;
+  max(dim: number, keepdim?: boolean): [Tensor, Tensor];
+  max(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
+    if (dim === undefined) return wrap(N.max(this.handle) as NativeTensor);
+    const [v, i] = N.max(this.handle, checkInt(dim, 'dim'), keepdim) as [NativeTensor, NativeTensor];
+    return [wrap(v), wrap(i)];
+  }
+  min(): Tensor;
+  min(dim: number, keepdim?: boolean): [Tensor, Tensor];
+  min(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
+    if (dim === undefined) return wrap(N.min(this.handle) as NativeTensor);
+    const [v, i] = N.min(this.handle, checkInt(dim, 'dim'), keepdim) as [NativeTensor, NativeTensor];
+    return [wrap(v), wrap(i)];
+  }
+  argmax(dim?: number | null, keepdim = false): Tensor {
+    return wrap(N.argmax(this.handle, dim == null ? null : checkInt(dim, 'dim'), keepdim));
+  }
+  argmin(dim?: number | null, keepdim = false): Tensor {
+    return wrap(N.argmin(this.handle, dim == null ? null : checkInt(dim, 'dim'), keepdim));
+  }
+  /** True when all elements are within `atol + rtol * |other|`. */
+  allclose(other: Tensor, rtol = 1e-5, atol = 1e-8): boolean {
+    return N.allclose(this.handle, h(other, 'other'), rtol, atol);
+  }
+  /** True when shapes and all elements are equal. */
+  equal(other: Tensor): boolean {
+    return N.equal(this.handle, h(other, 'other'));
+  }
+
+  // ---- in place (return this) ----
+  add_(other: Tensor | number, alpha?: number): this { N.add_(this.handle, hs(other, 'other'), alpha ?? null); return this; }
+  sub_(other: Tensor | number, alpha?: number): this { N.sub_(this.handle, hs(other, 'other'), alpha ?? null); return this; }
+  mul_(other: Tensor | number): this { N.mul_(this.handle, hs(other, 'other')); return this; }
+  div_(other: Tensor | number): this { N.div_(this.handle, hs(other, 'other')); return this; }
+  pow_(exponent: Tensor | number): this { N.pow_(this.handle, hs(exponent, 'exponent')); return this; }
+  fill_(value: Tensor | Scalar): this { N.fill_(this.handle, hs(value, 'value')); return this; }
+  zero_(): this { N.zero_(this.handle); return this; }
+  sqrt_(): this { N.sqrt_(this.handle); return this; }
+  neg_(): this { N.neg_(this.handle); return this; }
+  relu_(): this { N.relu_(this.handle); return this; }
+  /** `this += value * tensor1 * tensor2` */
+  addcmul_(tensor1: Tensor, tensor2: Tensor, value = 1): this {
+    N.addcmul_(this.handle, h(tensor1, 'tensor1'), h(tensor2, 'tensor2'), checkNumber(value, 'value'));
+    return this;
+  }
+  /** `this += value * tensor1 / tensor2` */
+  addcdiv_(tensor1: Tensor, tensor2: Tensor, value = 1): this {
+    N.addcdiv_(this.handle, h(tensor1, 'tensor1'), h(tensor2, 'tensor2'), checkNumber(value, 'value'));
+    return this;
+  }
+  /** `this += weight * (end - this)` */
+  lerp_(end: Tensor, weight: number): this {
+    N.lerp_(this.handle, h(end, 'end'), checkNumber(weight, 'weight'));
+    return this;
+  }
+  copy_(src: Tensor): this { N.copy_(this.handle, h(src, 'src')); return this; }
+  clamp_(min?: number | null, max?: number | null): this {
+    N.clamp_(this.handle, optNum(min, 'min'), optNum(max, 'max'));
+    return this;
+  }
+  maximum_(other: Tensor): this { N.maximum_(this.handle, h(other, 'other')); return this; }
+  uniform_(from = 0, to = 1, options: { generator?: GeneratorLike } = {}): this {
+    N.uniform_(this.handle, checkNumber(from, 'from'), checkNumber(to, 'to'), gen(options.generator));
+    return this;
+  }
+  normal_(mean = 0, std = 1, options: { generator?: GeneratorLike } = {}): this {
+    N.normal_(this.handle, checkNumber(mean, 'mean'), checkNumber(std, 'std'), gen(options.generator));
+    return this;
+  }
+  /** Fills with integers drawn uniformly from [0, 2^mantissa] (PyTorch's `random_()`). */
+  random_(options: { generator?: GeneratorLike } = {}): this {
+    N.random_(this.handle, gen(options.generator));
+    return this;
+  }
+  bernoulli_(p = 0.5, options: { generator?: GeneratorLike } = {}): this {
+    N.bernoulli_(this.handle, checkNumber(p, 'p'), gen(options.generator));
+    return this;
+  }
+
+  // ---- conversion ----
+  /**
+   * Converts dtype and/or device: `to('float64')`, `to('cuda')`, `to({dtype, device})`.
+   * When nothing changes, the result is a new handle to the same memory (like PyTorch's `self`).
+   */
+  to(target: DType | DeviceType | { dtype?: DType; device?: DeviceType; copy?: boolean }): Tensor {
+    let dtype: DType | undefined;
+    let device: DeviceType | undefined;
+    let copy = false;
+    if (typeof target === 'string') {
+      if ((DTYPES as readonly string[]).includes(target)) dtype = target as DType;
+      else device = checkDevice(target, 'target');
+    } else if (target && typeof target === 'object') {
+      dtype = checkDtype(target.dtype);
+      device = checkDevice(target.device);
+      copy = !!target.copy;
+    } else {
+      expected('a dtype, a device or {dtype, device}', 'target', target);
+    }
+    return wrap(N.to(this.handle, dtype ?? null, device ?? null, false, copy));
+  }
+  cpu(): Tensor { return this.to('cpu'); }
+  cuda(device?: number): Tensor { return this.to(device === undefined ? 'cuda' : `cuda:${checkInt(device, 'device', 0)}`); }
+  float(): Tensor { return this.to('float32'); }
+  double(): Tensor { return this.to('float64'); }
+  long(): Tensor { return this.to('int64'); }
+  int(): Tensor { return this.to('int32'); }
+  bool(): Tensor { return this.to('bool'); }
+}
+
+function optNum(v: number | null | undefined, name: string): number | null {
+  return v === undefined || v === null ? null : checkNumber(v, name);
+}
+
+function dimArg(dim: number | number[] | null | undefined): number | number[] | null {
+  if (dim === undefined || dim === null) return null;
+  if (Array.isArray(dim)) return dim.map((d, i) => checkInt(d, `dim[${i}]`));
+  return checkInt(dim, 'dim');
+}
+
+function shapeArgs(args: (number | number[])[], allowNeg = true): number[] {
+  const list = args.length === 1 && Array.isArray(args[0]) ? args[0] : args;
+  return (list as unknown[]).map((d, i) => {
+    if (typeof d !== 'number' || !Number.isInteger(d) || (!allowNeg && d < 0)) expected('an integer', `shape[${i}]`, d);
+    return d as number;
+  });
+}
+
+// ---- factories ---------------------------------------------------------------------
+
+function applyOptions(t: Tensor, o: TensorOptions | undefined): Tensor {
+  if (o?.requiresGrad) t.requiresGrad_(true);
+  return t;
+}
+
+function splitShapeArgs<O extends object>(args: unknown[]): [number[], O] {
+  let opts = {} as O;
+  let rest = args;
+  const last = args[args.length - 1];
+  if (last !== null && typeof last === 'object' && !Array.isArray(last)) {
+    opts = last as O;
+    rest = args.slice(0, -1);
+  }
+  const shape = rest.length === 1 && Array.isArray(rest[0]) ? rest[0] : rest;
+  return [checkShape(shape), opts];
+}
+
+type ShapeArgs<O> = [number[], O?] | number[] | [...number[], O];
+
+/** A tensor of zeros: `zeros(2, 3)`, `zeros([2, 3], {dtype: 'int64'})`. */
+export function zeros(...args: ShapeArgs<TensorOptions>): Tensor {
+  const [s, o] = splitShapeArgs<TensorOptions>(args);
+  return applyOptions(wrap(N.zeros(s, checkDtype(o.dtype), checkDevice(o.device))), o);
+}
+/** A tensor of ones. */
+export function ones(...args: ShapeArgs<TensorOptions>): Tensor {
+  const [s, o] = splitShapeArgs<TensorOptions>(args);
+  return applyOptions(wrap(N.ones(s, checkDtype(o.dtype), checkDevice(o.device))), o);
+}
+/** An uninitialised tensor. */
+export function empty(...args: ShapeArgs<TensorOptions>): Tensor {
+  const [s, o] = splitShapeArgs<TensorOptions>(args);
+  return applyOptions(wrap(N.empty(s, checkDtype(o.dtype), checkDevice(o.device))), o);
+}
+/** A tensor filled with `fillValue`; dtype follows the value (int64 for integers, like PyTorch). */
+export function full(size: number[], fillValue: Scalar, options: TensorOptions = {}): Tensor {
+  if (!['number', 'boolean', 'bigint'].includes(typeof fillValue)) expected('a number', 'fillValue', fillValue);
+  return applyOptions(wrap(N.full(checkShape(size), fillValue, checkDtype(options.dtype), checkDevice(options.device))), options);
+}
+/** Values from `start` to `end` (exclusive) by `step`: `arange(5)`, `arange(1, 4)`, `arange(0, 1, 0.25)`. */
+export function arange(end: number, options?: TensorOptions): Tensor;
+export function arange(start: number, end: number, step?: number, options?: TensorOptions): Tensor;
+export function arange(a: number, b?: number | TensorOptions, c?: number | TensorOptions, d?: TensorOptions): Tensor {
+  let start = 0, end: number, step = 1, o: TensorOptions = {};
+  if (typeof b !== 'number') { end = a; o = b ?? {}; }
+  else { start = a; end = b; if (typeof c === 'number') { step = c; o = d ?? {}; } else o = c ?? {}; }
+  checkNumber(start, 'start'); checkNumber(end, 'end'); checkNumber(step, 'step');
+  if (step === 0) throw new RangeError('Expected a non-zero step for arange but received 0');
+  return applyOptions(wrap(N.arange(start, end, step, checkDtype(o.dtype), checkDevice(o.device))), o);
+}
+/** Uniform random values in [0, 1), drawn like `torch.rand`. */
+export function rand(...args: ShapeArgs<RandomOptions>): Tensor {
+  const [s, o] = splitShapeArgs<RandomOptions>(args);
+  return applyOptions(wrap(N.rand(s, checkDtype(o.dtype), checkDevice(o.device), gen(o.generator))), o);
+}
+/** Standard normal random values, drawn like `torch.randn`. */
+export function randn(...args: ShapeArgs<RandomOptions>): Tensor {
+  const [s, o] = splitShapeArgs<RandomOptions>(args);
+  return applyOptions(wrap(N.randn(s, checkDtype(o.dtype), checkDevice(o.device), gen(o.generator))), o);
+}
+/** Random integers in [low, high), int64 by default. */
+export function randint(low: number, high: number, size: number[], options: RandomOptions = {}): Tensor {
+  checkInt(low, 'low');
+  checkInt(high, 'high');
+  if (high <= low) throw new RangeError(`Expected high > low for randint but received low=${low}, high=${high}`);
+  return wrap(N.randint(low, high, checkShape(size), checkDtype(options.dtype), checkDevice(options.device), gen(options.generator)));
+}
+/** A random permutation of 0..n-1 (int64), drawn like `torch.randperm`. */
+export function randperm(n: number, options: RandomOptions = {}): Tensor {
+  return wrap(N.randperm(checkInt(n, 'n', 0), checkDtype(options.dtype), checkDevice(options.device), gen(options.generator)));
+}
+export function zerosLike(t: Tensor, options: TensorOptions = {}): Tensor {
+  return applyOptions(wrap(N.zerosLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
+}
+export function onesLike(t: Tensor, options: TensorOptions = {}): Tensor {
+  return applyOptions(wrap(N.onesLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
+}
+export function emptyLike(t: Tensor, options: TensorOptions = {}): Tensor {
+  return applyOptions(wrap(N.emptyLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
+}
+export function randLike(t: Tensor, options: TensorOptions = {}): Tensor {
+  return applyOptions(wrap(N.randLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
+}
+export function randnLike(t: Tensor, options: TensorOptions = {}): Tensor {
+  return applyOptions(wrap(N.randnLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
+}
+export function fullLike(t: Tensor, fillValue: Scalar, options: TensorOptions = {}): Tensor {
+  return applyOptions(wrap(N.fullLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device), fillValue)), options);
+}
+
+const TYPED_DTYPE = new Map<unknown, DType>([
+  [Float32Array, 'float32'], [Float64Array, 'float64'], [BigInt64Array, 'int64'], [Int32Array, 'int32'],
+  [Uint8Array, 'uint8'], [Uint8ClampedArray, 'uint8'],
+]);
+
+/**
+ * A CPU tensor from a TypedArray or Buffer. The data is copied once, straight from
+ * JS memory into libtorch's, so the tensor never depends on the JS buffer's lifetime
+ * and later writes to either side are not seen by the other. A Buffer (or any
+ * Uint8Array) gives uint8 unless `dtype` says otherwise (conversion happens after the copy).
+ * @example fromBuffer(new Float32Array([1, 2, 3, 4]), [2, 2])
+ */
+export function fromBuffer(data: ArrayBufferView, shape: number[], options: TensorOptions = {}): Tensor {
+  if (!ArrayBuffer.isView(data) || data instanceof DataView) expected('a TypedArray or Buffer', 'data', data);
+  const dtype = checkDtype(options.dtype);
+  let t = wrap(N.fromBuffer(data, checkShape(shape, 'shape'), dtype ?? null));
+  if (options.device && options.device !== 'cpu') t = t.to(checkDevice(options.device)!);
+  return applyOptions(t, options);
+}
+
+function inferNested(data: unknown, name: string): { shape: number[]; flat: unknown[] } {
+  const shape: number[] = [];
+  let probe: unknown = data;
+  while (Array.isArray(probe)) {
+    shape.push(probe.length);
+    probe = probe[0];
+  }
+  const flat: unknown[] = [];
+  const walk = (v: unknown, d: number, path: string): void => {
+    if (d === shape.length) {
+      if (Array.isArray(v)) throw new TypeError(`Expected a number at ${path} but received an array (ragged nested array)`);
+      flat.push(v);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[d]) {
+      throw new TypeError(
+        `Expected an array of length ${shape[d]} at ${path} but received ${Array.isArray(v) ? `length ${v.length}` : describe(v)} (ragged nested array)`,
+      );
+    }
+    for (let i = 0; i < v.length; i++) walk(v[i], d + 1, `${path}[${i}]`);
+  };
+  walk(data, 0, name);
+  return { shape, flat };
+}
+
+/**
+ * A tensor from nested arrays, a scalar or a TypedArray (copied). The dtype is
+ * inferred like PyTorch: integers -> int64, any fraction -> float32, booleans -> bool.
+ * @example tensor([[1, 2], [3, 4]]) // int64, shape [2, 2]
+ */
+export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptions = {}): Tensor {
+  if (ArrayBuffer.isView(data)) {
+    if (data instanceof DataView) expected('nested arrays or a TypedArray', 'data', data);
+    return fromBuffer(data, [(data as unknown as { length: number }).length], options);
+  }
+  const { shape, flat } = inferNested(data, 'data');
+  let kind: 'bool' | 'int' | 'float' = flat.length ? 'bool' : 'float';
+  for (let i = 0; i < flat.length; i++) {
+    const v = flat[i];
+    if (typeof v === 'boolean') continue;
+    if (typeof v === 'bigint') { if (kind === 'bool') kind = 'int'; continue; }
+    if (typeof v !== 'number') expected('a number, boolean or bigint', `data element ${i}`, v);
+    if (Number.isInteger(v) && kind !== 'float') kind = 'int';
+    else kind = 'float';
+  }
+  const inferred: DType = kind === 'bool' ? 'bool' : kind === 'int' ? 'int64' : 'float32';
+  const dtype = checkDtype(options.dtype) ?? inferred;
+  let buf: ArrayBufferView;
+  if (inferred === 'int64') buf = BigInt64Array.from(flat, (v) => BigInt(v as number | bigint | boolean as number));
+  else if (inferred === 'bool') buf = Uint8Array.from(flat, (v) => (v ? 1 : 0));
+  else buf = Float64Array.from(flat, (v) => Number(v));
+  // float data goes in as float64 so float64 requests keep full precision; float32 rounds once.
+  let t = wrap(N.fromBuffer(buf, shape, inferred === 'bool' ? 'bool' : dtype));
+  if (options.device && options.device !== 'cpu') t = t.to(checkDevice(options.device)!);
+  return applyOptions(t, options);
+}
+
+/** Concatenates tensors along an existing dim. */
+export function cat(tensors: Tensor[], dim = 0): Tensor {
+  if (!Array.isArray(tensors)) expected('an array of Tensors', 'tensors', tensors);
+  return wrap(N.cat(tensors.map((t, i) => h(t, `tensors[${i}]`)), checkInt(dim, 'dim')));
+}
+/** Stacks tensors of equal shape along a new dim. */
+export function stack(tensors: Tensor[], dim = 0): Tensor {
+  if (!Array.isArray(tensors)) expected('an array of Tensors', 'tensors', tensors);
+  return wrap(N.stack(tensors.map((t, i) => h(t, `tensors[${i}]`)), checkInt(dim, 'dim')));
+}
+/** Elementwise `condition ? input : other`. */
+export function where(condition: Tensor, input: Tensor, other: Tensor): Tensor {
+  return wrap(N.where(h(condition, 'condition'), h(input, 'input'), h(other, 'other')));
+}
+export function isTensor(v: unknown): v is Tensor {
+  return v instanceof Tensor;
+}
+
+// ---- repr ------------------------------------------------------------------------
+
+function formatTensor(t: Tensor): string {
+  const shape = t.shape;
+  const dt = t.dtype;
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const suffix: string[] = [];
+  if (t.device !== 'cpu') suffix.push(`device='${t.device}'`);
+  const isFloat = dt === 'float32' || dt === 'float64';
+  const defaultDtype = dt === 'float32' || dt === 'int64' || dt === 'bool';
+  if (!defaultDtype || (numel === 0 && dt !== 'float32')) suffix.push(`dtype=torch.${dt}`);
+  if (numel === 0) {
+    if (shape.length !== 1) suffix.unshift(`size=(${shape.join(', ')}${shape.length === 1 ? ',' : ''})`);
+    return `tensor([]${suffix.length ? ', ' + suffix.join(', ') : ''})`;
+  }
+  if (t.requiresGrad) suffix.push('requires_grad=True');
+  const flat = Array.from(t.detach().cpu().toTypedArray() as ArrayLike<number | bigint>, (v) => v);
+  let fmt: (v: number | bigint) => string;
+  if (dt === 'bool') {
+    fmt = (v) => (v ? 'True' : 'False');
+  } else if (!isFloat) {
+    fmt = (v) => String(v);
+  } else {
+    const nums = flat as number[];
+    const finite = nums.filter((v) => Number.isFinite(v));
+    const absMax = finite.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const nonzero = finite.filter((v) => v !== 0).map(Math.abs);
+    const absMin = nonzero.length ? Math.min(...nonzero) : 0;
+    const allInt = finite.every((v) => Number.isInteger(v));
+    const sci = absMax >= 1e8 || (absMin > 0 && absMin < 1e-4) || (absMin > 0 && absMax / absMin > 1000 && !allInt);
+    fmt = (v) => {
+      const x = v as number;
+      if (Number.isNaN(x)) return 'nan';
+      if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
+      if (sci) return x.toExponential(4).replace(/e([+-])(\d)$/, 'e$10$2');
+      if (allInt) return `${x.toFixed(0)}.`;
+      return x.toFixed(4);
+    };
+  }
+  const strs = flat.map(fmt);
+  const width = strs.reduce((m, s) => Math.max(m, s.length), 0);
+  const pad = (s: string) => s.padStart(width);
+  if (shape.length === 0) return `tensor(${strs[0]}${suffix.length ? ', ' + suffix.join(', ') : ''})`;
+  let pos = 0;
+  const build = (d: number, indent: number): string => {
+    const n = shape[d];
+    if (d === shape.length - 1) {
+      const items: string[] = [];
+      for (let i = 0; i < n; i++) items.push(pad(strs[pos++]));
+      return `[${items.join(', ')}]`;
+    }
+    const rows: string[] = [];
+    for (let i = 0; i < n; i++) rows.push(build(d + 1, indent + 1));
+    const sep = ',' + '\n'.repeat(shape.length - 1 - d) + ' '.repeat(indent + 1);
+    return `[${rows.join(sep)}]`;
+  };
+  const body = build(0, 'tensor('.length);
+  return `tensor(${body}${suffix.length ? ', ' + suffix.join(', ') : ''})`;
+}

@@ -1,0 +1,777 @@
+/**
+ * Install-time libtorch resolver (scripts/libtorch.js, scripts/install.js).
+ * Everything runs against servers on 127.0.0.1 and temp folders; no other network.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as http from 'http';
+import * as https from 'https';
+import * as net from 'net';
+import * as crypto from 'crypto';
+import { spawnSync } from 'child_process';
+import { pathToFileURL } from 'url';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const lt = require('../scripts/libtorch');
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const installer = require('../scripts/install');
+
+interface LibtorchRecord {
+  path: string;
+  cmakeDir: string;
+  libDir: string;
+  includeDirs: string[];
+  version: string;
+  variant: string;
+  cuda: boolean;
+  how: 'LIBTORCH' | 'cache' | 'pytorch' | 'system' | 'download' | 'apt';
+  reason: string;
+  resolvedAt: string;
+}
+
+const REPO = path.resolve(__dirname, '..');
+const FAKE_SMI = path.join(__dirname, 'fixtures', 'fake-nvidia-smi');
+const DEBIAN_CMAKE = '/usr/lib/x86_64-linux-gnu/cmake/Torch';
+
+jest.setTimeout(20000);
+
+// ---------------------------------------------------------------------------
+// fixtures
+
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'torchnode-installer-'));
+let tmpCount = 0;
+function tmpDir(name = 'd'): string {
+  const d = path.join(tmpRoot, `${name}-${++tmpCount}`);
+  fs.mkdirSync(d, { recursive: true });
+  return d;
+}
+
+function write(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text);
+}
+
+/** A fake libtorch in the official zip layout under `root`. */
+function makeFakeLibtorch(root: string, opts: { buildVersion?: string | null; cudaLib?: boolean } = {}): string {
+  write(path.join(root, 'share', 'cmake', 'Torch', 'TorchConfig.cmake'), '# fake TorchConfig.cmake\nset(TORCH_FOUND TRUE)\n');
+  write(path.join(root, 'share', 'cmake', 'Torch', 'TorchConfigVersion.cmake'), 'set(PACKAGE_VERSION "2.9.1")\n');
+  write(path.join(root, 'lib', 'libtorch.so'), 'not really a shared library\n');
+  if (opts.cudaLib) write(path.join(root, 'lib', 'libtorch_cuda.so'), 'fake\n');
+  write(path.join(root, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'torch.h'), '#pragma once\n');
+  const bv = opts.buildVersion === undefined ? '2.9.1+cpu' : opts.buildVersion;
+  if (bv) write(path.join(root, 'build-version'), `${bv}\n`);
+  return root;
+}
+
+function findPython(): string | null {
+  for (const p of ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(p, ['-c', 'print(1)'], { encoding: 'utf8' });
+    if (r.status === 0) return p;
+  }
+  return null;
+}
+const PYTHON = findPython();
+
+/** zip `dir`'s entry `entry` (relative to dir) into `out` with python3 -m zipfile. */
+function makeZip(dir: string, entry: string, out: string): Buffer {
+  if (!PYTHON) throw new Error('python3 is needed to build the test zip');
+  const r = spawnSync(PYTHON, ['-m', 'zipfile', '-c', out, entry], { cwd: dir, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`zip failed: ${r.stderr}`);
+  return fs.readFileSync(out);
+}
+
+const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
+
+const zipSrc = tmpDir('zipsrc');
+makeFakeLibtorch(path.join(zipSrc, 'libtorch'));
+const ZIP_PATH = path.join(tmpRoot, 'libtorch-fake.zip');
+const ZIP = makeZip(zipSrc, 'libtorch', ZIP_PATH);
+const ZIP_SHA = sha256(ZIP);
+const badSrc = tmpDir('badsrc');
+write(path.join(badSrc, 'notlibtorch', 'README'), 'nothing here\n');
+const BAD_ZIP = makeZip(badSrc, 'notlibtorch', path.join(tmpRoot, 'not-libtorch.zip'));
+
+const ENV_DROP = /^(LIBTORCH|LIBTORCH_.*|TORCHNODE_.*|PYTHON|NVIDIA_SMI|CMAKE_PREFIX_PATH|Torch_DIR|XDG_CACHE_HOME|INIT_CWD|https?_proxy|HTTPS?_PROXY|ALL_PROXY|all_proxy|NO_PROXY|no_proxy)$/;
+
+/** A clean env: no user settings, no apt, no GPU, a fresh cache and config in temp folders. */
+function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!ENV_DROP.test(k)) env[k] = v;
+  Object.assign(env, {
+    TORCHNODE_NO_APT: '1',
+    NVIDIA_SMI: path.join(tmpRoot, 'no-such-nvidia-smi'),
+    TORCHNODE_CACHE: tmpDir('cache'),
+    TORCHNODE_CONFIG: path.join(tmpDir('cfg'), 'libtorch.json'),
+    TORCHNODE_CONNECT_TIMEOUT_MS: '2000',
+    TORCHNODE_IDLE_TIMEOUT_MS: '2000',
+  });
+  Object.assign(env, extra);
+  return env;
+}
+
+const logs: string[] = [];
+const quiet = { log: (m: string) => logs.push(m), progressStream: null, retryDelayMs: 50 };
+
+function ls(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; status?: number }> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}
+
+function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a throw');
+}
+
+// ---------------------------------------------------------------------------
+// servers on 127.0.0.1
+
+const hits: Record<string, number> = {};
+function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const p = (req.url || '/').split('?')[0];
+  hits[p] = (hits[p] || 0) + 1;
+  const sendZip = (body: Buffer) => {
+    res.writeHead(200, { 'Content-Type': 'application/zip', 'Content-Length': body.length });
+    res.end(body);
+  };
+  const truncate = () => {
+    res.writeHead(200, { 'Content-Type': 'application/zip', 'Content-Length': ZIP.length });
+    res.write(ZIP.subarray(0, Math.floor(ZIP.length / 2)), () => req.socket.destroy());
+  };
+  switch (p) {
+    case '/libtorch.zip':
+    case '/cached.zip':
+    case '/nosum.zip':
+      return sendZip(ZIP);
+    case '/not-libtorch.zip':
+      return sendZip(BAD_ZIP);
+    case '/redirect':
+      res.writeHead(302, { Location: '/libtorch.zip' });
+      return void res.end();
+    case '/loop':
+      res.writeHead(302, { Location: '/loop' });
+      return void res.end();
+    case '/broken':
+      res.writeHead(500);
+      return void res.end('boom');
+    case '/truncate':
+      return truncate();
+    case '/flaky':
+      return hits[p] === 1 ? truncate() : sendZip(ZIP);
+    default:
+      res.writeHead(404);
+      res.end('not found');
+  }
+}
+
+let server: http.Server;
+let base = '';
+// accepts connections and never answers
+let silent: net.Server;
+const silentSockets: net.Socket[] = [];
+let silentPort = 0;
+// a small forward proxy: absolute-form GET for http, CONNECT for https
+let proxy: http.Server;
+let proxyPort = 0;
+const proxyLog: string[] = [];
+let proxyAuthSeen: string | undefined;
+// https origin with a self-signed certificate (when openssl is available)
+let tlsServer: https.Server | null = null;
+let tlsBase = '';
+let tlsCert: string | null = null;
+
+function listen(s: net.Server): Promise<number> {
+  return new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port)));
+}
+
+beforeAll(async () => {
+  server = http.createServer(handler);
+  base = `http://127.0.0.1:${await listen(server)}`;
+
+  silent = net.createServer((sock) => {
+    silentSockets.push(sock);
+    sock.on('error', () => undefined);
+  });
+  silentPort = await listen(silent);
+
+  proxy = http.createServer((req, res) => {
+    proxyLog.push(`${req.method} ${req.url}`);
+    const up = http.request(req.url as string, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode || 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    proxyLog.push(`CONNECT ${req.url}`);
+    proxyAuthSeen = req.headers['proxy-authorization'] as string | undefined;
+    const [host, port] = (req.url as string).split(':');
+    const up = net.connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) up.write(head);
+      up.pipe(client);
+      client.pipe(up);
+    });
+    up.on('error', () => client.destroy());
+    client.on('error', () => up.destroy());
+  });
+  proxyPort = await listen(proxy);
+
+  const ssl = spawnSync('openssl', ['version'], { encoding: 'utf8' });
+  if (ssl.status === 0) {
+    const d = tmpDir('tls');
+    const r = spawnSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+      { cwd: d, encoding: 'utf8' },
+    );
+    if (r.status === 0) {
+      tlsCert = fs.readFileSync(path.join(d, 'cert.pem'), 'utf8');
+      tlsServer = https.createServer({ key: fs.readFileSync(path.join(d, 'key.pem')), cert: tlsCert }, handler);
+      tlsBase = `https://127.0.0.1:${await listen(tlsServer)}`;
+    }
+  }
+});
+
+afterAll(async () => {
+  for (const s of silentSockets) s.destroy();
+  for (const s of [server, proxy, tlsServer]) {
+    if (!s) continue;
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+  await new Promise((r) => silent.close(r));
+  fs.rmSync(tmpRoot, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  logs.length = 0;
+});
+
+// ===========================================================================
+// failures first
+
+describe('failures', () => {
+  test('LIBTORCH pointing at a folder without libtorch throws, naming the folder and what was looked for', async () => {
+    const empty = tmpDir('empty');
+    fs.mkdirSync(path.join(empty, 'lib'));
+    const e = await rejection(lt.resolveLibtorch(baseEnv({ LIBTORCH: empty }), quiet));
+    expect(e.message).toContain(`LIBTORCH=${empty}`);
+    expect(e.message).toContain('TorchConfig.cmake');
+    expect(e.message).toContain(path.join(empty, 'share', 'cmake', 'Torch'));
+    expect(e.message).toContain(path.join(empty, 'lib', 'cmake', 'Torch'));
+  });
+
+  test('LIBTORCH pointing at a missing path throws (no fall-through to the system libtorch)', async () => {
+    const missing = path.join(tmpRoot, 'does-not-exist');
+    const e = await rejection(lt.resolveLibtorch(baseEnv({ LIBTORCH: missing }), quiet));
+    expect(e.message).toContain(missing);
+    expect(e.message).toMatch(/does not exist/);
+  });
+
+  test('LIBTORCH with TorchConfig.cmake but no libtorch.so names what is missing', async () => {
+    const p = makeFakeLibtorch(tmpDir('partial'));
+    fs.rmSync(path.join(p, 'lib', 'libtorch.so'));
+    const e = await rejection(lt.resolveLibtorch(baseEnv({ LIBTORCH: p }), quiet));
+    expect(e.message).toContain('incomplete');
+    expect(e.message).toContain('libtorch.so');
+    expect(e.message).toContain(path.join(p, 'lib'));
+  });
+
+  test('TORCHNODE_VARIANT with an unknown value is rejected with the allowed values', () => {
+    const e = thrown(() => lt.requestedBuild(baseEnv({ TORCHNODE_VARIANT: 'cu999' })));
+    expect(e.message).toContain('TORCHNODE_VARIANT=cu999');
+    expect(e.message).toContain('cpu, cu126, cu128, cu130');
+  });
+
+  test('wrong checksum: clear error, download deleted, nothing left in the cache (no temp folders)', async () => {
+    const env = baseEnv({ LIBTORCH_URL: `${base}/libtorch.zip`, LIBTORCH_SHA256: '0'.repeat(64), TORCHNODE_NO_SYSTEM: '1' });
+    const e = await rejection(lt.resolveLibtorch(env, quiet));
+    expect(e.code).toBe('ETORCHNODE_CHECKSUM');
+    expect(e.message).toContain(`${base}/libtorch.zip`);
+    expect(e.message).toContain(`expected sha256 ${'0'.repeat(64)}`);
+    expect(e.message).toContain(`got ${ZIP_SHA}`);
+    expect(ls(env.TORCHNODE_CACHE as string)).toEqual([]);
+  });
+
+  test('a malformed LIBTORCH_SHA256 is rejected before downloading', async () => {
+    const cache = tmpDir('cache');
+    const before = hits['/libtorch.zip'] || 0;
+    const e = await rejection(lt.downloadLibtorch({ url: `${base}/libtorch.zip`, sha256: 'abc', cacheDir: cache, version: '2.9.1', variant: 'cpu', ...quiet }));
+    expect(e.message).toContain('64 hex digits');
+    expect(hits['/libtorch.zip'] || 0).toBe(before);
+  });
+
+  test('HTTP 404: error names the URL and the status, no retry', async () => {
+    const cache = tmpDir('cache');
+    const u = `${base}/missing.zip`;
+    const e = await rejection(lt.downloadLibtorch({ url: u, cacheDir: cache, version: '2.9.1', variant: 'cpu', env: baseEnv(), ...quiet }));
+    expect(e.message).toContain(u);
+    expect(e.message).toContain('HTTP 404');
+    expect(e.status).toBe(404);
+    expect(hits['/missing.zip']).toBe(1);
+    expect(ls(cache)).toEqual([]);
+  });
+
+  test('HTTP 500: error names the URL and the status after one retry', async () => {
+    const cache = tmpDir('cache');
+    const u = `${base}/broken`;
+    const e = await rejection(lt.downloadLibtorch({ url: u, cacheDir: cache, version: '2.9.1', variant: 'cpu', env: baseEnv(), ...quiet }));
+    expect(e.message).toContain(u);
+    expect(e.message).toContain('HTTP 500');
+    expect(hits['/broken']).toBe(2);
+    expect(ls(cache)).toEqual([]);
+  });
+
+  test('through resolveLibtorch a 404 ends in one error listing every option', async () => {
+    const env = baseEnv({ LIBTORCH_URL: `${base}/gone.zip` });
+    const e = await rejection(lt.resolveLibtorch(env, { ...quiet, systemCandidates: [] }));
+    expect(e.code).toBe('ETORCHNODE_NOT_FOUND');
+    expect(e.message).toContain(`${base}/gone.zip: HTTP 404`);
+    for (const opt of ['LIBTORCH=', 'LIBTORCH_USE_PYTORCH=1', 'sudo apt-get install libtorch-dev', 'TORCHNODE_VARIANT=', 'LIBTORCH_URL=', 'TORCHNODE_CACHE=', 'HTTPS_PROXY=']) {
+      expect(e.message).toContain(opt);
+    }
+    expect(e.message).toContain('apt: disabled by TORCHNODE_NO_APT=1');
+  });
+
+  test('more than 5 redirects is an error naming the URL', async () => {
+    const e = await rejection(lt.downloadLibtorch({ url: `${base}/loop`, cacheDir: tmpDir('cache'), version: '2.9.1', variant: 'cpu', env: baseEnv(), ...quiet }));
+    expect(e.message).toContain(`${base}/loop`);
+    expect(e.message).toContain('more than 5 redirects');
+  });
+
+  test('a server that accepts and never answers: gives up within the idle timeout (one retry), resolve moves on', async () => {
+    const u = `http://127.0.0.1:${silentPort}/libtorch.zip`;
+    const env = baseEnv({ TORCHNODE_IDLE_TIMEOUT_MS: '300', TORCHNODE_CONNECT_TIMEOUT_MS: '300' });
+    const cache = env.TORCHNODE_CACHE as string;
+    const t0 = Date.now();
+    const e = await rejection(lt.downloadLibtorch({ url: u, cacheDir: cache, version: '2.9.1', variant: 'cpu', env, ...quiet }));
+    const elapsed = Date.now() - t0;
+    expect(e.code).toBe('ETORCHNODE_TIMEOUT');
+    expect(e.message).toContain(u);
+    expect(e.message).toContain('no data received for 300 ms');
+    expect(elapsed).toBeGreaterThanOrEqual(550); // two attempts
+    expect(elapsed).toBeLessThan(3000);
+    expect(ls(cache)).toEqual([]);
+
+    // the resolver moves on to the next step (here: apt, disabled) and reports it
+    const t1 = Date.now();
+    const e2 = await rejection(lt.resolveLibtorch({ ...env, LIBTORCH_URL: u, TORCHNODE_NO_SYSTEM: '1' }, quiet));
+    expect(Date.now() - t1).toBeLessThan(3000);
+    expect(e2.code).toBe('ETORCHNODE_NOT_FOUND');
+    expect(e2.message).toContain('TORCHNODE_IDLE_TIMEOUT_MS');
+  });
+
+  test('a proxy that never answers CONNECT: connect timeout', async () => {
+    const env = baseEnv({ HTTPS_PROXY: `http://127.0.0.1:${silentPort}`, TORCHNODE_CONNECT_TIMEOUT_MS: '300' });
+    const t0 = Date.now();
+    const e = await rejection(lt.downloadLibtorch({ url: 'https://127.0.0.1:9/libtorch.zip', cacheDir: tmpDir('cache'), version: '2.9.1', variant: 'cpu', env, ...quiet, retries: 0 }));
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(e.message).toContain('no connection within 300 ms');
+    expect(e.message).toContain(`via proxy http://127.0.0.1:${silentPort}`);
+  });
+
+  test('interrupted download (connection closed mid-body): error, nothing trusted in the cache', async () => {
+    const env = baseEnv();
+    const cache = env.TORCHNODE_CACHE as string;
+    const u = `${base}/truncate`;
+    const e = await rejection(lt.downloadLibtorch({ url: u, cacheDir: cache, version: '2.9.1', variant: 'cpu', env, ...quiet }));
+    expect(e.code).toBe('ETORCHNODE_TRUNCATED');
+    expect(e.message).toContain(u);
+    expect(hits['/truncate']).toBe(2); // one retry
+    expect(ls(cache)).toEqual([]);
+    // a later offline resolve does not find anything to trust
+    const e2 = await rejection(lt.resolveLibtorch({ ...env, TORCHNODE_NO_DOWNLOAD: '1', TORCHNODE_NO_SYSTEM: '1' }, quiet));
+    expect(e2.message).toContain(`cache: no ${path.join(cache, 'libtorch-2.9.1-cpu')}`);
+  });
+
+  test('a half-unpacked copy left by a killed install is neither trusted nor kept', async () => {
+    const env = baseEnv();
+    const cache = env.TORCHNODE_CACHE as string;
+    // pid far above pid_max: that install is gone
+    const stale = path.join(cache, '.tmp-99999999-deadbeef');
+    makeFakeLibtorch(path.join(stale, 'unpacked', 'libtorch'));
+    const e = await rejection(lt.resolveLibtorch({ ...env, TORCHNODE_NO_DOWNLOAD: '1', TORCHNODE_NO_SYSTEM: '1' }, quiet));
+    expect(e.code).toBe('ETORCHNODE_NOT_FOUND');
+    // the next download sweeps it away
+    await lt.downloadLibtorch({ url: `${base}/libtorch.zip`, sha256: ZIP_SHA, cacheDir: cache, version: '2.9.1', variant: 'cpu', env, ...quiet });
+    expect(ls(cache)).toEqual(['libtorch-2.9.1-cpu']);
+  });
+
+  test('an archive without libtorch inside: clear error, cache left empty', async () => {
+    const cache = tmpDir('cache');
+    const u = `${base}/not-libtorch.zip`;
+    const e = await rejection(lt.downloadLibtorch({ url: u, cacheDir: cache, version: '2.9.1', variant: 'cpu', env: baseEnv(), ...quiet }));
+    expect(e.code).toBe('ETORCHNODE_ARCHIVE');
+    expect(e.message).toContain(u);
+    expect(e.message).toContain('TorchConfig.cmake');
+    expect(ls(cache)).toEqual([]);
+  });
+
+  test('file:// URL to a missing file names the path', async () => {
+    const missing = path.join(tmpRoot, 'nope.zip');
+    const e = await rejection(lt.downloadLibtorch({ url: pathToFileURL(missing).href, cacheDir: tmpDir('cache'), version: '2.9.1', variant: 'cpu', env: baseEnv(), ...quiet }));
+    expect(e.message).toContain(missing);
+  });
+
+  test('LIBTORCH_USE_PYTORCH=1 with no usable python torch throws, naming each python tried', async () => {
+    const e = await rejection(lt.resolveLibtorch(baseEnv({ LIBTORCH_USE_PYTORCH: '1' }), { ...quiet, pythonCandidates: [path.join(tmpRoot, 'no-python')] }));
+    expect(e.message).toContain('LIBTORCH_USE_PYTORCH=1');
+    expect(e.message).toContain(path.join(tmpRoot, 'no-python'));
+  });
+
+  test('apt-get failing: apt is tried (install, update, install) and the final error says so', async () => {
+    const d = tmpDir('apt');
+    const calls = path.join(d, 'calls');
+    const fakeApt = path.join(d, 'apt-get');
+    write(fakeApt, `#!/bin/sh\necho "$*" >> "${calls}"\n[ "$1" = update ] && exit 0\necho "E: Unable to locate package libtorch-dev" >&2\nexit 100\n`);
+    fs.chmodSync(fakeApt, 0o755);
+    const env = baseEnv({ TORCHNODE_NO_DOWNLOAD: '1' });
+    delete env.TORCHNODE_NO_APT;
+    const e = await rejection(
+      lt.resolveLibtorch(env, { ...quiet, aptGet: fakeApt, isRoot: true, isDebian: true, systemCandidates: [path.join(d, 'nowhere')] }),
+    );
+    expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toEqual(['install -y libtorch-dev', 'update', 'install -y libtorch-dev']);
+    expect(e.message).toContain('apt:');
+    expect(e.message).toContain('Unable to locate package libtorch-dev');
+    expect(e.message).toContain('sudo apt-get install libtorch-dev');
+  });
+
+  test('install.js: an expected failure exits 1 with the message and no stack trace', () => {
+    const missing = path.join(tmpRoot, 'no-libtorch-here');
+    const env = baseEnv({ LIBTORCH: missing, TORCHNODE_SKIP_BUILD: '1', TORCHNODE_SKIP_TS: '1' });
+    const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'install.js')], { env, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`torchnode: LIBTORCH=${missing}`);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(fs.existsSync(env.TORCHNODE_CONFIG as string)).toBe(false);
+  });
+});
+
+// ===========================================================================
+// normal cases
+
+describe('download and cache', () => {
+  test('correct checksum: unpacked into the cache (how=download); the second resolve uses the cache without contacting the server', async () => {
+    const env = baseEnv({ LIBTORCH_URL: `${base}/cached.zip`, LIBTORCH_SHA256: ZIP_SHA, TORCHNODE_NO_SYSTEM: '1' });
+    const cache = env.TORCHNODE_CACHE as string;
+    const r1: LibtorchRecord = await lt.resolveLibtorch(env, quiet);
+    expect(r1.how).toBe('download');
+    expect(r1.version).toBe('2.9.1');
+    expect(r1.variant).toBe('cpu');
+    expect(r1.cuda).toBe(false);
+    const dir = path.join(cache, 'libtorch-2.9.1-cpu');
+    expect(r1.path).toBe(dir);
+    expect(r1.cmakeDir).toBe(path.join(dir, 'share', 'cmake', 'Torch'));
+    expect(r1.libDir).toBe(path.join(dir, 'lib'));
+    expect(r1.includeDirs).toEqual([path.join(dir, 'include'), path.join(dir, 'include', 'torch', 'csrc', 'api', 'include')]);
+    expect(r1.reason).toContain('sha256 verified');
+    expect(ls(cache)).toEqual(['libtorch-2.9.1-cpu']);
+    expect(fs.existsSync(path.join(dir, 'lib', 'libtorch.so'))).toBe(true);
+    expect(hits['/cached.zip']).toBe(1);
+
+    const r2: LibtorchRecord = await lt.resolveLibtorch(env, quiet);
+    expect(r2.how).toBe('cache');
+    expect(r2.path).toBe(dir);
+    expect(lt.recordKey(r2)).toBe(lt.recordKey(r1));
+    expect(hits['/cached.zip']).toBe(1);
+    expect(lt.describeRecord(r2)).toMatch(/^torchnode: using libtorch 2\.9\.1 \(cpu\) from .* \(cache: /);
+  });
+
+  test('the cache is keyed by the configured URL: a copy from another URL is not reused', async () => {
+    const env = baseEnv({ LIBTORCH_URL: `${base}/libtorch.zip`, TORCHNODE_NO_SYSTEM: '1' });
+    await lt.resolveLibtorch(env, quiet);
+    const r = await lt.resolveLibtorch({ ...env, LIBTORCH_URL: `${base}/nosum.zip` }, quiet);
+    expect(r.how).toBe('download');
+    expect(ls(env.TORCHNODE_CACHE as string)).toEqual(['libtorch-2.9.1-cpu']);
+  });
+
+  test('no pinned or given checksum: downloads with a warning line', async () => {
+    const env = baseEnv({ LIBTORCH_URL: `${base}/nosum.zip`, TORCHNODE_NO_SYSTEM: '1' });
+    const r: LibtorchRecord = await lt.resolveLibtorch(env, quiet);
+    expect(r.how).toBe('download');
+    expect(r.reason).toContain('NOT verified');
+    expect(logs.some((l) => /warning: no sha256 pinned or given/.test(l) && l.includes('LIBTORCH_SHA256'))).toBe(true);
+  });
+
+  test('redirects are followed', async () => {
+    const cache = tmpDir('cache');
+    const dl = await lt.downloadLibtorch({ url: `${base}/redirect`, sha256: ZIP_SHA, cacheDir: cache, version: '2.9.1', variant: 'cpu', env: baseEnv(), ...quiet });
+    expect(dl.finalUrl).toBe(`${base}/libtorch.zip`);
+    expect(dl.verified).toBe(true);
+    expect(ls(cache)).toEqual(['libtorch-2.9.1-cpu']);
+  });
+
+  test('a dropped connection is retried once and then succeeds', async () => {
+    const cache = tmpDir('cache');
+    const dl = await lt.downloadLibtorch({ url: `${base}/flaky`, sha256: ZIP_SHA, cacheDir: cache, version: '2.9.1', variant: 'cpu', env: baseEnv(), ...quiet });
+    expect(dl.sha256).toBe(ZIP_SHA);
+    expect(hits['/flaky']).toBe(2);
+    expect(logs.some((l) => l.includes('retrying'))).toBe(true);
+  });
+
+  test('file:// URL works (and so does a plain path)', async () => {
+    const env = baseEnv({ LIBTORCH_URL: pathToFileURL(ZIP_PATH).href, LIBTORCH_SHA256: ZIP_SHA, TORCHNODE_NO_SYSTEM: '1' });
+    const r: LibtorchRecord = await lt.resolveLibtorch(env, quiet);
+    expect(r.how).toBe('download');
+    expect(r.version).toBe('2.9.1');
+    const dl = await lt.downloadLibtorch({ url: ZIP_PATH, sha256: ZIP_SHA, cacheDir: tmpDir('cache'), version: '2.9.1', variant: 'cpu', env, ...quiet });
+    expect(dl.url).toBe(pathToFileURL(ZIP_PATH).href);
+  });
+
+  test('unpacks with python3 -m zipfile when asked (the fallback when unzip is absent)', async () => {
+    const cache = tmpDir('cache');
+    const dl = await lt.downloadLibtorch({ url: `${base}/libtorch.zip`, sha256: ZIP_SHA, cacheDir: cache, version: '2.9.1', variant: 'cpu', env: baseEnv(), ...quiet, unzipTool: 'python' });
+    expect(dl.unzipTool).toBe('python');
+    expect(dl.layout.ok).toBe(true);
+  });
+
+  test('plain lines of progress when stderr is not a TTY', async () => {
+    const lines: string[] = [];
+    const sink = { isTTY: false, write: (s: string) => lines.push(s) };
+    await lt.downloadLibtorch({ url: `${base}/libtorch.zip`, sha256: ZIP_SHA, cacheDir: tmpDir('cache'), version: '2.9.1', variant: 'cpu', env: baseEnv(), log: quiet.log, progressStream: sink });
+    expect(lines[0]).toContain(`downloading ${base}/libtorch.zip`);
+    expect(lines.some((l) => l.includes('download 100%'))).toBe(true);
+    expect(lines.every((l) => !l.includes('\r'))).toBe(true);
+  });
+
+  test('HTTP_PROXY: http downloads go through the proxy; NO_PROXY bypasses it', async () => {
+    proxyLog.length = 0;
+    const env = baseEnv({ HTTP_PROXY: `http://127.0.0.1:${proxyPort}` });
+    await lt.downloadLibtorch({ url: `${base}/libtorch.zip`, sha256: ZIP_SHA, cacheDir: tmpDir('cache'), version: '2.9.1', variant: 'cpu', env, ...quiet });
+    expect(proxyLog).toEqual([`GET ${base}/libtorch.zip`]);
+
+    proxyLog.length = 0;
+    const env2 = baseEnv({ HTTP_PROXY: 'http://127.0.0.1:9', NO_PROXY: 'localhost,127.0.0.1' });
+    await lt.downloadLibtorch({ url: `${base}/libtorch.zip`, sha256: ZIP_SHA, cacheDir: tmpDir('cache'), version: '2.9.1', variant: 'cpu', env: env2, ...quiet });
+    expect(proxyLog).toEqual([]);
+  });
+
+  test('HTTPS_PROXY: https downloads tunnel through CONNECT (with proxy credentials)', async () => {
+    if (!tlsServer || !tlsCert) {
+      console.log('skipped: openssl could not make a test certificate');
+      return;
+    }
+    proxyLog.length = 0;
+    proxyAuthSeen = undefined;
+    const env = baseEnv({ HTTPS_PROXY: `http://user:p%40ss@127.0.0.1:${proxyPort}` });
+    const before = hits['/libtorch.zip'] || 0;
+    const dl = await lt.downloadLibtorch({ url: `${tlsBase}/libtorch.zip`, sha256: ZIP_SHA, cacheDir: tmpDir('cache'), version: '2.9.1', variant: 'cpu', env, ...quiet, ca: tlsCert });
+    expect(dl.verified).toBe(true);
+    expect(proxyLog).toEqual([`CONNECT ${tlsBase.replace('https://', '')}`]);
+    expect(proxyAuthSeen).toBe(`Basic ${Buffer.from('user:p@ss').toString('base64')}`);
+    expect(hits['/libtorch.zip']).toBe(before + 1);
+  });
+});
+
+describe('LIBTORCH, python torch, system', () => {
+  test('LIBTORCH at a valid official-zip layout: how=LIBTORCH, version and variant from build-version', async () => {
+    const p = makeFakeLibtorch(tmpDir('lt'), { buildVersion: '2.9.1+cu128', cudaLib: true });
+    const r: LibtorchRecord = await lt.resolveLibtorch(baseEnv({ LIBTORCH: p }), quiet);
+    expect(r.how).toBe('LIBTORCH');
+    expect(r.path).toBe(p);
+    expect(r.version).toBe('2.9.1');
+    expect(r.variant).toBe('cu128');
+    expect(r.cuda).toBe(true);
+    expect(r.cmakeDir).toBe(path.join(p, 'share', 'cmake', 'Torch'));
+    expect(r.libDir).toBe(path.join(p, 'lib'));
+    expect(r.reason).toContain('official zip layout');
+  });
+
+  test('LIBTORCH also accepts the folder holding libtorch/, a relative path (from INIT_CWD), and lib/<triplet>/cmake/Torch prefixes', async () => {
+    const d = tmpDir('outer');
+    makeFakeLibtorch(path.join(d, 'libtorch'), { buildVersion: null });
+    const r1: LibtorchRecord = await lt.resolveLibtorch(baseEnv({ LIBTORCH: path.basename(d), INIT_CWD: path.dirname(d) }), quiet);
+    expect(r1.path).toBe(path.join(d, 'libtorch'));
+    expect(r1.version).toBe('2.9.1'); // from TorchConfigVersion.cmake
+
+    const prefix = tmpDir('prefix');
+    write(path.join(prefix, 'lib', 'x86_64-linux-gnu', 'cmake', 'Torch', 'TorchConfig.cmake'), '#\n');
+    write(path.join(prefix, 'lib', 'x86_64-linux-gnu', 'libtorch.so'), '#\n');
+    write(path.join(prefix, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'version.h'), '#define TORCH_VERSION_MAJOR 2\n#define TORCH_VERSION_MINOR 4\n#define TORCH_VERSION_PATCH 1\n');
+    const r2: LibtorchRecord = await lt.resolveLibtorch(baseEnv({ LIBTORCH: prefix }), quiet);
+    expect(r2.path).toBe(prefix);
+    expect(r2.libDir).toBe(path.join(prefix, 'lib', 'x86_64-linux-gnu'));
+    expect(r2.version).toBe('2.4.1'); // from version.h
+    expect(r2.variant).toBe('cpu');
+  });
+
+  test('CMAKE_PREFIX_PATH entries are searched first (how=system)', async () => {
+    const p = makeFakeLibtorch(tmpDir('cpp'), { buildVersion: '2.7.0+cpu' });
+    const r: LibtorchRecord = await lt.resolveLibtorch(baseEnv({ CMAKE_PREFIX_PATH: `/nonexistent${path.delimiter}${p}`, TORCHNODE_NO_DOWNLOAD: '1' }), quiet);
+    expect(r.how).toBe('system');
+    expect(r.path).toBe(p);
+    expect(r.version).toBe('2.7.0');
+    expect(r.reason).toBe(`CMake package found at ${path.join(p, 'share', 'cmake', 'Torch')}`);
+  });
+
+  const debian = fs.existsSync(path.join(DEBIAN_CMAKE, 'TorchConfig.cmake'));
+  (debian ? test : test.skip)(
+    `system detection finds Debian's ${DEBIAN_CMAKE}${debian ? '' : ' (skipped: libtorch-dev is not installed here)'}`,
+    async () => {
+      const env = baseEnv({ TORCHNODE_NO_DOWNLOAD: '1' });
+      const r: LibtorchRecord = await lt.resolveLibtorch(env, quiet);
+      expect(r.how).toBe('system');
+      expect(r.cmakeDir).toBe(DEBIAN_CMAKE);
+      expect(r.path).toBe('/usr');
+      expect(r.libDir).toBe('/usr/lib/x86_64-linux-gnu');
+      expect(r.includeDirs).toEqual(['/usr/include', '/usr/include/torch/csrc/api/include']);
+      expect(r.version).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(r.variant).toBe('cpu');
+      expect(lt.describeRecord(r)).toBe(`torchnode: using libtorch ${r.version} (cpu) from /usr (system: CMake package found at ${DEBIAN_CMAKE})`);
+    },
+  );
+
+  test('LIBTORCH_USE_PYTORCH=1 with a (fake) pip torch: how=pytorch, variant from torch.version.cuda', async () => {
+    const d = tmpDir('pip');
+    const torchDir = path.join(d, 'site-packages', 'torch');
+    makeFakeLibtorch(torchDir, { buildVersion: null });
+    const fakePy = path.join(d, 'python');
+    write(fakePy, `#!/bin/sh\nprintf '2.9.1+cu126\\n${path.join(torchDir, 'share', 'cmake')}\\n12.6\\n'\n`);
+    fs.chmodSync(fakePy, 0o755);
+    const r: LibtorchRecord = await lt.resolveLibtorch(baseEnv({ LIBTORCH_USE_PYTORCH: '1', PYTHON: fakePy }), quiet);
+    expect(r.how).toBe('pytorch');
+    expect(r.path).toBe(torchDir);
+    expect(r.version).toBe('2.9.1');
+    expect(r.variant).toBe('cu126');
+    expect(r.cuda).toBe(true);
+  });
+
+  const debPy = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0 && debian;
+  (debPy ? test : test.skip)(
+    `LIBTORCH_USE_PYTORCH=1 with Debian's python3-torch links back to the system CMake package${debPy ? '' : ' (skipped: /usr/bin/python3 has no torch)'}`,
+    async () => {
+      const r: LibtorchRecord = await lt.resolveLibtorch(baseEnv({ LIBTORCH_USE_PYTORCH: '1', PYTHON: '/usr/bin/python3' }), quiet);
+      expect(r.how).toBe('pytorch');
+      expect(r.cmakeDir).toBe(DEBIAN_CMAKE);
+      expect(r.variant).toBe('cpu');
+    },
+  );
+
+  test('apt path: after apt-get installs libtorch-dev, the system search runs again (how=apt)', async () => {
+    const d = tmpDir('apt-ok');
+    const prefix = path.join(d, 'usr');
+    const fakeApt = path.join(d, 'apt-get');
+    // the fake apt-get "installs" a libtorch at prefix
+    write(
+      fakeApt,
+      `#!/bin/sh\n[ "$1" = install ] || exit 0\nmkdir -p "${prefix}/share/cmake/Torch" "${prefix}/lib" "${prefix}/include"\n` +
+        `echo '#' > "${prefix}/share/cmake/Torch/TorchConfig.cmake"\necho '#' > "${prefix}/lib/libtorch.so"\n` +
+        `echo 'set(PACKAGE_VERSION "1.13.0")' > "${prefix}/share/cmake/Torch/TorchConfigVersion.cmake"\n`,
+    );
+    fs.chmodSync(fakeApt, 0o755);
+    const env = baseEnv({ TORCHNODE_NO_DOWNLOAD: '1' });
+    delete env.TORCHNODE_NO_APT;
+    const r: LibtorchRecord = await lt.resolveLibtorch(env, { ...quiet, aptGet: fakeApt, isRoot: true, isDebian: true, systemCandidates: [path.join(prefix, 'share', 'cmake', 'Torch')] });
+    expect(r.how).toBe('apt');
+    expect(r.version).toBe('1.13.0');
+    expect(logs.some((l) => l.includes('libtorch-dev'))).toBe(true);
+  });
+});
+
+describe('variant chooser', () => {
+  const smi = (name: string): string => spawnSync(path.join(FAKE_SMI, name), [], { encoding: 'utf8' }).stdout;
+
+  test.each([
+    ['no nvidia-smi (null) -> cpu', null, 'cpu'],
+    ['empty output -> cpu', '', 'cpu'],
+    ['old driver, CUDA 11.8 -> cpu', smi('cuda-11.8'), 'cpu'],
+    ['CUDA 12.6 -> cu126', smi('cuda-12.6'), 'cu126'],
+    ['CUDA 12.9 -> cu128', smi('cuda-12.9'), 'cu128'],
+    ['CUDA 13.0 -> cu130', smi('cuda-13.0'), 'cu130'],
+    ['CUDA 12.4, too old for cu126 -> cpu', '| Driver Version: 550.54.14   CUDA Version: 12.4 |', 'cpu'],
+    ['query output only, driver 570.124.06 -> cu128', '570.124.06\n', 'cu128'],
+    ['query output only, driver 535.104.05 -> cpu', '535.104.05\n', 'cpu'],
+    ['query output only, driver 580.95.05 -> cu130', '580.95.05\n', 'cu130'],
+  ])('chooseVariant: %s', (_name, text, want) => {
+    expect(lt.chooseVariant(text)).toBe(want);
+  });
+
+  test.each([
+    ['no-such-binary', 'cpu'],
+    ['no-driver', 'cpu'],
+    ['cuda-11.8', 'cpu'],
+    ['cuda-12.6', 'cu126'],
+    ['cuda-12.9', 'cu128'],
+    ['cuda-13.0', 'cu130'],
+    ['driver-only-570', 'cu128'],
+  ])('NVIDIA_SMI=fixtures/fake-nvidia-smi/%s -> %s', (name, want) => {
+    const req = lt.requestedBuild(baseEnv({ NVIDIA_SMI: path.join(FAKE_SMI, name) }), { platform: 'linux', arch: 'x64' });
+    expect(req.variant).toBe(want);
+    expect(req.variantReason).toMatch(/^auto: /);
+    expect(req.url).toBe(lt.PINNED.builds['linux-x64'][want].url);
+  });
+
+  test('TORCHNODE_VARIANT overrides the driver; the pinned table gives the URL', () => {
+    const req = lt.requestedBuild(baseEnv({ TORCHNODE_VARIANT: 'cu130', NVIDIA_SMI: path.join(FAKE_SMI, 'no-driver') }), { platform: 'linux', arch: 'x64' });
+    expect(req.variant).toBe('cu130');
+    expect(req.version).toBe('2.9.1');
+    expect(req.url).toBe('https://download.pytorch.org/libtorch/cu130/libtorch-shared-with-deps-2.9.1%2Bcu130.zip');
+    expect(lt.PINNED.builds['linux-x64'].cpu.url).toBe('https://download.pytorch.org/libtorch/cpu/libtorch-shared-with-deps-2.9.1%2Bcpu.zip');
+  });
+});
+
+describe('record file and install.js', () => {
+  test('writeRecord/readRecord round trip; TORCHNODE_CONFIG moves the file; a missing file reads as null', () => {
+    const file = path.join(tmpDir('rec'), 'libtorch.json');
+    expect(lt.configPath({ TORCHNODE_CONFIG: file })).toBe(file);
+    expect(lt.configPath({})).toBe(lt.CONFIG_PATH);
+    expect(lt.CONFIG_PATH).toBe(path.join(REPO, 'libtorch.json'));
+    expect(lt.readRecord(file)).toBeNull();
+    const rec = { path: '/p', cmakeDir: '/p/share/cmake/Torch', libDir: '/p/lib', includeDirs: ['/p/include', '/p/include/torch/csrc/api/include'], version: '2.9.1', variant: 'cpu', cuda: false, how: 'LIBTORCH', reason: 'r', resolvedAt: new Date().toISOString() };
+    lt.writeRecord(rec, file);
+    expect(lt.readRecord(file)).toEqual(rec);
+    fs.writeFileSync(file, '{not json');
+    expect(() => lt.readRecord(file)).toThrow(file);
+  });
+
+  test('install.js resolves, writes libtorch.json and prints the one line', () => {
+    const p = makeFakeLibtorch(tmpDir('inst'));
+    const env = baseEnv({ LIBTORCH: p, TORCHNODE_SKIP_BUILD: '1', TORCHNODE_SKIP_TS: '1' });
+    const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'install.js')], { env, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`torchnode: using libtorch 2.9.1 (cpu) from ${p} (LIBTORCH: `);
+    const rec = JSON.parse(fs.readFileSync(env.TORCHNODE_CONFIG as string, 'utf8'));
+    expect(rec.how).toBe('LIBTORCH');
+    expect(rec.cmakeDir).toBe(path.join(p, 'share', 'cmake', 'Torch'));
+  });
+
+  test('native rebuild decision: missing addon, newer sources, changed libtorch; otherwise up to date', () => {
+    const root = tmpDir('root');
+    const rec = { path: '/a', cmakeDir: '/a/c', libDir: '/a/lib', includeDirs: [], version: '2.9.1', variant: 'cpu', cuda: false };
+    const past = (sec: number) => new Date(Date.now() - sec * 1000);
+    write(path.join(root, 'CMakeLists.txt'), '#\n');
+    write(path.join(root, 'native', 'src', 'tensor.cc'), '//\n');
+    fs.utimesSync(path.join(root, 'CMakeLists.txt'), past(100), past(100));
+    fs.utimesSync(path.join(root, 'native', 'src', 'tensor.cc'), past(100), past(100));
+    expect(installer.nativeBuildReason({ root, oldRecord: rec, newRecord: rec })).toContain('missing');
+    write(path.join(root, installer.ADDON), 'addon');
+    fs.utimesSync(path.join(root, installer.ADDON), past(50), past(50));
+    expect(installer.nativeBuildReason({ root, oldRecord: rec, newRecord: rec })).toBeNull();
+    expect(installer.nativeBuildReason({ root, oldRecord: rec, newRecord: { ...rec, how: 'cache', reason: 'other' } })).toBeNull();
+    expect(installer.nativeBuildReason({ root, oldRecord: rec, newRecord: { ...rec, version: '2.9.2' } })).toContain('libtorch changed');
+    fs.utimesSync(path.join(root, 'native', 'src', 'tensor.cc'), past(10), past(10));
+    expect(installer.nativeBuildReason({ root, oldRecord: rec, newRecord: rec })).toContain(path.join('native', 'src', 'tensor.cc'));
+    // a stamp from the last build wins over the previous record
+    fs.utimesSync(path.join(root, 'native', 'src', 'tensor.cc'), past(100), past(100));
+    write(path.join(root, installer.STAMP), lt.recordKey({ ...rec, version: '1.0.0' }));
+    expect(installer.nativeBuildReason({ root, oldRecord: rec, newRecord: rec })).toContain('libtorch changed since the last build');
+  });
+});
