@@ -71,8 +71,10 @@ class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {
 std::string Describe(const Napi::Value& v);
 
 // Every exported function runs inside this guard: libtorch's c10::Error becomes
-// a TorchError carrying libtorch's message without the C++ backtrace, any other
-// std::exception a plain Error. Nothing may unwind into Node and abort.
+// a TorchError carrying libtorch's message without the C++ backtrace. Some libtorch
+// checks throw plain std::runtime_error / std::logic_error (Debian's 1.13 does for
+// view's shape check), so those are libtorch's errors too; anything else (bad_alloc)
+// becomes a plain Error. Nothing may unwind into Node and abort.
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 Napi::Value Guarded(const Napi::CallbackInfo& info) {
   try {
@@ -81,6 +83,10 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
     throw;
   } catch (const c10::Error& e) {
     ThrowTorch(info.Env(), e.what_without_backtrace());
+  } catch (const std::runtime_error& e) {
+    ThrowTorch(info.Env(), e.what());
+  } catch (const std::logic_error& e) {
+    ThrowTorch(info.Env(), e.what());
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), e.what());
   }
