@@ -20,7 +20,7 @@
         "<!@(node scripts/gyp-config.js include_dirs)"
       ],
       "defines": [
-        "NAPI_VERSION=8",
+        "NAPI_EXPERIMENTAL",
         "NAPI_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
         "<!@(node scripts/gyp-config.js defines)"

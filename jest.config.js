@@ -5,7 +5,7 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: {
     // Transpile only: type checking is `npm run lint` (tsc over lib/ and test/).
-    '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }],
+    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json', diagnostics: false }],
   },
   testTimeout: 120000,
   // One worker per core is the fastest on 2 cores; native tests are CPU-bound.

@@ -6,8 +6,11 @@
  */
 export { TorchError } from './errors';
 export * from './tensor';
-export { tidy, scope, keep, memory, MemoryInfo } from './memory';
-export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd, GradOptions } from './autograd';
+export { tidy, scope, keep, memory } from './memory';
+export type { MemoryInfo } from './memory';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd } from './autograd';
+export type { GradOptions } from './autograd';
 export { manualSeed, Generator, defaultGenerator, initialSeed } from './random';
-export { cuda, setNumThreads, getNumThreads, version, config, TorchConfig } from './device';
+export { cuda, setNumThreads, getNumThreads, version, config } from './device';
+export type { TorchConfig } from './device';
 export * as F from './nn/functional';

@@ -8,8 +8,6 @@ import { TorchError } from './errors';
 
 /** Opaque handle to a native tensor. */
 export interface NativeTensor {
-  dispose(): void;
-  readonly isDisposed: boolean;
   readonly __brand: 'NativeTensor';
 }
 
@@ -36,6 +34,8 @@ export interface NativeAddon {
   NativeTensor: unknown;
   NativeGenerator: new (global?: boolean) => NativeGenerator;
   // tensor.cc
+  dispose(t: T): void;
+  isDisposed(t: T): boolean;
   fromBuffer(data: ArrayBufferView, shape: number[], dtype?: DT): T;
   toTypedArray(t: T): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array;
   item(t: T, bigint?: boolean): number | boolean | bigint;

@@ -129,7 +129,7 @@ export class Tensor {
   /** Frees the native memory now (idempotent). Using the tensor afterwards throws. */
   dispose(): void {
     if (this._h) {
-      this._h.dispose();
+      N.dispose(this._h);
       this._h = null;
     }
   }

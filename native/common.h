@@ -26,27 +26,25 @@ AddonData& Data(Napi::Env env);
 extern std::atomic<int64_t> gLiveTensors;
 extern std::atomic<int64_t> gLiveBytes;
 
-class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
+// A tensor handle is a plain JS object, type-tagged and napi_wrap'ed around a
+// TensorBox. Not an ObjectWrap: ObjectWrap keeps a napi_ref per object whose
+// deletion Node defers to the event loop, so a synchronous training loop (which
+// never yields) would pile up hundreds of bytes per tensor. A runtime-owned wrap
+// with a basic finalizer is freed inside the GC itself.
+struct TensorBox {
+  at::Tensor t;
+  int64_t reported = 0;  // bytes told to V8 via AdjustExternalMemory
+  bool cpu = true;
+};
+
+class TensorWrap {
  public:
-  static Napi::Function Init(Napi::Env env);
   static Napi::Object New(Napi::Env env, at::Tensor t);
   static bool Is(const Napi::Value& v);
-
-  explicit TensorWrap(const Napi::CallbackInfo& info);
-  ~TensorWrap() override;
-
-  // Throws a JS Error when the tensor was disposed.
-  at::Tensor& tensor();
-  bool disposed() const { return !t_.defined(); }
-  void Release();
-
- private:
-  Napi::Value Dispose(const Napi::CallbackInfo& info);
-  Napi::Value IsDisposed(const Napi::CallbackInfo& info);
-  void Account(const at::Tensor& t);
-
-  at::Tensor t_;
-  int64_t reported_ = 0;
+  // The box behind a handle (after Is()); never null.
+  static TensorBox* Box(const Napi::Value& v);
+  // Drops the tensor (dispose); the box lives until the handle is collected.
+  static void Release(napi_env env, TensorBox* box);
 };
 
 class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {

@@ -69,68 +69,56 @@ static std::string Expected(const char* what, const char* name, const Napi::Valu
 
 // ---- TensorWrap -----------------------------------------------------------
 
-Napi::Function TensorWrap::Init(Napi::Env env) {
-  return DefineClass(env, "NativeTensor",
-                     {InstanceMethod<&TensorWrap::Dispose>("dispose"),
-                      InstanceAccessor<&TensorWrap::IsDisposed>("isDisposed")});
+static void ReleaseBytes(Napi::node_addon_api_basic_env env, TensorBox* box) {
+  if (!box->t.defined()) return;
+  box->t = at::Tensor();
+  gLiveTensors--;
+  gLiveBytes -= box->reported;
+  if (box->reported > 0 && box->cpu) {
+    int64_t adjusted = 0;
+    napi_adjust_external_memory(env, -box->reported, &adjusted);
+  }
+  box->reported = 0;
 }
+
+// Runs inside V8's GC (a basic finalizer): frees libtorch memory at once, and
+// touches no JS.
+static void FinalizeBox(Napi::node_addon_api_basic_env env, void* data, void* /*hint*/) {
+  auto* box = static_cast<TensorBox*>(data);
+  ReleaseBytes(env, box);
+  delete box;
+}
+
+void TensorWrap::Release(napi_env env, TensorBox* box) { ReleaseBytes(env, box); }
 
 bool TensorWrap::Is(const Napi::Value& v) {
   return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kTensorTag);
 }
 
+TensorBox* TensorWrap::Box(const Napi::Value& v) {
+  void* data = nullptr;
+  NAPI_THROW_IF_FAILED(v.Env(), napi_unwrap(v.Env(), v, &data), nullptr);
+  return static_cast<TensorBox*>(data);
+}
+
 Napi::Object TensorWrap::New(Napi::Env env, at::Tensor t) {
-  auto* holder = new at::Tensor(std::move(t));
-  auto ext = Napi::External<at::Tensor>::New(env, holder);
-  // The constructor takes ownership of *holder; if it throws, the holder is freed there.
-  return Data(env).tensorCtor.New({ext});
-}
-
-TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
-  info.This().As<Napi::Object>().TypeTag(&kTensorTag);
-  if (info.Length() != 1 || !info[0].IsExternal()) {
-    throw Napi::TypeError::New(info.Env(), "NativeTensor cannot be constructed from JS; use the torchnode factories");
-  }
-  std::unique_ptr<at::Tensor> holder(info[0].As<Napi::External<at::Tensor>>().Data());
-  t_ = std::move(*holder);
-  Account(t_);
-}
-
-void TensorWrap::Account(const at::Tensor& t) {
-  if (!t.defined()) return;
+  Napi::Object obj = Data(env).tensorCtor.New({});
+  obj.TypeTag(&kTensorTag);
+  auto box = std::make_unique<TensorBox>();
   int64_t bytes = 0;
-  if (t.has_storage()) bytes = static_cast<int64_t>(t.storage().nbytes());
-  reported_ = bytes;
-  gLiveTensors++;
-  gLiveBytes += bytes;
-  // Only CPU bytes press on the host heap; tell V8 so GC runs as native memory grows.
-  if (bytes > 0 && t.device().is_cpu()) Napi::MemoryManagement::AdjustExternalMemory(Env(), bytes);
-}
-
-void TensorWrap::Release() {
-  if (!t_.defined()) return;
-  bool cpu = t_.device().is_cpu();
-  t_ = at::Tensor();
-  gLiveTensors--;
-  gLiveBytes -= reported_;
-  if (reported_ > 0 && cpu) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_);
-  reported_ = 0;
-}
-
-TensorWrap::~TensorWrap() { Release(); }
-
-at::Tensor& TensorWrap::tensor() {
-  if (!t_.defined()) throw Napi::Error::New(Env(), "Tensor has been disposed");
-  return t_;
-}
-
-Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
-  Release();
-  return info.Env().Undefined();
-}
-
-Napi::Value TensorWrap::IsDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !t_.defined());
+  if (t.defined() && t.has_storage()) bytes = static_cast<int64_t>(t.storage().nbytes());
+  box->cpu = !t.defined() || t.device().is_cpu();
+  box->t = std::move(t);
+  NAPI_THROW_IF_FAILED(env, napi_wrap(env, obj, box.get(), FinalizeBox, nullptr, nullptr), obj);
+  TensorBox* b = box.release();
+  if (b->t.defined()) {
+    b->reported = bytes;
+    gLiveTensors++;
+    gLiveBytes += bytes;
+    // Only CPU bytes press on the host heap; tell V8 so GC runs as native memory grows.
+    if (bytes > 0 && b->cpu) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  }
+  return obj;
 }
 
 // ---- arguments ------------------------------------------------------------
@@ -142,9 +130,9 @@ bool IsNullish(const Napi::CallbackInfo& info, size_t i) {
 at::Tensor& ArgTensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
   Napi::Value v = info[i];
   if (!TensorWrap::Is(v)) ThrowType(info.Env(), Expected("a Tensor", name, v));
-  auto* w = TensorWrap::Unwrap(v.As<Napi::Object>());
-  if (w->disposed()) throw Napi::Error::New(info.Env(), std::string("Tensor ") + name + " has been disposed");
-  return w->tensor();
+  TensorBox* b = TensorWrap::Box(v);
+  if (!b->t.defined()) throw Napi::Error::New(info.Env(), std::string("Tensor ") + name + " has been disposed");
+  return b->t;
 }
 
 c10::optional<at::Tensor> ArgOptTensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -164,11 +152,11 @@ std::vector<at::Tensor> ArgTensorList(const Napi::CallbackInfo& info, size_t i, 
       ThrowType(info.Env(), std::string("Expected a Tensor for ") + name + "[" + std::to_string(k) +
                                 "] but received " + Describe(e));
     }
-    auto* w = TensorWrap::Unwrap(e.As<Napi::Object>());
-    if (w->disposed()) {
+    TensorBox* b = TensorWrap::Box(e);
+    if (!b->t.defined()) {
       throw Napi::Error::New(info.Env(), std::string("Tensor ") + name + "[" + std::to_string(k) + "] has been disposed");
     }
-    out.push_back(w->tensor());
+    out.push_back(b->t);
   }
   return out;
 }
@@ -487,10 +475,25 @@ static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
 
 static Napi::Value IsTensor(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), TensorWrap::Is(info[0])); }
 
+// dispose(handle): frees the tensor now; idempotent.
+static Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  if (!TensorWrap::Is(info[0])) ThrowType(info.Env(), Expected("a Tensor", "tensor", info[0]));
+  TensorWrap::Release(info.Env(), TensorWrap::Box(info[0]));
+  return info.Env().Undefined();
+}
+static Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
+  if (!TensorWrap::Is(info[0])) ThrowType(info.Env(), Expected("a Tensor", "tensor", info[0]));
+  return Napi::Boolean::New(info.Env(), !TensorWrap::Box(info[0])->t.defined());
+}
+
+// The handles' class: empty, so handles print as NativeTensor {} in a debugger.
+static Napi::Value NativeTensorCtor(const Napi::CallbackInfo& info) { return info.This(); }
+
 void RegisterTensor(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = TensorWrap::Init(env);
+  Napi::Function ctor = Napi::Function::New<NativeTensorCtor>(env, "NativeTensor");
   Data(env).tensorCtor = Napi::Persistent(ctor);
-  exports.Set("NativeTensor", ctor);
+  Export<Dispose>(env, exports, "dispose");
+  Export<IsDisposed>(env, exports, "isDisposed");
   Export<FromBuffer>(env, exports, "fromBuffer");
   Export<ToTypedArray>(env, exports, "toTypedArray");
   Export<Item>(env, exports, "item");
