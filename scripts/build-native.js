@@ -60,4 +60,11 @@ if (useGyp) {
     `--CDTORCHNODE_CONFIG=${configPath}`,
   ]);
 }
+// Record which libtorch this build used, so `npm install` knows when to rebuild.
+try {
+  const lt = require('./libtorch');
+  fs.writeFileSync(path.join(root, 'build', '.torchnode-libtorch-key'), lt.recordKey(lt.readRecord(configPath)));
+} catch (e) {
+  console.warn(`torchnode: could not write the build stamp (${e.message})`);
+}
 console.log(`torchnode: native build (${useGyp ? 'node-gyp' : 'cmake-js'}) finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -1381,7 +1381,7 @@ function runApt(env, opts, log) {
   const run = (args) => {
     log(`torchnode: running ${bin} ${args.join(' ')}`);
     const r = spawnSync(bin, args, { stdio: ['ignore', 'inherit', 'pipe'], env: childEnv, encoding: 'utf8', timeout: 30 * 60 * 1000 });
-    if (r.stderr) process.stderr.write(r.stderr);
+    if (r.stderr && r.stderr.trim()) log(r.stderr.replace(/\s+$/, ''));
     if (r.error) return `${bin}: ${r.error.message}`;
     if (r.status !== 0) return `${bin} ${args.join(' ')} exited ${r.status}: ${tailText(r.stderr, 300)}`;
     return null;

@@ -9,7 +9,7 @@ import * as http from 'http';
 import * as https from 'https';
 import * as net from 'net';
 import * as crypto from 'crypto';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import { pathToFileURL } from 'url';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -130,6 +130,19 @@ async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; 
   throw new Error('expected a rejection');
 }
 
+/** Like spawnSync, but keeps this process's event loop (and so the test servers) running. */
+function runNode(args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string }): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 function thrown(fn: () => unknown): Error {
   try {
     fn();
@@ -156,6 +169,7 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
   };
   switch (p) {
     case '/libtorch.zip':
+    case '/install.zip':
     case '/cached.zip':
     case '/nosum.zip':
       return sendZip(ZIP);
@@ -172,6 +186,10 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
       return void res.end('boom');
     case '/truncate':
       return truncate();
+    case '/stall':
+      res.writeHead(200, { 'Content-Type': 'application/zip', 'Content-Length': ZIP.length });
+      res.write(ZIP.subarray(0, 100)); // then nothing, connection kept open
+      return;
     case '/flaky':
       return hits[p] === 1 ? truncate() : sendZip(ZIP);
     default:
@@ -190,6 +208,7 @@ let silentPort = 0;
 let proxy: http.Server;
 let proxyPort = 0;
 const proxyLog: string[] = [];
+const tunnelSockets: net.Socket[] = [];
 let proxyAuthSeen: string | undefined;
 // https origin with a self-signed certificate (when openssl is available)
 let tlsServer: https.Server | null = null;
@@ -229,6 +248,7 @@ beforeAll(async () => {
       up.pipe(client);
       client.pipe(up);
     });
+    tunnelSockets.push(client, up);
     up.on('error', () => client.destroy());
     client.on('error', () => up.destroy());
   });
@@ -251,7 +271,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const s of silentSockets) s.destroy();
+  for (const s of [...silentSockets, ...tunnelSockets]) s.destroy();
   for (const s of [server, proxy, tlsServer]) {
     if (!s) continue;
     s.closeAllConnections();
@@ -377,6 +397,17 @@ describe('failures', () => {
     expect(Date.now() - t1).toBeLessThan(3000);
     expect(e2.code).toBe('ETORCHNODE_NOT_FOUND');
     expect(e2.message).toContain('TORCHNODE_IDLE_TIMEOUT_MS');
+  });
+
+  test('a body that stalls mid-way: idle timeout, nothing left in the cache', async () => {
+    const env = baseEnv({ TORCHNODE_IDLE_TIMEOUT_MS: '300' });
+    const cache = env.TORCHNODE_CACHE as string;
+    const t0 = Date.now();
+    const e = await rejection(lt.downloadLibtorch({ url: `${base}/stall`, cacheDir: cache, version: '2.9.1', variant: 'cpu', env, ...quiet }));
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(e.message).toContain(`${base}/stall: no data received for 300 ms`);
+    expect(hits['/stall']).toBe(2);
+    expect(ls(cache)).toEqual([]);
   });
 
   test('a proxy that never answers CONNECT: connect timeout', async () => {
@@ -751,6 +782,45 @@ describe('record file and install.js', () => {
     const rec = JSON.parse(fs.readFileSync(env.TORCHNODE_CONFIG as string, 'utf8'));
     expect(rec.how).toBe('LIBTORCH');
     expect(rec.cmakeDir).toBe(path.join(p, 'share', 'cmake', 'Torch'));
+  });
+
+  test('install.js builds once, then a second run does no download and no rebuild', async () => {
+    // a scratch package: the real install.js + libtorch.js, a fake build-native.js
+    const root = tmpDir('pkg');
+    for (const f of ['install.js', 'libtorch.js']) write(path.join(root, 'scripts', f), fs.readFileSync(path.join(REPO, 'scripts', f), 'utf8'));
+    const builds = path.join(root, 'builds.log');
+    write(
+      path.join(root, 'scripts', 'build-native.js'),
+      `const fs = require('fs'); const path = require('path');\n` +
+        `fs.appendFileSync(${JSON.stringify(builds)}, 'build\\n');\n` +
+        `const out = path.join(__dirname, '..', 'build', 'Release'); fs.mkdirSync(out, { recursive: true });\n` +
+        `fs.writeFileSync(path.join(out, 'torchnode.node'), 'addon');\n`,
+    );
+    write(path.join(root, 'CMakeLists.txt'), '# fake\n');
+    write(path.join(root, 'native', 'addon.cc'), '// fake\n');
+    const past = new Date(Date.now() - 60000);
+    fs.utimesSync(path.join(root, 'CMakeLists.txt'), past, past);
+    fs.utimesSync(path.join(root, 'native', 'addon.cc'), past, past);
+    const env = baseEnv({ LIBTORCH_URL: `${base}/install.zip`, LIBTORCH_SHA256: ZIP_SHA, TORCHNODE_NO_SYSTEM: '1', TORCHNODE_SKIP_TS: '1' });
+    delete env.TORCHNODE_CONFIG; // the package's own libtorch.json
+    const serve = hits['/install.zip'] || 0;
+    const run = () => runNode([path.join(root, 'scripts', 'install.js')], { env, cwd: root });
+    const r1 = await run();
+    expect(r1.status).toBe(0);
+    expect(r1.stdout).toContain('(download: ');
+    expect(r1.stdout).toContain('torchnode: building the native addon (build/Release/torchnode.node is missing)');
+    expect(JSON.parse(fs.readFileSync(path.join(root, 'libtorch.json'), 'utf8')).how).toBe('download');
+    const r2 = await run();
+    expect(r2.status).toBe(0);
+    expect(r2.stdout).toContain('(cache: ');
+    expect(r2.stdout).toContain('torchnode: native addon up to date');
+    expect(fs.readFileSync(builds, 'utf8')).toBe('build\n');
+    expect(hits['/install.zip']).toBe(serve + 1);
+    // touching a native source rebuilds
+    write(path.join(root, 'native', 'addon.cc'), '// changed\n');
+    const r3 = await run();
+    expect(r3.stdout).toContain(`building the native addon (${path.join('native', 'addon.cc')} is newer`);
+    expect(fs.readFileSync(builds, 'utf8')).toBe('build\nbuild\n');
   });
 
   test('native rebuild decision: missing addon, newer sources, changed libtorch; otherwise up to date', () => {
