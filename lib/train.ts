@@ -12,7 +12,8 @@ import { Tensor, DeviceType, checkInt } from './tensor';
 import { Module } from './nn/module';
 import { CNN } from './nn/models';
 import { crossEntropy } from './nn/functional';
-import { Optimizer, Adam, SGD } from './optim';
+import { Optimizer, Adam, SGD, OptimizerStateDict } from './optim';
+import { defaultGenerator } from './random';
 import { DataLoader } from './data/dataloader';
 import { TensorDataset, Dataset } from './data/dataset';
 import { MNIST } from './data/mnist';
@@ -78,6 +79,18 @@ export interface TrainOptions {
   onEpoch?: (e: EpochRecord) => void;
   /** Cancels training between batches; train() then rejects with an AbortError. */
   signal?: AbortSignal;
+  /** Continue from a checkpoint: model and optimizer state, the epochs already done, and the global RNG state. */
+  resume?: ResumeState;
+}
+
+/** What a checkpoint holds to continue training (see saveCheckpoint). */
+export interface ResumeState {
+  modelState?: Map<string, Tensor> | Record<string, Tensor>;
+  optimizerState?: OptimizerStateDict;
+  /** Epochs already completed; training continues with epoch + 1 up to `epochs`. */
+  epoch?: number;
+  /** The global generator's state (`torch.get_rng_state()`), restored so shuffles continue as if uninterrupted. */
+  rngState?: Tensor;
 }
 
 export interface TrainResult {
@@ -92,7 +105,7 @@ export interface TrainResult {
 
 const KNOWN_OPTIONS = new Set([
   'model', 'epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'loss', 'device', 'seed', 'threads', 'dataRoot',
-  'limit', 'testLimit', 'trainData', 'testData', 'onBatch', 'onEpoch', 'signal',
+  'limit', 'testLimit', 'trainData', 'testData', 'onBatch', 'onEpoch', 'signal', 'resume',
 ]);
 
 /** @internal Validates options; returns them with defaults filled. */
@@ -151,13 +164,15 @@ function abortError(signal: AbortSignal): Error {
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Trains a model (default: the seed's CNN on MNIST) and evaluates it.
+ * The training loop itself, on the calling thread (it yields to the event loop
+ * after every batch, but each batch's work blocks it). `train()` runs this same
+ * loop in a worker thread; call this directly inside your own worker or script.
  * The random draws follow PyTorch's order (seed, model init, then per epoch the
  * DataLoader's shuffle), so `seed` reproduces PyTorch's numbers.
  * @example
- * const { history, accuracy } = await train({ epochs: 1, limit: 6000, seed: 0 });
+ * const { history, accuracy } = await trainInThisThread({ epochs: 1, limit: 6000, seed: 0 });
  */
-export async function train(options: TrainOptions = {}): Promise<TrainResult> {
+export async function trainInThisThread(options: TrainOptions = {}): Promise<TrainResult> {
   const o = resolveTrainOptions(options);
   const signal = options.signal;
   if (signal?.aborted) throw abortError(signal);
@@ -173,6 +188,9 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
     if (o.seed !== undefined) manualSeed(o.seed);
     let model = typeof options.model === 'function' ? options.model() : options.model ?? new CNN();
     if (!(model instanceof Module)) expected('a Module', 'model()', model);
+    const resume = options.resume;
+    if (resume?.modelState) model.loadStateDict(resume.modelState);
+    if (resume?.rngState) defaultGenerator.setState(resume.rngState);
     if (device !== 'cpu') model = model.to(device);
     model.train();
     const params = model.parameters();
@@ -182,12 +200,17 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
         : o.opt === 'sgd'
           ? new SGD(params, { lr: o.lr, momentum: o.momentum })
           : new Adam(params, { lr: o.lr });
+    if (resume?.optimizerState) optimizer.loadStateDict(resume.optimizerState);
+    const firstEpoch = (resume?.epoch ?? 0) + 1;
+    if (resume?.epoch !== undefined && (!Number.isInteger(resume.epoch) || resume.epoch < 0)) {
+      expected('a non-negative integer', 'resume.epoch', resume.epoch);
+    }
     const criterion = o.loss === 'cross-entropy' ? (out: Tensor, y: Tensor) => crossEntropy(out, y) : o.loss;
     const loader = new DataLoader(trainData, { batchSize: o.batchSize, shuffle: true });
     const batches = loader.length;
     const history: EpochRecord[] = [];
 
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    for (let epoch = firstEpoch; epoch <= o.epochs; epoch++) {
       const t0 = process.hrtime.bigint();
       let avgCost = 0; // float32, like the seed's tensor accumulator
       let samples = 0;

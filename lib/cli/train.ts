@@ -5,7 +5,7 @@
  */
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { train, TrainOptions } from '../train';
+import { train, TrainJobOptions as TrainOptions } from '../job';
 import { epochLine, progressBar } from './format';
 
 const HELP = `Usage: npm run train -- [options]

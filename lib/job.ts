@@ -1,0 +1,217 @@
+/**
+ * train(): the seed's training in a worker thread, so a Node service's event loop
+ * stays free. Progress arrives as events; an AbortSignal (or job.cancel())
+ * cancels within one batch. Each call gets its own worker: calls run concurrently.
+ */
+import { EventEmitter } from 'node:events';
+import * as path from 'node:path';
+import { expected } from './errors';
+import { Module, AnyModule } from './nn/module';
+import { moduleSpec } from './nn/spec';
+import { TensorDataset } from './data/dataset';
+import { MNIST } from './data/mnist';
+import { defaultGenerator } from './random';
+import { Tensor, DeviceType } from './tensor';
+import { runInWorker } from './worker/host';
+import { packageRoot } from './native';
+import { resolveTrainOptions, resolveDevice } from './train';
+import { pack, unpack } from './worker/transfer';
+import { buildModel, DataSource, ModelSource, TrainJobEvent, TrainJobMessage } from './worker/train-job';
+import type { BatchEvent, EpochRecord, ResumeState, TrainOptions } from './train';
+import type { OptimizerStateDict } from './optim';
+
+type Dataset = TensorDataset | MNIST;
+
+/** Options of train(): those of trainInThisThread that can cross into a worker. */
+export interface TrainJobOptions extends Omit<TrainOptions, 'model' | 'optimizer' | 'loss' | 'trainData' | 'testData' | 'resume'> {
+  /** A model built from the library's layers (its trained weights are copied back into it), default the seed CNN. */
+  model?: Module;
+  /** Instead of `model`: a JS file exporting your own Module class, rebuilt in the worker. */
+  modelFile?: string;
+  /** The export naming the class in `modelFile` (default: the default export / module.exports). */
+  modelExport?: string;
+  /** Constructor arguments for the `modelFile` class (JSON-like values). */
+  modelArgs?: unknown[];
+  optimizer?: 'adam' | 'sgd';
+  loss?: 'cross-entropy';
+  trainData?: Dataset;
+  testData?: Dataset | null;
+  resume?: ResumeState;
+}
+
+export interface TrainJobResult {
+  history: EpochRecord[];
+  accuracy: number | null;
+  /** The trained model (the `model` you passed, updated in place, or a new one). */
+  model: AnyModule;
+  /** The optimizer's final state in PyTorch's layout (for checkpoints and --resume). */
+  optimizerState: OptimizerStateDict;
+  device: DeviceType;
+  seconds: number;
+}
+
+export type TrainEvent = ({ type: 'batch' } & BatchEvent) | ({ type: 'epoch' } & EpochRecord);
+export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+let nextId = 1;
+
+function dataSource(d: Dataset | null | undefined, name: string, dataRoot: string | undefined, train: boolean, limit?: number): DataSource | undefined {
+  if (d === undefined) return { kind: 'mnist', root: dataRoot, train, limit };
+  if (d === null) return null;
+  if (d instanceof MNIST) return { kind: 'mnist', root: d.root, train: d.train, limit: d.length };
+  if (d instanceof TensorDataset) return { kind: 'tensors', tensors: pack([...d.tensors]) };
+  return expected('a TensorDataset or MNIST dataset (other datasets cannot cross into the training worker)', name, d);
+}
+
+/**
+ * A training run in a worker thread: an EventEmitter ('batch', 'epoch', 'done',
+ * 'error') and an async iterator of progress events, with `result` and `cancel()`.
+ * @example
+ * const job = startTraining({ epochs: 1 });
+ * for await (const e of job) if (e.type === 'epoch') console.log(e.cost);
+ * const { accuracy } = await job.result;
+ */
+export class TrainingJob extends EventEmitter {
+  readonly id: string;
+  state: JobState = 'running';
+  /** Every event so far. */
+  readonly events: TrainEvent[] = [];
+  readonly result: Promise<TrainJobResult>;
+  private readonly ac = new AbortController();
+  private waiters: (() => void)[] = [];
+
+  constructor(options: TrainJobOptions = {}) {
+    super();
+    this.id = `job-${nextId++}`;
+    this.result = this.run(options);
+    // Unhandled rejections belong to whoever awaits result; the emitter reports too.
+    this.result.catch(() => undefined);
+  }
+
+  /** Cancels within one batch; `result` rejects with an AbortError. */
+  cancel(reason = 'The training was cancelled'): void {
+    if (this.state === 'running') this.ac.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
+  }
+
+  private async run(options: TrainJobOptions): Promise<TrainJobResult> {
+    if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    const { model, modelFile, modelExport, modelArgs, trainData, testData, resume, signal, onBatch, onEpoch, ...rest } = options;
+    if (signal) {
+      if (signal.aborted) this.ac.abort(signal.reason);
+      else signal.addEventListener('abort', () => this.ac.abort(signal.reason), { once: true });
+    }
+    try {
+      if (model !== undefined && modelFile !== undefined) throw new TypeError('Pass either model or modelFile, not both');
+      if (modelFile !== undefined && typeof modelFile !== 'string') expected('a file path', 'modelFile', modelFile);
+      if (modelArgs !== undefined && !Array.isArray(modelArgs)) expected('an array', 'modelArgs', modelArgs);
+      if (typeof (rest as { optimizer?: unknown }).optimizer === 'function' || typeof (rest as { loss?: unknown }).loss === 'function') {
+        throw new TypeError('optimizer and loss functions cannot cross into the training worker; use trainInThisThread() in your own worker');
+      }
+      // Checked here too, so a bad option fails before a thread starts.
+      const checked = resolveTrainOptions(rest as TrainOptions);
+      resolveDevice(checked.dev as 'auto' | DeviceType);
+      let source: ModelSource = { kind: 'cnn' };
+      let initialState: unknown;
+      if (model !== undefined) {
+        if (!(model instanceof Module)) expected('a Module', 'model', model);
+        source = { kind: 'spec', spec: moduleSpec(model) };
+        initialState = pack(model.stateDict());
+      } else if (modelFile !== undefined) {
+        source = { kind: 'file', file: path.resolve(modelFile), exportName: modelExport, args: modelArgs };
+      }
+      const msg: TrainJobMessage = {
+        options: rest as Record<string, unknown>,
+        model: source,
+        initialState,
+        resume: resume ? pack(resume) : undefined,
+        trainData: dataSource(trainData, 'trainData', rest.dataRoot, true, rest.limit),
+        testData: dataSource(testData, 'testData', rest.dataRoot, false, rest.testLimit),
+      };
+      const raw = await runInWorker<{
+        history: EpochRecord[]; accuracy: number | null; device: DeviceType; seconds: number; modelState: unknown; optimizerState: unknown;
+      }>({
+        file: path.join(packageRoot, 'dist', 'worker', 'train-job.js'),
+        exportName: 'trainJob',
+        args: [msg],
+        signal: this.ac.signal,
+        onEvent: (e) => {
+          const { type, data } = e as TrainJobEvent;
+          const ev = { type, ...data } as TrainEvent;
+          this.events.push(ev);
+          this.emit(type, data);
+          this.emit('progress', ev);
+          if (type === 'batch') onBatch?.(data as BatchEvent);
+          else onEpoch?.(data as EpochRecord);
+          this.wake();
+        },
+      });
+      const state = unpack(raw.modelState) as Map<string, Tensor>;
+      let trained: AnyModule;
+      if (model) {
+        model.loadStateDict(state);
+        trained = model;
+      } else {
+        // Building a model draws from the global generator; keep the caller's draws as they were.
+        const rng = defaultGenerator.getState();
+        try {
+          trained = buildModel(source);
+        } finally {
+          defaultGenerator.setState(rng);
+        }
+        trained.loadStateDict(state);
+      }
+      const result: TrainJobResult = {
+        history: raw.history,
+        accuracy: raw.accuracy,
+        model: trained,
+        optimizerState: unpack(raw.optimizerState) as OptimizerStateDict,
+        device: raw.device,
+        seconds: raw.seconds,
+      };
+      this.state = 'succeeded';
+      this.emit('done', result);
+      return result;
+    } catch (e) {
+      this.state = (e as Error)?.name === 'AbortError' ? 'cancelled' : 'failed';
+      if (this.listenerCount('error') > 0) this.emit('error', e);
+      throw e;
+    } finally {
+      this.wake();
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Progress events, from the first, until the job ends (a failed job throws its error). */
+  async *[Symbol.asyncIterator](): AsyncGenerator<TrainEvent, void, undefined> {
+    let i = 0;
+    for (;;) {
+      while (i < this.events.length) yield this.events[i++];
+      if (this.state !== 'running') {
+        if (this.state !== 'succeeded') await this.result;
+        return;
+      }
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+}
+
+/** Starts a training run in a worker thread and returns its job. */
+export function startTraining(options: TrainJobOptions = {}): TrainingJob {
+  return new TrainingJob(options);
+}
+
+/**
+ * Trains (default: the seed's CNN on MNIST, 3 epochs, Adam lr 0.01, batch 100) in a
+ * worker thread and evaluates on the test set; the caller's event loop stays free.
+ * With `seed`, the numbers equal PyTorch's for the same program.
+ * @example
+ * const { history, accuracy, model } = await train({ epochs: 1, limit: 6000, seed: 0, onEpoch: (e) => console.log(e.cost) });
+ */
+export function train(options: TrainJobOptions = {}): Promise<TrainJobResult> {
+  return new TrainingJob(options).result;
+}

@@ -1,0 +1,51 @@
+/**
+ * Worker-thread entry for runInWorker(): loads a module, calls one of its
+ * exported functions with the given arguments and a context (an AbortSignal
+ * and an emit() for progress events), and posts the result back.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { serializeError, transferables } from './transfer';
+
+export interface WorkerContext {
+  /** Aborted when the caller cancels (AbortSignal on the caller's side, or job.cancel()). */
+  signal: AbortSignal;
+  /** Sends a progress event to the caller (structured-cloned; buffers inside are transferred). */
+  emit(event: unknown): void;
+}
+
+interface EntryData {
+  file: string;
+  exportName?: string;
+  args: unknown[];
+}
+
+async function run(port: NonNullable<typeof parentPort>, data: EntryData): Promise<void> {
+  const ac = new AbortController();
+  port.on('message', (m: { type?: string; reason?: string }) => {
+    if (m?.type === 'abort' && !ac.signal.aborted) {
+      const e = new Error(m.reason ?? 'The operation was aborted');
+      e.name = 'AbortError';
+      ac.abort(e);
+    }
+  });
+  const ctx: WorkerContext = {
+    signal: ac.signal,
+    emit: (event) => port.postMessage({ type: 'event', event }, transferables(event)),
+  };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const mod = require(data.file);
+    const fn = data.exportName ? mod[data.exportName] : typeof mod === 'function' ? mod : mod.default;
+    if (typeof fn !== 'function') {
+      throw new TypeError(`Expected ${data.file} to export a function${data.exportName ? ` named '${data.exportName}'` : ''}`);
+    }
+    const value = await fn(...data.args, ctx);
+    port.postMessage({ type: 'result', value }, transferables(value));
+  } catch (e) {
+    port.postMessage({ type: 'error', error: serializeError(e) });
+  } finally {
+    port.close();
+  }
+}
+
+if (parentPort) void run(parentPort, workerData as EntryData);
