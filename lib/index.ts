@@ -10,7 +10,7 @@ export { tidy, scope, keep, memory } from './memory';
 export type { MemoryInfo } from './memory';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd } from './autograd';
 export type { GradOptions } from './autograd';
-export { manualSeed, Generator, defaultGenerator, initialSeed } from './random';
+export { manualSeed, Generator, defaultGenerator, initialSeed, useThreadGenerator, currentGenerator } from './random';
 export { cuda, setNumThreads, getNumThreads, version, config } from './device';
 export type { TorchConfig } from './device';
 export * as F from './nn/functional';

@@ -63,8 +63,6 @@ export interface NativeAddon {
   zerosLike(t: T, dtype?: DT, device?: Dev): T;
   onesLike(t: T, dtype?: DT, device?: Dev): T;
   emptyLike(t: T, dtype?: DT, device?: Dev): T;
-  randLike(t: T, dtype?: DT, device?: Dev): T;
-  randnLike(t: T, dtype?: DT, device?: Dev): T;
   fullLike(t: T, dtype: DT, device: Dev, value: Scalar): T;
   uniform_(t: T, from?: number, to?: number, gen?: Gen): T;
   normal_(t: T, mean?: number, std?: number, gen?: Gen): T;

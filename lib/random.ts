@@ -4,7 +4,7 @@
  */
 import { N, NativeGenerator } from './native';
 import { expected } from './errors';
-import { Tensor, wrap, h } from './tensor';
+import { Tensor, wrap, h, setThreadGenerator, getThreadGenerator } from './tensor';
 
 function checkSeed(seed: unknown): number | bigint {
   if (typeof seed === 'bigint') return seed;
@@ -18,6 +18,11 @@ function checkSeed(seed: unknown): number | bigint {
  */
 export function manualSeed(seed: number | bigint): void {
   const s = checkSeed(seed);
+  const own = getThreadGenerator();
+  if (own) {
+    (own as Generator).manualSeed(s);
+    return;
+  }
   N.manualSeed(s);
   N.cudaManualSeedAll(s);
 }
@@ -65,8 +70,24 @@ export class Generator {
   }
 }
 
-/** The global generator that manualSeed() seeds. */
+/** ATen's process-wide default generator (what manualSeed() seeds unless this thread has its own). */
 export const defaultGenerator: Generator = Generator.defaultGenerator();
+
+/**
+ * Gives this thread a generator of its own: random ops and manualSeed() here use
+ * it instead of the process-wide one, so concurrent jobs in worker threads never
+ * share a generator (training workers do this). Pass null to go back.
+ * A fresh Generator seeded with s draws exactly what the global one does after manualSeed(s).
+ */
+export function useThreadGenerator(g: Generator | null): void {
+  if (g !== null && !(g instanceof Generator)) expected('a Generator or null', 'generator', g);
+  setThreadGenerator(g);
+}
+
+/** The generator random ops on this thread use by default. */
+export function currentGenerator(): Generator {
+  return (getThreadGenerator() as Generator | null) ?? defaultGenerator;
+}
 
 /** The seed of the global generator. */
 export function initialSeed(): bigint {

@@ -91,8 +91,25 @@ function hs(v: unknown, name: string): NativeTensor | Scalar {
 function hOpt(v: unknown, name: string): NativeTensor | null {
   return v === undefined || v === null ? null : h(v, name);
 }
-function gen(g: GeneratorLike | undefined, name = 'generator'): NativeGenerator | null {
-  if (g === undefined || g === null) return null;
+// The generator that random ops of this thread use when none is passed. null
+// means ATen's process-wide default generator. Worker threads that train set
+// their own, so concurrent jobs never share (and race on) one generator.
+let threadGenerator: GeneratorLike | null = null;
+
+/** @internal Sets this thread's default generator (null: ATen's global one). */
+export function setThreadGenerator(g: GeneratorLike | null): void {
+  threadGenerator = g;
+}
+/** @internal */
+export function getThreadGenerator(): GeneratorLike | null {
+  return threadGenerator;
+}
+
+/** @internal The generator for a random op on `device`: the one given, else this thread's (CPU only). */
+export function gen(g: GeneratorLike | undefined, name = 'generator', device?: string | null): NativeGenerator | null {
+  if (g === undefined || g === null) {
+    return threadGenerator && (device === undefined || device === null || device === 'cpu') ? threadGenerator._g : null;
+  }
   if (typeof g !== 'object' || !('_g' in g)) expected('a Generator', name, g);
   return g._g;
 }
@@ -457,20 +474,20 @@ export class Tensor {
   }
   maximum_(other: Tensor): this { N.maximum_(this.handle, h(other, 'other')); return this; }
   uniform_(from = 0, to = 1, options: { generator?: GeneratorLike } = {}): this {
-    N.uniform_(this.handle, checkNumber(from, 'from'), checkNumber(to, 'to'), gen(options.generator));
+    N.uniform_(this.handle, checkNumber(from, 'from'), checkNumber(to, 'to'), gen(options.generator, 'generator', this.device));
     return this;
   }
   normal_(mean = 0, std = 1, options: { generator?: GeneratorLike } = {}): this {
-    N.normal_(this.handle, checkNumber(mean, 'mean'), checkNumber(std, 'std'), gen(options.generator));
+    N.normal_(this.handle, checkNumber(mean, 'mean'), checkNumber(std, 'std'), gen(options.generator, 'generator', this.device));
     return this;
   }
   /** Fills with integers drawn uniformly from [0, 2^mantissa] (PyTorch's `random_()`). */
   random_(options: { generator?: GeneratorLike } = {}): this {
-    N.random_(this.handle, gen(options.generator));
+    N.random_(this.handle, gen(options.generator, 'generator', this.device));
     return this;
   }
   bernoulli_(p = 0.5, options: { generator?: GeneratorLike } = {}): this {
-    N.bernoulli_(this.handle, checkNumber(p, 'p'), gen(options.generator));
+    N.bernoulli_(this.handle, checkNumber(p, 'p'), gen(options.generator, 'generator', this.device));
     return this;
   }
 
@@ -577,23 +594,23 @@ export function arange(a: number, b?: number | TensorOptions, c?: number | Tenso
 /** Uniform random values in [0, 1), drawn like `torch.rand`. */
 export function rand(...args: ShapeArgs<RandomOptions>): Tensor {
   const [s, o] = splitShapeArgs<RandomOptions>(args);
-  return applyOptions(wrap(N.rand(s, checkDtype(o.dtype), checkDevice(o.device), gen(o.generator))), o);
+  return applyOptions(wrap(N.rand(s, checkDtype(o.dtype), checkDevice(o.device), gen(o.generator, 'generator', o.device))), o);
 }
 /** Standard normal random values, drawn like `torch.randn`. */
 export function randn(...args: ShapeArgs<RandomOptions>): Tensor {
   const [s, o] = splitShapeArgs<RandomOptions>(args);
-  return applyOptions(wrap(N.randn(s, checkDtype(o.dtype), checkDevice(o.device), gen(o.generator))), o);
+  return applyOptions(wrap(N.randn(s, checkDtype(o.dtype), checkDevice(o.device), gen(o.generator, 'generator', o.device))), o);
 }
 /** Random integers in [low, high), int64 by default. */
 export function randint(low: number, high: number, size: number[], options: RandomOptions = {}): Tensor {
   checkInt(low, 'low');
   checkInt(high, 'high');
   if (high <= low) throw new RangeError(`Expected high > low for randint but received low=${low}, high=${high}`);
-  return wrap(N.randint(low, high, checkShape(size), checkDtype(options.dtype), checkDevice(options.device), gen(options.generator)));
+  return wrap(N.randint(low, high, checkShape(size), checkDtype(options.dtype), checkDevice(options.device), gen(options.generator, 'generator', options.device)));
 }
 /** A random permutation of 0..n-1 (int64), drawn like `torch.randperm`. */
 export function randperm(n: number, options: RandomOptions = {}): Tensor {
-  return wrap(N.randperm(checkInt(n, 'n', 0), checkDtype(options.dtype), checkDevice(options.device), gen(options.generator)));
+  return wrap(N.randperm(checkInt(n, 'n', 0), checkDtype(options.dtype), checkDevice(options.device), gen(options.generator, 'generator', options.device)));
 }
 export function zerosLike(t: Tensor, options: TensorOptions = {}): Tensor {
   return applyOptions(wrap(N.zerosLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
@@ -604,11 +621,13 @@ export function onesLike(t: Tensor, options: TensorOptions = {}): Tensor {
 export function emptyLike(t: Tensor, options: TensorOptions = {}): Tensor {
   return applyOptions(wrap(N.emptyLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
 }
-export function randLike(t: Tensor, options: TensorOptions = {}): Tensor {
-  return applyOptions(wrap(N.randLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
+export function randLike(t: Tensor, options: RandomOptions = {}): Tensor {
+  h(t, 'input');
+  return rand(t.shape, { dtype: options.dtype ?? t.dtype, device: options.device ?? t.device, ...options });
 }
-export function randnLike(t: Tensor, options: TensorOptions = {}): Tensor {
-  return applyOptions(wrap(N.randnLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
+export function randnLike(t: Tensor, options: RandomOptions = {}): Tensor {
+  h(t, 'input');
+  return randn(t.shape, { dtype: options.dtype ?? t.dtype, device: options.device ?? t.device, ...options });
 }
 export function fullLike(t: Tensor, fillValue: Scalar, options: TensorOptions = {}): Tensor {
   return applyOptions(wrap(N.fullLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device), fillValue)), options);

@@ -13,7 +13,7 @@ import { Module } from './nn/module';
 import { CNN } from './nn/models';
 import { crossEntropy } from './nn/functional';
 import { Optimizer, Adam, SGD, OptimizerStateDict } from './optim';
-import { defaultGenerator } from './random';
+import { currentGenerator } from './random';
 import { DataLoader } from './data/dataloader';
 import { TensorDataset, Dataset } from './data/dataset';
 import { MNIST } from './data/mnist';
@@ -190,7 +190,7 @@ export async function trainInThisThread(options: TrainOptions = {}): Promise<Tra
     if (!(model instanceof Module)) expected('a Module', 'model()', model);
     const resume = options.resume;
     if (resume?.modelState) model.loadStateDict(resume.modelState);
-    if (resume?.rngState) defaultGenerator.setState(resume.rngState);
+    if (resume?.rngState) currentGenerator().setState(resume.rngState);
     if (device !== 'cpu') model = model.to(device);
     model.train();
     const params = model.parameters();

@@ -141,14 +141,6 @@ static Napi::Value EmptyLike(const Napi::CallbackInfo& info) {
   at::Tensor& t = ArgTensor(info, 0, "input");
   return Wrap(info.Env(), at::empty_like(t, LikeOptions(info, t)));
 }
-static Napi::Value RandLike(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "input");
-  return Wrap(info.Env(), at::rand_like(t, LikeOptions(info, t)));
-}
-static Napi::Value RandnLike(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "input");
-  return Wrap(info.Env(), at::randn_like(t, LikeOptions(info, t)));
-}
 static Napi::Value FullLike(const Napi::CallbackInfo& info) {
   at::Tensor& t = ArgTensor(info, 0, "input");
   at::Scalar v = ArgScalar(info, 3, "fillValue");
@@ -204,8 +196,6 @@ void RegisterFactories(Napi::Env env, Napi::Object exports) {
   Export<ZerosLike>(env, exports, "zerosLike");
   Export<OnesLike>(env, exports, "onesLike");
   Export<EmptyLike>(env, exports, "emptyLike");
-  Export<RandLike>(env, exports, "randLike");
-  Export<RandnLike>(env, exports, "randnLike");
   Export<FullLike>(env, exports, "fullLike");
   Export<Uniform_>(env, exports, "uniform_");
   Export<Normal_>(env, exports, "normal_");

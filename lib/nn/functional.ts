@@ -5,7 +5,7 @@
  */
 import { expected, TorchError } from '../errors';
 import { N } from '../native';
-import { checkInt, checkNumber, h, Tensor, wrap } from '../tensor';
+import { checkInt, checkNumber, h, Tensor, wrap, getThreadGenerator, zerosLike, emptyLike } from '../tensor';
 
 export type IntOrPair = number | [number, number];
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -148,7 +148,19 @@ export function logSoftmax(input: Tensor, dim: number): Tensor {
 export function dropout(input: Tensor, p = 0.5, training = true): Tensor {
   checkNumber(p, 'p');
   if (p < 0 || p > 1) throw new RangeError(`Expected a probability in [0, 1] for p but received ${p}`);
-  return wrap(N.dropout(h(input, 'input'), p, !!training));
+  const x = h(input, 'input');
+  if (training && p > 0 && getThreadGenerator() && input.device === 'cpu') {
+    // This thread has its own generator (a training worker), and ATen's dropout
+    // only draws from the global one: build the mask here, exactly as ATen's CPU
+    // dropout does (bernoulli_(1 - p), divided by 1 - p).
+    if (p === 1) return input.mul(zerosLike(input));
+    const noise = emptyLike(input).bernoulli_(1 - p);
+    noise.div_(1 - p);
+    const out = input.mul(noise);
+    noise.dispose();
+    return out;
+  }
+  return wrap(N.dropout(x, p, !!training));
 }
 /** Flattens dims `startDim..endDim` into one. */
 export function flatten(input: Tensor, startDim = 0, endDim = -1): Tensor {

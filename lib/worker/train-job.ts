@@ -11,6 +11,7 @@ import { CNN } from '../nn/models';
 import { TensorDataset } from '../data/dataset';
 import { MNIST } from '../data/mnist';
 import { Tensor } from '../tensor';
+import { Generator, useThreadGenerator } from '../random';
 import { pack, unpack } from './transfer';
 import type { WorkerContext } from './entry';
 
@@ -49,15 +50,11 @@ export function buildModel(src: ModelSource): AnyModule {
   if (typeof Cls !== 'function') {
     throw new TypeError(`Expected ${src.file} to export a Module class${src.exportName ? ` named '${src.exportName}'` : ' (default export)'}`);
   }
-  let m: unknown;
-  try {
-    m = new Cls(...(src.args ?? []));
-  } catch (e) {
-    // A factory function instead of a class.
-    if (e instanceof TypeError && /class constructor|is not a constructor/.test(e.message)) throw e;
-    throw e;
-  }
-  if (!(m instanceof Module)) {
+  const m = new Cls(...(src.args ?? [])) as AnyModule;
+  // Duck-typed: a second copy of torchnode (or a test runner's) has its own Module class.
+  const looksLikeModule = (v: unknown) =>
+    v instanceof Module || (!!v && ['forward', 'parameters', 'stateDict', 'loadStateDict'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function'));
+  if (!looksLikeModule(m)) {
     throw new TypeError(
       `${src.file}'s export ${name} did not build a torchnode Module (is the file importing the same torchnode package?)`,
     );
@@ -72,6 +69,12 @@ function buildData(src: DataSource | undefined) {
 }
 
 export async function trainJob(msg: TrainJobMessage, ctx: WorkerContext) {
+  // Random draws in this job come from a generator of its own (seeded by the
+  // seed option, else non-deterministically), never the process-wide one that
+  // the caller and other jobs use.
+  const g = new Generator();
+  g.seed();
+  useThreadGenerator(g);
   const resume = msg.resume ? (unpack(msg.resume) as Record<string, unknown>) : undefined;
   const result = await trainInThisThread({
     ...msg.options,
