@@ -25,3 +25,5 @@ export type { TrainJobOptions, TrainJobResult, TrainEvent, JobState } from './jo
 export { runInWorker } from './worker/host';
 export type { RunInWorkerOptions } from './worker/host';
 export type { WorkerContext } from './worker/entry';
+export { predict, decodePng } from './predict';
+export type { Prediction, ImageInput } from './predict';

@@ -110,6 +110,7 @@ export interface NativeAddon {
   to(t: T, dtype?: DT, device?: Dev, nonBlocking?: boolean, copy?: boolean): T;
   // nn.cc
   conv2d(x: T, w: T, b: Opt<T>, stride: number[], padding: number[], dilation: number[], groups: number): T;
+  conv2dMkldnn(x: T, w: T, b: Opt<T>, stride: number[], padding: number[], dilation: number[], groups: number): T;
   maxPool2d(x: T, k: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): T;
   avgPool2d(x: T, k: number[], stride: number[], padding: number[], ceilMode: boolean, countIncludePad: boolean, divisorOverride?: Opt<number>): T;
   adaptiveAvgPool2d(x: T, outputSize: number[]): T;

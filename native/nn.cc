@@ -2,6 +2,8 @@
 // Argument order follows torch.nn.functional; the TS layer fills PyTorch's defaults.
 #include "common.h"
 
+#include <ATen/Config.h>
+
 namespace tn {
 
 // conv2d(input, weight, bias?, stride, padding, dilation, groups)
@@ -9,6 +11,19 @@ static Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::conv2d(ArgTensor(info, 0, "input"), ArgTensor(info, 1, "weight"), ArgOptTensor(info, 2, "bias"),
                                      ArgIntList(info, 3, "stride"), ArgIntList(info, 4, "padding"),
                                      ArgIntList(info, 5, "dilation"), ArgInt(info, 6, "groups", 1)));
+}
+// conv2dMkldnn(input, weight, bias?, stride, padding, dilation, groups): oneDNN's
+// convolution directly. at::conv2d picks a slow im2col path for one small image
+// (libtorch only takes oneDNN from batch 2 up), which dominates one-image latency.
+// Used by predict(); same results as at::conv2d on batches of 2 or more.
+static Napi::Value Conv2dMkldnn(const Napi::CallbackInfo& info) {
+#if AT_MKLDNN_ENABLED()
+  return Wrap(info.Env(), at::mkldnn_convolution(ArgTensor(info, 0, "input"), ArgTensor(info, 1, "weight"), ArgOptTensor(info, 2, "bias"),
+                                                 ArgIntList(info, 4, "padding"), ArgIntList(info, 3, "stride"),
+                                                 ArgIntList(info, 5, "dilation"), ArgInt(info, 6, "groups", 1)));
+#else
+  ThrowTorch(info.Env(), "conv2dMkldnn: this libtorch was built without oneDNN (MKL-DNN)");
+#endif
 }
 // maxPool2d(input, kernelSize, stride, padding, dilation, ceilMode)
 static Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
@@ -62,6 +77,7 @@ static Napi::Value MseLoss(const Napi::CallbackInfo& info) {
 
 void RegisterNN(Napi::Env env, Napi::Object exports) {
   Export<Conv2d>(env, exports, "conv2d");
+  Export<Conv2dMkldnn>(env, exports, "conv2dMkldnn");
   Export<MaxPool2d>(env, exports, "maxPool2d");
   Export<AvgPool2d>(env, exports, "avgPool2d");
   Export<AdaptiveAvgPool2d>(env, exports, "adaptiveAvgPool2d");

@@ -61,7 +61,29 @@ export function conv2d(input: Tensor, weight: Tensor, options: Conv2dOptions = {
     );
   }
   const b = options.bias == null ? null : h(options.bias, 'bias');
+  if (oneDnnInference && xs.length === 4 && xs[0] === 1 && input.dtype === 'float32' && input.device === 'cpu' && !N.isGradEnabled()) {
+    return wrap(N.conv2dMkldnn(x, w, b, stride, padding, dilation, groups));
+  }
   return wrap(N.conv2d(x, w, b, stride, padding, dilation, groups));
+}
+
+// Set by withOneDnnInference(): one-image CPU inference uses oneDNN's convolution.
+let oneDnnInference = false;
+const hasOneDnn = N.buildInfo().mkldnn;
+
+/**
+ * @internal Runs `fn` with one-image float32 CPU convolutions (under noGrad) on
+ * oneDNN. libtorch uses a slow path for a single small image; oneDNN is what it
+ * uses from batch 2 up, so results equal those of a batched forward.
+ */
+export function withOneDnnInference<R>(fn: () => R): R {
+  if (!hasOneDnn || oneDnnInference) return fn();
+  oneDnnInference = true;
+  try {
+    return fn();
+  } finally {
+    oneDnnInference = false;
+  }
 }
 
 export interface Pool2dOptions {
@@ -121,7 +143,20 @@ export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null): Ten
       `linear: input ${shapeStr(xs)} has ${xs[xs.length - 1] ?? 0} features in its last dim but weight ${shapeStr(ws)} expects ${ws[1]}`,
     );
   }
-  return wrap(N.linear(x, w, bias == null ? null : h(bias, 'bias')));
+  const b = bias == null ? null : h(bias, 'bias');
+  if (oneDnnInference && xs.length === 2 && xs[0] === 1 && input.dtype === 'float32' && input.device === 'cpu' && !N.isGradEnabled()) {
+    // One row: a 1x1 oneDNN convolution beats the gemv of the generic BLAS that
+    // distribution builds of libtorch often use.
+    const x4 = N.view(x, [1, ws[1], 1, 1]);
+    const w4 = N.view(w, [ws[0], ws[1], 1, 1]);
+    const y = N.conv2dMkldnn(x4, w4, b, [1, 1], [0, 0], [1, 1], 1);
+    N.dispose(x4);
+    N.dispose(w4);
+    const out = N.view(y, [1, ws[0]]);
+    N.dispose(y);
+    return wrap(out);
+  }
+  return wrap(N.linear(x, w, b));
 }
 
 export function relu(input: Tensor): Tensor {

@@ -109,6 +109,9 @@ function makeSet(args: unknown[], what: string): Set<unknown> {
 
 function makeBytes(args: unknown[], what: string): Buffer {
   if (args.length === 0) return Buffer.alloc(0);
+  // bytearray pickles as (latin-1 str, 'latin-1') below protocol 3 and as (bytes,) above.
+  if (typeof args[0] === 'string') return Buffer.from(args[0], 'latin1');
+  if (Buffer.isBuffer(args[0])) return Buffer.from(args[0]);
   const items = iterItems(args[0], what);
   return Buffer.from(items.map((x) => {
     if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > 255) throw new PickleError(`${what}: bad byte ${describe(x)}`);
@@ -206,6 +209,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
     if (stack.length === 0 || stack[stack.length - 1] === MARK) throw new PickleError(`${what} on an empty stack at byte ${pos - 1}`);
     return stack[stack.length - 1];
   };
+  // popMark swaps `stack`: call it before touching `stack` (`stack.push(popMark())` would push onto the old one).
   const popMark = (what: string): unknown[] => {
     if (metastack.length === 0) throw new PickleError(`${what} without a MARK at byte ${pos - 1}`);
     const items = stack;
@@ -321,11 +325,11 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
       case 0x8e: { const n = u64('BINBYTES8'); stack.push(Buffer.from(bytes(n, 'BINBYTES8'))); break; }
       case 0x96: { const n = u64('BYTEARRAY8'); stack.push(Buffer.from(bytes(n, 'BYTEARRAY8'))); break; }
       case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x6c: stack.push(popMark('LIST')); break;
+      case 0x6c: { const items = popMark('LIST'); stack.push(items); break; }
       case 0x61: { const v = pop('APPEND'); appendTo(top('APPEND'), [v], 'APPEND'); break; }
       case 0x65: { const items = popMark('APPENDS'); appendTo(top('APPENDS'), items, 'APPENDS'); break; }
       case 0x29: stack.push(tuple()); break; // EMPTY_TUPLE
-      case 0x74: stack.push(markTuple(popMark('TUPLE'))); break;
+      case 0x74: { const items = popMark('TUPLE'); stack.push(markTuple(items)); break; }
       case 0x85: { const a = pop('TUPLE1'); stack.push(tuple(a)); break; }
       case 0x86: { const b = pop('TUPLE2'); const a = pop('TUPLE2'); stack.push(tuple(a, b)); break; }
       case 0x87: { const c = pop('TUPLE3'); const b = pop('TUPLE3'); const a = pop('TUPLE3'); stack.push(tuple(a, b, c)); break; }
@@ -348,7 +352,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
       }
       case 0x8f: stack.push(new Set()); break; // EMPTY_SET
       case 0x90: { const items = popMark('ADDITEMS'); appendTo(top('ADDITEMS'), items, 'ADDITEMS'); break; }
-      case 0x91: stack.push(new Set(popMark('FROZENSET'))); break;
+      case 0x91: { const items = popMark('FROZENSET'); stack.push(new Set(items)); break; }
       case 0x67: { // GET
         const i = Number(intValue(line('GET'), 'GET'));
         if (!memo.has(i)) throw new PickleError(`memo entry ${i} is read before it is written`);
@@ -741,6 +745,7 @@ export function pickle(value: unknown, options: PickleOptions = {}): Buffer {
       if (r === undefined && !replaced.has(obj)) {
         r = options.replace(obj);
         replaced.set(obj, r);
+        if (r !== null && typeof r === 'object') replaced.set(r, r);
       }
       if (r !== obj) {
         save(r);

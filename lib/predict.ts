@@ -1,0 +1,132 @@
+/**
+ * predict(): classify 28x28 digit images with a trained model, without autograd
+ * and with no per-call setup beyond one copy of the pixels in and out.
+ */
+import { PNG } from 'pngjs';
+import { expected } from './errors';
+import { noGrad } from './autograd';
+import { tidy } from './memory';
+import { Module } from './nn/module';
+import { fromBuffer, Tensor } from './tensor';
+import { softmax, withOneDnnInference } from './nn/functional';
+
+export interface Prediction {
+  /** The most probable class. */
+  class: number;
+  /** Softmax probabilities, one per class. */
+  probabilities: number[];
+}
+
+export type ImageInput = ArrayLike<number> | number[][] | Buffer | Tensor;
+
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
+
+function isPng(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array && v.length > 8 && PNG_MAGIC.every((b, i) => v[i] === b);
+}
+
+/** Decodes a PNG to 28x28 grey levels 0..255 (colour by luma, transparency over black, like MNIST's background). */
+export function decodePng(buf: Uint8Array, name = 'image'): Float32Array {
+  let png: PNG;
+  try {
+    png = PNG.sync.read(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+  } catch (e) {
+    throw new TypeError(`Could not decode ${name} as PNG: ${(e as Error).message}`);
+  }
+  if (png.width !== 28 || png.height !== 28) {
+    throw new RangeError(`Expected a 28x28 image for ${name} but received ${png.width}x${png.height}`);
+  }
+  const out = new Float32Array(784);
+  for (let i = 0; i < 784; i++) {
+    const r = png.data[4 * i], g = png.data[4 * i + 1], b = png.data[4 * i + 2], a = png.data[4 * i + 3];
+    out[i] = ((0.299 * r + 0.587 * g + 0.114 * b) * a) / 255;
+  }
+  return out;
+}
+
+/** Turns one input into 784 floats in [0, 1]; `name` labels errors. */
+function toPixels(img: unknown, name: string): Float32Array {
+  if (isPng(img)) return Float32Array.from(decodePng(img, name), (v) => v / 255);
+  let flat: ArrayLike<number>;
+  let bytes = false;
+  if (img instanceof Uint8Array || img instanceof Uint8ClampedArray) {
+    flat = img;
+    bytes = true;
+  } else if (ArrayBuffer.isView(img) && !(img instanceof DataView) && !(img instanceof BigInt64Array) && !(img instanceof BigUint64Array)) {
+    flat = img as unknown as ArrayLike<number>;
+  } else if (Array.isArray(img)) {
+    flat = Array.isArray(img[0]) ? (img as unknown[][]).flat(2) as number[] : (img as number[]);
+  } else {
+    return expected('28x28 pixels (a TypedArray, nested arrays, a Tensor or a PNG Buffer)', name, img);
+  }
+  if (flat.length !== 784) throw new RangeError(`Expected 784 pixels (28x28) for ${name} but received ${flat.length}`);
+  const out = new Float32Array(784);
+  let max = 0;
+  for (let i = 0; i < 784; i++) {
+    const v = flat[i];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 255) {
+      throw new RangeError(`Expected pixel values in 0..255 or 0..1 for ${name} but received ${v} at index ${i}`);
+    }
+    out[i] = v;
+    if (v > max) max = v;
+  }
+  // 0..255 unless every value is within 0..1 (bytes are always 0..255).
+  if (bytes || max > 1) for (let i = 0; i < 784; i++) out[i] /= 255;
+  return out;
+}
+
+function isBatch(images: unknown): images is unknown[] {
+  if (!Array.isArray(images) || images.length === 0) return false;
+  const first = images[0];
+  // [28][28] is one image; [N][28][28] or [N][784] or [pngBuffer...] is a batch.
+  if (isPng(first) || ArrayBuffer.isView(first)) return true;
+  if (Array.isArray(first)) return Array.isArray(first[0]) || first.length === 784;
+  return false;
+}
+
+/**
+ * Classifies one image or a batch. An image is 28x28 pixels: a TypedArray or array
+ * of 784 values (0..255, or 0..1 when every value is at most 1; uint8 data is
+ * always 0..255), a [28][28] nested array, a PNG Buffer, or a [1, 28, 28] Tensor.
+ * A batch is an array of those, or an [N, 1, 28, 28] Tensor scaled to [0, 1].
+ * Runs in eval mode under noGrad and restores the model's mode.
+ * @example
+ * const { class: digit, probabilities } = predict(model, pixels);
+ */
+export function predict(model: Module, images: ImageInput): Prediction;
+export function predict(model: Module, images: ImageInput[]): Prediction[];
+export function predict(model: Module, images: ImageInput | ImageInput[]): Prediction | Prediction[] {
+  if (!(model instanceof Module)) expected('a Module', 'model', model);
+  const batch = isBatch(images);
+  const device = model.parameters()[0]?.device ?? 'cpu';
+  const wasTraining = model.training;
+  if (wasTraining) model.eval();
+  try {
+    const probs = tidy(() =>
+      noGrad(() => {
+        let x: Tensor;
+        if (images instanceof Tensor) {
+          x = images.dim() === 3 ? images.unsqueeze(0) : images.dim() === 2 ? images.reshape([1, 1, 28, 28]) : images;
+        } else {
+          const list = batch ? (images as unknown[]) : [images];
+          const data = new Float32Array(784 * list.length);
+          list.forEach((img, i) => data.set(toPixels(img, batch ? `images[${i}]` : 'image'), 784 * i));
+          x = fromBuffer(data, [list.length, 1, 28, 28]);
+        }
+        if (device !== 'cpu') x = x.to(device);
+        return softmax(withOneDnnInference(() => model.call(x)), 1).cpu().toTypedArray() as Float32Array;
+      }),
+    );
+    const out: Prediction[] = [];
+    for (let i = 0; i < probs.length; i += 10) {
+      const p = Array.from(probs.subarray(i, i + 10));
+      let best = 0;
+      for (let c = 1; c < p.length; c++) if (p[c] > p[best]) best = c;
+      out.push({ class: best, probabilities: p });
+    }
+    if (images instanceof Tensor) return images.dim() === 4 && images.size(0) !== 1 ? out : out.length === 1 ? out[0] : out;
+    return batch ? out : out[0];
+  } finally {
+    if (wasTraining) model.train();
+  }
+}
