@@ -10,6 +10,7 @@ static Napi::Object InitTorchnode(Napi::Env env, Napi::Object exports) {
   tn::RegisterNN(env, exports);
   tn::RegisterAutograd(env, exports);
   tn::RegisterDevice(env, exports);
+  tn::RegisterDistributed(env, exports);
   return exports;
 }
 

@@ -15,12 +15,15 @@ try {
 }
 const libDir = rec.libDir;
 const hasCuda = fs.existsSync(path.join(libDir, 'libtorch_cuda.so'));
+// c10d's Gloo process group needs Gloo's headers (Debian: libgloo-dev); CMake gets
+// these definitions from TorchConfig, node-gyp from here.
+const hasGloo = [...rec.includeDirs, '/usr/include', '/usr/local/include'].some((d) => fs.existsSync(path.join(d, 'gloo', 'algorithm.h')));
 const what = process.argv[2];
 let out = [];
 if (what === 'include_dirs') {
   out = rec.includeDirs;
 } else if (what === 'defines') {
-  out = ['_GLIBCXX_USE_CXX11_ABI=1', ...(hasCuda ? ['TORCHNODE_WITH_CUDA'] : [])];
+  out = ['_GLIBCXX_USE_CXX11_ABI=1', ...(hasCuda ? ['TORCHNODE_WITH_CUDA'] : []), ...(hasGloo ? ['USE_DISTRIBUTED', 'USE_C10D_GLOO'] : [])];
 } else if (what === 'libraries') {
   out = [`-L${libDir}`, '-ltorch', '-ltorch_cpu', '-lc10'];
   if (hasCuda) out.push('-Wl,--no-as-needed', '-ltorch_cuda', '-Wl,--as-needed');
