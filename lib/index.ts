@@ -27,3 +27,8 @@ export type { RunInWorkerOptions } from './worker/host';
 export type { WorkerContext } from './worker/entry';
 export { predict, decodePng } from './predict';
 export type { Prediction, ImageInput } from './predict';
+export * as serialize from './serialize';
+export { save, load, saveSafetensors, loadSafetensors, saveCheckpoint, loadCheckpoint, loadStateDictInto, CheckpointError } from './serialize';
+export type { Checkpoint, CheckpointParts } from './serialize';
+export * as distributed from './distributed';
+export { DistributedSampler } from './data/distributed-sampler';

@@ -11,6 +11,16 @@ export interface NativeTensor {
   readonly __brand: 'NativeTensor';
 }
 
+/** Opaque handle to a c10d process group. */
+export interface NativeGroup {
+  readonly __brand: 'NativeGroup';
+}
+/** Opaque handle to a gradient reducer. */
+export interface NativeReducer {
+  readonly __brand: 'NativeReducer';
+  readonly buckets: number;
+}
+
 /** Native CPU random-number generator. */
 export interface NativeGenerator {
   manualSeed(seed: number | bigint): NativeGenerator;
@@ -127,6 +137,20 @@ export interface NativeAddon {
   grad(t: T): T | null; setGrad(t: T, g: Opt<T>): void;
   isGradEnabled(): boolean; setGradEnabled(v: boolean): boolean;
   autogradGrad(outputs: T[], inputs: T[], gradOutputs?: Opt<T[]>, retainGraph?: Opt<boolean>, createGraph?: boolean, allowUnused?: boolean): (T | null)[];
+  // distributed.cc
+  distAvailable(): { gloo: boolean; nccl: boolean; reason: string | null };
+  distInit(backend: string, addr: string, port: number, worldSize: number, rank: number, timeoutMs: number): Promise<NativeGroup>;
+  distInfo(g: NativeGroup): { rank: number; worldSize: number; backend: string; timeoutMs: number };
+  distAllReduce(g: NativeGroup, ts: T[], op?: string): Promise<void>;
+  distBroadcast(g: NativeGroup, ts: T[], root: number): Promise<void>;
+  distAllGather(g: NativeGroup, t: T): Promise<T[]>;
+  distBarrier(g: NativeGroup): Promise<void>;
+  distStoreSet(g: NativeGroup, key: string, value: string): Promise<void>;
+  distStoreGet(g: NativeGroup, key: string): Promise<string>;
+  distDestroy(g: NativeGroup): Promise<void> | undefined;
+  distCreateReducer(g: NativeGroup, params: T[], bucketCapBytes: number): NativeReducer;
+  distReducerPrepare(r: NativeReducer): void;
+  distReducerFinish(r: NativeReducer): Promise<void>;
   // device.cc
   cudaIsAvailable(): boolean; cudaDeviceCount(): number; cudaSynchronize(device?: number): void;
   cudaManualSeedAll(seed: number | bigint): void;

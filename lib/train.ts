@@ -8,7 +8,9 @@ import { tidy } from './memory';
 import { noGrad } from './autograd';
 import { manualSeed } from './random';
 import { cuda, setNumThreads, getNumThreads } from './device';
-import { Tensor, DeviceType, checkInt } from './tensor';
+import { Tensor, DeviceType, checkInt, tensor } from './tensor';
+import { ProcessGroup, initProcessGroup, GradReducer, syncParameters, InitOptions } from './distributed';
+import { DistributedSampler } from './data/distributed-sampler';
 import { Module } from './nn/module';
 import { CNN } from './nn/models';
 import { crossEntropy } from './nn/functional';
@@ -81,6 +83,12 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Continue from a checkpoint: model and optimizer state, the epochs already done, and the global RNG state. */
   resume?: ResumeState;
+  /**
+   * Data-parallel training on c10d: `true` joins a process group from MASTER_ADDR,
+   * MASTER_PORT, WORLD_SIZE and RANK; or pass init options or a ProcessGroup.
+   * `batchSize` is per rank; only rank 0 evaluates.
+   */
+  distributed?: boolean | InitOptions | ProcessGroup;
 }
 
 /** What a checkpoint holds to continue training (see saveCheckpoint). */
@@ -105,7 +113,7 @@ export interface TrainResult {
 
 const KNOWN_OPTIONS = new Set([
   'model', 'epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'loss', 'device', 'seed', 'threads', 'dataRoot',
-  'limit', 'testLimit', 'trainData', 'testData', 'onBatch', 'onEpoch', 'signal', 'resume',
+  'limit', 'testLimit', 'trainData', 'testData', 'onBatch', 'onEpoch', 'signal', 'resume', 'distributed',
 ]);
 
 /** @internal Validates options; returns them with defaults filled. */
@@ -180,6 +188,8 @@ export async function trainInThisThread(options: TrainOptions = {}): Promise<Tra
   const prevThreads = getNumThreads();
   if (o.threads) setNumThreads(o.threads);
   const started = Date.now();
+  let group: ProcessGroup | null = null;
+  let ownGroup = false;
   try {
     // Data first, then the seed, then the model: the seed program's order.
     const trainData = options.trainData ?? new MNIST({ root: options.dataRoot, train: true, limit: o.limit });
@@ -206,7 +216,18 @@ export async function trainInThisThread(options: TrainOptions = {}): Promise<Tra
       expected('a non-negative integer', 'resume.epoch', resume.epoch);
     }
     const criterion = o.loss === 'cross-entropy' ? (out: Tensor, y: Tensor) => crossEntropy(out, y) : o.loss;
-    const loader = new DataLoader(trainData, { batchSize: o.batchSize, shuffle: true });
+    // Data-parallel: every rank starts from rank 0's weights, reads its own shard,
+    // and averages gradients with the others (DistributedDataParallel's scheme).
+    if (options.distributed) {
+      group = options.distributed instanceof ProcessGroup ? options.distributed : await initProcessGroup(options.distributed === true ? {} : options.distributed);
+      ownGroup = !(options.distributed instanceof ProcessGroup);
+      await syncParameters(group, [...model.parameters(), ...model.buffers()]);
+    }
+    const sampler = group
+      ? new DistributedSampler(trainData, { numReplicas: group.worldSize, rank: group.rank, shuffle: true, seed: o.seed ?? 0 })
+      : undefined;
+    const loader = new DataLoader(trainData, sampler ? { batchSize: o.batchSize, sampler } : { batchSize: o.batchSize, shuffle: true });
+    const reducer = group && group.worldSize > 1 ? new GradReducer(group, params) : null;
     const batches = loader.length;
     const history: EpochRecord[] = [];
 
@@ -214,6 +235,7 @@ export async function trainInThisThread(options: TrainOptions = {}): Promise<Tra
       const t0 = process.hrtime.bigint();
       let avgCost = 0; // float32, like the seed's tensor accumulator
       let samples = 0;
+      sampler?.setEpoch(epoch - 1);
       const it = (loader as Iterable<Tensor[]>)[Symbol.iterator]();
       for (let batch = 1; ; batch++) {
         if (signal?.aborted) throw abortError(signal);
@@ -228,11 +250,17 @@ export async function trainInThisThread(options: TrainOptions = {}): Promise<Tra
           const output = model.call(x);
           const cost = criterion(output, y);
           optimizer.zeroGrad();
+          reducer?.prepare();
           cost.backward();
-          optimizer.step();
+          if (!reducer) optimizer.step();
           return { loss: cost.item() as number, n: x.size(0) };
         });
         if (!step) break;
+        if (reducer) {
+          // The buckets' all-reduces started during backward; wait for the rest, then step.
+          await reducer.finish();
+          tidy(() => optimizer.step());
+        }
         samples += step.n;
         avgCost = Math.fround(avgCost + Math.fround(step.loss / batches));
         const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -240,15 +268,28 @@ export async function trainInThisThread(options: TrainOptions = {}): Promise<Tra
         // One turn of the event loop per batch: timers, I/O and abort signals run.
         await yieldToEventLoop();
       }
+      let cost = avgCost;
+      let allSamples = samples;
+      if (group && group.worldSize > 1) {
+        // Report the mean cost over ranks, and samples over all ranks.
+        const t = tensor([avgCost, samples], { dtype: 'float64' });
+        await group.allReduce(t);
+        const [c, n] = t.toArray() as number[];
+        t.dispose();
+        cost = Math.fround(c / group.worldSize);
+        allSamples = n;
+      }
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const record: EpochRecord = { epoch, cost: avgCost, seconds, samples, samplesPerSec: samples / seconds };
+      const record: EpochRecord = { epoch, cost, seconds, samples: allSamples, samplesPerSec: allSamples / seconds };
       history.push(record);
       options.onEpoch?.(record);
     }
-    const accuracy = testData ? evaluate(model, testData, { device }) : null;
+    // Only rank 0 evaluates (and, in the CLI, prints and saves).
+    const accuracy = testData && (!group || group.rank === 0) ? evaluate(model, testData, { device }) : null;
     return { history, accuracy, model, optimizer, device, seconds: (Date.now() - started) / 1000 };
   } finally {
     if (o.threads) setNumThreads(prevThreads);
+    if (group && ownGroup) await group.destroy().catch(() => undefined);
   }
 }
 

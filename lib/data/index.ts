@@ -10,6 +10,8 @@ export { TensorDataset, defaultCollate } from './dataset';
 export type { Dataset, TensorsDataset } from './dataset';
 export { DataLoader, RandomSampler, SequentialSampler, BatchSampler, drawSeed } from './dataloader';
 export type { Sampler, DataLoaderOptions, RandomSamplerOptions } from './dataloader';
+export { DistributedSampler } from './distributed-sampler';
+export type { DistributedSamplerOptions } from './distributed-sampler';
 export { readIdx, writeIdx, IdxError } from './idx';
 export type { IdxArray, IdxDtype, IdxData } from './idx';
 export { MNIST } from './mnist';

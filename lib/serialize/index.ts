@@ -84,7 +84,9 @@ export function saveCheckpoint(file: string, parts: CheckpointParts): void {
  * Loads a checkpoint written by `saveCheckpoint` or by PyTorch in the tutorial layout.
  * With `model` / `optimizer`, loads their states in place (the model's with `strict`,
  * default true: every missing, unexpected or mis-shaped key is named in one error).
- * Returns the whole checkpoint, e.g. to read `epoch` and resume after it.
+ * Returns the whole checkpoint, e.g. to read `epoch` and resume after it; its tensors
+ * are copies (the model and optimizer hold their own), so free them with
+ * `disposeTensors(ck)` once done, or leave them to the garbage collector.
  * @example
  * const ck = loadCheckpoint('ckpt.pt', { model, optimizer });
  * const startEpoch = (ck.epoch ?? 0) + 1;
@@ -156,7 +158,10 @@ export function loadStateDictInto(
   }
 }
 
-/** Frees every tensor inside a loaded value (Maps, arrays, objects), e.g. after copying them into a model. */
+/**
+ * Frees every tensor inside a loaded value (Maps, arrays, objects), e.g. after copying them into a model.
+ * @example const ck = loadCheckpoint(f, { model, optimizer }); disposeTensors(ck);
+ */
 export function disposeTensors(value: unknown): void {
   const seen = new Set<unknown>();
   const walk = (v: unknown): void => {

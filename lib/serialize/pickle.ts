@@ -79,10 +79,17 @@ export class PickleError extends Error {
   }
 }
 
+/** A name from a pickle, safe to show: control bytes escaped, at most 120 characters. */
+export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  const e = s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return e.length > 120 ? `${e.slice(0, 120)}...` : e;
+}
+
 /** The pickle names a class or function that is not in the table of known globals. */
 export class UnsupportedGlobalError extends PickleError {
   constructor(readonly module: string, readonly globalName: string) {
-    super(`unsupported class ${module}.${globalName}`, 'unsupported');
+    super(`unsupported class ${printable(`${module}.${globalName}`)}`, 'unsupported');
     this.name = 'UnsupportedGlobalError';
   }
   get qualname(): string {
@@ -617,8 +624,9 @@ export function pickle(value: unknown, options: PickleOptions = {}): Buffer {
   const path: string[] = [options.rootName ?? 'obj'];
   const where = (): string => path.join('');
 
+  let nextMemo = 0;
   const put = (key: unknown, globalKey?: string): void => {
-    const i = memo.size + globalMemo.size;
+    const i = nextMemo++;
     if (globalKey !== undefined) globalMemo.set(globalKey, i);
     else memo.set(key, i);
     if (i < 256) {

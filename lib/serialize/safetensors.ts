@@ -100,7 +100,10 @@ export function saveSafetensors(tensors: Map<string, Tensor> | Record<string, Te
   });
 }
 
-/** Like `saveSafetensors`, but returns the bytes. */
+/**
+ * Like `saveSafetensors`, but returns the bytes.
+ * @example loadSafetensors(safetensorsToBuffer({ w: torch.ones(2) }));
+ */
 export function safetensorsToBuffer(tensors: Map<string, Tensor> | Record<string, Tensor>, metadata?: Record<string, string>): Buffer {
   const parts: Buffer[] = [];
   writeSafetensors(toEntries(tensors), metadata, (b) => void parts.push(Buffer.from(b)));

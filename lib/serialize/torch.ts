@@ -20,7 +20,7 @@ import { describe, expected, TorchError } from '../errors';
 import { Parameter } from '../nn/module';
 import { DType, fromBuffer, Tensor } from '../tensor';
 import {
-  isTuple, PickleError, PickleWriteError, PyGlobal, PyMarker, PyCallable, Reduction, tuple, toJS, unpickle,
+  isTuple, PickleError, PickleWriteError, printable, PyGlobal, PyMarker, PyCallable, Reduction, tuple, toJS, unpickle,
   UnsupportedGlobalError, pickle,
 } from './pickle';
 import { bufferSource, ByteSource, fdSink, fileSource, looksLikeZip, ZipError, ZipReader, ZipWriter } from './zip';
@@ -63,7 +63,6 @@ const DTYPE_TABLE: DtypeInfo[] = [
   { dtype: 'bool', storage: 'BoolStorage', size: 1, Array: Uint8Array as unknown as ArrayType },
 ];
 const BY_DTYPE = new Map(DTYPE_TABLE.map((d) => [d.dtype, d]));
-const BY_STORAGE = new Map(DTYPE_TABLE.map((d) => [d.storage, d]));
 /** PyTorch storage classes torchnode has no dtype for, with their dtype names for messages. */
 const UNSUPPORTED_STORAGES: Record<string, string> = {
   HalfStorage: 'float16', BFloat16Storage: 'bfloat16', ComplexFloatStorage: 'complex64', ComplexDoubleStorage: 'complex128',
@@ -313,7 +312,10 @@ export function save(obj: unknown, file: string, options: SaveOptions = {}): voi
   }
 }
 
-/** Like `save`, but returns the checkpoint's bytes instead of writing a file. */
+/**
+ * Like `save`, but returns the checkpoint's bytes instead of writing a file.
+ * @example const bytes = saveToBuffer(model.stateDict()); load(bytes);
+ */
 export function saveToBuffer(obj: unknown, options: SaveOptions = {}): Buffer {
   const parts: Buffer[] = [];
   try {
@@ -502,7 +504,7 @@ export function load(file: string | Uint8Array): unknown {
       if (e instanceof ZipError) zipFail(e, name);
       if (e instanceof UnsupportedGlobalError) {
         throw new CheckpointError(
-          `Unsupported class ${e.qualname} in checkpoint ${name}: torchnode never runs pickled code, so it loads only tensors, ` +
+          `Unsupported class ${printable(e.qualname)} in checkpoint ${name}: torchnode never runs pickled code, so it loads only tensors, ` +
             'containers and plain values. If this is a whole model, save model.state_dict() in PyTorch instead.',
           name,
         );

@@ -1,0 +1,138 @@
+// Data-parallel training on c10d (Gloo): two ranks on this machine against one
+// process with the combined batch; and a lost rank makes the other fail, not hang.
+import { spawn, ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as torch from '../lib';
+import { distributed, DistributedSampler, loadSafetensors } from '../lib';
+
+const rankScript = path.join(__dirname, 'fixtures', 'dist', 'ddp-rank.js');
+const available = distributed.isAvailable();
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+function run(args: (string | number)[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [rankScript, ...args.map(String)], { env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>((resolve) => {
+    const t0 = Date.now();
+    child.on('exit', (code) => resolve({ code, stdout, stderr, ms: Date.now() - t0 }));
+  });
+  return { child, done, out: () => stdout };
+}
+
+describe('distributed: throw cases', () => {
+  test('bad init options name the option', async () => {
+    await expect(distributed.initProcessGroup({ worldSize: 2, rank: 2 })).rejects.toThrow(/Expected a rank in 0\.\.1 for rank but received 2/);
+    await expect(distributed.initProcessGroup({ backend: 'mpi' as any })).rejects.toThrow(/Expected 'gloo' or 'nccl' for backend/);
+    await expect(distributed.initProcessGroup({ masterPort: 70000 })).rejects.toThrow(/port in 1\.\.65535/);
+    expect(() => distributed.resolveInitOptions({}, { WORLD_SIZE: 'two' })).toThrow(/WORLD_SIZE/);
+    if (!available.nccl) {
+      await expect(distributed.initProcessGroup({ backend: 'nccl', masterPort: await freePort() })).rejects.toThrow(/nccl.*not available|without NCCL/i);
+    }
+    expect(() => new DistributedSampler({ length: 10 }, { numReplicas: 2, rank: 3 })).toThrow(/rank in 0\.\.1/);
+  });
+  test('a rank waiting for a peer that never comes gives up within the timeout', async () => {
+    if (!available.gloo) return;
+    const t0 = Date.now();
+    await expect(
+      distributed.initProcessGroup({ masterPort: await freePort(), worldSize: 2, rank: 0, timeoutMs: 1500 }),
+    ).rejects.toThrow(/could not join/);
+    expect(Date.now() - t0).toBeLessThan(10000);
+  });
+});
+
+describe('distributed', () => {
+  if (!available.gloo) {
+    test.skip(`c10d tests skipped: ${available.reason}`, () => undefined);
+    return;
+  }
+
+  test('DistributedSampler shards, pads and reshuffles like PyTorch', () => {
+    // Values from torch.utils.data.distributed.DistributedSampler (1.13), 11 items, 3 ranks, seed 5, epoch 2.
+    const expected = [[3, 2, 4, 7], [0, 5, 10, 6], [9, 8, 1, 3]];
+    for (let r = 0; r < 3; r++) {
+      const s = new DistributedSampler({ length: 11 }, { numReplicas: 3, rank: r, seed: 5 });
+      s.setEpoch(2);
+      expect([...s]).toEqual(expected[r]);
+      expect(s.length).toBe(4);
+    }
+    expect([...new DistributedSampler({ length: 11 }, { numReplicas: 3, rank: 1, shuffle: false, dropLast: true })]).toEqual([1, 4, 7]);
+  });
+
+  test('collectives in one process (world size 1)', async () => {
+    const pg = await distributed.initProcessGroup({ masterPort: await freePort(), worldSize: 1, rank: 0 });
+    const x = torch.tensor([1, 2, 3], { dtype: 'float32' });
+    await pg.allReduce(x);
+    expect(x.toArray()).toEqual([1, 2, 3]);
+    const [g] = await pg.allGather(x);
+    expect(g.toArray()).toEqual([1, 2, 3]);
+    await pg.barrier();
+    await pg.destroy();
+    await expect(pg.allReduce(x)).rejects.toThrow(/destroyed/);
+  });
+
+  test('two ranks x 1 thread, half the data each, equal one process with the combined batch', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tn-ddp-'));
+    // SGD: Adam divides by sqrt(v), which magnifies the last-bit differences of
+    // near-zero gradients (about 2e-4 relative after 4 steps), hiding what is compared.
+    const env = { OPTIMIZER: 'sgd', LR: '0.05' };
+    const single = run([0, 1, await freePort(), 100, 400, path.join(dir, 'single.safetensors')], env);
+    const port = await freePort();
+    const r0 = run([0, 2, port, 50, 400, path.join(dir, 'rank0.safetensors')], env);
+    const r1 = run([1, 2, port, 50, 400, ''], env);
+    const [s, a, b] = await Promise.all([single.done, r0.done, r1.done]);
+    expect([s.code, a.code, b.code]).toEqual([0, 0, 0]);
+    const one = loadSafetensors(path.join(dir, 'single.safetensors'));
+    const two = loadSafetensors(path.join(dir, 'rank0.safetensors'));
+    expect([...two.keys()]).toEqual([...one.keys()]);
+    for (const [k, v] of one) {
+      const w = two.get(k)!;
+      // Same samples per step; only float32 summation order differs (seen: 1.5e-8).
+      const diff = v.sub(w).abs().max().item() as number;
+      const scale = Math.max(1, v.abs().max().item() as number);
+      expect(diff / scale).toBeLessThan(1e-6);
+    }
+    expect(a.stdout).toMatch(/done cost/);
+    const costs = [a, s].map((x) => Number(x.stdout.match(/done cost (\S+)/)![1]));
+    expect(Math.abs(costs[0] - costs[1])).toBeLessThan(1e-6);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 60000);
+
+  test('killing one rank mid-epoch makes the other exit non-zero, naming the lost rank, within the timeout', async () => {
+    const port = await freePort();
+    const timeoutMs = 8000;
+    const r0 = run([0, 2, port, 50, 6000, ''], { DIST_TIMEOUT_MS: String(timeoutMs) });
+    const r1 = run([1, 2, port, 50, 6000, ''], { DIST_TIMEOUT_MS: String(timeoutMs) });
+    // Wait until both train, then kill rank 1.
+    await new Promise<void>((resolve, reject) => {
+      const t = setInterval(() => {
+        if (/batch 3/.test(r1.out()) && /batch 3/.test(r0.out())) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 20);
+      setTimeout(() => { clearInterval(t); reject(new Error('ranks did not start')); }, 30000);
+    });
+    const killedAt = Date.now();
+    (r1.child as ChildProcess).kill('SIGKILL');
+    const res = await r0.done;
+    expect(res.code).toBe(3);
+    expect(Date.now() - killedAt).toBeLessThan(timeoutMs + 5000);
+    expect(res.stderr).toMatch(/rank 0 failed: Lost rank 1/);
+  }, 60000);
+});
