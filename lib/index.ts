@@ -32,3 +32,5 @@ export { save, load, saveSafetensors, loadSafetensors, saveCheckpoint, loadCheck
 export type { Checkpoint, CheckpointParts } from './serialize';
 export * as distributed from './distributed';
 export { DistributedSampler } from './data/distributed-sampler';
+export { featureMaps, firstLayerKernels } from './visualize';
+export type { FeatureMap } from './visualize';
