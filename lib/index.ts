@@ -26,7 +26,7 @@ export { runInWorker } from './worker/host';
 export type { RunInWorkerOptions } from './worker/host';
 export type { WorkerContext } from './worker/entry';
 export { predict, decodePng } from './predict';
-export type { Prediction, ImageInput } from './predict';
+export type { Prediction, ImageInput, PredictOptions } from './predict';
 export * as serialize from './serialize';
 export { save, load, saveSafetensors, loadSafetensors, saveCheckpoint, loadCheckpoint, loadStateDictInto, CheckpointError } from './serialize';
 export type { Checkpoint, CheckpointParts } from './serialize';

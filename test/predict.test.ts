@@ -55,6 +55,12 @@ describe('predict', () => {
     });
     expect(model.training).toBe(true);
   });
+  test('exact: true gives bit-identical results to the model on one image', () => {
+    const x = testSet.images.narrow(0, 4, 1);
+    const ref = noGrad(() => F.softmax(model.eval().call(x), 1)).toArray() as number[][];
+    model.train();
+    expect(predict(model, img(4), { exact: true }).probabilities).toEqual(ref[0].map(Math.fround));
+  });
   test('0..255, 0..1, nested arrays, PNG and Tensor inputs give the same answer', () => {
     const ref = predict(model, img(3));
     const floats = Float32Array.from(img(3), (v) => v / 255);
