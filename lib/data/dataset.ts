@@ -20,6 +20,12 @@ export interface Dataset<T = unknown> {
  */
 export interface TensorsDataset extends Dataset<Tensor[]> {
   readonly tensors: readonly Tensor[];
+  /**
+   * Optional: compact tensors DataLoader gathers rows from instead of `tensors`,
+   * and the per-batch transform that turns those rows into `tensors`' form (MNIST
+   * keeps uint8 pixels and scales each batch, rather than holding 4x the memory).
+   */
+  readonly batchSource?: { readonly tensors: readonly Tensor[]; transform(rows: Tensor[]): Tensor[] };
 }
 
 /** @internal */
