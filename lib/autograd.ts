@@ -50,6 +50,30 @@ export function setGradEnabled(enabled: boolean): boolean {
   return N.setGradEnabled(enabled);
 }
 
+/**
+ * Runs `fn` in libtorch's inference mode (`torch.inference_mode()`): like noGrad,
+ * and also skips autograd's version and view tracking, so it is a little faster.
+ * Tensors made inside cannot be used in autograd afterwards.
+ * @example const logits = inferenceMode(() => model.call(x));
+ */
+export function inferenceMode<R>(fn: () => R): R {
+  if (typeof fn !== 'function') expected('a function', 'fn', fn);
+  N.enterInferenceMode();
+  let result: R;
+  try {
+    result = fn();
+  } finally {
+    N.exitInferenceMode();
+  }
+  if (result instanceof Promise) throw new TypeError('inferenceMode() takes a synchronous function; call it inside your async function instead');
+  return result;
+}
+
+/** Whether this thread is in inference mode. */
+export function isInferenceMode(): boolean {
+  return N.isInferenceMode();
+}
+
 export interface GradOptions {
   gradOutputs?: Tensor[];
   retainGraph?: boolean;

@@ -8,7 +8,7 @@ export { TorchError } from './errors';
 export * from './tensor';
 export { tidy, scope, keep, memory } from './memory';
 export type { MemoryInfo } from './memory';
-export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd } from './autograd';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd, inferenceMode, isInferenceMode } from './autograd';
 export type { GradOptions } from './autograd';
 export { manualSeed, Generator, defaultGenerator, initialSeed, useThreadGenerator, currentGenerator } from './random';
 export { cuda, setNumThreads, getNumThreads, version, config } from './device';

@@ -136,6 +136,7 @@ export interface NativeAddon {
   backward(t: T, gradient?: Opt<T>, retainGraph?: Opt<boolean>, createGraph?: boolean): void;
   grad(t: T): T | null; setGrad(t: T, g: Opt<T>): void;
   isGradEnabled(): boolean; setGradEnabled(v: boolean): boolean;
+  enterInferenceMode(): number; exitInferenceMode(): number; isInferenceMode(): boolean;
   autogradGrad(outputs: T[], inputs: T[], gradOutputs?: Opt<T[]>, retainGraph?: Opt<boolean>, createGraph?: boolean, allowUnused?: boolean): (T | null)[];
   // distributed.cc
   distAvailable(): { gloo: boolean; nccl: boolean; reason: string | null };

@@ -4,7 +4,7 @@
  */
 import { PNG } from 'pngjs';
 import { expected } from './errors';
-import { noGrad } from './autograd';
+import { inferenceMode } from './autograd';
 import { tidy } from './memory';
 import { Module } from './nn/module';
 import { fromBuffer, Tensor } from './tensor';
@@ -89,7 +89,7 @@ function isBatch(images: unknown): images is unknown[] {
  * of 784 values (0..255, or 0..1 when every value is at most 1; uint8 data is
  * always 0..255), a [28][28] nested array, a PNG Buffer, or a [1, 28, 28] Tensor.
  * A batch is an array of those, or an [N, 1, 28, 28] Tensor scaled to [0, 1].
- * Runs in eval mode under noGrad and restores the model's mode.
+ * Runs in eval mode, in inference mode (no autograd), and restores the model's mode.
  * @example
  * const { class: digit, probabilities } = predict(model, pixels);
  */
@@ -113,7 +113,7 @@ export function predict(model: Module, images: ImageInput | ImageInput[], option
   if (wasTraining) model.eval();
   try {
     const probs = tidy(() =>
-      noGrad(() => {
+      inferenceMode(() => {
         let x: Tensor;
         if (images instanceof Tensor) {
           x = images.dim() === 3 ? images.unsqueeze(0) : images.dim() === 2 ? images.reshape([1, 1, 28, 28]) : images;

@@ -5,7 +5,7 @@
  */
 import { expected } from './errors';
 import { tidy } from './memory';
-import { noGrad } from './autograd';
+import { inferenceMode } from './autograd';
 import { manualSeed } from './random';
 import { cuda, setNumThreads, getNumThreads } from './device';
 import { Tensor, DeviceType, checkInt, tensor } from './tensor';
@@ -302,7 +302,7 @@ export interface EvaluateOptions {
 
 /**
  * Accuracy of a classifier: argmax of the output equals the target. Runs in eval
- * mode under noGrad, batched, on the model's device, and restores training mode.
+ * mode in inference mode (no autograd), batched, on the model's device, and restores training mode.
  * @example evaluate(model, new datasets.MNIST({ train: false })) // 0.98...
  */
 export function evaluate(model: Module, dataset: TensorPairDataset, options: EvaluateOptions = {}): number {
@@ -314,7 +314,7 @@ export function evaluate(model: Module, dataset: TensorPairDataset, options: Eva
   let correct = 0;
   let total = 0;
   try {
-    noGrad(() => {
+    inferenceMode(() => {
       // A generator of its own: iterating a DataLoader draws a seed, and evaluating
       // must not move the training's random stream (the seed program's doesn't).
       const loader = new DataLoader(dataset, { batchSize, shuffle: false, generator: new Generator() });

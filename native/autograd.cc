@@ -1,7 +1,11 @@
 // Autograd: requires_grad, backward, .grad, grad mode and autograd.grad.
 #include "common.h"
 
+#include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
+
+#include <memory>
+#include <vector>
 
 namespace tn {
 
@@ -62,7 +66,26 @@ static Napi::Value AutogradGrad(const Napi::CallbackInfo& info) {
   return arr;
 }
 
+// Inference mode (c10::InferenceMode) is an RAII guard; JS enters and leaves it
+// around a synchronous function, so the guards live on a per-thread stack.
+static thread_local std::vector<std::unique_ptr<c10::InferenceMode>> gInferenceGuards;
+
+static Napi::Value EnterInferenceMode(const Napi::CallbackInfo& info) {
+  gInferenceGuards.push_back(std::make_unique<c10::InferenceMode>(true));
+  return Napi::Number::New(info.Env(), static_cast<double>(gInferenceGuards.size()));
+}
+static Napi::Value ExitInferenceMode(const Napi::CallbackInfo& info) {
+  if (!gInferenceGuards.empty()) gInferenceGuards.pop_back();
+  return Napi::Number::New(info.Env(), static_cast<double>(gInferenceGuards.size()));
+}
+static Napi::Value IsInferenceMode(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), c10::InferenceMode::is_enabled());
+}
+
 void RegisterAutograd(Napi::Env env, Napi::Object exports) {
+  Export<EnterInferenceMode>(env, exports, "enterInferenceMode");
+  Export<ExitInferenceMode>(env, exports, "exitInferenceMode");
+  Export<IsInferenceMode>(env, exports, "isInferenceMode");
   Export<RequiresGrad_>(env, exports, "requiresGrad_");
   Export<RequiresGrad>(env, exports, "requiresGrad");
   Export<IsLeaf>(env, exports, "isLeaf");

@@ -21,6 +21,13 @@ describe('autograd: throw cases', () => {
     expect(isGradEnabled()).toBe(true);
     expect(() => noGrad(42 as any)).toThrow(/Expected a function for fn/);
   });
+  test('inferenceMode leaves on throw and refuses async bodies', () => {
+    expect(() => torch.inferenceMode(() => { throw new Error('inf'); })).toThrow('inf');
+    expect(torch.isInferenceMode()).toBe(false);
+    expect(isGradEnabled()).toBe(true);
+    expect(() => torch.inferenceMode((async () => 1) as any)).toThrow(/synchronous function/);
+    expect(torch.isInferenceMode()).toBe(false);
+  });
   test('autograd.grad validates its inputs', () => {
     expect(() => autograd.grad([1 as any], [])).toThrow(/Expected a Tensor for outputs\[0\]/);
   });
@@ -55,6 +62,19 @@ describe('autograd', () => {
     expect(x.grad).toBeNull();
     const z = torch.ones([1], { requiresGrad: true });
     expect(autograd.grad(x.sum(), [x, z], { allowUnused: true })[1]).toBeNull();
+  });
+  test('inferenceMode records nothing and nests', () => {
+    const w = torch.ones([2], { requiresGrad: true });
+    const y = torch.inferenceMode(() => {
+      expect(torch.isInferenceMode()).toBe(true);
+      expect(isGradEnabled()).toBe(false);
+      torch.inferenceMode(() => undefined);
+      expect(torch.isInferenceMode()).toBe(true);
+      return w.mul(3);
+    });
+    expect(torch.isInferenceMode()).toBe(false);
+    expect(y.requiresGrad).toBe(false);
+    expect(y.toArray()).toEqual([3, 3]);
   });
   test('requiresGrad_ and retainGraph', () => {
     const w = torch.ones(2).requiresGrad_();

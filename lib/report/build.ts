@@ -44,6 +44,7 @@ svg .tk{font-size:11px;fill:#6b7280}
 svg .al{font-size:12px;fill:#374151}
 svg .vl{font-size:10px;fill:#6b7280}
 svg .pl,svg .lg{font-size:11px;fill:#374151}
+svg .pl{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
 svg .rl{font-size:11px;fill:#dc2626}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}
@@ -274,17 +275,21 @@ function epochChart(data: ReportData): string {
 function accuracyChart(data: ReportData): string {
   const c = data.confusion!;
   const acc = data.accuracy ?? c.accuracy;
+  // Zoom in when every digit is above 50 %, so the differences between digits show; the axis says so.
+  const finite = c.perClass.map((p) => p.accuracy).filter(Number.isFinite);
+  const lowest = Math.min(acc, ...finite);
+  const y0 = lowest >= 0.5 ? Math.max(0, Math.floor((lowest - 0.01) * 20) / 20) : 0;
   return barChart({
     id: 'chart-accuracy',
     title: 'Test accuracy per digit',
     description: `Share of each digit's test images classified correctly; overall ${percent(acc)} over ${commas(c.total)} images. ` +
       c.perClass.map((p) => `${p.label}: ${percent(p.accuracy, 1)}`).join(', ') + '.',
     xLabel: 'true digit',
-    yLabel: 'accuracy',
+    yLabel: y0 > 0 ? `accuracy (axis from ${Math.round(y0 * 100)} %)` : 'accuracy',
     labels: c.perClass.map((p) => String(p.label)),
     values: c.perClass.map((p) => p.accuracy),
-    yDomain: [0, 1],
-    yFormat: (v) => `${Math.round(v * 100)} %`,
+    yDomain: [y0, 1],
+    yFormat: (v) => `${Number((v * 100).toFixed(1))} %`,
     barLabel: (v) => `${(v * 100).toFixed(1)}`,
     refLine: { y: acc, label: `overall ${percent(acc)}` },
     color: '#60a5fa',

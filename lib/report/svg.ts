@@ -80,7 +80,7 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
 function logTicks(lo: number, hi: number): number[] {
   const a = Math.floor(Math.log10(lo));
   const b = Math.ceil(Math.log10(hi));
-  const mult = b - a <= 2 ? [1, 2, 5] : [1];
+  const mult = b - a <= 3 ? [1, 2, 5] : [1];
   const out: number[] = [];
   for (let e = a; e <= b; e++) for (const m of mult) {
     const v = Number((m * 10 ** e).toPrecision(6));
@@ -138,6 +138,11 @@ export function lineChart(o: LineChartOptions): string {
   if (x1 === x0) {
     x0 -= 1;
     x1 += 1;
+  } else if (o.integerX) {
+    // Room for the end points' markers and labels.
+    const pad = Math.max(0.25, (x1 - x0) * 0.04);
+    x0 -= pad;
+    x1 += pad;
   }
   let y0 = Math.min(...all.map((p) => p[1]));
   let y1 = Math.max(...all.map((p) => p[1]));
@@ -205,13 +210,13 @@ export function lineChart(o: LineChartOptions): string {
     }
   }
   if (o.series.length > 1) {
-    let lx = M.left + pw - 6;
-    const items = o.series.map((s) => {
-      const w = 28 + s.name.length * 6.4;
-      lx -= w;
-      return `<g transform="translate(${r1(lx)} ${M.top + 12})"><line x1="0" x2="18" y1="0" y2="0" stroke="${esc(s.color)}" stroke-width="3"${s.opacity === undefined ? '' : ` stroke-opacity="${Math.max(s.opacity, 0.5)}"`}/><text x="23" y="0" dy="0.32em" class="lg">${esc(s.name)}</text></g>`;
+    // The legend sits on the title's line, right-aligned, clear of the data.
+    let lx = M.left + pw;
+    const items = o.series.slice().reverse().map((s) => {
+      lx -= 30 + s.name.length * 6.2;
+      return `<g transform="translate(${r1(lx)} 18)"><line x1="0" x2="18" y1="0" y2="0" stroke="${esc(s.color)}" stroke-width="3"/><text x="23" y="0" dy="0.32em" class="lg">${esc(s.name)}</text></g>`;
     });
-    parts.push(`<rect x="${r1(lx - 6)}" y="${M.top + 2}" width="${r1(M.left + pw - lx)}" height="20" rx="4" fill="#fff" fill-opacity="0.85"/>`, ...items);
+    parts.push(...items);
   }
   parts.push(axisLabels(width, height, o.xLabel, o.yLabel));
   return frame({ ...o, width, height }, parts.join(''));
@@ -254,7 +259,8 @@ export function barChart(o: BarChartOptions): string {
   if (o.refLine && Number.isFinite(o.refLine.y)) {
     const y = r1(sy(o.refLine.y));
     parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${y}" y2="${y}" stroke="#dc2626" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    parts.push(`<text x="${M.left + pw}" y="${M.top - 6}" text-anchor="end" class="rl">${esc(o.refLine.label)}</text>`);
+    parts.push(`<line x1="${r1(M.left + pw - 150)}" x2="${r1(M.left + pw - 132)}" y1="18" y2="18" stroke="#dc2626" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+    parts.push(`<text x="${r1(M.left + pw - 126)}" y="18" dy="0.32em" class="rl">${esc(o.refLine.label)}</text>`);
   }
   parts.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}" stroke="${AXIS}"/>`);
   parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${M.top + ph}" y2="${M.top + ph}" stroke="${AXIS}"/>`);
