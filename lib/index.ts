@@ -34,3 +34,6 @@ export * as distributed from './distributed';
 export { DistributedSampler } from './data/distributed-sampler';
 export { featureMaps, firstLayerKernels } from './visualize';
 export type { FeatureMap } from './visualize';
+export * as report from './report';
+export { buildReport, writeReport, collectReportData, confusionMatrix, grayPng } from './report';
+export type { ReportData, ReportOptions, CollectReportInput, ConfusionMatrix, Misclassified, ClassAccuracy, GrayPngOptions, BatchLoss } from './report';

@@ -7,7 +7,7 @@ import { distributed, loadCheckpoint } from '../lib';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'train.js');
 const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120000 });
-const common = ['--seed', '0', '--limit', '600', '--threads', '1', '--test-limit', '500', '--no-progress'];
+const common = ['--seed', '0', '--limit', '600', '--threads', '1', '--test-limit', '500', '--no-progress', '--no-report'];
 
 describe('cli: throw cases', () => {
   test('bad --resume and --nproc options exit 2 with a message', () => {
@@ -45,7 +45,7 @@ describe('cli', () => {
 
   test('--nproc 2 trains with two ranks; only rank 0 prints', () => {
     if (!distributed.isAvailable().gloo) return;
-    const r = run(['--nproc', '2', '--seed', '0', '--limit', '400', '--batch-size', '50', '--epochs', '1', '--threads', '1', '--test-limit', '200']);
+    const r = run(['--nproc', '2', '--seed', '0', '--limit', '400', '--batch-size', '50', '--epochs', '1', '--threads', '1', '--test-limit', '200', '--no-report']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/Starting 2 ranks on 127\.0\.0\.1:\d+/);

@@ -164,12 +164,13 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (args.nproc !== undefined && args.nproc > 1) return launch(argv, args.nproc);
+  if (args.nproc !== undefined && args.nproc > 1) return reportFolderExists(args) ? launch(argv, args.nproc) : 2;
   // A rank of a data-parallel run: started by --nproc, or by hand with --dist.
   const worldSize = Number(process.env.WORLD_SIZE ?? 1);
   const distributed = args.dist || (args.nproc === undefined && worldSize > 1 && process.env.RANK !== undefined);
   const rank = distributed ? Number(process.env.RANK ?? 0) : 0;
   const lead = rank === 0;
+  if (lead && !reportFolderExists(args)) return 2;
   if (distributed) args.options.distributed = { timeoutMs: args.distTimeoutMs };
   if (args.resume) {
     let ck;
@@ -193,10 +194,6 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   process.once('SIGINT', onSigint);
   let lastDraw = 0;
   const reportFile = lead ? reportPath(args) : null;
-  if (reportFile && args.report && !fs.existsSync(path.dirname(path.resolve(reportFile)))) {
-    process.stderr.write(`torchnode train: --report: the folder ${path.dirname(path.resolve(reportFile))} does not exist\n`);
-    return 2;
-  }
   const batchLosses: BatchLoss[] = [];
   try {
     const result = await train({
@@ -251,6 +248,15 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
+}
+
+/** --report FILE into a folder that does not exist fails before training (false, after saying so). */
+function reportFolderExists(args: CliArgs): boolean {
+  if (!args.report) return true;
+  const dir = path.dirname(path.resolve(args.report));
+  if (fs.existsSync(dir)) return true;
+  process.stderr.write(`torchnode train: --report: the folder ${dir} does not exist\n`);
+  return false;
 }
 
 /**

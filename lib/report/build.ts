@@ -39,9 +39,9 @@ figure{margin:0}
 figcaption{color:var(--muted);font-size:.85rem;margin-top:6px}
 svg.chart{width:100%;height:auto;display:block;background:#fff}
 svg.chart text{font-family:inherit}
-svg .ct{font-size:15px;font-weight:600;fill:#111827}
-svg .tk{font-size:11px;fill:#6b7280}
-svg .al{font-size:12px;fill:#374151}
+svg .ct{font-size:16px;font-weight:600;fill:#111827}
+svg .tk{font-size:12px;fill:#6b7280}
+svg .al{font-size:13px;fill:#374151}
 svg .vl{font-size:10px;fill:#6b7280}
 svg .pl,svg .lg{font-size:11px;fill:#374151}
 svg .pl{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
@@ -70,7 +70,7 @@ img.px{image-rendering:pixelated}
 .kernels{display:grid;grid-template-columns:repeat(auto-fill,minmax(54px,1fr));gap:8px 6px;max-width:960px}
 .kernels.c16{grid-template-columns:repeat(16,minmax(0,1fr))}
 .kernels figure{text-align:center}
-.kernels img{width:48px;height:48px;border:1px solid var(--line);border-radius:3px}
+.kernels img{width:100%;max-width:48px;height:auto;border:1px solid var(--line);border-radius:3px}
 .kernels figcaption{margin:0;font-size:.7rem}
 .colorbar{display:flex;align-items:center;gap:8px;font-size:.8rem;color:var(--muted);margin:12px 0 0}
 .colorbar span.bar{display:inline-block;width:180px;height:12px;border-radius:3px;border:1px solid var(--line)}
@@ -109,6 +109,10 @@ footer{color:var(--muted);font-size:.82rem;padding:8px 0 36px}
   section.panel{padding:14px 14px;border-radius:12px}
   .card .v{font-size:1.3rem}
   .digit{grid-template-columns:1fr}
+  .gallery{grid-template-columns:repeat(auto-fill,minmax(78px,1fr));gap:6px}
+  .gallery img{width:64px;height:64px}
+  .gallery figcaption small{font-size:.66rem}
+  table.cm th,table.cm td{min-width:2.3em;height:2em;font-size:.74rem;padding:0 2px}
   .digit .input img{width:84px;height:84px}
   .maps.c16,.kernels.c16{grid-template-columns:repeat(8,minmax(0,1fr))}
 }
@@ -430,7 +434,7 @@ function featureMapsSection(data: ReportData): string {
   const first = data.featureMaps[0];
   const desc = first.maps.map((m) => `<code>${esc(m.name)}</code> gives ${plural(m.shape[0], 'map')} of ${m.shape[1]}×${m.shape[2]}`).join(', ');
   return (
-    `<p class="lead">What the network sees: each test digit on the left goes through the layers, and every small square is one channel's output, ` +
+    `<p class="lead">What the network sees: each test digit below goes through the layers, and every small square is one channel's output, ` +
     `a feature map (${desc}). After <code>layer1</code> (convolution, ReLU, 2×2 max-pooling) the maps still look like the digit: ` +
     `each one highlights the strokes and edges its kernel detects. After <code>layer2</code> they are coarser and more abstract, ` +
     `combining the first layer's features into parts of digits; the fully connected layers classify from these. ` +
@@ -505,8 +509,8 @@ export function buildReport(data: ReportData): string {
   const sections: { id: string; title: string; html: string }[] = [];
 
   const training: string[] = [];
-  if (data.batchLosses.length) training.push(`<figure>${batchChart(data.batchLosses)}<figcaption>Every batch's loss; the dark line is a moving average. Dashed lines mark the start of each epoch.</figcaption></figure>`);
-  if (data.history.length) training.push(`<figure>${epochChart(data)}<figcaption>The mean batch loss of each epoch, as printed in <code>[Epoch: N] cost = …</code>.</figcaption></figure>`);
+  if (data.batchLosses.length) training.push(`<figure class="chart-box">${batchChart(data.batchLosses)}<figcaption>Every batch's loss; the dark line is a moving average. Dashed lines mark the start of each epoch.</figcaption></figure>`);
+  if (data.history.length) training.push(`<figure class="chart-box">${epochChart(data)}<figcaption>The mean batch loss of each epoch, as printed in <code>[Epoch: N] cost = …</code>.</figcaption></figure>`);
   sections.push({
     id: 'training',
     title: 'Training',
@@ -521,7 +525,7 @@ export function buildReport(data: ReportData): string {
       html:
         `<p class="lead">The trained model classified ${commas(cm.total)} test images it never saw in training: ${commas(cm.correct)} correctly ` +
         `(${percent(data.accuracy ?? cm.accuracy)}), ${commas(cm.total - cm.correct)} wrongly.</p>` +
-        `<div class="grid2"><figure>${accuracyChart(data)}<figcaption>Bars: accuracy of each true digit; dashed line: overall accuracy.</figcaption></figure>` +
+        `<div class="grid2"><figure class="chart-box">${accuracyChart(data)}<figcaption>Bars: accuracy of each true digit; dashed line: overall accuracy.</figcaption></figure>` +
         `<div>${topConfusions(data)}</div></div>` +
         `<h3>Confusion matrix</h3><p class="lead">How often each true digit (row) was predicted as each digit (column). A perfect classifier fills only the diagonal.</p>${confusionTable(data)}`,
     });

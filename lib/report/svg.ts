@@ -89,11 +89,12 @@ function logTicks(lo: number, hi: number): number[] {
   return out;
 }
 
-/** Formats a tick: enough decimals for the step, no trailing zeros. */
+/** Formats ticks with as many decimals as the step needs (0.25 -> 2), the same for every tick. */
 function tickFormat(ticks: number[]): (v: number) => string {
   const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : Math.abs(ticks[0]) || 1;
-  const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9)));
-  return (v) => (Math.abs(v) >= 1000 ? Math.round(v).toLocaleString('en-US') : v.toFixed(decimals).replace(/\.?0+$/, (m) => (m.includes('.') ? '' : m)));
+  let decimals = 0;
+  while (decimals < 6 && Math.abs(step * 10 ** decimals - Math.round(step * 10 ** decimals)) > 1e-6 * 10 ** decimals) decimals++;
+  return (v) => (Math.abs(v) >= 1000 && decimals === 0 ? Math.round(v).toLocaleString('en-US') : v.toFixed(decimals));
 }
 
 function logFormat(v: number): string {
