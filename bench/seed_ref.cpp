@@ -42,6 +42,18 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// System CPU seconds and minor page faults of this process so far.
+double sys_seconds() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_stime.tv_sec) + double(ru.ru_stime.tv_usec) / 1e6;
+}
+double minor_faults() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_minflt);
+}
+
 // CPU seconds (user + system, all threads) this process has used so far.
 double cpu_seconds() {
   struct rusage ru;
@@ -155,7 +167,11 @@ int main(int argc, char** argv) {
     model->train();
 
     const int64_t batches = (n + batch_size - 1) / batch_size;
-    std::vector<double> costs, secs, rates, cpu_secs;
+    std::vector<double> costs, secs, rates, cpu_secs, batch_secs;
+    // CPU time from the end of each epoch's first batch to the epoch's end, and the
+    // samples in those batches: the same span in all three programs (torchnode's
+    // train() starts a worker thread and loads the data there before its first batch).
+    std::vector<double> steady_cpu, steady_samples, steady_sys, steady_faults;
     if (do_train) {
       for (int64_t epoch = 1; epoch <= epochs; epoch++) {
         const auto t0 = Clock::now();
@@ -165,6 +181,8 @@ int main(int argc, char** argv) {
         auto gen = at::detail::createCPUGenerator(uint64_t(shuffle_seed));
         auto perm = torch::randperm(n, gen);
         float avg_cost = 0.0f;  // float32, as the seed's tensor accumulator
+        auto tb = Clock::now();
+        double c1 = 0, s1 = 0, f1 = 0;  // CPU time, system time, minor faults at the end of the first batch
         for (int64_t b = 0; b < batches; b++) {
           const int64_t start = b * batch_size;
           auto idx = perm.narrow(0, start, std::min(batch_size, n - start));
@@ -176,9 +194,24 @@ int main(int argc, char** argv) {
           cost.backward();
           optimizer.step();
           avg_cost = avg_cost + cost.item<float>() / float(batches);
+          const auto now = Clock::now();
+          batch_secs.push_back(std::chrono::duration<double>(now - tb).count());
+          tb = now;
+          if (b == 0) {
+            c1 = cpu_seconds();
+            s1 = sys_seconds();
+            f1 = minor_faults();
+          }
         }
         const double s = seconds_since(t0);
-        cpu_secs.push_back(cpu_seconds() - c0);
+        const double c2 = cpu_seconds();
+        cpu_secs.push_back(c2 - c0);
+        if (batches > 1) {
+          steady_cpu.push_back(c2 - c1);
+          steady_sys.push_back(sys_seconds() - s1);
+          steady_faults.push_back(minor_faults() - f1);
+          steady_samples.push_back(double(n - std::min(batch_size, n)));
+        }
         costs.push_back(avg_cost);
         secs.push_back(s);
         rates.push_back(double(n) / s);
@@ -229,7 +262,9 @@ int main(int argc, char** argv) {
     };
     o << "{\"program\":\"cpp\",\"mode\":\"" << mode << "\",\"images\":" << n << ",\"epochs\":" << (do_train ? epochs : 0)
       << ",\"threads\":" << torch::get_num_threads() << ",\"seed\":" << seed << ",\"batchSize\":" << batch_size
-      << ",\"costs\":" << arr(costs) << ",\"epochSeconds\":" << arr(secs) << ",\"samplesPerSec\":" << arr(rates) << ",\"epochCpuSeconds\":" << arr(cpu_secs)
+      << ",\"costs\":" << arr(costs) << ",\"epochSeconds\":" << arr(secs) << ",\"samplesPerSec\":" << arr(rates) << ",\"epochCpuSeconds\":" << arr(cpu_secs) << ",\"batchSeconds\":" << arr(batch_secs)
+      << ",\"cpuAfterFirstBatch\":" << arr(steady_cpu) << ",\"samplesAfterFirstBatch\":" << arr(steady_samples)
+      << ",\"sysCpuAfterFirstBatch\":" << arr(steady_sys) << ",\"minorFaultsAfterFirstBatch\":" << arr(steady_faults)
       << ",\"evalImages\":" << xte.size(0) << ",\"evalSeconds\":" << json_num(eval_s)
       << ",\"evalImagesPerSec\":" << json_num(double(xte.size(0)) / eval_s) << ",\"evalCpuSeconds\":" << json_num(eval_cpu_s) << ",\"accuracy\":" << json_num(accuracy)
       << ",\"predictUs\":" << arr(lat_us) << ",\"predictClass\":" << last_class

@@ -85,13 +85,18 @@ def main():
     model.train()
 
     cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # user + system, all threads
-    costs, secs, rates, cpu_secs = [], [], [], []
+    costs, secs, rates, cpu_secs, batch_secs = [], [], [], [], []
+    # CPU time from the end of each epoch's first batch to the epoch's end, and the samples
+    # in those batches: the same span in all three programs.
+    steady_cpu, steady_samples, steady_sys, steady_faults = [], [], [], []
     if do_train:
         for _ in range(epochs):
             t0 = time.perf_counter()
             c0 = cpu()
             avg_cost = 0
             total_batch = len(data_loader)
+            tb = time.perf_counter()
+            c1 = None
             for x_train, y_train in data_loader:
                 outputs = model(x_train)
                 cost = criterion(outputs, y_train)
@@ -99,9 +104,22 @@ def main():
                 cost.backward()
                 optimizer.step()
                 avg_cost += cost / total_batch
+                now = time.perf_counter()
+                batch_secs.append(now - tb)
+                tb = now
+                if c1 is None:
+                    c1, first = cpu(), len(x_train)
+                    r1 = resource.getrusage(resource.RUSAGE_SELF)
             c = avg_cost.item()  # the seed prints it: part of the epoch
             s = time.perf_counter() - t0
-            cpu_secs.append(cpu() - c0)
+            c2 = cpu()
+            cpu_secs.append(c2 - c0)
+            if total_batch > 1:
+                steady_cpu.append(c2 - c1)
+                r2 = resource.getrusage(resource.RUSAGE_SELF)
+                steady_sys.append(r2.ru_stime - r1.ru_stime)
+                steady_faults.append(r2.ru_minflt - r1.ru_minflt)
+                steady_samples.append(len(xtr) - first)
             costs.append(c)
             secs.append(s)
             rates.append(len(xtr) / s)
@@ -134,7 +152,9 @@ def main():
     print(json.dumps({
         'program': 'python', 'mode': mode, 'images': len(xtr), 'epochs': epochs if do_train else 0,
         'threads': torch.get_num_threads(), 'seed': seed, 'batchSize': 100,
-        'costs': costs, 'epochSeconds': secs, 'samplesPerSec': rates, 'epochCpuSeconds': cpu_secs,
+        'costs': costs, 'epochSeconds': secs, 'samplesPerSec': rates, 'epochCpuSeconds': cpu_secs, 'batchSeconds': batch_secs,
+        'cpuAfterFirstBatch': steady_cpu, 'samplesAfterFirstBatch': steady_samples,
+        'sysCpuAfterFirstBatch': steady_sys, 'minorFaultsAfterFirstBatch': steady_faults,
         'evalImages': len(xte), 'evalSeconds': eval_s, 'evalImagesPerSec': len(xte) / eval_s, 'evalCpuSeconds': eval_cpu_s, 'accuracy': accuracy,
         'predictUs': lat_us, 'predictClass': cls,
         'maxRssKiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'torch': torch.__version__,

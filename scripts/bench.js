@@ -173,11 +173,17 @@ function buildCpp() {
     if (r.error) fail(`could not run ${CMAKE} (${r.error.message}); install CMake or pass --skip-cpp`);
     if (r.status !== 0) fail(`the C++ reference failed to build (see ${path.relative(root, logFile)}); --skip-cpp skips it\n${out.slice(-3000)}`);
   };
+  const mtime = () => (fs.existsSync(cppExe) ? fs.statSync(cppExe).mtimeMs : null);
+  const before = mtime();
   step(['-S', benchDir, '-B', buildDir, '-DCMAKE_BUILD_TYPE=Release', `-DTorch_DIR=${libtorch.cmakeDir}`]);
   step(['--build', buildDir, '--parallel', String(cores)]);
   const seconds = (Date.now() - t0) / 1000;
-  fs.writeFileSync(stampFile, JSON.stringify({ key, seconds, at: new Date().toISOString() }));
-  return { built: true, seconds, lastBuildSeconds: seconds, lastBuiltAt: new Date().toISOString() };
+  // cmake rebuilds only what changed: when it relinked nothing, keep the last real build's time.
+  const relinked = mtime() !== before;
+  const at = new Date().toISOString();
+  const record = relinked ? { key, seconds, at } : { seconds: null, at: null, ...stamp, key };
+  fs.writeFileSync(stampFile, JSON.stringify(record));
+  return { built: relinked, seconds, lastBuildSeconds: record.seconds ?? null, lastBuiltAt: record.at ?? null };
 }
 
 // ---------------------------------------------------------------- programs
@@ -195,7 +201,9 @@ if (!opts.skipCpp) {
   builds.cpp = buildCpp();
   log(builds.cpp.built
     ? `bench: C++ reference configured and built in ${builds.cpp.seconds.toFixed(1)} s`
-    : `bench: C++ reference up to date${builds.cpp.lastBuildSeconds != null ? ` (last build ${builds.cpp.lastBuildSeconds.toFixed(1)} s)` : ''}`);
+    : builds.cpp.seconds != null
+      ? `bench: C++ reference configured in ${builds.cpp.seconds.toFixed(1)} s, nothing to rebuild`
+      : `bench: C++ reference up to date${builds.cpp.lastBuildSeconds != null ? ` (last build ${builds.cpp.lastBuildSeconds.toFixed(1)} s)` : ''}`);
   programs.push({ name: 'cpp', label: 'C++ (libtorch)', cmd: cppExe, args: common });
 } else skipped.cpp = '--skip-cpp';
 programs.push({ name: 'torchnode', label: 'torchnode', cmd: process.execPath, args: [path.join(benchDir, 'torchnode_run.js'), ...common] });
@@ -238,21 +246,33 @@ function runProgram(p) {
     : null;
   const sum = (xs) => (xs ?? []).reduce((a, b) => a + b, 0);
   const trainSeconds = sum(d.epochSeconds);
-  const trainCpuSeconds = sum(d.epochCpuSeconds);
+  const steadyCpu = sum(d.cpuAfterFirstBatch);
+  const steadySamples = sum(d.samplesAfterFirstBatch);
   const res = {
     ok: true, wallSeconds,
     images: d.images, epochs: d.epochs, threads: d.threads, costs: d.costs, accuracy: d.accuracy, epochSeconds: d.epochSeconds,
     trainSamplesPerSec: trainSeconds > 0 ? (d.images * d.epochs) / trainSeconds : null,
     epochSamplesPerSec: d.samplesPerSec,
-    // CPU time (user + system, all threads) per training sample: less sensitive than
-    // wall time to other work on the machine, though spinning threads count too.
-    trainCpuUsPerSample: trainCpuSeconds > 0 ? (trainCpuSeconds * 1e6) / (d.images * d.epochs) : null,
-    epochCpuSeconds: d.epochCpuSeconds, evalCpuSeconds: d.evalCpuSeconds,
+    // From the median batch time: a figure that intermittent load on the machine moves little.
+    trainMedianBatchSamplesPerSec: d.batchSeconds?.length ? d.batchSize / median(d.batchSeconds) : null,
+    trainBatchMs: d.batchSeconds?.length
+      ? { batches: d.batchSeconds.length, p10: percentile(d.batchSeconds, 0.1) * 1e3, p50: median(d.batchSeconds) * 1e3, p90: percentile(d.batchSeconds, 0.9) * 1e3, max: Math.max(...d.batchSeconds) * 1e3 }
+      : null,
+    // CPU time (user + system, all threads) per training sample, from the end of each
+    // epoch's first batch: less sensitive than wall time to other work on the machine
+    // (exact with one thread; with more, threads spinning while they wait count too).
+    trainCpuUsPerSample: steadySamples > 0 ? (steadyCpu * 1e6) / steadySamples : null,
+    trainSysCpuUsPerSample: steadySamples > 0 && d.sysCpuAfterFirstBatch ? (sum(d.sysCpuAfterFirstBatch) * 1e6) / steadySamples : null,
+    trainMinorFaultsPerSample: steadySamples > 0 && d.minorFaultsAfterFirstBatch ? sum(d.minorFaultsAfterFirstBatch) / steadySamples : null,
+    evalCpuUsPerImage: typeof d.evalCpuSeconds === 'number' ? (d.evalCpuSeconds * 1e6) / d.evalImages : null,
     evalImagesPerSec: d.evalImagesPerSec, evalSeconds: d.evalSeconds,
     predictUs: summarize(lat), predictClass: d.predictClass,
     peakRssMiB: d.maxRssKiB / 1024, torch: d.torch,
   };
   if (d.requireMs !== undefined) res.requireMsInRun = d.requireMs;
+  // torchnode's train() runs the loop in a worker thread: its time outside the epochs
+  // (worker start, loading the data there, copying the model back).
+  if (typeof d.trainCallSeconds === 'number') res.trainOutsideEpochsSeconds = d.trainCallSeconds - trainSeconds;
   if (d.predictApi !== undefined) Object.assign(res, { predictApi: d.predictApi, predictApiUs: summarize(d.predictApiUs ?? []) });
   if (r.stderr && r.stderr.trim()) res.stderr = r.stderr.trim().slice(-2000);
   return res;
@@ -304,8 +324,12 @@ const loadEnd = os.loadavg();
 const FIGURES = [
   // key, label, which is better, pick from a run
   ['trainSamplesPerSec', 'training samples/s', 'higher', (r) => r.trainSamplesPerSec],
+  ['trainMedianBatchSamplesPerSec', 'training samples/s, median batch', 'higher', (r) => r.trainMedianBatchSamplesPerSec],
   ['trainCpuUsPerSample', 'training CPU µs/sample', 'lower', (r) => r.trainCpuUsPerSample],
+  ['trainSysCpuUsPerSample', '  of which system CPU µs/sample', 'lower', (r) => r.trainSysCpuUsPerSample],
+  ['trainMinorFaultsPerSample', 'training page faults/sample', 'lower', (r) => r.trainMinorFaultsPerSample],
   ['evalImagesPerSec', 'evaluation images/s', 'higher', (r) => r.evalImagesPerSec],
+  ['evalCpuUsPerImage', 'evaluation CPU µs/image', 'lower', (r) => r.evalCpuUsPerImage],
   ['predictP50Us', 'predict p50 (µs)', 'lower', (r) => r.predictUs?.p50],
   ['predictP99Us', 'predict p99 (µs)', 'lower', (r) => r.predictUs?.p99],
   ['peakRssMiB', 'peak RSS (MiB)', 'lower', (r) => r.peakRssMiB],
@@ -317,6 +341,11 @@ for (const p of programs) {
   for (const [key, , , pick] of FIGURES) s[key] = median(ok.map(pick));
   for (const [key, , , pick] of FIGURES) s[`${key}Runs`] = ok.map(pick);
   s.finalCosts = ok.map((r) => r.costs.at(-1));
+  const outside = ok.map((r) => r.trainOutsideEpochsSeconds).filter((v) => typeof v === 'number');
+  if (outside.length) {
+    s.trainOutsideEpochsSeconds = median(outside);
+    s.trainOutsideEpochsSecondsRuns = outside;
+  }
   s.costs = ok[0]?.costs ?? null;
   s.accuracy = ok[0]?.accuracy ?? null;
   if (ok.some((r) => r.predictApiUs)) {
@@ -417,12 +446,15 @@ if (opts.jsonOnly) {
   out.push('');
   out.push('ratios: torchnode / other. Speeds (samples/s, images/s): above 1 means torchnode is faster. Latency and RSS: below 1 means torchnode is better.');
   out.push('training samples/s = images x epochs / training seconds (data order, forward, backward, Adam step, loss read back each batch);');
-  out.push('training CPU µs/sample = user + system CPU time of the process (all threads) over the epochs, per sample: steadier than wall time on a busy machine.');
+  out.push('training samples/s, median batch = batch size / the median batch time: steadier than the epoch figure when other work comes and goes.');
+  out.push("training CPU µs/sample = user + system CPU time of the process (all threads) from the end of each epoch's first batch, per sample:");
+  out.push('  steadier than wall time on a busy machine, and exact with --threads 1 (with more threads, waiting threads that spin count too).');
+  out.push('  System CPU and minor page faults over the same batches show memory handed back to the OS and faulted in again.');
   out.push('evaluation = 10,000 test images in batches of 1000 (no grad, eval mode); predict = one [1,1,28,28] image: forward + argmax + read the class.');
   for (const p of programs) {
     const s = summary[p.name];
     const per = (k, d = 0) => s[`${k}Runs`].map((v) => (v == null ? '-' : v.toFixed(d))).join(' ');
-    out.push(`  ${p.name.padEnd(9)} per run: train ${per('trainSamplesPerSec')} samples/s, ${per('trainCpuUsPerSample')} CPU µs/sample | eval ${per('evalImagesPerSec')} | p50 ${per('predictP50Us')} µs | p99 ${per('predictP99Us')} µs | RSS ${per('peakRssMiB')} MiB` +
+    out.push(`  ${p.name.padEnd(9)} per run: train ${per('trainSamplesPerSec')} samples/s (median batch ${per('trainMedianBatchSamplesPerSec')}), ${per('trainCpuUsPerSample')} CPU µs/sample | eval ${per('evalImagesPerSec')} | p50 ${per('predictP50Us')} µs | p99 ${per('predictP99Us')} µs | RSS ${per('peakRssMiB')} MiB` +
       (s.failed ? ` | ${s.failed} FAILED` : ''));
   }
   out.push('');
@@ -433,13 +465,17 @@ if (opts.jsonOnly) {
       : `agreement: torchnode and ${other} epoch costs DIFFER: torchnode ${a.torchnode.map((c) => c.toPrecision(9)).join(', ')} vs ${other} ${a[k.endsWith('Cpp') ? 'cpp' : 'python'].map((c) => c.toPrecision(9)).join(', ')}`);
   }
   for (const [name, same] of Object.entries(selfAgreement)) if (!same) out.push(`agreement: ${name}'s runs gave different costs from run to run`);
+  const outside = summary.torchnode?.trainOutsideEpochsSecondsRuns;
+  if (outside?.length) {
+    out.push(`torchnode train() outside its epochs (worker thread start, data load, model copy back): ${median(outside).toFixed(2)} s (median; runs ${outside.map((v) => v.toFixed(2)).join(' ')})`);
+  }
   if (requireMs.error) out.push(`require('torchnode'): failed: ${requireMs.error}`);
   else {
     out.push(`require('torchnode'): ${requireMs.medianMs.toFixed(0)} ms in-process (median of 5; runs ${requireMs.runsMs.map((v) => v.toFixed(0)).join(' ')}); ` +
       `a node process that requires it and exits: ${requireMs.processWallMedianMs.toFixed(0)} ms (node alone: ${requireMs.nodeAloneMedianMs.toFixed(0)} ms)`);
   }
   if (builds.cpp) {
-    out.push(`C++ reference build: ${builds.cpp.built ? `configured and built in this run in ${builds.cpp.seconds.toFixed(1)} s` : `up to date (last build ${builds.cpp.lastBuildSeconds != null ? `${builds.cpp.lastBuildSeconds.toFixed(1)} s` : 'time unknown'})`}`);
+    out.push(`C++ reference build: ${builds.cpp.built ? `configured and built in this run in ${builds.cpp.seconds.toFixed(1)} s` : `up to date (last full build ${builds.cpp.lastBuildSeconds != null ? `${builds.cpp.lastBuildSeconds.toFixed(1)} s` : 'time unknown'})`}`);
   }
   out.push(`native addon build: ${builds.native ? (builds.native.seconds != null ? `last clean build ${builds.native.seconds.toFixed(1)} s` : builds.native.raw) : 'time unknown (build/.build-time not present)'}`);
   for (const [name, why] of Object.entries(skipped)) out.push(`skipped ${name}: ${why}`);

@@ -16,6 +16,12 @@ export interface ServiceOptions {
   heartbeatMs?: number;
   /** Receives one line per job start/end and per 500. Default: silent. */
   log?: (line: string) => void;
+  /**
+   * Folder served at `GET /` (index.html) and `GET /<file>` (html, js, css, svg, png,
+   * ico, json, txt only; never outside the folder). Default `examples/service/public`;
+   * `null` serves no files.
+   */
+  publicDir?: string | null;
 }
 
 export interface Service {

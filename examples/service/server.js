@@ -3,7 +3,8 @@
  * A node:http service that trains the seed CNN on MNIST in worker threads and
  * serves predictions: POST /train, GET /jobs[/:id[/events]], DELETE /jobs/:id,
  * POST /predict, GET /models, GET /health. JSON in and out; errors are
- * `{error: {code, message}}` with a 4xx/5xx status. See README.md here.
+ * `{error: {code, message}}` with a 4xx/5xx status. GET / serves a live page
+ * (public/) that trains, draws and predicts with these endpoints. See README.md here.
  *
  * Run: `npm run serve` (PORT, HOST, DATA_DIR), or in your own code:
  * @example
@@ -26,7 +27,22 @@ const { save, load } = typeof torch.save === 'function' ? torch : require('../..
 
 /** The train() options a client may set; `save` is the service's own. */
 const TRAIN_OPTIONS = ['epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'limit', 'testLimit', 'threads', 'device', 'save'];
-const PREDICT_KEYS = ['pixels', 'png', 'model'];
+const PREDICT_KEYS = ['pixels', 'png', 'model', 'features'];
+/** The layers whose feature maps `features: true` returns (the seed CNN's convolution blocks). */
+const FEATURE_LAYERS = ['layer1', 'layer2'];
+/** Static files: only these extensions are served, with these types. */
+const CONTENT_TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+};
+/** The page loads nothing from other origins; this keeps it so. */
+const PAGE_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 const MODEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const TERMINAL = new Set(['done', 'error', 'cancelled']);
@@ -137,6 +153,27 @@ function readJson(req, limit) {
   });
 }
 
+/**
+ * The 784 grey levels of a /predict input scaled to 0..1 the way predict() reads
+ * them (0..255 unless every value is at most 1; a PNG is always 0..255). Called after
+ * predict() has accepted the input, so it needs no checks of its own.
+ */
+function pixelsIn01(input) {
+  if (Buffer.isBuffer(input)) return Float32Array.from(torch.decodePng(input), (v) => v / 255);
+  const flat = Float32Array.from(input.length === 28 && Array.isArray(input[0]) ? input.flat() : input);
+  let max = 0;
+  for (const v of flat) if (v > max) max = v;
+  if (max > 1) for (let i = 0; i < flat.length; i++) flat[i] /= 255;
+  return flat;
+}
+
+/** Float32 activations as JSON numbers, rounded to 4 decimals (a third of the bytes; plenty for drawing). */
+function roundedArray(data) {
+  const out = new Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Math.round(data[i] * 1e4) / 1e4;
+  return out;
+}
+
 function disposeTensors(value) {
   const values = value instanceof Map ? [...value.values()] : value && typeof value === 'object' ? Object.values(value) : [];
   for (const v of values) if (v instanceof torch.Tensor) v.dispose();
@@ -152,6 +189,7 @@ function disposeTensors(value) {
  * @param {number} [options.modelCacheSize] loaded models kept in memory (default 8)
  * @param {number} [options.heartbeatMs] SSE comment interval that keeps proxies from timing out (default 15000)
  * @param {(line: string) => void} [options.log] one line per job start and end (default: silent)
+ * @param {string | null} [options.publicDir] static files served at GET / and GET /<file> (default: public/ here; null: none)
  * @returns {{ server: http.Server, listen(port?: number, host?: string): Promise<{port: number, host: string, url: string}>, close(): Promise<void> }}
  */
 function createServer(options = {}) {
@@ -162,6 +200,7 @@ function createServer(options = {}) {
   const modelCacheSize = options.modelCacheSize ?? 8;
   const heartbeatMs = options.heartbeatMs ?? 15000;
   const log = options.log ?? (() => undefined);
+  const publicDir = options.publicDir === null ? null : path.resolve(options.publicDir ?? path.join(__dirname, 'public'));
   fs.mkdirSync(dataDir, { recursive: true });
   const startedAt = Date.now();
 
@@ -456,7 +495,10 @@ function createServer(options = {}) {
       if (unknown.length) {
         throw new HttpError(400, 'unknown_option', `Unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}; known fields: ${PREDICT_KEYS.join(', ')}`);
       }
-      const { pixels, png } = body;
+      const { pixels, png, features } = body;
+      if (features !== undefined && typeof features !== 'boolean') {
+        throw new HttpError(400, 'invalid_input', `Expected true or false for features but received ${describe(features)}`);
+      }
       let input;
       if (pixels !== undefined && png !== undefined) throw new HttpError(400, 'invalid_input', 'Send either pixels or png, not both');
       if (pixels !== undefined) {
@@ -485,7 +527,18 @@ function createServer(options = {}) {
         if (e instanceof TypeError || e instanceof RangeError) throw new HttpError(400, 'invalid_input', e.message);
         throw e;
       }
-      sendJson(res, 200, { class: p.class, probabilities: p.probabilities, model: name });
+      const answer = { class: p.class, probabilities: p.probabilities, model: name };
+      if (features) {
+        // predict() moved its input to the model's device itself; featureMaps() needs it there.
+        const device = model.parameters()[0]?.device ?? 'cpu';
+        const maps = torch.tidy(() => {
+          let x = torch.fromBuffer(pixelsIn01(input), [1, 1, 28, 28]);
+          if (String(device) !== 'cpu') x = x.to(device);
+          return torch.featureMaps(model, x, FEATURE_LAYERS);
+        });
+        answer.featureMaps = maps.map((m) => ({ name: m.name, shape: m.shape, data: roundedArray(m.data) }));
+      }
+      sendJson(res, 200, answer);
     },
     listModels(req, res) {
       const list = fs
@@ -498,6 +551,50 @@ function createServer(options = {}) {
       sendJson(res, 200, { models: list, default: latest ? latest.name : list.some((m) => m.name === 'default') ? 'default' : null });
     },
   };
+
+  /**
+   * GET / and GET /<file> from publicDir. Only regular files with a known extension,
+   * inside publicDir after symlinks are followed, and no dot-files; anything else is
+   * the usual 404, so the answer never tells what exists outside the folder.
+   */
+  function serveStatic(req, res, pathname) {
+    const notFound = () => new HttpError(404, 'not_found', `No route ${req.method} ${pathname}`);
+    const rel = pathname === '/' ? 'index.html' : pathname.slice(1);
+    const segments = rel.split(/[\\/]/);
+    if (rel.includes('\0') || segments.some((seg) => seg === '' || seg.startsWith('.'))) throw notFound();
+    const type = CONTENT_TYPES[path.extname(rel).toLowerCase()];
+    if (!type) throw notFound();
+    const file = path.resolve(publicDir, rel);
+    if (!file.startsWith(publicDir + path.sep)) throw notFound();
+    let real;
+    let st;
+    try {
+      real = fs.realpathSync(file);
+      st = fs.statSync(real);
+    } catch {
+      throw notFound();
+    }
+    if (!st.isFile() || !real.startsWith(fs.realpathSync(publicDir) + path.sep)) throw notFound();
+    const etag = `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+    const headers = {
+      'content-type': type,
+      // Revalidate every time (cheap with the ETag) so an edited page shows at once.
+      'cache-control': 'no-cache',
+      etag,
+      'last-modified': st.mtime.toUTCString(),
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    };
+    if (type.startsWith('text/html')) headers['content-security-policy'] = PAGE_CSP;
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    const data = fs.readFileSync(real);
+    res.writeHead(200, { ...headers, 'content-length': data.length });
+    res.end(req.method === 'HEAD' ? undefined : data);
+  }
 
   const routes = [
     { pattern: /^\/health$/, methods: { GET: handlers.health } },
@@ -527,6 +624,7 @@ function createServer(options = {}) {
       }
       return fn(req, res, ...m.slice(1));
     }
+    if (publicDir && (req.method === 'GET' || req.method === 'HEAD')) return serveStatic(req, res, pathname);
     throw new HttpError(404, 'not_found', `No route ${req.method} ${pathname}`);
   }
 
