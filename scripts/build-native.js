@@ -67,4 +67,10 @@ try {
 } catch (e) {
   console.warn(`torchnode: could not write the build stamp (${e.message})`);
 }
+const seconds = (Date.now() - started) / 1000;
+try {
+  fs.writeFileSync(path.join(root, 'build', '.build-time'), JSON.stringify({ seconds, tool: useGyp ? 'node-gyp' : 'cmake-js', clean, at: new Date().toISOString() }));
+} catch {
+  // Only the benchmark reads it.
+}
 console.log(`torchnode: native build (${useGyp ? 'node-gyp' : 'cmake-js'}) finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
