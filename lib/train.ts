@@ -11,11 +11,12 @@ import { cuda, setNumThreads, getNumThreads } from './device';
 import { Tensor, DeviceType, checkInt, tensor } from './tensor';
 import { ProcessGroup, initProcessGroup, GradReducer, syncParameters, InitOptions } from './distributed';
 import { DistributedSampler } from './data/distributed-sampler';
+import { forEachBatch } from './data/batches';
 import { Module } from './nn/module';
 import { CNN } from './nn/models';
 import { crossEntropy } from './nn/functional';
 import { Optimizer, Adam, SGD, OptimizerStateDict } from './optim';
-import { currentGenerator, Generator } from './random';
+import { currentGenerator } from './random';
 import { DataLoader } from './data/dataloader';
 import { TensorDataset, Dataset } from './data/dataset';
 import { MNIST } from './data/mnist';
@@ -314,27 +315,16 @@ export function evaluate(model: Module, dataset: TensorPairDataset, options: Eva
   let correct = 0;
   let total = 0;
   try {
-    inferenceMode(() => {
-      // A generator of its own: iterating a DataLoader draws a seed, and evaluating
-      // must not move the training's random stream (the seed program's doesn't).
-      const loader = new DataLoader(dataset, { batchSize, shuffle: false, generator: new Generator() });
-      const it = (loader as Iterable<Tensor[]>)[Symbol.iterator]();
-      for (;;) {
-        const done = tidy(() => {
-          const next = it.next();
-          if (next.done) return true;
-          let [x, y] = next.value as Tensor[];
-          if (device !== 'cpu') {
-            x = x.to(device);
-            y = y.to(device);
-          }
-          correct += model.call(x).argmax(1).eq(y).sum().item() as number;
-          total += y.size(0);
-          return false;
-        });
-        if (done) break;
-      }
-    });
+    inferenceMode(() =>
+      forEachBatch(dataset, batchSize, ([x, y]) => {
+        if (device !== 'cpu') {
+          x = x.to(device);
+          y = y.to(device);
+        }
+        correct += model.call(x).argmax(1).eq(y).sum().item() as number;
+        total += y.size(0);
+      }),
+    );
   } finally {
     model.train(wasTraining);
   }

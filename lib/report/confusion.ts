@@ -3,14 +3,12 @@
  * test set, and the indices of the samples it gets wrong.
  */
 import { expected } from '../errors';
-import { noGrad } from '../autograd';
-import { tidy } from '../memory';
+import { inferenceMode } from '../autograd';
 import { Module } from '../nn/module';
 import { softmax } from '../nn/functional';
 import { checkInt, DeviceType, Tensor } from '../tensor';
-import { Generator } from '../random';
-import { DataLoader } from '../data/dataloader';
-import { isTensorsDataset } from '../data/dataset';
+import { forEachBatch } from '../data/batches';
+import type { Dataset } from '../data/dataset';
 import type { TensorPairDataset } from '../train';
 
 export interface Misclassified {
@@ -60,7 +58,7 @@ export interface ConfusionMatrixOptions {
 
 /**
  * Counts true against predicted classes over `dataset` (samples `[input, label]`),
- * batched, in eval mode under noGrad (the model's mode is restored). It draws nothing
+ * batched, in eval mode in inference mode (the model's mode is restored). It draws nothing
  * from the global random generator. The trace equals `evaluate()`'s correct count.
  * @example
  * const cm = confusionMatrix(model, new datasets.MNIST({ train: false }));
@@ -108,30 +106,7 @@ export function confusionMatrix(model: Module, dataset: TensorPairDataset, optio
   const wasTraining = model.training;
   model.eval();
   try {
-    noGrad(() => {
-      if (isTensorsDataset(dataset) && dataset.tensors.length >= 2) {
-        // Slices of the dataset's tensors: no copies, no sampler, no random draws.
-        const [xs, ys] = dataset.tensors;
-        for (let start = 0; start < dataset.length; start += batchSize) {
-          const n = Math.min(batchSize, dataset.length - start);
-          tidy(() => count(xs.narrow(0, start, n), ys.narrow(0, start, n)));
-        }
-      } else {
-        // Iterating a DataLoader draws a seed: give it a generator of its own.
-        const loader = new DataLoader(dataset, { batchSize, shuffle: false, generator: new Generator() });
-        const it = (loader as Iterable<Tensor[]>)[Symbol.iterator]();
-        for (;;) {
-          const done = tidy(() => {
-            const next = it.next();
-            if (next.done) return true;
-            const [x, y] = next.value as Tensor[];
-            count(x, y);
-            return false;
-          });
-          if (done) break;
-        }
-      }
-    });
+    inferenceMode(() => forEachBatch(dataset as Dataset<Tensor[]>, batchSize, ([x, y]) => count(x, y)));
   } finally {
     model.train(wasTraining);
   }
