@@ -6,7 +6,7 @@
  */
 export { TorchError } from './errors';
 export * from './tensor';
-export { tidy, scope, keep, memory } from './memory';
+export { tidy, scope, keep, memory, releaseMemory } from './memory';
 export type { MemoryInfo } from './memory';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd, inferenceMode, isInferenceMode } from './autograd';
 export type { GradOptions } from './autograd';

@@ -14,6 +14,7 @@ import { defaultGenerator } from './random';
 import { Tensor, DeviceType } from './tensor';
 import { runInWorker } from './worker/host';
 import { packageRoot } from './native';
+import { releaseMemory } from './memory';
 import { resolveTrainOptions, resolveDevice } from './train';
 import { pack, unpack } from './worker/transfer';
 import { buildModel, DataSource, ModelSource, TrainJobEvent, TrainJobMessage } from './worker/train-job';
@@ -147,6 +148,8 @@ export class TrainingJob extends EventEmitter {
           this.wake();
         },
       });
+      // The worker's arena keeps the memory its training used; give it back.
+      releaseMemory();
       const state = unpack(raw.modelState) as Map<string, Tensor>;
       let trained: AnyModule;
       if (model) {

@@ -128,3 +128,12 @@ export interface MemoryInfo {
 export function memory(): MemoryInfo {
   return { ...N.memory(), cuda: N.cudaIsAvailable() ? N.cudaMemory() : null };
 }
+
+/**
+ * Returns the free memory the C allocator keeps (in every thread's arena) to the
+ * operating system. torchnode calls it when a training job ends; call it after
+ * freeing large tensors if resident memory matters more than the next allocation.
+ */
+export function releaseMemory(): boolean {
+  return N.releaseMemory();
+}

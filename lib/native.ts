@@ -157,7 +157,7 @@ export interface NativeAddon {
   cudaManualSeedAll(seed: number | bigint): void;
   cudaMemory(device?: number): { allocated: number; reserved: number; maxAllocated: number } | null;
   cudaEmptyCache(): void;
-  setNumThreads(n: number): void; getNumThreads(): number;
+  setNumThreads(n: number): void; getNumThreads(): number; releaseMemory(): boolean;
   buildInfo(): { version: string; compiledWithCuda: boolean; mkldnn: boolean; mkl: boolean; openmp: boolean; parallelInfo: string; cxx11Abi: boolean };
 }
 

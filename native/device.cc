@@ -7,6 +7,10 @@
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #ifdef TORCHNODE_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -85,7 +89,19 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// releaseMemory(): hands the free memory glibc keeps in every arena back to the
+// kernel (malloc_trim). Called when a training job ends, so the memory its worker
+// thread used does not stay resident. Returns whether anything was released.
+static Napi::Value ReleaseMemory(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 void RegisterDevice(Napi::Env env, Napi::Object exports) {
+  Export<ReleaseMemory>(env, exports, "releaseMemory");
   Export<CudaIsAvailable>(env, exports, "cudaIsAvailable");
   Export<CudaDeviceCount>(env, exports, "cudaDeviceCount");
   Export<CudaSynchronize>(env, exports, "cudaSynchronize");
