@@ -497,28 +497,33 @@ export class Tensor {
    * When nothing changes, the result is a new handle to the same memory (like PyTorch's `self`).
    */
   to(target: DType | DeviceType | { dtype?: DType; device?: DeviceType; copy?: boolean }): Tensor {
-    let dtype: DType | undefined;
-    let device: DeviceType | undefined;
-    let copy = false;
-    if (typeof target === 'string') {
-      if ((DTYPES as readonly string[]).includes(target)) dtype = target as DType;
-      else device = checkDevice(target, 'target');
-    } else if (target && typeof target === 'object') {
-      dtype = checkDtype(target.dtype);
-      device = checkDevice(target.device);
-      copy = !!target.copy;
-    } else {
-      expected('a dtype, a device or {dtype, device}', 'target', target);
-    }
+    const { dtype, device } = parseToTarget(target);
+    const copy = typeof target === 'object' && !!target?.copy;
     return wrap(N.to(this.handle, dtype ?? null, device ?? null, false, copy));
   }
   cpu(): Tensor { return this.to('cpu'); }
-  cuda(device?: number): Tensor { return this.to(device === undefined ? 'cuda' : `cuda:${checkInt(device, 'device', 0)}`); }
+  cuda(device?: number): Tensor { return this.to((device === undefined ? 'cuda' : `cuda:${checkInt(device, 'device', 0)}`) as DeviceType); }
   float(): Tensor { return this.to('float32'); }
   double(): Tensor { return this.to('float64'); }
   long(): Tensor { return this.to('int64'); }
   int(): Tensor { return this.to('int32'); }
   bool(): Tensor { return this.to('bool'); }
+}
+
+/** What `to()` accepts: a dtype, a device, or both. */
+export type ToTarget = DType | DeviceType | { dtype?: DType; device?: DeviceType };
+
+/** @internal Parses and checks a `to()` argument (Tensor.to and Module.to). */
+export function parseToTarget(target: unknown): { dtype?: DType; device?: DeviceType } {
+  if (typeof target === 'string') {
+    if ((DTYPES as readonly string[]).includes(target)) return { dtype: target as DType };
+    return { device: checkDevice(target, 'target') };
+  }
+  if (target && typeof target === 'object') {
+    const t = target as { dtype?: unknown; device?: unknown };
+    return { dtype: checkDtype(t.dtype), device: checkDevice(t.device) };
+  }
+  return expected('a dtype, a device or {dtype, device}', 'target', target);
 }
 
 function optNum(v: number | null | undefined, name: string): number | null {

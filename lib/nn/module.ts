@@ -17,7 +17,7 @@ import { noGrad } from '../autograd';
 import { describe, expected, TorchError } from '../errors';
 import { keep } from '../memory';
 import { N, NativeTensor } from '../native';
-import { checkDevice, checkDtype, DeviceType, DTYPES, DType, Tensor } from '../tensor';
+import { parseToTarget, Tensor, ToTarget } from '../tensor';
 
 /**
  * A tensor that is a module parameter: it requires grad by default and is exempt from
@@ -386,18 +386,8 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    * buffers keep theirs). Parameters stay the same objects (their data is replaced,
    * grads are converted too), so optimizers built before still hold them. Returns this.
    */
-  to(target: DType | DeviceType | { dtype?: DType; device?: DeviceType }): this {
-    let dtype: DType | undefined;
-    let device: DeviceType | undefined;
-    if (typeof target === 'string') {
-      if ((DTYPES as readonly string[]).includes(target)) dtype = target as DType;
-      else device = checkDevice(target, 'target');
-    } else if (target && typeof target === 'object') {
-      dtype = checkDtype(target.dtype);
-      device = checkDevice(target.device);
-    } else {
-      expected('a dtype, a device or {dtype, device}', 'target', target);
-    }
+  to(target: ToTarget): this {
+    const { dtype, device } = parseToTarget(target);
     if (dtype !== undefined && dtype !== 'float32' && dtype !== 'float64') {
       throw new TypeError(`Module.to only accepts floating point dtypes, but got dtype=${dtype}`);
     }
