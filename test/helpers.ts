@@ -36,3 +36,20 @@ export function maxRelErr(actual: ArrayLike<number>, expected: ArrayLike<number>
 export function flat(t: Tensor): number[] {
   return Array.from(t.toTypedArray() as ArrayLike<number | bigint>, Number);
 }
+
+// A full garbage collection, without --expose-gc on the command line.
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { memory } from '../lib';
+v8.setFlagsFromString('--expose-gc');
+const gcNow = vm.runInNewContext('gc') as () => void;
+
+/**
+ * Live native tensors after a full GC. Handles that became garbage earlier are
+ * freed inside the GC whenever it runs, so a raw memory().tensors can drop in the
+ * middle of a test; collecting first makes before/after counts exact.
+ */
+export function liveTensors(): number {
+  gcNow();
+  return memory().tensors;
+}

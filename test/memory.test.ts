@@ -1,5 +1,6 @@
 import * as torch from '../lib';
 import { tidy, scope, keep, memory, F } from '../lib';
+import { liveTensors } from './helpers';
 
 describe('memory: throw cases', () => {
   test('tidy refuses async functions and non-functions', () => {
@@ -15,7 +16,7 @@ describe('memory: throw cases', () => {
 
 describe('memory', () => {
   test('tidy frees temporaries and keeps what is returned', () => {
-    const before = memory().tensors;
+    const before = liveTensors();
     let tmp: torch.Tensor | undefined;
     const out = tidy(() => {
       tmp = torch.ones(1000).mul(2);
@@ -24,10 +25,10 @@ describe('memory', () => {
     expect(tmp!.isDisposed).toBe(true);
     expect(out.y.isDisposed).toBe(false);
     expect(out.list[0].item()).toBe(2000);
-    expect(memory().tensors).toBe(before + 2);
+    expect(liveTensors()).toBe(before + 2);
     out.y.dispose();
     out.list[0].dispose();
-    expect(memory().tensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
   test('nested tidy hands kept tensors to the outer scope; keep() exempts', () => {
     let kept: torch.Tensor | undefined;

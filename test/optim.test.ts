@@ -5,7 +5,7 @@ import * as torch from '../lib';
 import { F, Tensor, setNumThreads } from '../lib';
 import { Adam, Optimizer, SGD } from '../lib/optim';
 import { pyPow } from '../lib/optim/optimizer';
-import { fixture, FixtureTensor, fromFixture, flat } from './helpers';
+import { fixture, FixtureTensor, fromFixture, flat, liveTensors } from './helpers';
 
 interface Config {
   ctor: string;
@@ -292,9 +292,9 @@ describe('optim: groups, state and state dicts', () => {
       opt.step();
     });
     expect((opt.state.get(w)!.exp_avg as Tensor).isDisposed).toBe(false);
-    const before = torch.memory().tensors;
+    const before = liveTensors();
     for (let i = 0; i < 3; i++) opt.step();
-    expect(torch.memory().tensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   test('step(closure) returns the closure loss; maximize flips the direction', () => {
