@@ -236,12 +236,12 @@ describe('DataLoader: batches', () => {
     expect([...custom]).toEqual([3, 3]);
   });
 
-  test('MNIST batches equal the corresponding image rows; iterating inside tidy leaks nothing', () => {
+  test('MNIST batches equal the corresponding image rows; iterating inside tidy leaks nothing', async () => {
     const mnist = new MNIST({ train: false, limit: 250 });
     const loader = new DataLoader(mnist, { batchSize: 100 });
     expect(loader.length).toBe(3);
     void mnist.images; // made on first use, then kept by the dataset
-    const before = liveTensors();
+    const before = (await liveTensors());
     torch.tidy(() => {
       const shapes: number[][] = [];
       let i = 0;
@@ -253,7 +253,7 @@ describe('DataLoader: batches', () => {
       }
       expect(shapes).toEqual([[100, 1, 28, 28], [100, 1, 28, 28], [50, 1, 28, 28]]);
     });
-    expect(liveTensors()).toBe(before);
+    expect((await liveTensors())).toBe(before);
     mnist.dispose();
   });
 

@@ -45,11 +45,19 @@ v8.setFlagsFromString('--expose-gc');
 const gcNow = vm.runInNewContext('gc') as () => void;
 
 /**
- * Live native tensors after a full GC. Handles that became garbage earlier are
- * freed inside the GC whenever it runs, so a raw memory().tensors can drop in the
- * middle of a test; collecting first makes before/after counts exact.
+ * Live native tensors once all garbage is collected. Handles that became garbage
+ * earlier are freed whenever a GC runs (part of it in V8's second-pass callbacks,
+ * which may wait for the event loop), so a raw memory().tensors can drop in the
+ * middle of a test; settling first makes before/after counts exact.
  */
-export function liveTensors(): number {
-  gcNow();
-  return memory().tensors;
+export async function liveTensors(): Promise<number> {
+  let last = -1;
+  for (let i = 0; i < 10; i++) {
+    gcNow();
+    await new Promise((r) => setImmediate(r));
+    const n = memory().tensors;
+    if (n === last) return n;
+    last = n;
+  }
+  return last;
 }

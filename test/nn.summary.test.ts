@@ -95,7 +95,7 @@ describe('nn.summary', () => {
     expect(lines).toContainEqual(expect.stringMatching(/^│ {4}└─Linear \(2\): 2-9\s+\[1, 10\]\s+1,010$/));
   });
 
-  test('frozen parameters count as non-trainable; several inputs; no tensors leak', () => {
+  test('frozen parameters count as non-trainable; several inputs; no tensors leak', async () => {
     const model = seedCnn();
     model.layer1.requiresGrad_(false);
     const s = summary(model, [2, 1, 28, 28]);
@@ -110,12 +110,12 @@ describe('nn.summary', () => {
         return [this.lin.call(a), b];
       }
     }
-    const before = liveTensors();
+    const before = (await liveTensors());
     const p = summary(new Pair(), [[4, 3], [5]], { dtypes: ['float32', 'int64'] });
     expect(p.outputShape).toEqual([[4, 2], [5]]);
     expect(p.inputShape).toEqual([[4, 3], [5]]);
     expect(p.toString()).toMatch(/^Pair\s+\[4, 2\], \[5\]\s+--$/m);
-    expect(liveTensors() - before).toBe(2); // the Linear's weight and bias
+    expect((await liveTensors()) - before).toBe(2); // the Linear's weight and bias
   });
 
   test('featureMapSize uses the seed formula through F.convOutputSize', () => {

@@ -284,7 +284,7 @@ describe('optim: groups, state and state dicts', () => {
     expect(flat(b2)).toEqual(flat(b));
   });
 
-  test('state survives a caller tidy and step leaves no temporaries behind', () => {
+  test('state survives a caller tidy and step leaves no temporaries behind', async () => {
     const [w, b] = params();
     const opt = new Adam([w, b], { amsgrad: true });
     torch.tidy(() => {
@@ -292,9 +292,9 @@ describe('optim: groups, state and state dicts', () => {
       opt.step();
     });
     expect((opt.state.get(w)!.exp_avg as Tensor).isDisposed).toBe(false);
-    const before = liveTensors();
+    const before = (await liveTensors());
     for (let i = 0; i < 3; i++) opt.step();
-    expect(liveTensors()).toBe(before);
+    expect((await liveTensors())).toBe(before);
   });
 
   test('step(closure) returns the closure loss; maximize flips the direction', () => {
