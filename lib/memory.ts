@@ -120,6 +120,12 @@ export interface MemoryInfo {
   tensors: number;
   /** Bytes of the storages those handles reference. */
   bytes: number;
+  /** Handles made so far. */
+  created: number;
+  /** Handles freed by dispose() (or tidy/scope). */
+  disposed: number;
+  /** Handles freed by the garbage collector. `created - disposed` grows only when code leaves tensors to the GC. */
+  collected: number;
   /** CUDA caching-allocator figures for the current device, when CUDA is available. */
   cuda: { allocated: number; reserved: number; maxAllocated: number } | null;
 }

@@ -57,7 +57,7 @@ export interface NativeAddon {
   isContiguous(t: T): boolean;
   numel(t: T): number;
   format(t: T): string;
-  memory(): { tensors: number; bytes: number };
+  memory(): { tensors: number; bytes: number; created: number; disposed: number; collected: number };
   setErrorClass(cls: new (msg: string) => Error): void;
   isTensor(v: unknown): boolean;
   // factories.cc

@@ -8,6 +8,9 @@
 namespace tn {
 
 std::atomic<int64_t> gLiveTensors{0};
+// Handles made, freed by dispose(), and freed by the garbage collector: the
+// first minus the second tells whether code disposes what it makes, whenever GC runs.
+static std::atomic<int64_t> gCreated{0}, gDisposed{0}, gCollected{0};
 std::atomic<int64_t> gLiveBytes{0};
 
 // Random 128-bit tags: an object from another addon (or a plain JS object) can
@@ -85,11 +88,15 @@ static void ReleaseBytes(Napi::node_addon_api_basic_env env, TensorBox* box) {
 // touches no JS.
 static void FinalizeBox(Napi::node_addon_api_basic_env env, void* data, void* /*hint*/) {
   auto* box = static_cast<TensorBox*>(data);
+  if (box->t.defined()) gCollected++;
   ReleaseBytes(env, box);
   delete box;
 }
 
-void TensorWrap::Release(napi_env env, TensorBox* box) { ReleaseBytes(env, box); }
+void TensorWrap::Release(napi_env env, TensorBox* box) {
+  if (box->t.defined()) gDisposed++;
+  ReleaseBytes(env, box);
+}
 
 bool TensorWrap::Is(const Napi::Value& v) {
   return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kTensorTag);
@@ -114,6 +121,7 @@ Napi::Object TensorWrap::New(Napi::Env env, at::Tensor t) {
   if (b->t.defined()) {
     b->reported = bytes;
     gLiveTensors++;
+    gCreated++;
     gLiveBytes += bytes;
     // Only CPU bytes press on the host heap; tell V8 so GC runs as native memory grows.
     if (bytes > 0 && b->cpu) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
@@ -464,6 +472,9 @@ static Napi::Value Memory(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(env);
   o.Set("tensors", Napi::Number::New(env, static_cast<double>(gLiveTensors.load())));
   o.Set("bytes", Napi::Number::New(env, static_cast<double>(gLiveBytes.load())));
+  o.Set("created", Napi::Number::New(env, static_cast<double>(gCreated.load())));
+  o.Set("disposed", Napi::Number::New(env, static_cast<double>(gDisposed.load())));
+  o.Set("collected", Napi::Number::New(env, static_cast<double>(gCollected.load())));
   return o;
 }
 

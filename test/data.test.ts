@@ -11,7 +11,7 @@ import {
   BatchSampler, DataLoader, datasets, drawSeed, IdxArray, IdxError, MNIST, RandomSampler, readIdx, SequentialSampler,
   TensorDataset, writeIdx,
 } from '../lib/data';
-import { fixture, flat, fromFixture, liveTensors } from './helpers';
+import { fixture, flat, fromFixture, undisposed } from './helpers';
 
 const random = fixture('random.json');
 const seedCnn = fixture('seed_cnn_train.json');
@@ -241,7 +241,7 @@ describe('DataLoader: batches', () => {
     const loader = new DataLoader(mnist, { batchSize: 100 });
     expect(loader.length).toBe(3);
     void mnist.images; // made on first use, then kept by the dataset
-    const before = (await liveTensors());
+    const before = undisposed();
     torch.tidy(() => {
       const shapes: number[][] = [];
       let i = 0;
@@ -253,7 +253,7 @@ describe('DataLoader: batches', () => {
       }
       expect(shapes).toEqual([[100, 1, 28, 28], [100, 1, 28, 28], [50, 1, 28, 28]]);
     });
-    expect((await liveTensors())).toBe(before);
+    expect(undisposed()).toBe(before);
     mnist.dispose();
   });
 

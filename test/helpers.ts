@@ -37,27 +37,14 @@ export function flat(t: Tensor): number[] {
   return Array.from(t.toTypedArray() as ArrayLike<number | bigint>, Number);
 }
 
-// A full garbage collection, without --expose-gc on the command line.
-import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
 import { memory } from '../lib';
-v8.setFlagsFromString('--expose-gc');
-const gcNow = vm.runInNewContext('gc') as () => void;
 
 /**
- * Live native tensors once all garbage is collected. Handles that became garbage
- * earlier are freed whenever a GC runs (part of it in V8's second-pass callbacks,
- * which may wait for the event loop), so a raw memory().tensors can drop in the
- * middle of a test; settling first makes before/after counts exact.
+ * Handles made but not disposed so far (created - disposed). Unlike the live
+ * count it does not move when the GC frees garbage, so a before/after difference
+ * says exactly what a piece of code left undisposed.
  */
-export async function liveTensors(): Promise<number> {
-  let last = -1;
-  for (let i = 0; i < 10; i++) {
-    gcNow();
-    await new Promise((r) => setImmediate(r));
-    const n = memory().tensors;
-    if (n === last) return n;
-    last = n;
-  }
-  return last;
+export function undisposed(): number {
+  const m = memory();
+  return m.created - m.disposed;
 }

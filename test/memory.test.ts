@@ -1,6 +1,6 @@
 import * as torch from '../lib';
 import { tidy, scope, keep, memory, F } from '../lib';
-import { liveTensors } from './helpers';
+import { undisposed } from './helpers';
 
 describe('memory: throw cases', () => {
   test('tidy refuses async functions and non-functions', () => {
@@ -16,7 +16,7 @@ describe('memory: throw cases', () => {
 
 describe('memory', () => {
   test('tidy frees temporaries and keeps what is returned', async () => {
-    const before = (await liveTensors());
+    const before = undisposed();
     let tmp: torch.Tensor | undefined;
     const out = tidy(() => {
       tmp = torch.ones(1000).mul(2);
@@ -25,10 +25,10 @@ describe('memory', () => {
     expect(tmp!.isDisposed).toBe(true);
     expect(out.y.isDisposed).toBe(false);
     expect(out.list[0].item()).toBe(2000);
-    expect((await liveTensors())).toBe(before + 2);
+    expect(undisposed()).toBe(before + 2);
     out.y.dispose();
     out.list[0].dispose();
-    expect((await liveTensors())).toBe(before);
+    expect(undisposed()).toBe(before);
   });
   test('nested tidy hands kept tensors to the outer scope; keep() exempts', () => {
     let kept: torch.Tensor | undefined;
@@ -52,13 +52,16 @@ describe('memory', () => {
     expect(a!.isDisposed).toBe(true);
     expect(r.item()).toBe(30);
   });
-  test('memory() counts bytes', async () => {
-    await liveTensors(); // no garbage left that a GC could free mid-test
-    const m0 = memory();
+  test('memory() counts bytes and what was disposed or collected', () => {
     const t = torch.zeros([1000], { dtype: 'float64' });
-    expect(memory().bytes - m0.bytes).toBe(8000);
+    const m1 = memory();
     t.dispose();
-    expect(memory().bytes).toBe(m0.bytes);
+    const m2 = memory();
+    // Measured around dispose(), which allocates nothing that could start a GC.
+    expect(m1.bytes - m2.bytes).toBe(8000);
+    expect(m1.tensors - m2.tensors).toBe(1);
+    expect(m2.disposed - m1.disposed).toBe(1);
+    expect(m2.created).toBeGreaterThanOrEqual(m2.disposed + m2.collected);
     expect(memory().cuda).toBe(torch.cuda.isAvailable() ? expect.anything() : null);
   });
 

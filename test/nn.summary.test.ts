@@ -1,4 +1,4 @@
-import { liveTensors } from './helpers';
+import { undisposed } from './helpers';
 /**
  * summary(): the seed CNN's per-layer parameter counts and feature-map sizes, the
  * misfit error, and featureMapSize().
@@ -110,12 +110,12 @@ describe('nn.summary', () => {
         return [this.lin.call(a), b];
       }
     }
-    const before = (await liveTensors());
+    const before = undisposed();
     const p = summary(new Pair(), [[4, 3], [5]], { dtypes: ['float32', 'int64'] });
     expect(p.outputShape).toEqual([[4, 2], [5]]);
     expect(p.inputShape).toEqual([[4, 3], [5]]);
     expect(p.toString()).toMatch(/^Pair\s+\[4, 2\], \[5\]\s+--$/m);
-    expect((await liveTensors()) - before).toBe(2); // the Linear's weight and bias
+    expect(undisposed() - before).toBe(2); // the Linear's weight and bias
   });
 
   test('featureMapSize uses the seed formula through F.convOutputSize', () => {

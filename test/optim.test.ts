@@ -5,7 +5,7 @@ import * as torch from '../lib';
 import { F, Tensor, setNumThreads } from '../lib';
 import { Adam, Optimizer, SGD } from '../lib/optim';
 import { pyPow } from '../lib/optim/optimizer';
-import { fixture, FixtureTensor, fromFixture, flat, liveTensors } from './helpers';
+import { fixture, FixtureTensor, fromFixture, flat, undisposed } from './helpers';
 
 interface Config {
   ctor: string;
@@ -292,9 +292,9 @@ describe('optim: groups, state and state dicts', () => {
       opt.step();
     });
     expect((opt.state.get(w)!.exp_avg as Tensor).isDisposed).toBe(false);
-    const before = (await liveTensors());
+    const before = undisposed();
     for (let i = 0; i < 3; i++) opt.step();
-    expect((await liveTensors())).toBe(before);
+    expect(undisposed()).toBe(before);
   });
 
   test('step(closure) returns the closure loss; maximize flips the direction', () => {
