@@ -42,18 +42,9 @@ def idx(path, limit=None):
     return a if limit is None else a[:limit]
 
 
-class CNN(nn.Module):
-    def __init__(self):
-        super(CNN, self).__init__()
-        self.layer1 = nn.Sequential(nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2))
-        self.layer2 = nn.Sequential(nn.Conv2d(32, 64, kernel_size=3, stride=1, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2))
-        self.fc = nn.Sequential(nn.Linear(7 * 7 * 64, 100), nn.ReLU(), nn.Linear(100, 10))
-
-    def forward(self, x):
-        out = self.layer1(x)
-        out = self.layer2(out)
-        out = out.view(out.size(0), -1)
-        return self.fc(out)
+# The seed's model, one definition for the bench and the fixtures.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts'))
+from seed_cnn import CNN  # noqa: E402
 
 
 def main():
