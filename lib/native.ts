@@ -173,8 +173,10 @@ export interface LibtorchRecord {
   version: string;
   variant: string;
   cuda: boolean;
-  how: string;
+  /** Which resolution step found it. */
+  how: 'LIBTORCH' | 'cache' | 'pytorch' | 'system' | 'download' | 'apt';
   reason?: string;
+  resolvedAt?: string;
 }
 
 export function libtorchRecordPath(): string {

@@ -7,7 +7,7 @@ const checkSources = require('../scripts/check-sources.js');
 
 describe('addon: throw cases', () => {
   test('load failures name the cause and the fix', () => {
-    const rec = { path: '/opt/lt', cmakeDir: '', libDir: '/opt/lt/lib', includeDirs: [], version: '2.9.1', variant: 'cpu', cuda: false, how: 'download' };
+    const rec = { path: '/opt/lt', cmakeDir: '', libDir: '/opt/lt/lib', includeDirs: [], version: '2.9.1', variant: 'cpu', cuda: false, how: 'download' as const };
     const notBuilt = explainLoadError(new Error('No native build was found for platform=linux'), rec);
     expect(notBuilt.message).toMatch(/has not been built.*npm rebuild torchnode/);
     const noLib = explainLoadError(new Error('libtorch_cpu.so: cannot open shared object file: No such file or directory'), rec);

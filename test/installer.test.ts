@@ -17,18 +17,8 @@ const lt = require('../scripts/libtorch');
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const installer = require('../scripts/install');
 
-interface LibtorchRecord {
-  path: string;
-  cmakeDir: string;
-  libDir: string;
-  includeDirs: string[];
-  version: string;
-  variant: string;
-  cuda: boolean;
-  how: 'LIBTORCH' | 'cache' | 'pytorch' | 'system' | 'download' | 'apt';
-  reason: string;
-  resolvedAt: string;
-}
+// The record's type is the runtime's (a type-only import: the addon is not loaded).
+import type { LibtorchRecord } from '../lib/native';
 
 const REPO = path.resolve(__dirname, '..');
 const FAKE_SMI = path.join(__dirname, 'fixtures', 'fake-nvidia-smi');
