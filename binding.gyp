@@ -12,6 +12,7 @@
         "native/math.cc",
         "native/shape.cc",
         "native/nn.cc",
+        "native/linear.cc",
         "native/autograd.cc",
         "native/device.cc",
         "native/distributed.cc"

@@ -70,10 +70,20 @@ export interface TorchConfig {
   cxx11Abi: boolean;
   /** libtorch's own summary of its thread pools. */
   parallelInfo: string;
+  /** The BLAS libtorch's matrix products use: its BLAS_INFO, and the library loaded for a generic one. */
+  blas: string;
+  /**
+   * Whether Linear's matrix products are split across the intra-op threads. Only with
+   * netlib's reference BLAS (Debian's libtorch), which is single-threaded and sums
+   * every output element the same way whatever the slice, so results stay bit-identical
+   * to PyTorch's. `TORCHNODE_PARALLEL_LINEAR=0` turns it off (set before loading).
+   */
+  linearSplit: { enabled: boolean; reason: string };
 }
 
 /** What this torchnode runs on: versions, variant, libtorch path, threads, CUDA, oneDNN. */
 export function config(): TorchConfig {
+  const split = N.linearSplitInfo();
   const rec = readLibtorchRecord();
   return {
     version: info.version,
@@ -91,5 +101,7 @@ export function config(): TorchConfig {
     openmp: info.openmp,
     cxx11Abi: info.cxx11Abi,
     parallelInfo: info.parallelInfo,
+    blas: split.blas,
+    linearSplit: { enabled: split.enabled, reason: split.reason },
   };
 }

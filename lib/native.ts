@@ -124,7 +124,9 @@ export interface NativeAddon {
   maxPool2d(x: T, k: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): T;
   avgPool2d(x: T, k: number[], stride: number[], padding: number[], ceilMode: boolean, countIncludePad: boolean, divisorOverride?: Opt<number>): T;
   adaptiveAvgPool2d(x: T, outputSize: number[]): T;
-  linear(x: T, w: T, b?: Opt<T>): T;
+  /** `split` forces (true) or refuses (false) the thread-split products of native/linear.cc; left out, they are used where exact and worthwhile. */
+  linear(x: T, w: T, b?: Opt<T>, split?: boolean): T;
+  linearSplitInfo(): { enabled: boolean; reason: string; blas: string; calls: number };
   relu(x: T): T; leakyRelu(x: T, slope?: number): T;
   softmax(x: T, dim: number, dtype?: DT): T; logSoftmax(x: T, dim: number, dtype?: DT): T;
   dropout(x: T, p: number, training: boolean): T;

@@ -33,6 +33,7 @@ static Napi::Object InitTorchnode(Napi::Env env, Napi::Object exports) {
   tn::RegisterMath(env, exports);
   tn::RegisterShape(env, exports);
   tn::RegisterNN(env, exports);
+  tn::RegisterLinear(env, exports);
   tn::RegisterAutograd(env, exports);
   tn::RegisterDevice(env, exports);
   tn::RegisterDistributed(env, exports);

@@ -1,5 +1,5 @@
-// nn functional ops: convolution, pooling, linear, activations, dropout, losses.
-// Argument order follows torch.nn.functional; the TS layer fills PyTorch's defaults.
+// nn functional ops: convolution, pooling, activations, dropout, losses.
+// (linear is in linear.cc.) Argument order follows torch.nn.functional; the TS layer fills PyTorch's defaults.
 #include "common.h"
 
 #include <ATen/Config.h>
@@ -41,10 +41,6 @@ static Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
 static Napi::Value AdaptiveAvgPool2d(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::adaptive_avg_pool2d(ArgTensor(info, 0, "input"), ArgIntList(info, 1, "outputSize")));
 }
-// linear(input, weight, bias?)
-static Napi::Value Linear(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::linear(ArgTensor(info, 0, "input"), ArgTensor(info, 1, "weight"), ArgOptTensor(info, 2, "bias")));
-}
 static Napi::Value Relu(const Napi::CallbackInfo& info) { return Wrap(info.Env(), at::relu(ArgTensor(info, 0, "input"))); }
 static Napi::Value LeakyRelu(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::leaky_relu(ArgTensor(info, 0, "input"), ArgDouble(info, 1, "negativeSlope", 0.01)));
@@ -81,7 +77,6 @@ void RegisterNN(Napi::Env env, Napi::Object exports) {
   Export<MaxPool2d>(env, exports, "maxPool2d");
   Export<AvgPool2d>(env, exports, "avgPool2d");
   Export<AdaptiveAvgPool2d>(env, exports, "adaptiveAvgPool2d");
-  Export<Linear>(env, exports, "linear");
   Export<Relu>(env, exports, "relu");
   Export<LeakyRelu>(env, exports, "leakyRelu");
   Export<Softmax>(env, exports, "softmax");
