@@ -449,3 +449,77 @@ describe('nn.Module', () => {
     expect(Array.from(v.toTypedArray() as Float32Array)).toEqual([0, 2]);
   });
 });
+
+// Sequential frees each intermediate output of a library layer as soon as the next
+// layer has used it, and with autograd off lets a plain ReLU overwrite such an
+// intermediate instead of allocating another buffer. Neither may touch anything the
+// caller can see: the input, views of it, what a hook was shown, or what autograd saved.
+describe('Sequential: its own intermediates only', () => {
+  const data = () => torch.tensor([[-1, 2, -3, 4], [5, -6, 7, -8]], { dtype: 'float32' });
+
+  test('in no-grad and inference mode, the result equals layer by layer and the input is untouched', () => {
+    torch.manualSeed(0);
+    const seq = new nn.Sequential(new nn.Linear(4, 3), new nn.ReLU(), new nn.Linear(3, 2), new nn.ReLU());
+    torch.tidy(() => {
+      const x = data();
+      const expected = torch.noGrad(() => {
+        const l0 = seq.at<nn.Linear>(0).call(x).relu();
+        return seq.at<nn.Linear>(2).call(l0).relu();
+      });
+      for (const mode of [torch.noGrad, torch.inferenceMode]) {
+        const created = torch.memory().created;
+        const y = mode(() => seq.call(x));
+        // Two Linear outputs, each overwritten by its ReLU: no third or fourth tensor.
+        expect(torch.memory().created - created).toBe(2);
+        expect(y.toArray()).toEqual(expected.toArray());
+        expect(x.toArray()).toEqual(data().toArray());
+      }
+    });
+  });
+
+  test('a ReLU straight on the input, or on a view of it (Flatten, Dropout), does not overwrite it', () => {
+    torch.tidy(() => {
+      const x = data().reshape(2, 2, 2);
+      const before = x.toArray();
+      for (const seq of [new nn.Sequential(new nn.ReLU()), new nn.Sequential(new nn.Flatten(), new nn.ReLU()), new nn.Sequential(new nn.Dropout(), new nn.ReLU()).eval()]) {
+        const y = torch.noGrad(() => seq.call(x));
+        expect(y.min().item()).toBe(0);
+        expect(x.toArray()).toEqual(before);
+      }
+    });
+  });
+
+  test('what a forward hook was shown stays as it was', () => {
+    torch.manualSeed(0);
+    const lin = new nn.Linear(4, 3);
+    const seq = new nn.Sequential(lin, new nn.ReLU());
+    let shown: Tensor | null = null;
+    const h = lin.registerForwardHook((_m, _args, out) => {
+      shown = out as Tensor;
+      return undefined;
+    });
+    torch.tidy(() => {
+      const x = data();
+      const raw = torch.noGrad(() => torch.F.linear(x, lin.weight, lin.bias)).toArray() as number[][];
+      expect(raw.flat().some((v) => v < 0)).toBe(true);
+      torch.noGrad(() => seq.call(x));
+      expect(shown!.isDisposed).toBe(false);
+      expect(shown!.toArray()).toEqual(raw);
+    });
+    h.remove();
+  });
+
+  test('with autograd recording, gradients are those of the plain layers', () => {
+    torch.manualSeed(0);
+    const seq = new nn.Sequential(new nn.Linear(4, 3), new nn.ReLU(), new nn.Linear(3, 1));
+    torch.tidy(() => {
+      const x = data();
+      seq.call(x).sum().backward();
+      const g = seq.at<nn.Linear>(0).weight.grad!.clone();
+      seq.zeroGrad();
+      const l0 = seq.at<nn.Linear>(0).call(x);
+      seq.at<nn.Linear>(2).call(l0.relu()).sum().backward();
+      expect(seq.at<nn.Linear>(0).weight.grad!.toArray()).toEqual(g.toArray());
+    });
+  });
+});

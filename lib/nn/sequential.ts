@@ -1,6 +1,7 @@
 /**
  * Sequential: a chain of modules, each fed the previous one's output.
  */
+import { isGradEnabled } from '../autograd';
 import { expected } from '../errors';
 import { checkInt, Tensor } from '../tensor';
 import { AnyModule, Module } from './module';
@@ -22,8 +23,23 @@ import { Dropout } from './dropout';
 // Library layers whose outputs nothing else references.
 const STATELESS_OUTPUT = new Set<unknown>([Conv2d, Linear, MaxPool2d, AvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Dropout]);
 
+// ... and of those, the ones whose output is always new memory, never a view of their input.
+const FRESH_OUTPUT = new Set<unknown>([Conv2d, Linear, MaxPool2d, AvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax]);
+
 function freesOutput(producer: AnyModule | null, out: Tensor): boolean {
   return !!producer && STATELESS_OUTPUT.has(producer.constructor) && producer._forwardHooks.size === 0 && !out.isDisposed;
+}
+
+/**
+ * Whether `m` is a plain ReLU that may overwrite `x`: x is new memory made by the
+ * previous library layer, which this chain frees right after anyway, no hook can see
+ * either, and autograd records nothing that would need x (no grad mode, or x does
+ * not require grad). Then relu_ gives the same values without a second buffer: for
+ * the seed CNN's 1000-image evaluation batches, 100 MB less to allocate and fault in.
+ */
+function reluInPlace(m: AnyModule, producer: AnyModule | null, x: Tensor): boolean {
+  if (!(m instanceof ReLU) || m.constructor !== ReLU || m.inplace || m._forwardPreHooks.size || m._forwardHooks.size) return false;
+  return !!producer && FRESH_OUTPUT.has(producer.constructor) && freesOutput(producer, x) && !(x.requiresGrad && isGradEnabled());
 }
 
 export class Sequential extends Module<[Tensor], Tensor> implements Iterable<AnyModule> {
@@ -91,7 +107,7 @@ export class Sequential extends Module<[Tensor], Tensor> implements Iterable<Any
     let x: unknown = input;
     for (const m of this._modules.values()) {
       if (!m) continue;
-      const next = m.call(x);
+      const next = x !== input && x instanceof Tensor && reluInPlace(m, this._lastProducer, x) ? x.relu_() : m.call(x);
       // Free each intermediate output as soon as the next layer has consumed it, as
       // Python's reference counting does: otherwise every activation of the chain
       // stays alive until the caller's tidy() ends (for a 1000-image evaluation of
