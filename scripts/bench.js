@@ -4,7 +4,9 @@
 //   cpp        bench/seed_ref.cpp, libtorch's C++ frontend (built here into build/bench/)
 //   torchnode  bench/torchnode_run.js, torchnode's train() and evaluate() from dist/
 //   python     bench/seed_ref.py, real PyTorch (/usr/bin/python3), when it imports torch
-// alternating them (cpp, torchnode, python, cpp, ...) for --repeats rounds, each in
+//   baseline   torchnode again with its tunings off (environment switches), for
+//              before/after ratios measured in the same run (--no-baseline skips it)
+// alternating them (cpp, torchnode, python, baseline, cpp, ...) for --repeats rounds, each in
 // its own process. Prints medians of training samples/s, evaluation images/s,
 // one-image predict latency p50/p99, peak RSS, the torchnode/C++ and
 // torchnode/Python ratios, the final costs side by side, and writes the same as
@@ -34,6 +36,9 @@ const HELP = `usage: npm run bench -- [options]
   --predict-calls N  one-image predictions timed per run (default 1000, at least 1000)
   --skip-cpp         do not build or run the C++ reference
   --skip-python      do not run Python PyTorch
+  --no-baseline      do not run torchnode with its tunings off (the "before" of the
+                     before/after ratios: TORCHNODE_PARALLEL_LINEAR=0,
+                     TORCHNODE_MALLOC_TUNING=0, TORCHNODE_REUSE_INTERMEDIATES=0)
   --json-only        print only the JSON results (no table, no progress)
   --help             this text`;
 
@@ -49,10 +54,10 @@ function fail(msg) {
 // ---------------------------------------------------------------- options
 function parseOptions(argv) {
   const o = { images: undefined, full: false, epochs: 1, threads: cores, repeats: 3, seed: 0, predictCalls: 1000,
-    skipCpp: false, skipPython: false, jsonOnly: false };
+    skipCpp: false, skipPython: false, noBaseline: false, jsonOnly: false };
   const ints = { '--images': ['images', 1], '--epochs': ['epochs', 1], '--threads': ['threads', 1], '--repeats': ['repeats', 1],
     '--seed': ['seed', 0], '--predict-calls': ['predictCalls', 1000] };
-  const flags = { '--full': 'full', '--skip-cpp': 'skipCpp', '--skip-python': 'skipPython', '--json-only': 'jsonOnly' };
+  const flags = { '--full': 'full', '--skip-cpp': 'skipCpp', '--skip-python': 'skipPython', '--no-baseline': 'noBaseline', '--json-only': 'jsonOnly' };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
     let value;
@@ -207,6 +212,12 @@ if (!opts.skipCpp) {
   programs.push({ name: 'cpp', label: 'C++ (libtorch)', cmd: cppExe, args: common });
 } else skipped.cpp = '--skip-cpp';
 programs.push({ name: 'torchnode', label: 'torchnode', cmd: process.execPath, args: [path.join(benchDir, 'torchnode_run.js'), ...common] });
+// The same torchnode with the tunings made for speed and memory switched off: the
+// "before" of before/after, measured in the same run, alternating with the rest.
+const BASELINE_ENV = { TORCHNODE_PARALLEL_LINEAR: '0', TORCHNODE_MALLOC_TUNING: '0', TORCHNODE_REUSE_INTERMEDIATES: '0' };
+if (!opts.noBaseline) {
+  programs.push({ name: 'baseline', label: 'torchnode, tunings off', cmd: process.execPath, args: [path.join(benchDir, 'torchnode_run.js'), ...common], env: BASELINE_ENV });
+} else skipped.baseline = '--no-baseline';
 let pythonTorch = null;
 if (!opts.skipPython) {
   const py = pythonAvailable();
@@ -231,7 +242,7 @@ if (fs.existsSync(buildTimeFile)) {
 /** Runs one program; returns its JSON line with the predict latencies summarised. */
 function runProgram(p) {
   const t0 = Date.now();
-  const r = spawnSync(p.cmd, p.args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(p.cmd, p.args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...p.env } });
   const wallSeconds = (Date.now() - t0) / 1000;
   const lines = (r.stdout || '').trim().split('\n');
   const last = lines.reverse().find((l) => l.startsWith('{'));
@@ -357,9 +368,10 @@ for (const p of programs) {
 }
 const ratio = (a, b) => (a != null && b != null && b !== 0 ? a / b : null);
 const ratios = {};
-for (const other of ['cpp', 'python']) {
+const OTHER = { cpp: 'Cpp', python: 'Python', baseline: 'Baseline' };
+for (const other of Object.keys(OTHER)) {
   if (!summary[other] || !summary.torchnode) continue;
-  ratios[`torchnodeOver${other === 'cpp' ? 'Cpp' : 'Python'}`] = Object.fromEntries(
+  ratios[`torchnodeOver${OTHER[other]}`] = Object.fromEntries(
     FIGURES.map(([key, , better]) => [key, { ratio: ratio(summary.torchnode[key], summary[other][key]), better: `${better} is better for torchnode` }]));
 }
 
@@ -367,12 +379,12 @@ for (const other of ['cpp', 'python']) {
 const agreement = {};
 const costsOf = (name) => runs[name]?.find((r) => r.ok)?.costs ?? null;
 const f32 = (x) => Math.fround(x);
-for (const other of ['cpp', 'python']) {
+for (const other of Object.keys(OTHER)) {
   const a = costsOf('torchnode');
   const b = costsOf(other);
   if (!a || !b) continue;
   const same = a.length === b.length && a.every((c, i) => f32(c) === f32(b[i]));
-  agreement[`torchnodeVs${other === 'cpp' ? 'Cpp' : 'Python'}`] = {
+  agreement[`torchnodeVs${OTHER[other]}`] = {
     identical: same, torchnode: a, [other]: b,
     maxAbsDiff: Math.max(...a.map((c, i) => Math.abs(c - (b[i] ?? NaN)))),
   };
@@ -388,7 +400,7 @@ const result = {
   tool: 'torchnode bench', schema: 1, startedAt: startedAt.toISOString(), seconds: (Date.now() - startedAt.getTime()) / 1000,
   options: { images: opts.images, epochs: opts.epochs, threads: opts.threads, repeats: opts.repeats, seed: opts.seed,
     predictCalls: opts.predictCalls, batchSize: 100, evalBatchSize: 1000, evalImages: 10000, full: opts.full,
-    skipCpp: opts.skipCpp, skipPython: opts.skipPython },
+    skipCpp: opts.skipCpp, skipPython: opts.skipPython, baseline: opts.noBaseline ? null : BASELINE_ENV },
   machine: { cpuModel: cpus[0]?.model ?? null, cores: cpus.length, availableParallelism: cores, memoryBytes: os.totalmem(),
     os: `${os.type()} ${os.release()}`, arch: os.arch(), hostname: os.hostname(), loadavgStart: loadStart, loadavgEnd: loadEnd },
   node: process.version,
@@ -417,12 +429,14 @@ if (opts.jsonOnly) {
   const cols = programs.map((p) => p.label);
   const hasCpp = !!summary.cpp;
   const hasPy = !!summary.python;
-  const header = ['', ...cols, ...(hasCpp ? ['torchnode/C++'] : []), ...(hasPy ? ['torchnode/Python'] : [])];
+  const hasBase = !!summary.baseline;
+  const header = ['', ...cols, ...(hasCpp ? ['torchnode/C++'] : []), ...(hasPy ? ['torchnode/Python'] : []), ...(hasBase ? ['after/before'] : [])];
   const rows = [header];
   for (const [key, label, better] of FIGURES) {
     const arrow = better === 'higher' ? '(higher better)' : '(lower better)';
     rows.push([`${label} ${arrow}`, ...programs.map((p) => fmt(summary[p.name][key], 1)),
-      ...(hasCpp ? [fmtRatio(ratios.torchnodeOverCpp[key].ratio)] : []), ...(hasPy ? [fmtRatio(ratios.torchnodeOverPython[key].ratio)] : [])]);
+      ...(hasCpp ? [fmtRatio(ratios.torchnodeOverCpp[key].ratio)] : []), ...(hasPy ? [fmtRatio(ratios.torchnodeOverPython[key].ratio)] : []),
+      ...(hasBase ? [fmtRatio(ratios.torchnodeOverBaseline[key].ratio)] : [])]);
   }
   rows.push(['final epoch cost', ...programs.map((p) => (summary[p.name].costs ? summary[p.name].costs.at(-1).toPrecision(9) : '-'))]);
   rows.push(['test accuracy', ...programs.map((p) => (summary[p.name].accuracy != null ? summary[p.name].accuracy.toFixed(4) : '-'))]);
@@ -445,6 +459,9 @@ if (opts.jsonOnly) {
   for (const r of rows.slice(1)) out.push(line(r));
   out.push('');
   out.push('ratios: torchnode / other. Speeds (samples/s, images/s): above 1 means torchnode is faster. Latency and RSS: below 1 means torchnode is better.');
+  if (hasBase) {
+    out.push(`after/before = torchnode / the same torchnode with its tunings off (${Object.entries(BASELINE_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}), alternating in this run.`);
+  }
   out.push('training samples/s = images x epochs / training seconds (data order, forward, backward, Adam step, loss read back each batch);');
   out.push('training samples/s, median batch = batch size / the median batch time: steadier than the epoch figure when other work comes and goes.');
   out.push("training CPU µs/sample = user + system CPU time of the process (all threads) from the end of each epoch's first batch, per sample:");
@@ -459,10 +476,11 @@ if (opts.jsonOnly) {
   }
   out.push('');
   for (const [k, a] of Object.entries(agreement)) {
-    const other = k.endsWith('Cpp') ? 'C++' : 'Python';
+    const key = Object.keys(OTHER).find((o) => k.endsWith(OTHER[o]));
+    const other = programs.find((p) => p.name === key).label;
     out.push(a.identical
       ? `agreement: torchnode and ${other} epoch costs are bit-identical (${a.torchnode.map((c) => c.toPrecision(9)).join(', ')})`
-      : `agreement: torchnode and ${other} epoch costs DIFFER: torchnode ${a.torchnode.map((c) => c.toPrecision(9)).join(', ')} vs ${other} ${a[k.endsWith('Cpp') ? 'cpp' : 'python'].map((c) => c.toPrecision(9)).join(', ')}`);
+      : `agreement: torchnode and ${other} epoch costs DIFFER: torchnode ${a.torchnode.map((c) => c.toPrecision(9)).join(', ')} vs ${other} ${a[key].map((c) => c.toPrecision(9)).join(', ')}`);
   }
   for (const [name, same] of Object.entries(selfAgreement)) if (!same) out.push(`agreement: ${name}'s runs gave different costs from run to run`);
   const outside = summary.torchnode?.trainOutsideEpochsSecondsRuns;

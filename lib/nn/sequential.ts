@@ -26,8 +26,12 @@ const STATELESS_OUTPUT = new Set<unknown>([Conv2d, Linear, MaxPool2d, AvgPool2d,
 // ... and of those, the ones whose output is always new memory, never a view of their input.
 const FRESH_OUTPUT = new Set<unknown>([Conv2d, Linear, MaxPool2d, AvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax]);
 
+// TORCHNODE_REUSE_INTERMEDIATES=0 turns off both the early frees and the in-place ReLU
+// (read when torchnode loads; `npm run bench` uses it for its before/after figures).
+const REUSE = process.env.TORCHNODE_REUSE_INTERMEDIATES !== '0';
+
 function freesOutput(producer: AnyModule | null, out: Tensor): boolean {
-  return !!producer && STATELESS_OUTPUT.has(producer.constructor) && producer._forwardHooks.size === 0 && !out.isDisposed;
+  return REUSE && !!producer && STATELESS_OUTPUT.has(producer.constructor) && producer._forwardHooks.size === 0 && !out.isDisposed;
 }
 
 /**
