@@ -13,6 +13,7 @@
         "native/shape.cc",
         "native/nn.cc",
         "native/linear.cc",
+        "native/allocator.cc",
         "native/autograd.cc",
         "native/device.cc",
         "native/distributed.cc"
@@ -32,6 +33,9 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-Wno-unused-parameter"],
       "libraries": ["<!@(node scripts/gyp-config.js libraries)"],
       "ldflags": ["<!@(node scripts/gyp-config.js ldflags)"],
+      "conditions": [
+        ["OS=='linux'", { "cflags_cc": ["-fopenmp"] }]
+      ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "GCC_ENABLE_CPP_RTTI": "YES",

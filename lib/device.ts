@@ -79,11 +79,17 @@ export interface TorchConfig {
    * to PyTorch's. `TORCHNODE_PARALLEL_LINEAR=0` turns it off (set before loading).
    */
   linearSplit: { enabled: boolean; reason: string };
+  /**
+   * torchnode's CPU caching allocator (see `memory().cpuCache`): on unless
+   * `TORCHNODE_CPU_CACHE_MB=0`; that variable also sets its limit (default 1024 MiB).
+   */
+  cpuCache: { enabled: boolean; reason: string };
 }
 
 /** What this torchnode runs on: versions, variant, libtorch path, threads, CUDA, oneDNN. */
 export function config(): TorchConfig {
   const split = N.linearSplitInfo();
+  const cache = N.cpuCacheInfo();
   const rec = readLibtorchRecord();
   return {
     version: info.version,
@@ -103,5 +109,6 @@ export function config(): TorchConfig {
     parallelInfo: info.parallelInfo,
     blas: split.blas,
     linearSplit: { enabled: split.enabled, reason: split.reason },
+    cpuCache: { enabled: cache.enabled, reason: cache.reason },
   };
 }

@@ -126,19 +126,30 @@ export interface MemoryInfo {
   disposed: number;
   /** Handles freed by the garbage collector. `created - disposed` grows only when code leaves tensors to the GC. */
   collected: number;
+  /**
+   * torchnode's CPU caching allocator (native/allocator.cc): freed tensor blocks of
+   * 256 KiB and more are kept and reused, so a training loop does not fault its
+   * activations back in every batch. `cachedBytes` are free blocks held for reuse
+   * (released by `releaseMemory()`), `liveBytes` blocks in use; `hits`/`misses`
+   * count allocations served from the cache or from malloc. Null when it is off
+   * (`TORCHNODE_CPU_CACHE_MB=0`).
+   */
+  cpuCache: { cachedBytes: number; cachedBlocks: number; liveBytes: number; limitBytes: number; hits: number; misses: number } | null;
   /** CUDA caching-allocator figures for the current device, when CUDA is available. */
   cuda: { allocated: number; reserved: number; maxAllocated: number } | null;
 }
 
 /** Live tensor count and bytes. @example console.log(memory().tensors) */
 export function memory(): MemoryInfo {
-  return { ...N.memory(), cuda: N.cudaIsAvailable() ? N.cudaMemory() : null };
+  const { enabled, reason: _reason, ...cpuCache } = N.cpuCacheInfo();
+  return { ...N.memory(), cpuCache: enabled ? cpuCache : null, cuda: N.cudaIsAvailable() ? N.cudaMemory() : null };
 }
 
 /**
- * Returns the free memory the C allocator keeps (in every thread's arena) to the
- * operating system. torchnode calls it when a training job ends; call it after
- * freeing large tensors if resident memory matters more than the next allocation.
+ * Frees the blocks torchnode's CPU cache holds for reuse and returns the free memory
+ * the C allocator keeps (in every thread's arena) to the operating system.
+ * torchnode calls it when a training job ends; call it after freeing large tensors
+ * if resident memory matters more than the speed of the next allocations.
  */
 export function releaseMemory(): boolean {
   return N.releaseMemory();

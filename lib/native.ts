@@ -126,7 +126,7 @@ export interface NativeAddon {
   adaptiveAvgPool2d(x: T, outputSize: number[]): T;
   /** `split` forces (true) or refuses (false) the thread-split products of native/linear.cc; left out, they are used where exact and worthwhile. */
   linear(x: T, w: T, b?: Opt<T>, split?: boolean): T;
-  linearSplitInfo(): { enabled: boolean; reason: string; blas: string; calls: number };
+  linearSplitInfo(): { enabled: boolean; reason: string; blas: string; calls: number; threads: 'openmp' | 'interop' };
   relu(x: T): T; leakyRelu(x: T, slope?: number): T;
   softmax(x: T, dim: number, dtype?: DT): T; logSoftmax(x: T, dim: number, dtype?: DT): T;
   dropout(x: T, p: number, training: boolean): T;
@@ -160,6 +160,8 @@ export interface NativeAddon {
   cudaMemory(device?: number): { allocated: number; reserved: number; maxAllocated: number } | null;
   cudaEmptyCache(): void;
   setNumThreads(n: number): void; getNumThreads(): number; releaseMemory(): boolean;
+  cpuCacheInfo(): { enabled: boolean; reason: string; cachedBytes: number; cachedBlocks: number; liveBytes: number; limitBytes: number; hits: number; misses: number };
+  emptyCpuCache(): number;
   buildInfo(): { version: string; compiledWithCuda: boolean; mkldnn: boolean; mkl: boolean; openmp: boolean; parallelInfo: string; cxx11Abi: boolean };
 }
 

@@ -4,6 +4,7 @@
  * same numbers as PyTorch.
  */
 import { expected } from './errors';
+import { N } from './native';
 import { tidy } from './memory';
 import { inferenceMode } from './autograd';
 import { manualSeed } from './random';
@@ -312,6 +313,9 @@ export function evaluate(model: Module, dataset: TensorPairDataset, options: Eva
   const device = options.device ?? (model.parameters()[0]?.device as DeviceType | undefined) ?? 'cpu';
   const wasTraining = model.training;
   model.eval();
+  // The CPU cache holds the training batches' blocks, of other sizes than these
+  // batches': hand them back rather than hold both at once.
+  N.emptyCpuCache();
   let correct = 0;
   let total = 0;
   try {

@@ -28,6 +28,7 @@ static Napi::Object InitTorchnode(Napi::Env env, Napi::Object exports) {
   static bool tuned = (TuneMalloc(), true);
   (void)tuned;
   env.SetInstanceData(new tn::AddonData());
+  tn::RegisterAllocator(env, exports);
   tn::RegisterTensor(env, exports);
   tn::RegisterFactories(env, exports);
   tn::RegisterMath(env, exports);

@@ -136,6 +136,9 @@ void RegisterMath(Napi::Env env, Napi::Object exports);
 void RegisterShape(Napi::Env env, Napi::Object exports);
 void RegisterNN(Napi::Env env, Napi::Object exports);
 void RegisterLinear(Napi::Env env, Napi::Object exports);
+void RegisterAllocator(Napi::Env env, Napi::Object exports);
+// Frees the CPU caching allocator's free blocks (allocator.cc); returns the bytes released.
+size_t EmptyCpuCache();
 void RegisterAutograd(Napi::Env env, Napi::Object exports);
 void RegisterDevice(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);

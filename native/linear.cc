@@ -17,7 +17,9 @@
 // grad bias = sum_to(g, bias shape), each a single BLAS call per slice.
 #include "common.h"
 
+#include <ATen/Config.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/Version.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -32,6 +34,12 @@
 #include <mutex>
 #include <cstdlib>
 #include <string>
+
+#if defined(_OPENMP) && AT_PARALLEL_OPENMP
+#define SPLIT_WITH_OPENMP 1
+#else
+#define SPLIT_WITH_OPENMP 0
+#endif
 
 namespace tn {
 namespace {
@@ -116,20 +124,30 @@ SplitState& State() {
   return state;
 }
 
-// Runs body(begin, end) over [0, n) in at::get_num_threads() slices: the first on the
-// calling thread, the others on libtorch's inter-op thread pool (at::launch, which
-// carries the caller's thread-local state: grad mode, inference mode). Not
-// at::parallel_for: with OpenMP that is a pragma in a header, which would need this
-// addon compiled with -fopenmp against the very OpenMP runtime libtorch uses. Each
-// slice runs below autograd, so the out= calls on slices record and check nothing.
+// Runs body(begin, end) over [0, n) in up to at::get_num_threads() slices, each below
+// autograd (so the out= calls on slices record and check nothing) and with the
+// caller's thread-local state (grad mode, inference mode).
+//
+// With OpenMP (how libtorch is built on Linux), at::parallel_for: the same team of
+// threads libtorch's own kernels use. It is a pragma in a header, so this file is
+// compiled with -fopenmp, without the precompiled header, and not linked to an
+// OpenMP library: its GOMP_* calls bind to the libgomp libtorch loaded. A second
+// team (say, on another pool) would leave more OpenMP threads than cores, and then
+// libgomp stops spinning between parallel regions, which slows every later op.
+// Without OpenMP, the slices after the first go to libtorch's inter-op pool (at::launch).
 template <typename F>
 void ParallelSlices(int64_t n, int64_t grain, const F& body) {
-  const int64_t slices = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n / std::max<int64_t>(1, grain)));
-  const int64_t step = (n + slices - 1) / slices;
-  auto run = [&body](int64_t begin, int64_t end) {
+  const at::ThreadLocalState tls;
+  auto run = [&](int64_t begin, int64_t end) {
+    at::ThreadLocalStateGuard tls_guard(tls);
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     body(begin, end);
   };
+#if SPLIT_WITH_OPENMP
+  at::parallel_for(0, n, grain, run);
+#else
+  const int64_t slices = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n / std::max<int64_t>(1, grain)));
+  const int64_t step = (n + slices - 1) / slices;
   if (slices == 1) return run(0, n);
   std::mutex mutex;
   std::condition_variable done;
@@ -163,6 +181,7 @@ void ParallelSlices(int64_t n, int64_t grain, const F& body) {
   done.wait(lock, [&] { return pending == 0; });
   if (own) std::rethrow_exception(own);
   if (error) std::rethrow_exception(error);
+#endif
 }
 
 int64_t Grain(int64_t n, int64_t macs_per_item) {
@@ -287,8 +306,10 @@ static Napi::Value Linear(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), LinearOp(ArgTensor(info, 0, "input"), ArgTensor(info, 1, "weight"), ArgOptTensor(info, 2, "bias"), split));
 }
 
-// linearSplitInfo(): { enabled, reason, blas, calls }: whether Linear's products are
-// split across threads, why, and how many linear calls have been split so far.
+// linearSplitInfo(): { enabled, reason, blas, calls, threads }: whether Linear's
+// products are split across threads, why, how many linear calls have been split so
+// far, and on which threads ("openmp": libtorch's intra-op team; "interop": its
+// inter-op pool).
 static Napi::Value LinearSplitInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const auto& s = State();
@@ -297,6 +318,7 @@ static Napi::Value LinearSplitInfo(const Napi::CallbackInfo& info) {
   o.Set("reason", Napi::String::New(env, s.reason));
   o.Set("blas", Napi::String::New(env, s.blas));
   o.Set("calls", Napi::Number::New(env, double(g_split_calls.load(std::memory_order_relaxed))));
+  o.Set("threads", Napi::String::New(env, SPLIT_WITH_OPENMP ? "openmp" : "interop"));
   return o;
 }
 
