@@ -38,8 +38,7 @@ const HELP = `usage: npm run bench -- [options]
   --skip-python      do not run Python PyTorch
   --no-baseline      do not run torchnode with its tunings off (the "before" of the
                      before/after ratios: TORCHNODE_PARALLEL_LINEAR=0,
-                     TORCHNODE_CPU_CACHE_MB=0, TORCHNODE_MALLOC_TUNING=0,
-                     TORCHNODE_REUSE_INTERMEDIATES=0)
+                     TORCHNODE_CPU_CACHE_MB=0, TORCHNODE_REUSE_INTERMEDIATES=0)
   --json-only        print only the JSON results (no table, no progress)
   --help             this text`;
 
@@ -215,7 +214,7 @@ if (!opts.skipCpp) {
 programs.push({ name: 'torchnode', label: 'torchnode', cmd: process.execPath, args: [path.join(benchDir, 'torchnode_run.js'), ...common] });
 // The same torchnode with the tunings made for speed and memory switched off: the
 // "before" of before/after, measured in the same run, alternating with the rest.
-const BASELINE_ENV = { TORCHNODE_PARALLEL_LINEAR: '0', TORCHNODE_CPU_CACHE_MB: '0', TORCHNODE_MALLOC_TUNING: '0', TORCHNODE_REUSE_INTERMEDIATES: '0' };
+const BASELINE_ENV = { TORCHNODE_PARALLEL_LINEAR: '0', TORCHNODE_CPU_CACHE_MB: '0', TORCHNODE_REUSE_INTERMEDIATES: '0' };
 if (!opts.noBaseline) {
   programs.push({ name: 'baseline', label: 'torchnode, tunings off', cmd: process.execPath, args: [path.join(benchDir, 'torchnode_run.js'), ...common], env: BASELINE_ENV });
 } else skipped.baseline = '--no-baseline';
