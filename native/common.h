@@ -115,6 +115,7 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name
 at::ScalarType ArgDtype(const Napi::CallbackInfo& info, size_t i, const char* name);
 c10::optional<at::ScalarType> ArgOptDtype(const Napi::CallbackInfo& info, size_t i, const char* name);
 at::Device ArgDevice(const Napi::CallbackInfo& info, size_t i, const char* name);
+at::MemoryFormat ArgMemoryFormat(const Napi::CallbackInfo& info, size_t i, const char* name, at::MemoryFormat dflt);
 c10::optional<at::Generator> ArgOptGenerator(const Napi::CallbackInfo& info, size_t i, const char* name);
 int64_t ArgReduction(const Napi::CallbackInfo& info, size_t i, const char* name);
 bool IsNullish(const Napi::CallbackInfo& info, size_t i);

@@ -27,7 +27,13 @@ TN_UNARY(LogicalNot, a.logical_not())
 TN_UNARY(Isnan, a.isnan())
 TN_UNARY(Clone, a.clone())
 TN_UNARY(Detach, a.detach())
-TN_UNARY(Contiguous, a.contiguous())
+// contiguous(a, memoryFormat?)
+static Napi::Value Contiguous(const Napi::CallbackInfo& info) {
+  at::Tensor& a = ArgTensor(info, 0, "input");
+  const auto format = ArgMemoryFormat(info, 1, "memoryFormat", at::MemoryFormat::Contiguous);
+  if (format == at::MemoryFormat::Preserve) ThrowType(info.Env(), "contiguous: memoryFormat 'preserve_format' is not a layout");
+  return Wrap(info.Env(), a.contiguous(format));
+}
 
 // add(a, other, alpha?) / sub(a, other, alpha?)
 static Napi::Value Add(const Napi::CallbackInfo& info) {

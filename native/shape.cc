@@ -75,7 +75,8 @@ static Napi::Value To(const Napi::CallbackInfo& info) {
                                "': this libtorch build has no CUDA support or no GPU is available "
                                "(check torch.cuda.isAvailable())");
   }
-  return Wrap(info.Env(), a.to(dev, dt.value_or(a.scalar_type()), ArgBool(info, 3, "nonBlocking", false), ArgBool(info, 4, "copy", false)));
+  const auto format = ArgMemoryFormat(info, 5, "memoryFormat", at::MemoryFormat::Preserve);
+  return Wrap(info.Env(), a.to(dev, dt.value_or(a.scalar_type()), ArgBool(info, 3, "nonBlocking", false), ArgBool(info, 4, "copy", false), format));
 }
 
 void RegisterShape(Napi::Env env, Napi::Object exports) {

@@ -318,6 +318,19 @@ at::Device ArgDevice(const Napi::CallbackInfo& info, size_t i, const char* name)
 
 std::string DeviceName(const at::Device& d) { return d.str(); }
 
+// PyTorch's names: contiguous_format, channels_last (4-D: N, H, W, C in memory),
+// channels_last_3d (5-D), preserve_format.
+at::MemoryFormat ArgMemoryFormat(const Napi::CallbackInfo& info, size_t i, const char* name, at::MemoryFormat dflt) {
+  if (IsNullish(info, i)) return dflt;
+  const std::string s = ArgString(info, i, name);
+  if (s == "contiguous_format") return at::MemoryFormat::Contiguous;
+  if (s == "channels_last") return at::MemoryFormat::ChannelsLast;
+  if (s == "channels_last_3d") return at::MemoryFormat::ChannelsLast3d;
+  if (s == "preserve_format") return at::MemoryFormat::Preserve;
+  ThrowType(info.Env(), std::string("Expected 'contiguous_format', 'channels_last', 'channels_last_3d' or 'preserve_format' for ") + name +
+                            " but received '" + s + "'");
+}
+
 c10::optional<at::Generator> ArgOptGenerator(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (IsNullish(info, i)) return c10::nullopt;
   Napi::Value v = info[i];
@@ -458,7 +471,13 @@ static Napi::Value Shape(const Napi::CallbackInfo& info) { return IntArray(info.
 static Napi::Value Strides(const Napi::CallbackInfo& info) { return IntArray(info.Env(), ArgTensor(info, 0, "tensor").strides()); }
 static Napi::Value Dtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), DtypeName(ArgTensor(info, 0, "tensor").scalar_type())); }
 static Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), DeviceName(ArgTensor(info, 0, "tensor").device())); }
-static Napi::Value IsContiguous(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ArgTensor(info, 0, "tensor").is_contiguous()); }
+// isContiguous(t, memoryFormat?)
+static Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = ArgTensor(info, 0, "tensor");
+  const auto format = ArgMemoryFormat(info, 1, "memoryFormat", at::MemoryFormat::Contiguous);
+  if (format == at::MemoryFormat::Preserve) ThrowType(info.Env(), "isContiguous: memoryFormat 'preserve_format' is not a layout");
+  return Napi::Boolean::New(info.Env(), t.is_contiguous(format));
+}
 static Napi::Value Numel(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(ArgTensor(info, 0, "tensor").numel())); }
 
 static Napi::Value Format(const Napi::CallbackInfo& info) {

@@ -36,6 +36,8 @@ const HELP = `usage: npm run bench -- [options]
   --predict-calls N  one-image predictions timed per run (default 1000, at least 1000)
   --skip-cpp         do not build or run the C++ reference
   --skip-python      do not run Python PyTorch
+  --channels-last    also run torchnode with memoryFormat 'channels_last' (its own
+                     figures; its costs differ from the others' in the last bits)
   --no-baseline      do not run torchnode with its tunings off (the "before" of the
                      before/after ratios: TORCHNODE_PARALLEL_LINEAR=0,
                      TORCHNODE_CPU_CACHE_MB=0, TORCHNODE_REUSE_INTERMEDIATES=0)
@@ -54,10 +56,10 @@ function fail(msg) {
 // ---------------------------------------------------------------- options
 function parseOptions(argv) {
   const o = { images: undefined, full: false, epochs: 1, threads: cores, repeats: 3, seed: 0, predictCalls: 1000,
-    skipCpp: false, skipPython: false, noBaseline: false, jsonOnly: false };
+    skipCpp: false, skipPython: false, noBaseline: false, channelsLast: false, jsonOnly: false };
   const ints = { '--images': ['images', 1], '--epochs': ['epochs', 1], '--threads': ['threads', 1], '--repeats': ['repeats', 1],
     '--seed': ['seed', 0], '--predict-calls': ['predictCalls', 1000] };
-  const flags = { '--full': 'full', '--skip-cpp': 'skipCpp', '--skip-python': 'skipPython', '--no-baseline': 'noBaseline', '--json-only': 'jsonOnly' };
+  const flags = { '--full': 'full', '--skip-cpp': 'skipCpp', '--skip-python': 'skipPython', '--no-baseline': 'noBaseline', '--channels-last': 'channelsLast', '--json-only': 'jsonOnly' };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
     let value;
@@ -218,6 +220,10 @@ const BASELINE_ENV = { TORCHNODE_PARALLEL_LINEAR: '0', TORCHNODE_CPU_CACHE_MB: '
 if (!opts.noBaseline) {
   programs.push({ name: 'baseline', label: 'torchnode, tunings off', cmd: process.execPath, args: [path.join(benchDir, 'torchnode_run.js'), ...common], env: BASELINE_ENV });
 } else skipped.baseline = '--no-baseline';
+if (opts.channelsLast) {
+  programs.push({ name: 'channelsLast', label: 'torchnode, channels-last', cmd: process.execPath, args: [path.join(benchDir, 'torchnode_run.js'), ...common],
+    env: { TORCHNODE_BENCH_MEMORY_FORMAT: 'channels_last' } });
+}
 let pythonTorch = null;
 if (!opts.skipPython) {
   const py = pythonAvailable();
@@ -375,6 +381,12 @@ for (const other of Object.keys(OTHER)) {
     FIGURES.map(([key, , better]) => [key, { ratio: ratio(summary.torchnode[key], summary[other][key]), better: `${better} is better for torchnode` }]));
 }
 
+// channels-last against the default layout (its own figures: a mode, not a reference).
+if (summary.channelsLast && summary.torchnode) {
+  ratios.channelsLastOverTorchnode = Object.fromEntries(
+    FIGURES.map(([key, , better]) => [key, { ratio: ratio(summary.channelsLast[key], summary.torchnode[key]), better: `${better} is better for channels-last` }]));
+}
+
 // Agreement: the same seed and threads should give the same epoch costs.
 const agreement = {};
 const costsOf = (name) => runs[name]?.find((r) => r.ok)?.costs ?? null;
@@ -400,7 +412,7 @@ const result = {
   tool: 'torchnode bench', schema: 1, startedAt: startedAt.toISOString(), seconds: (Date.now() - startedAt.getTime()) / 1000,
   options: { images: opts.images, epochs: opts.epochs, threads: opts.threads, repeats: opts.repeats, seed: opts.seed,
     predictCalls: opts.predictCalls, batchSize: 100, evalBatchSize: 1000, evalImages: 10000, full: opts.full,
-    skipCpp: opts.skipCpp, skipPython: opts.skipPython, baseline: opts.noBaseline ? null : BASELINE_ENV },
+    skipCpp: opts.skipCpp, skipPython: opts.skipPython, baseline: opts.noBaseline ? null : BASELINE_ENV, channelsLast: opts.channelsLast },
   machine: { cpuModel: cpus[0]?.model ?? null, cores: cpus.length, availableParallelism: cores, memoryBytes: os.totalmem(),
     os: `${os.type()} ${os.release()}`, arch: os.arch(), hostname: os.hostname(), loadavgStart: loadStart, loadavgEnd: loadEnd },
   node: process.version,
@@ -430,13 +442,16 @@ if (opts.jsonOnly) {
   const hasCpp = !!summary.cpp;
   const hasPy = !!summary.python;
   const hasBase = !!summary.baseline;
-  const header = ['', ...cols, ...(hasCpp ? ['torchnode/C++'] : []), ...(hasPy ? ['torchnode/Python'] : []), ...(hasBase ? ['after/before'] : [])];
+  const hasCl = !!ratios.channelsLastOverTorchnode;
+  const header = ['', ...cols, ...(hasCpp ? ['torchnode/C++'] : []), ...(hasPy ? ['torchnode/Python'] : []), ...(hasBase ? ['after/before'] : []),
+    ...(hasCl ? ['channels-last/torchnode'] : [])];
   const rows = [header];
   for (const [key, label, better] of FIGURES) {
     const arrow = better === 'higher' ? '(higher better)' : '(lower better)';
     rows.push([`${label} ${arrow}`, ...programs.map((p) => fmt(summary[p.name][key], 1)),
       ...(hasCpp ? [fmtRatio(ratios.torchnodeOverCpp[key].ratio)] : []), ...(hasPy ? [fmtRatio(ratios.torchnodeOverPython[key].ratio)] : []),
-      ...(hasBase ? [fmtRatio(ratios.torchnodeOverBaseline[key].ratio)] : [])]);
+      ...(hasBase ? [fmtRatio(ratios.torchnodeOverBaseline[key].ratio)] : []),
+      ...(hasCl ? [fmtRatio(ratios.channelsLastOverTorchnode[key].ratio)] : [])]);
   }
   rows.push(['final epoch cost', ...programs.map((p) => (summary[p.name].costs ? summary[p.name].costs.at(-1).toPrecision(9) : '-'))]);
   rows.push(['test accuracy', ...programs.map((p) => (summary[p.name].accuracy != null ? summary[p.name].accuracy.toFixed(4) : '-'))]);
@@ -481,6 +496,9 @@ if (opts.jsonOnly) {
     out.push(a.identical
       ? `agreement: torchnode and ${other} epoch costs are bit-identical (${a.torchnode.map((c) => c.toPrecision(9)).join(', ')})`
       : `agreement: torchnode and ${other} epoch costs DIFFER: torchnode ${a.torchnode.map((c) => c.toPrecision(9)).join(', ')} vs ${other} ${a[key].map((c) => c.toPrecision(9)).join(', ')}`);
+  }
+  if (summary.channelsLast?.costs) {
+    out.push(`channels-last epoch costs: ${summary.channelsLast.costs.map((c) => c.toPrecision(9)).join(', ')} (its convolutions sum in another order: not PyTorch's default numbers)`);
   }
   for (const [name, same] of Object.entries(selfAgreement)) if (!same) out.push(`agreement: ${name}'s runs gave different costs from run to run`);
   const outside = summary.torchnode?.trainOutsideEpochsSecondsRuns;

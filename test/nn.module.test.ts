@@ -523,3 +523,24 @@ describe('Sequential: its own intermediates only', () => {
     });
   });
 });
+
+describe('Module.to memory formats', () => {
+  test("to({ memoryFormat: 'channels_last' }) converts 4-D parameters only, and the model computes the same function", () => {
+    torch.manualSeed(0);
+    const ref = new nn.CNN();
+    torch.manualSeed(0);
+    const model = new nn.CNN();
+    const conv2 = model.layer2.at<nn.Conv2d>(0).weight;
+    expect(model.to({ memoryFormat: 'channels_last' })).toBe(model);
+    expect(model.layer2.at<nn.Conv2d>(0).weight).toBe(conv2); // same Parameter object
+    expect(conv2.isContiguous('channels_last')).toBe(true);
+    expect(conv2.isContiguous()).toBe(false);
+    expect(model.fc.at<nn.Linear>(0).weight.isContiguous()).toBe(true);
+    torch.tidy(() => {
+      const x = torch.randn([4, 1, 28, 28]);
+      const diff = ref.call(x).sub(model.call(x.contiguous('channels_last'))).abs().max().item() as number;
+      expect(diff).toBeLessThan(1e-5);
+    });
+    expect(() => model.to({ memoryFormat: 'rows' as any })).toThrow(/for memoryFormat but received 'rows'/);
+  });
+});

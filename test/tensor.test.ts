@@ -258,3 +258,35 @@ describe('Tensor: math', () => {
     expect(a.long().dtype).toBe('int64');
   });
 });
+
+describe('Tensor: memory formats', () => {
+  test('contiguous / isContiguous / to with channels_last keep values and change strides', () => {
+    torch.tidy(() => {
+      const x = torch.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5).float();
+      expect(x.isContiguous()).toBe(true);
+      expect(x.isContiguous('channels_last')).toBe(false);
+      const cl = x.contiguous('channels_last');
+      expect(cl.isContiguous('channels_last')).toBe(true);
+      expect(cl.stride()).toEqual([60, 1, 15, 3]); // N, H, W, C in memory
+      expect(cl.toArray()).toEqual(x.toArray());
+      const back = cl.contiguous();
+      expect(back.stride()).toEqual([60, 20, 5, 1]);
+      const viaTo = x.to({ memoryFormat: 'channels_last' });
+      expect(viaTo.stride()).toEqual([60, 1, 15, 3]);
+      // preserve_format (to's default) keeps the layout it is given.
+      expect(cl.to({ dtype: 'float64', memoryFormat: 'preserve_format' }).stride()).toEqual([60, 1, 15, 3]);
+      expect(cl.to('float64').stride()).toEqual([60, 1, 15, 3]);
+    });
+  });
+
+  test('bad memory formats name the argument and the value', () => {
+    const x = torch.zeros(1, 2, 3, 3);
+    expect(() => x.contiguous('nhwc' as any)).toThrow(
+      "Expected one of 'contiguous_format', 'channels_last', 'channels_last_3d', 'preserve_format' for memoryFormat but received 'nhwc'",
+    );
+    expect(() => x.contiguous('preserve_format' as any)).toThrow(/contiguous: memoryFormat 'preserve_format' is not a layout/);
+    expect(() => x.isContiguous('preserve_format' as any)).toThrow(/isContiguous: memoryFormat 'preserve_format' is not a layout/);
+    expect(() => x.to({ memoryFormat: 7 as any })).toThrow(/for memoryFormat but received 7/);
+    expect(() => torch.zeros(3, 4).contiguous('channels_last')).toThrow(/required rank 4 tensor to use channels_last format/);
+  });
+});

@@ -29,6 +29,8 @@ describe('train: throw cases', () => {
     expect(() => parseTrainArgs(['--device', 'gpu'])).toThrow(/--device expects/);
     expect(() => parseTrainArgs(['--what'])).toThrow(/Unknown option '--what'/);
     expect(parseTrainArgs(['--seed', '0', '--limit', '600', '--lr', '0.5']).options).toMatchObject({ seed: 0, limit: 600, lr: 0.5 });
+    expect(parseTrainArgs(['--channels-last']).options.memoryFormat).toBe('channels_last');
+    expect(parseTrainArgs([]).options.memoryFormat).toBeUndefined();
   });
 });
 
@@ -57,6 +59,19 @@ describe('train', () => {
     expect(result.model.stateDict().size).toBe(8);
     // With 2 threads on the reference BLAS, fc.0's products were split (and still exact).
     if (threads === 2 && N.linearSplitInfo().enabled) expect(N.linearSplitInfo().calls).toBeGreaterThan(splitBefore);
+  });
+
+  test("memoryFormat 'channels_last' trains the same model to nearly the same losses", async () => {
+    const common = { seed: 0, limit: 300, epochs: 1, batchSize: 100, threads: 1, testLimit: 500 };
+    const plain = await train(common);
+    // In this thread, to see the layout (train() copies its model back from the worker).
+    const cl = await torch.trainInThisThread({ ...common, memoryFormat: 'channels_last' });
+    expect(cl.model.parameters()[2].isContiguous('channels_last')).toBe(true); // layer2's conv weight
+    expect(Math.abs(cl.history[0].cost - plain.history[0].cost)).toBeLessThan(1e-4);
+    expect(Math.abs(cl.accuracy! - plain.accuracy!)).toBeLessThanOrEqual(0.01);
+    await expect(train({ ...common, memoryFormat: 'nhwc' as any })).rejects.toThrow(
+      "Expected 'contiguous_format' or 'channels_last' for memoryFormat but received 'nhwc'",
+    );
   });
 
   test('evaluate restores training mode and counts correctly', () => {

