@@ -120,13 +120,16 @@ describe('distributed', () => {
     const r1 = run([1, 2, port, 50, 6000, ''], { DIST_TIMEOUT_MS: String(timeoutMs) });
     // Wait until both train, then kill rank 1.
     await new Promise<void>((resolve, reject) => {
+      // Both timers are cleared either way: a pending one kept Jest's worker alive 30 s
+      // after the suite ("A worker process has failed to exit gracefully").
+      const giveUp = setTimeout(() => { clearInterval(t); reject(new Error('ranks did not start')); }, 30000);
       const t = setInterval(() => {
         if (/batch 3/.test(r1.out()) && /batch 3/.test(r0.out())) {
           clearInterval(t);
+          clearTimeout(giveUp);
           resolve();
         }
       }, 20);
-      setTimeout(() => { clearInterval(t); reject(new Error('ranks did not start')); }, 30000);
     });
     const killedAt = Date.now();
     (r1.child as ChildProcess).kill('SIGKILL');
