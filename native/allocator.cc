@@ -21,6 +21,7 @@
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -177,7 +178,8 @@ CachingCPUAllocator* InstallCache() {
         g_reason = std::string("off: TORCHNODE_CPU_CACHE_MB must be a whole number of MiB, got '") + v + "'";
         return nullptr;
       }
-      mb = size_t(parsed);
+      // At most what a size_t can hold in bytes.
+      mb = parsed > (SIZE_MAX >> 20) ? (SIZE_MAX >> 20) : size_t(parsed);
     }
     if (mb == 0) {
       g_reason = "off: TORCHNODE_CPU_CACHE_MB=0";
