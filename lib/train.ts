@@ -92,7 +92,7 @@ export interface TrainOptions {
    * another order, so losses differ from PyTorch's (default) run in the last bits.
    * Default `'contiguous_format'`.
    */
-  memoryFormat?: 'contiguous_format' | 'channels_last';
+  memoryFormat?: BatchLayout;
   /**
    * Data-parallel training on c10d: `true` joins a process group from MASTER_ADDR,
    * MASTER_PORT, WORLD_SIZE and RANK; or pass init options or a ProcessGroup.
@@ -126,6 +126,20 @@ const KNOWN_OPTIONS = new Set([
   'limit', 'testLimit', 'trainData', 'testData', 'onBatch', 'onEpoch', 'signal', 'resume', 'distributed', 'memoryFormat',
 ]);
 
+export type BatchLayout = 'contiguous_format' | 'channels_last';
+
+/** The memoryFormat option of train() and evaluate(), checked, with its default. */
+function batchLayout(v: unknown): BatchLayout {
+  const f = v ?? 'contiguous_format';
+  if (f !== 'contiguous_format' && f !== 'channels_last') expected("'contiguous_format' or 'channels_last'", 'memoryFormat', f);
+  return f as BatchLayout;
+}
+
+/** A batch in that layout: 4-D inputs become channels-last when asked; the rest as they are. */
+function inLayout(x: Tensor, layout: BatchLayout): Tensor {
+  return layout === 'channels_last' && x.dim() === 4 ? x.contiguous('channels_last') : x;
+}
+
 /** @internal Validates options; returns them with defaults filled. */
 export function resolveTrainOptions(options: TrainOptions) {
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
@@ -157,10 +171,7 @@ export function resolveTrainOptions(options: TrainOptions) {
     if (options[cb] !== undefined && typeof options[cb] !== 'function') expected('a function', cb, options[cb]);
   }
   if (options.dataRoot !== undefined && typeof options.dataRoot !== 'string') expected('a folder path', 'dataRoot', options.dataRoot);
-  const memoryFormat = options.memoryFormat ?? 'contiguous_format';
-  if (memoryFormat !== 'contiguous_format' && memoryFormat !== 'channels_last') {
-    expected("'contiguous_format' or 'channels_last'", 'memoryFormat', memoryFormat);
-  }
+  const memoryFormat = batchLayout(options.memoryFormat);
   return { epochs, batchSize, limit, testLimit, threads, lr, momentum, opt, loss, dev, seed, memoryFormat };
 }
 
@@ -262,7 +273,7 @@ export async function trainInThisThread(options: TrainOptions = {}): Promise<Tra
             x = x.to(device);
             y = y.to(device);
           }
-          if (o.memoryFormat === 'channels_last' && x.dim() === 4) x = x.contiguous('channels_last');
+          x = inLayout(x, o.memoryFormat);
           const output = model.call(x);
           const cost = criterion(output, y);
           optimizer.zeroGrad();
@@ -315,7 +326,7 @@ export interface EvaluateOptions {
   /** Default: the device of the model's first parameter. */
   device?: DeviceType;
   /** `'channels_last'` feeds 4-D batches as N, H, W, C (for a model converted with `to({ memoryFormat: 'channels_last' })`). */
-  memoryFormat?: 'contiguous_format' | 'channels_last';
+  memoryFormat?: BatchLayout;
 }
 
 /**
@@ -326,10 +337,7 @@ export interface EvaluateOptions {
 export function evaluate(model: Module, dataset: TensorPairDataset, options: EvaluateOptions = {}): number {
   if (!(model instanceof Module)) expected('a Module', 'model', model);
   const batchSize = checkInt(options.batchSize ?? 1000, 'batchSize', 1);
-  const memoryFormat = options.memoryFormat ?? 'contiguous_format';
-  if (memoryFormat !== 'contiguous_format' && memoryFormat !== 'channels_last') {
-    expected("'contiguous_format' or 'channels_last'", 'memoryFormat', memoryFormat);
-  }
+  const memoryFormat = batchLayout(options.memoryFormat);
   const device = options.device ?? (model.parameters()[0]?.device as DeviceType | undefined) ?? 'cpu';
   const wasTraining = model.training;
   model.eval();
@@ -345,7 +353,7 @@ export function evaluate(model: Module, dataset: TensorPairDataset, options: Eva
           x = x.to(device);
           y = y.to(device);
         }
-        if (memoryFormat === 'channels_last' && x.dim() === 4) x = x.contiguous('channels_last');
+        x = inLayout(x, memoryFormat);
         correct += model.call(x).argmax(1).eq(y).sum().item() as number;
         total += y.size(0);
       }),

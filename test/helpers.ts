@@ -48,3 +48,13 @@ export function undisposed(): number {
   const m = memory();
   return m.created - m.disposed;
 }
+
+/** The error `fn` throws (fails the test when it throws nothing). */
+export function catchError(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a throw');
+}

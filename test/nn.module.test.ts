@@ -6,6 +6,7 @@ import * as torch from '../lib';
 import { Tensor, TorchError } from '../lib';
 import * as nn from '../lib/nn';
 import { Module, Parameter } from '../lib/nn';
+import { catchError } from './helpers';
 
 const CNN_KEYS = [
   'layer1.0.weight', 'layer1.0.bias', 'layer2.0.weight', 'layer2.0.bias',
@@ -47,15 +48,6 @@ class WithBuffers extends Module {
   forward(x: Tensor): Tensor {
     return this.inner.call(x.mul(this.scale));
   }
-}
-
-function catchError(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('nn.Module: throw cases', () => {

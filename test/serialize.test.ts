@@ -18,6 +18,7 @@ import {
 } from '../lib/serialize';
 import { pickle, PickleError, toJS, unpickle, UnsupportedGlobalError } from '../lib/serialize/pickle';
 import { bufferSource, ZipReader, ZipWriter } from '../lib/serialize/zip';
+import { catchError } from './helpers';
 
 // The real module object, so jest.spyOn reaches the same fs the serializer calls.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -69,15 +70,6 @@ function facts(t: Tensor): { shape: number[]; dtype: string; sha256: string } {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function expectedFacts(e: any): { shape: number[]; dtype: string; sha256: string } {
   return { shape: e.shape, dtype: e.dtype, sha256: e.sha256 };
-}
-
-function catchError(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a throw');
 }
 
 /** SmallNet of the fixtures script: the CNN's layer types for [N, 1, 8, 8] inputs. */
