@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <napi.h>
 
+#include "compat.h"
+
 #include <atomic>
 #include <optional>
 #include <string>

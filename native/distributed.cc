@@ -180,6 +180,7 @@ static Napi::Value InitProcessGroup(const Napi::CallbackInfo& info) {
         opts.numWorkers = static_cast<std::size_t>(g->size);
         opts.waitWorkers = true;
         opts.timeout = g->timeout;
+        compat::UseClassicTCPStore(opts);
         auto store = c10::make_intrusive<c10d::TCPStore>(addr, opts);
         g->store = store;
         auto prefixed = c10::make_intrusive<c10d::PrefixStore>("torchnode/" + g->backend, store);

@@ -3,9 +3,9 @@
 
 Usage (Debian's python3-torch 1.13, NOT a python3 without torch):
 
-    /usr/bin/python3 scripts/make_checkpoint_fixtures.py test/fixtures/checkpoints
+    /usr/bin/python3 scripts/make_checkpoint_fixtures.py [OUTDIR]
 
-Writes into the given directory:
+Writes into OUTDIR, by default test/fixtures/<major.minor of torch.__version__>/checkpoints:
 
   cnn_state_dict.pt    torch.save(CNN().state_dict()) after torch.manual_seed(0): the seed
                        CNN, which torchnode's `new nn.CNN()` equals bit for bit after manualSeed(0)
@@ -225,4 +225,6 @@ def main(out):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures', 'checkpoints'))
+    major, minor = torch.__version__.split('.')[:2]
+    here = os.path.dirname(os.path.abspath(__file__))
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, '..', 'test', 'fixtures', f'{major}.{minor}', 'checkpoints'))

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Numerical parity fixtures for torchnode, produced by real PyTorch.
 
-Usage (Debian's python3-torch 1.13.1, NOT a pyenv python without torch):
+Usage (a python3 with the real PyTorch whose numbers you want, e.g. Debian's
+python3-torch; NOT a pyenv python without torch):
 
-    /usr/bin/python3 scripts/make_fixtures.py test/fixtures
+    /usr/bin/python3 scripts/make_fixtures.py [OUTDIR]
 
 Writes random.json, nn_ops.json, init.json, optim.json and seed_cnn_train.json into
-the given directory.  Every file starts with a "generator" object (torch version,
+OUTDIR, by default test/fixtures/<major.minor of torch.__version__>/ (the set the
+tests read for a libtorch of that version).  Every file starts with a "generator" object (torch version,
 package version, thread count, recipe).  Every tensor is stored as
 
     {"shape": [...], "dtype": "float32" | "float64" | "int64", "data": [... flattened, row-major ...]}
@@ -525,8 +527,15 @@ def make_seed_cnn(d):
     return out
 
 
+def version_dir():
+    """test/fixtures/<major.minor>/ of the running PyTorch: the set the tests pick for
+    a libtorch of that version (patch releases keep the numerics)."""
+    major, minor = torch.__version__.split('.')[:2]
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures', f'{major}.{minor}')
+
+
 def main():
-    outdir = sys.argv[1] if len(sys.argv) > 1 else 'test/fixtures'
+    outdir = sys.argv[1] if len(sys.argv) > 1 else version_dir()
     d = sys.argv[2] if len(sys.argv) > 2 else MNIST_DIR
     os.makedirs(outdir, exist_ok=True)
     write(outdir, 'random.json', make_random())

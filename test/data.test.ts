@@ -1,6 +1,6 @@
 // torch.utils.data / torchvision.datasets: the IDX reader, MNIST, samplers and the
 // DataLoader, whose shuffles must equal PyTorch 1.13's draw for draw
-// (test/fixtures/random.json "dataloader_*", test/fixtures/seed_cnn_train.json).
+// (test/fixtures/<version>/random.json "dataloader_*", test/fixtures/seed_cnn_train.json).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,7 +11,7 @@ import {
   BatchSampler, DataLoader, datasets, drawSeed, IdxArray, IdxError, MNIST, RandomSampler, readIdx, SequentialSampler,
   TensorDataset, writeIdx,
 } from '../lib/data';
-import { fixture, flat, fromFixture, undisposed } from './helpers';
+import { describeParity, fixture, flat, fromFixture, undisposed } from './helpers';
 
 const random = fixture('random.json');
 const seedCnn = fixture('seed_cnn_train.json');
@@ -270,7 +270,7 @@ describe('DataLoader: batches', () => {
   });
 });
 
-describe('DataLoader: PyTorch 1.13 shuffles and random draws', () => {
+describeParity('DataLoader: PyTorch\'s shuffles and random draws', () => {
   const de = random.dataloader_epochs;
   const range20 = Array.from({ length: 20 }, (_, i) => i);
 

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as torch from '../lib';
 import { train, startTraining, nn, runInWorker } from '../lib';
-import { fixture } from './helpers';
+import { fixture, testParity } from './helpers';
 
 const S = fixture('seed_cnn_train.json');
 const tinyNet = path.join(__dirname, 'fixtures', 'models', 'tiny-net.js');
@@ -57,7 +57,7 @@ describe('train job', () => {
     expect(p99ms).toBeLessThan(20);
   }, 120000);
 
-  test('two jobs at once both give PyTorch numbers (they run concurrently)', async () => {
+  testParity('two jobs at once both give PyTorch numbers (they run concurrently)', async () => {
     const batches: number[][] = [[], []];
     const opts = (i: number) => ({ seed: 0, limit: 600, epochs: 1, threads: 1, testLimit: 1000, onBatch: (e: torch.BatchEvent) => batches[i].push(e.loss) });
     const [a, b] = await Promise.all([train(opts(0)), train(opts(1))]);

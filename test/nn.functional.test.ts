@@ -1,23 +1,22 @@
 /**
- * nn.functional against PyTorch 1.13 (test/fixtures/nn_ops.json, made by
+ * nn.functional against PyTorch (test/fixtures/<version>/nn_ops.json, made by
  * scripts/make_fixtures.py with 1 thread): forward values and gradients of
  * conv2d, pooling, linear, relu, softmax, log_softmax, cross_entropy and nll_loss.
  *
  * Tolerance, float32 on CPU: |actual - expected| <= 1e-6 * |expected| + 1e-7, for
  * forward values and gradients alike (no case needs more).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as torch from '../lib';
 import { Tensor, TorchError } from '../lib';
 import { F } from '../lib/nn';
+import { describeParity, fixture } from './helpers';
 
 interface FxTensor {
   shape: number[];
   dtype: string;
   data: number[];
 }
-const fx = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'nn_ops.json'), 'utf8'));
+const fx = fixture('nn_ops.json');
 const RTOL = 1e-6;
 const ATOL = 1e-7;
 
@@ -82,7 +81,7 @@ describe('nn.functional: throw cases', () => {
   });
 });
 
-describe('nn.functional matches PyTorch', () => {
+describeParity('nn.functional matches PyTorch', () => {
   test('conv2d: every config forward; grads of the first', () => {
     for (const c of fx.conv2d.configs) {
       const grads = !!c.upstream;

@@ -3,14 +3,13 @@
  * (test/fixtures/init.json from scripts/make_fixtures.py). After manualSeed the
  * float32 values must be equal bit for bit; float64 sums agree to 1e-9 relative.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as torch from '../lib';
 import { Tensor } from '../lib';
 import * as nn from '../lib/nn';
 import { init } from '../lib/nn';
+import { describeParity, fixture } from './helpers';
 
-const fx = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'init.json'), 'utf8'));
+const fx = fixture('init.json');
 
 function values(t: Tensor): number[] {
   return Array.from(t.toTypedArray() as Float32Array);
@@ -37,7 +36,7 @@ describe('nn.init: throw cases', () => {
   });
 });
 
-describe('nn.init', () => {
+describeParity('nn.init', () => {
   test('Conv2d then Linear initialise bit for bit like PyTorch', () => {
     const f = fx.conv_then_linear;
     torch.manualSeed(0);

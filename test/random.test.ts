@@ -1,9 +1,9 @@
 // Random draws after manualSeed equal PyTorch's (fixtures: scripts/make_fixtures.py, random.json).
 import * as torch from '../lib';
-import { fixture, flat, FixtureTensor } from './helpers';
+import { describeParity, fixture, flat, FixtureTensor } from './helpers';
 
 const R = fixture('random.json');
-const cases = R.cases as Record<string, FixtureTensor & { expr: string }>;
+const cases = (R.cases ?? {}) as Record<string, FixtureTensor & { expr: string }>;
 
 function expectExact(t: torch.Tensor, f: FixtureTensor): void {
   expect(t.shape).toEqual(f.shape);
@@ -22,7 +22,7 @@ describe('random: throw cases', () => {
   });
 });
 
-describe('random: parity with torch.manual_seed(0)', () => {
+describeParity('random: parity with torch.manual_seed(0)', () => {
   const run: Record<string, () => torch.Tensor> = {
     rand_5: () => torch.rand(5),
     rand_2x3: () => torch.rand(2, 3),

@@ -5,7 +5,7 @@
 import { expected } from '../errors';
 import { keep } from '../memory';
 import { full, Tensor, zerosLike } from '../tensor';
-import { checkOption, Optimizer, ParamGroup, Params, ParamState, pyPow } from './optimizer';
+import { checkOption, Optimizer, ParamGroup, Params, ParamState, pyPow, torchAtLeast } from './optimizer';
 
 export interface AdamOptions {
   /** Learning rate. Default 0.001. */
@@ -31,6 +31,10 @@ type AdamGroupOptions = Required<AdamOptions>;
  * const opt = new Adam(model.parameters(), { lr: 0.01 });
  * opt.zeroGrad(); loss.backward(); opt.step();
  */
+// The engine's own formulas (see TORCH_VERSION in ./optimizer).
+const LERP_FIRST_MOMENT = torchAtLeast(2, 0);
+const POW_HALF_SQRT = torchAtLeast(2, 0);
+
 export class Adam extends Optimizer<AdamGroupOptions> {
   constructor(params: Params<AdamGroupOptions>, options: AdamOptions = {}) {
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
@@ -105,19 +109,23 @@ export class Adam extends Optimizer<AdamGroupOptions> {
 
       stepT.add_(1);
       if (weightDecay !== 0) grad = grad.add(param, weightDecay);
-      expAvg.mul_(beta1).add_(grad, 1 - beta1);
+      // 1.13: exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1); 2.x: exp_avg.lerp_(grad, 1 - beta1).
+      if (LERP_FIRST_MOMENT) expAvg.lerp_(grad, 1 - beta1);
+      else expAvg.mul_(beta1).add_(grad, 1 - beta1);
       expAvgSq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
 
       const step = stepT.item() as number;
-      let powers = powCache.get(step);
-      if (!powers) {
-        powers = [pyPow(beta1, step), pyPow(beta2, step)];
-        powCache.set(step, powers);
+      let corrections = powCache.get(step);
+      if (!corrections) {
+        const biasCorrection1 = 1 - pyPow(beta1, step);
+        const biasCorrection2 = 1 - pyPow(beta2, step);
+        // 1.13: math.sqrt(bias_correction2); 2.x: bias_correction2 ** 0.5 (C pow, which
+        // differs from sqrt in the last bit for about 1 in 700 steps).
+        corrections = [biasCorrection1, POW_HALF_SQRT ? pyPow(biasCorrection2, 0.5) : Math.sqrt(biasCorrection2)];
+        powCache.set(step, corrections);
       }
-      const biasCorrection1 = 1 - powers[0];
-      const biasCorrection2 = 1 - powers[1];
+      const [biasCorrection1, biasCorrection2Sqrt] = corrections;
       const stepSize = lr / biasCorrection1;
-      const biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
 
       let denom: Tensor;
       if (amsgrad) {

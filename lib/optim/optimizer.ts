@@ -7,6 +7,24 @@ import { noGrad, enableGrad } from '../autograd';
 import { describe, expected } from '../errors';
 import { keep, tidy } from '../memory';
 import { full, isTensor, Tensor } from '../tensor';
+import { version as libtorchVersion } from '../device';
+
+/**
+ * The loaded libtorch's version as [major, minor]. PyTorch's optimizers are Python
+ * code whose arithmetic changed between releases (Adam's first moment became a
+ * `lerp_` in 2.0, for one), and "the same numbers as the PyTorch you have" means
+ * following the formula of the version that is loaded: each update() asks here.
+ * @internal
+ */
+export const TORCH_VERSION: readonly [number, number] = (() => {
+  const [major, minor] = libtorchVersion.split('.').map((s) => parseInt(s, 10));
+  return [major || 0, minor || 0] as const;
+})();
+
+/** True when the loaded libtorch is `major.minor` or newer. @internal */
+export function torchAtLeast(major: number, minor = 0): boolean {
+  return TORCH_VERSION[0] > major || (TORCH_VERSION[0] === major && TORCH_VERSION[1] >= minor);
+}
 
 /** Something that owns parameters, like an `nn.Module` (duck-typed on `parameters()`). */
 export interface HasParameters {
