@@ -156,6 +156,11 @@ copy_repo() {
   [ -d "$repo/../shared" ] && cp -a "$repo/../shared" "$root/root/shared" || true
 }
 
+# One run at a time: two runs would share the full chroot's mounts and repo copy.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/lock"
+flock -w 3600 9 || die "another .ci/trixie.sh holds $CACHE/lock"
+
 cmd=${1:-}
 case "$cmd" in
   bare)

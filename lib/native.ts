@@ -182,6 +182,10 @@ export interface LibtorchRecord {
   /** Which resolution step found it. */
   how: 'LIBTORCH' | 'cache' | 'pytorch' | 'system' | 'download' | 'apt';
   reason?: string;
+  /** sha256 of the downloaded zip (null when nothing was downloaded). */
+  sha256?: string | null;
+  /** Whether that sha256 was checked against a pinned or given one (LIBTORCH_SHA256). */
+  sha256Verified?: boolean;
   resolvedAt?: string;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * `npm install` entry: resolve libtorch, write libtorch.json, then build the native addon
+ * `npm install` entry: resolve libtorch, write libtorch.json, print what was chosen (and, for a
+ * downloaded libtorch, the zip's sha256 as LIBTORCH_SHA256=<hex>), then build the native addon
  * and the TypeScript output only when something changed.
  *
  *   TORCHNODE_SKIP_BUILD=1   resolve and write libtorch.json only (no native build)
@@ -66,10 +67,10 @@ function nativeBuildReason({ root = ROOT, oldRecord = null, newRecord }) {
   } catch {
     stamp = null;
   }
-  const key = lt.recordKey(newRecord);
+  const key = lt.buildKey(newRecord);
   if (stamp != null) {
-    if (stamp !== key) return 'libtorch changed since the last build';
-  } else if (oldRecord && lt.recordKey(oldRecord) !== key) {
+    if (stamp !== key) return stamp.startsWith(lt.recordKey(newRecord)) ? "Gloo's headers appeared or went since the last build" : 'libtorch changed since the last build';
+  } else if (oldRecord && lt.recordKey(oldRecord) !== lt.recordKey(newRecord)) {
     return 'libtorch changed';
   }
   const sources = [];
@@ -111,6 +112,8 @@ async function main(env = process.env, root = ROOT) {
   const record = await lt.resolveLibtorch(env);
   if (!sameContent(oldRecord, record)) lt.writeRecord(record, file);
   console.log(lt.describeRecord(record));
+  const sum = lt.checksumLine(record);
+  if (sum) console.log(sum);
 
   if (lt.truthy(env.TORCHNODE_SKIP_BUILD)) {
     console.log('torchnode: native build skipped (TORCHNODE_SKIP_BUILD=1)');
@@ -122,9 +125,12 @@ async function main(env = process.env, root = ROOT) {
       const script = path.join(root, 'scripts', 'build-native.js');
       if (!fs.existsSync(script)) throw new lt.InstallError(`cannot build the native addon (${why}): ${script} is missing`);
       console.log(`torchnode: building the native addon (${why})`);
-      run(process.execPath, [script], 'node scripts/build-native.js', root);
+      // A clean build when only Gloo's headers changed: no source did, so the build tool
+      // would find nothing to do, but native/distributed.cc's __has_include now differs.
+      const clean = /Gloo's headers/.test(why) ? ['--clean'] : [];
+      run(process.execPath, [script, ...clean], 'node scripts/build-native.js', root);
       fs.mkdirSync(path.join(root, 'build'), { recursive: true });
-      fs.writeFileSync(path.join(root, STAMP), lt.recordKey(record));
+      fs.writeFileSync(path.join(root, STAMP), lt.buildKey(record));
     } else {
       console.log('torchnode: native addon up to date');
     }

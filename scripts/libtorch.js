@@ -4,11 +4,13 @@
  *
  * Order (the first that applies wins):
  *   1. LIBTORCH=/path                 an unpacked libtorch (never falls through when set)
- *   2. the download cache             <TORCHNODE_CACHE>/libtorch-<version>-<variant>/
+ *   2. the download cache             <TORCHNODE_CACHE>/libtorch-<version>-<variant>/, checked against
+ *                                     the manifest written when it was unpacked
  *   3. LIBTORCH_USE_PYTORCH=1         the libtorch inside python's `torch` package
  *   4. a system libtorch              CMAKE_PREFIX_PATH, Torch_DIR, /usr/lib/<triplet>/cmake/Torch, ...
+ *                                     (plus apt-get install libgloo-dev when Gloo's headers are missing)
  *   5. the official download          PINNED below, or LIBTORCH_URL
- *   6. apt-get install libtorch-dev   Debian/Ubuntu, as root, then step 4 again
+ *   6. apt-get install                Debian/Ubuntu, as root: libtorch-dev and libgloo-dev, then step 4 again
  * The result is one small JSON record (libtorch.json) that the CMake and gyp builds
  * and the runtime read.
  */
@@ -36,7 +38,8 @@ const CONFIG_PATH = path.join(PACKAGE_ROOT, 'libtorch.json');
  *
  * sha256: a null pinned checksum means the download is verified only when
  * LIBTORCH_SHA256 is given (a warning line is printed otherwise). Fill these in
- * (sha256sum of each zip) when the addresses can be reached.
+ * (sha256sum of each zip, or the LIBTORCH_SHA256=<hex> line install prints after a
+ * download) when the addresses can be reached.
  */
 const PINNED = {
   version: '2.9.1',
@@ -267,7 +270,21 @@ function readRecord(file = configPath()) {
 /** The fields a native build depends on, as one comparable string. */
 function recordKey(rec) {
   if (!rec) return '';
-  return JSON.stringify([rec.path, rec.cmakeDir, rec.libDir, rec.includeDirs, rec.version, rec.variant, !!rec.cuda]);
+  const key = [rec.path, rec.cmakeDir, rec.libDir, rec.includeDirs, rec.version, rec.variant, !!rec.cuda];
+  // a downloaded copy replaced by a different zip (same folder) is another libtorch
+  if (rec.sha256) key.push(rec.sha256);
+  return JSON.stringify(key);
+}
+
+/**
+ * What the last native build was made from: the libtorch record, and whether Gloo's
+ * headers were there (native/distributed.cc compiles c10d in only when they are, so
+ * installing libgloo-dev later must rebuild even though no source changed).
+ */
+function buildKey(rec, opts = {}) {
+  if (!rec) return '';
+  const gloo = hasGloo({ includeDirs: rec.includeDirs || [] }, opts);
+  return recordKey(rec) + (gloo ? ' +gloo' : ' -gloo');
 }
 
 /** The one line install prints. */
@@ -275,7 +292,14 @@ function describeRecord(rec) {
   return `torchnode: using libtorch ${rec.version} (${rec.variant}) from ${rec.path} (${rec.how}: ${rec.reason})`;
 }
 
-function makeRecord(layout, how, reason) {
+/** The line install prints after that one for a downloaded (or cached download) libtorch: the zip's sha256, ready to pin. */
+function checksumLine(rec) {
+  if (!rec || !rec.sha256) return null;
+  return `torchnode: sha256 of the libtorch zip: LIBTORCH_SHA256=${rec.sha256} ${rec.sha256Verified ? '(verified)' : '(not verified; set LIBTORCH_SHA256 to this value to pin it)'}`;
+}
+
+/** download: { sha256, verified } of the zip the copy came from (steps 2 and 5), else null. */
+function makeRecord(layout, how, reason, download = null) {
   return {
     path: layout.path,
     cmakeDir: layout.cmakeDir,
@@ -286,6 +310,8 @@ function makeRecord(layout, how, reason) {
     cuda: layout.cuda,
     how,
     reason,
+    sha256: download ? download.sha256 : null,
+    sha256Verified: download ? !!download.verified : false,
     resolvedAt: new Date().toISOString(),
   };
 }
@@ -661,7 +687,87 @@ function cacheEntryDir(cache, version, variant) {
 
 const MARKER = '.torchnode-download.json';
 
-/** A complete cached copy matching the request: { layout, reason } or { layout:null, note }. */
+// -- what was unpacked, checked each time the cached copy is reused
+//
+// The zip's sha256 can be checked only once, when it is downloaded: the zip is deleted after
+// unpacking, because keeping it would double the cache (0.2 GB for cpu, several GB for CUDA).
+// So the marker also holds a manifest of the tree as unpacked from the checked zip, and a
+// reuse compares the tree with it:
+//   - every file's path and size: a deleted, added, truncated or replaced file shows;
+//   - the full sha256 of each file up to MANIFEST_FULL_HASH_MAX (8 MiB): the CMake config
+//     files, build-version, build-hash, the headers and the small libraries (some tens of
+//     MB in all);
+//   - for bigger files (libtorch_cpu.so and most CUDA libraries, up to 1.5 GB each), the sha256
+//     of the first and last MANIFEST_SAMPLE bytes (the ELF or Mach-O headers at the start,
+//     the ELF section table at the end), with the size.
+// Hashing the big libraries in full would cost seconds on every `npm install` (tens of
+// seconds for CUDA builds); this costs one stat per file and reading the small files. What it
+// misses is a same-size change inside a big library away from both ends.
+const MANIFEST_FULL_HASH_MAX = 8 * 1048576;
+const MANIFEST_SAMPLE = 65536;
+
+/** sha256 of a file's content; for one over fullMax bytes, of its first and last `sample` bytes. */
+function fileFingerprint(file, size, fullMax, sample) {
+  const hash = crypto.createHash('sha256');
+  if (size <= fullMax) return hash.update(fs.readFileSync(file)).digest('hex');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(sample);
+    for (const pos of [0, size - sample]) {
+      const n = fs.readSync(fd, buf, 0, sample, pos);
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * The manifest of the tree under dir (the marker left out):
+ * { fullHashMax, sample, files: { 'lib/libc10.so': '<size> <sha256>', 'lib/x.so': '-> <link target>', ... } }.
+ */
+function makeManifest(dir, fullHashMax = MANIFEST_FULL_HASH_MAX, sample = MANIFEST_SAMPLE) {
+  const files = {};
+  const walk = (rel) => {
+    for (const name of fs.readdirSync(path.join(dir, rel)).sort()) {
+      if (!rel && name === MARKER) continue;
+      const r = rel ? `${rel}/${name}` : name;
+      const abs = path.join(dir, r);
+      const st = fs.lstatSync(abs);
+      if (st.isDirectory()) walk(r);
+      else if (st.isSymbolicLink()) files[r] = `-> ${fs.readlinkSync(abs)}`;
+      else files[r] = `${st.size} ${fileFingerprint(abs, st.size, fullHashMax, sample)}`;
+    }
+  };
+  walk('');
+  return { fullHashMax, sample, files };
+}
+
+/** How the tree under dir differs from its manifest: a list of short descriptions, empty when it does not. */
+function manifestChanges(dir, manifest) {
+  let now;
+  try {
+    now = new Map(Object.entries(makeManifest(dir, manifest.fullHashMax, manifest.sample).files));
+  } catch (e) {
+    return [`cannot be read (${e.message})`];
+  }
+  const was = new Map(Object.entries(manifest.files || {}));
+  const size = (entry) => (/^\d+ /.test(entry) ? entry.split(' ')[0] : null); // null for a link
+  const changes = [];
+  for (const [f, entry] of was) {
+    const cur = now.get(f);
+    if (cur == null) changes.push(`${f} is missing`);
+    else if (cur !== entry) changes.push(size(cur) && size(entry) && size(cur) !== size(entry) ? `${f} is ${size(cur)} bytes, was ${size(entry)}` : `${f} changed`);
+  }
+  for (const f of now.keys()) if (!was.has(f)) changes.push(`${f} was added`);
+  return changes;
+}
+
+/**
+ * A complete cached copy matching the request: { layout, reason, download } (download: the
+ * zip's { sha256, verified }, null for a copy placed by hand), or { layout:null, note, changed }.
+ */
 function findCached(cache, req) {
   const dir = cacheEntryDir(cache, req.version, req.variant);
   if (!isDir(dir)) return { layout: null, note: `no ${dir}` };
@@ -680,7 +786,22 @@ function findCached(cache, req) {
     if (req.sha256 && marker.sha256 !== req.sha256) {
       return { layout: null, note: `${dir} has sha256 ${marker.sha256}, not the configured ${req.sha256}` };
     }
-    return { layout, reason: `${dir}, downloaded earlier from ${marker.url}, matches libtorch ${req.version} ${req.variant} (${req.variantReason})` };
+    let checked;
+    if (marker.manifest && marker.manifest.files) {
+      const changes = manifestChanges(dir, marker.manifest);
+      if (changes.length) {
+        const shown = changes.slice(0, 3).join('; ') + (changes.length > 3 ? `; and ${changes.length - 3} more` : '');
+        return { layout: null, changed: true, note: `${dir} changed since it was downloaded (${shown}), so it is not used; the next download replaces it` };
+      }
+      checked = `unchanged since (${Object.keys(marker.manifest.files).length} files checked)`;
+    } else {
+      checked = 'not checked (no manifest: downloaded by an older torchnode; delete it to download again)';
+    }
+    return {
+      layout,
+      download: { sha256: marker.sha256, verified: !!marker.verified || (!!req.sha256 && marker.sha256 === req.sha256) },
+      reason: `${dir}, downloaded earlier from ${marker.url}, ${checked}, matches libtorch ${req.version} ${req.variant} (${req.variantReason})`,
+    };
   }
   // placed by hand: trust it only when its own build-version (if any) agrees
   const bv = parseBuildVersion(readText(path.join(dir, 'build-version')));
@@ -1342,7 +1463,18 @@ async function downloadLibtorch(options) {
     if (!check.ok) {
       throw new InstallError(`${src}: the libtorch in the archive is incomplete (missing ${check.missing.join(', ')})`, 'ETORCHNODE_ARCHIVE');
     }
-    const marker = { url: src, finalUrl: got.finalUrl, sha256: got.sha256, verified: !!expected, bytes: got.bytes, version, variant, downloadedAt: new Date().toISOString() };
+    const marker = {
+      url: src,
+      finalUrl: got.finalUrl,
+      sha256: got.sha256,
+      verified: !!expected,
+      bytes: got.bytes,
+      version,
+      variant,
+      downloadedAt: new Date().toISOString(),
+      // what the checked zip unpacked to; findCached compares the copy with it on every reuse
+      manifest: makeManifest(root),
+    };
     fs.writeFileSync(path.join(root, MARKER), JSON.stringify(marker, null, 2) + '\n');
     // atomic placement: only a complete copy ever appears under its final name
     try {
@@ -1364,18 +1496,23 @@ async function downloadLibtorch(options) {
 }
 
 // ---------------------------------------------------------------------------
-// step 6: apt
+// step 6: apt (and Gloo for step 4)
 
-function aptPossible(env, opts) {
+/** What the apt fallback installs: libtorch, and Gloo's headers, which c10d (distributed training) needs at build time. */
+const APT_PACKAGES = ['libtorch-dev', 'libgloo-dev'];
+
+/** Why apt-get may not run (null when it may): only as root on Debian/Ubuntu, and not with TORCHNODE_NO_APT=1. */
+function aptPossible(env, opts, packages = APT_PACKAGES) {
   if (truthy(env.TORCHNODE_NO_APT)) return 'disabled by TORCHNODE_NO_APT=1';
   const debian = opts.isDebian != null ? opts.isDebian : fs.existsSync('/etc/debian_version');
   if (!debian) return 'not Debian/Ubuntu';
   const root = opts.isRoot != null ? opts.isRoot : typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!root) return 'not root (run: sudo apt-get install libtorch-dev)';
+  if (!root) return `not root (run: sudo apt-get install ${packages.join(' ')})`;
   return null;
 }
 
-function runApt(env, opts, log) {
+/** apt-get install -y <packages>; after a failure, apt-get update and once more. Throws an InstallError. */
+function runApt(env, opts, log, packages = APT_PACKAGES) {
   const bin = opts.aptGet || 'apt-get';
   const childEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
   const run = (args) => {
@@ -1386,13 +1523,50 @@ function runApt(env, opts, log) {
     if (r.status !== 0) return `${bin} ${args.join(' ')} exited ${r.status}: ${tailText(r.stderr, 300)}`;
     return null;
   };
-  let err = run(['install', '-y', 'libtorch-dev']);
+  let err = run(['install', '-y', ...packages]);
   if (err) {
     const upd = run(['update']);
     if (upd) throw new InstallError(`${err}; then ${upd}`);
-    err = run(['install', '-y', 'libtorch-dev']);
+    err = run(['install', '-y', ...packages]);
     if (err) throw new InstallError(err);
   }
+}
+
+/**
+ * The folders that may hold Gloo's headers (gloo/algorithm.h) for this libtorch: the same
+ * places scripts/gyp-config.js looks (opts.systemIncludeDirs replaces /usr/include and
+ * /usr/local/include, for tests).
+ */
+function glooIncludeDirs(layout, opts) {
+  return uniq([...layout.includeDirs, ...(opts.systemIncludeDirs || ['/usr/include', '/usr/local/include'])]);
+}
+
+function hasGloo(layout, opts) {
+  return glooIncludeDirs(layout, opts).some((d) => isFile(path.join(d, 'gloo', 'algorithm.h')));
+}
+
+/**
+ * Step 4 found a libtorch without Gloo's headers (Debian's libtorch-dev does not depend on
+ * libgloo-dev): install libgloo-dev where apt-get may run, else say in one line what is lost
+ * and how to get it. Never fails the install: everything but distributed training builds.
+ */
+function ensureGloo(layout, env, opts, log) {
+  if (hasGloo(layout, opts)) return;
+  const lost = `distributed training will be unavailable (no gloo/algorithm.h in ${glooIncludeDirs(layout, opts).join(', ')})`;
+  const noApt = aptPossible(env, opts, ['libgloo-dev']);
+  if (noApt) {
+    log(`torchnode: note: ${lost}; to get it, install Gloo's headers (Debian/Ubuntu: sudo apt-get install libgloo-dev) and run npm rebuild torchnode`);
+    return;
+  }
+  log('torchnode: the system libtorch has no Gloo headers, which distributed training needs; installing libgloo-dev with apt-get');
+  try {
+    runApt(env, opts, log, ['libgloo-dev']);
+  } catch (e) {
+    if (!e.expected) throw e;
+    log(`torchnode: warning: ${e.message}; ${lost}`);
+    return;
+  }
+  if (!hasGloo(layout, opts)) log(`torchnode: warning: libgloo-dev is installed, but ${lost}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -1403,7 +1577,7 @@ function optionsHelp(req, cache) {
   return [
     '  LIBTORCH=/path/to/libtorch npm install          use an unpacked libtorch (the libtorch/ folder of the official zip, or any prefix with share/cmake/Torch or lib/cmake/Torch)',
     '  LIBTORCH_USE_PYTORCH=1 npm install              use the libtorch inside python\'s torch package (PYTHON=/path/to/python picks the interpreter)',
-    '  sudo apt-get install libtorch-dev               Debian/Ubuntu system libtorch (found through CMake), then npm install again',
+    '  sudo apt-get install libtorch-dev libgloo-dev   Debian/Ubuntu system libtorch (found through CMake) and Gloo (for distributed training), then npm install again',
     `  TORCHNODE_VARIANT=cpu|cu126|cu128|cu130         which official libtorch ${PINNED.version} build to download (default auto, from nvidia-smi)`,
     '  LIBTORCH_URL=https://mirror/libtorch.zip        download from a mirror, or LIBTORCH_URL=file:///path/libtorch.zip for a local copy (LIBTORCH_SHA256=<sha256> to verify it)',
     `  TORCHNODE_CACHE=/path                           where downloads are kept (now ${cache}); an unpacked copy placed there as libtorch-${v}/ is used offline`,
@@ -1413,8 +1587,9 @@ function optionsHelp(req, cache) {
 
 /**
  * Resolve libtorch (see the top of this file for the order). Returns the record; writes nothing
- * except the download cache. opts (mostly for tests): log, progressStream, ca, unzipTool,
- * retryDelayMs, nvidiaSmiText, systemCandidates, pythonCandidates, aptGet, isRoot, isDebian.
+ * except the download cache (and what apt-get installs). opts (mostly for tests): log, progressStream,
+ * ca, unzipTool, retryDelayMs, nvidiaSmiText, platform, arch, systemCandidates, systemIncludeDirs,
+ * pythonCandidates, aptGet, isRoot, isDebian.
  */
 async function resolveLibtorch(env = process.env, opts = {}) {
   const log = opts.log || ((m) => process.stderr.write(m + '\n'));
@@ -1429,7 +1604,8 @@ async function resolveLibtorch(env = process.env, opts = {}) {
 
   // 2. cache
   const cached = findCached(cache, req);
-  if (cached.layout) return makeRecord(cached.layout, 'cache', cached.reason);
+  if (cached.layout) return makeRecord(cached.layout, 'cache', cached.reason, cached.download);
+  if (cached.changed) log(`torchnode: warning: ${cached.note}`);
   tried.push(`cache: ${cached.note}`);
 
   // 3. python's torch
@@ -1440,7 +1616,10 @@ async function resolveLibtorch(env = process.env, opts = {}) {
   if (truthy(env.TORCHNODE_NO_SYSTEM)) tried.push('system: skipped (TORCHNODE_NO_SYSTEM=1)');
   else {
     const sys = findSystemLibtorch(env, opts);
-    if (sys.layout) return makeRecord(sys.layout, 'system', sys.reason);
+    if (sys.layout) {
+      ensureGloo(sys.layout, env, opts, log);
+      return makeRecord(sys.layout, 'system', sys.reason);
+    }
     tried.push(`system: ${sys.note}`);
   }
 
@@ -1466,6 +1645,7 @@ async function resolveLibtorch(env = process.env, opts = {}) {
         dl.layout,
         'download',
         `downloaded ${dl.url}${req.urlSource === 'LIBTORCH_URL' ? ' (LIBTORCH_URL)' : ''}, sha256 ${dl.verified ? 'verified' : 'NOT verified'}, into ${dl.dir}; ${req.variantReason}`,
+        dl,
       );
     } catch (e) {
       // a checksum mismatch is not a reason to quietly install something else
@@ -1479,12 +1659,13 @@ async function resolveLibtorch(env = process.env, opts = {}) {
   const noApt = truthy(env.TORCHNODE_NO_SYSTEM) ? 'skipped (TORCHNODE_NO_SYSTEM=1)' : aptPossible(env, opts);
   if (noApt) tried.push(`apt: ${noApt}`);
   else {
-    log('torchnode: no libtorch found and the download failed; installing the distribution\'s libtorch-dev with apt-get');
+    const pkgs = APT_PACKAGES.join(' ');
+    log(`torchnode: no libtorch found and the download failed; installing the distribution's ${pkgs} with apt-get`);
     try {
       runApt(env, opts, log);
       const sys = findSystemLibtorch(env, opts);
-      if (sys.layout) return makeRecord(sys.layout, 'apt', `installed libtorch-dev with apt-get; ${sys.reason}`);
-      tried.push(`apt: libtorch-dev installed, but still ${sys.note}`);
+      if (sys.layout) return makeRecord(sys.layout, 'apt', `installed ${pkgs} with apt-get; ${sys.reason}`);
+      tried.push(`apt: ${pkgs} installed, but still ${sys.note}`);
     } catch (e) {
       if (!e.expected) throw e;
       tried.push(`apt: ${e.message}`);
@@ -1509,7 +1690,9 @@ module.exports = {
   writeRecord,
   readRecord,
   recordKey,
+  buildKey,
   describeRecord,
+  checksumLine,
   configPath,
   chooseVariant,
   explainVariant,
@@ -1523,6 +1706,8 @@ module.exports = {
   cacheDir,
   cacheEntryDir,
   findCached,
+  makeManifest,
+  manifestChanges,
   inspectPrefix,
   layoutFromCmakeDir,
   findLibtorchRoot,

@@ -19,6 +19,8 @@ const installer = require('../scripts/install');
 
 // The record's type is the runtime's (a type-only import: the addon is not loaded).
 import type { LibtorchRecord } from '../lib/native';
+/** The record with the downloaded zip's checksum (null / false when nothing was downloaded). */
+type Rec = LibtorchRecord & { sha256: string | null; sha256Verified: boolean };
 
 const REPO = path.resolve(__dirname, '..');
 const FAKE_SMI = path.join(__dirname, 'fixtures', 'fake-nvidia-smi');
@@ -37,20 +39,57 @@ function tmpDir(name = 'd'): string {
   return d;
 }
 
-function write(file: string, text: string): void {
+function write(file: string, text: string | Buffer): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, text);
 }
 
-/** A fake libtorch in the official zip layout under `root`. */
-function makeFakeLibtorch(root: string, opts: { buildVersion?: string | null; cudaLib?: boolean } = {}): string {
+/**
+ * libtorch_cpu.so of the test zip: over the cache manifest's full-hash limit (8 MiB), so that
+ * reuse checks it by size and sampled ends, as the real 0.5 GB one. Compresses to a few KB.
+ */
+const BIG_LIB = Buffer.alloc(9 * 1048576, 'fake libtorch_cpu ');
+
+/** The files of the official zip's libtorch/ folder that makeFakeLibtorch writes (cpu build). */
+const OFFICIAL_FILES = [
+  'build-hash',
+  'build-version',
+  'include/ATen/ATen.h',
+  'include/c10/macros/Macros.h',
+  'include/torch/csrc/api/include/torch/torch.h',
+  'include/torch/script.h',
+  'lib/libc10.so',
+  'lib/libtorch.so',
+  'lib/libtorch_cpu.so',
+  'share/cmake/Torch/TorchConfig.cmake',
+  'share/cmake/Torch/TorchConfigVersion.cmake',
+];
+
+/**
+ * A fake libtorch in the official zip layout under `root` (what the zip's libtorch/ folder
+ * holds): share/cmake/Torch/TorchConfig{,Version}.cmake, lib/libtorch.so, lib/libtorch_cpu.so,
+ * lib/libc10.so (and the CUDA libraries for a CUDA build), include/{torch,ATen,c10}/...,
+ * build-version (e.g. `2.9.1+cpu`) and build-hash.
+ */
+function makeFakeLibtorch(root: string, opts: { buildVersion?: string | null; cudaLib?: boolean; bigLib?: boolean } = {}): string {
   write(path.join(root, 'share', 'cmake', 'Torch', 'TorchConfig.cmake'), '# fake TorchConfig.cmake\nset(TORCH_FOUND TRUE)\n');
   write(path.join(root, 'share', 'cmake', 'Torch', 'TorchConfigVersion.cmake'), 'set(PACKAGE_VERSION "2.9.1")\n');
   write(path.join(root, 'lib', 'libtorch.so'), 'not really a shared library\n');
-  if (opts.cudaLib) write(path.join(root, 'lib', 'libtorch_cuda.so'), 'fake\n');
+  write(path.join(root, 'lib', 'libtorch_cpu.so'), opts.bigLib ? BIG_LIB : 'fake libtorch_cpu\n');
+  write(path.join(root, 'lib', 'libc10.so'), 'fake libc10\n');
+  if (opts.cudaLib) {
+    write(path.join(root, 'lib', 'libtorch_cuda.so'), 'fake\n');
+    write(path.join(root, 'lib', 'libc10_cuda.so'), 'fake\n');
+  }
   write(path.join(root, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'torch.h'), '#pragma once\n');
+  write(path.join(root, 'include', 'torch', 'script.h'), '#pragma once\n');
+  write(path.join(root, 'include', 'ATen', 'ATen.h'), '#pragma once\n');
+  write(path.join(root, 'include', 'c10', 'macros', 'Macros.h'), '#pragma once\n');
   const bv = opts.buildVersion === undefined ? '2.9.1+cpu' : opts.buildVersion;
-  if (bv) write(path.join(root, 'build-version'), `${bv}\n`);
+  if (bv) {
+    write(path.join(root, 'build-version'), `${bv}\n`);
+    write(path.join(root, 'build-hash'), '5811a8d7da873dd699ff6687092c225caffcf1bb\n');
+  }
   return root;
 }
 
@@ -63,21 +102,38 @@ function findPython(): string | null {
 }
 const PYTHON = findPython();
 
-/** zip `dir`'s entry `entry` (relative to dir) into `out` with python3 -m zipfile. */
+/** Deflated, with folder entries, as the official zips are. */
+const ZIP_PY = `import os, sys, zipfile
+out, top = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:
+    for d, dirs, files in os.walk(top):
+        dirs.sort()
+        z.write(d)
+        for f in sorted(files):
+            z.write(os.path.join(d, f))
+`;
+
+/** zip `dir`'s entry `entry` (relative to dir) into `out` with python3's zipfile. */
 function makeZip(dir: string, entry: string, out: string): Buffer {
   if (!PYTHON) throw new Error('python3 is needed to build the test zip');
-  const r = spawnSync(PYTHON, ['-m', 'zipfile', '-c', out, entry], { cwd: dir, encoding: 'utf8' });
+  const r = spawnSync(PYTHON, ['-c', ZIP_PY, out, entry], { cwd: dir, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`zip failed: ${r.stderr}`);
   return fs.readFileSync(out);
 }
 
 const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 
+// the official cpu zip's layout: libtorch/ with build-version 2.9.1+cpu
 const zipSrc = tmpDir('zipsrc');
-makeFakeLibtorch(path.join(zipSrc, 'libtorch'));
+makeFakeLibtorch(path.join(zipSrc, 'libtorch'), { bigLib: true });
 const ZIP_PATH = path.join(tmpRoot, 'libtorch-fake.zip');
 const ZIP = makeZip(zipSrc, 'libtorch', ZIP_PATH);
 const ZIP_SHA = sha256(ZIP);
+// the official cu128 zip's layout: build-version 2.9.1+cu128, CUDA libraries in lib/
+const cuSrc = tmpDir('cusrc');
+makeFakeLibtorch(path.join(cuSrc, 'libtorch'), { buildVersion: '2.9.1+cu128', cudaLib: true });
+const CU_ZIP = makeZip(cuSrc, 'libtorch', path.join(tmpRoot, 'libtorch-fake-cu128.zip'));
+const CU_SHA = sha256(CU_ZIP);
 const badSrc = tmpDir('badsrc');
 write(path.join(badSrc, 'notlibtorch', 'README'), 'nothing here\n');
 const BAD_ZIP = makeZip(badSrc, 'notlibtorch', path.join(tmpRoot, 'not-libtorch.zip'));
@@ -162,7 +218,11 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
     case '/install.zip':
     case '/cached.zip':
     case '/nosum.zip':
+    case '/tamper.zip':
+    case '/official/cpu.zip':
       return sendZip(ZIP);
+    case '/official/cu128.zip':
+      return sendZip(CU_ZIP);
     case '/not-libtorch.zip':
       return sendZip(BAD_ZIP);
     case '/redirect':
@@ -355,7 +415,7 @@ describe('failures', () => {
     const e = await rejection(lt.resolveLibtorch(env, { ...quiet, systemCandidates: [] }));
     expect(e.code).toBe('ETORCHNODE_NOT_FOUND');
     expect(e.message).toContain(`${base}/gone.zip: HTTP 404`);
-    for (const opt of ['LIBTORCH=', 'LIBTORCH_USE_PYTORCH=1', 'sudo apt-get install libtorch-dev', 'TORCHNODE_VARIANT=', 'LIBTORCH_URL=', 'TORCHNODE_CACHE=', 'HTTPS_PROXY=']) {
+    for (const opt of ['LIBTORCH=', 'LIBTORCH_USE_PYTORCH=1', 'sudo apt-get install libtorch-dev libgloo-dev', 'TORCHNODE_VARIANT=', 'LIBTORCH_URL=', 'TORCHNODE_CACHE=', 'HTTPS_PROXY=']) {
       expect(e.message).toContain(opt);
     }
     expect(e.message).toContain('apt: disabled by TORCHNODE_NO_APT=1');
@@ -469,7 +529,7 @@ describe('failures', () => {
     const e = await rejection(
       lt.resolveLibtorch(env, { ...quiet, aptGet: fakeApt, isRoot: true, isDebian: true, systemCandidates: [path.join(d, 'nowhere')] }),
     );
-    expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toEqual(['install -y libtorch-dev', 'update', 'install -y libtorch-dev']);
+    expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toEqual(['install -y libtorch-dev libgloo-dev', 'update', 'install -y libtorch-dev libgloo-dev']);
     expect(e.message).toContain('apt:');
     expect(e.message).toContain('Unable to locate package libtorch-dev');
     expect(e.message).toContain('sudo apt-get install libtorch-dev');
@@ -602,6 +662,165 @@ describe('download and cache', () => {
   });
 });
 
+describe('the official zip (served locally from the pinned table)', () => {
+  /** Point the pinned table's entry at the local server while fn runs. */
+  async function withPinnedUrl<T>(variant: string, u: string, fn: () => Promise<T>): Promise<T> {
+    const build = lt.PINNED.builds['linux-x64'][variant];
+    const old = build.url;
+    build.url = u;
+    try {
+      return await fn();
+    } finally {
+      build.url = old;
+    }
+  }
+  const linux = { platform: 'linux', arch: 'x64', nvidiaSmiText: null };
+
+  test('cpu: libtorch/ unpacked whole into libtorch-2.9.1-cpu/, and the record comes from its layout (version from build-version)', async () => {
+    const env = baseEnv({ TORCHNODE_NO_SYSTEM: '1' });
+    const cache = env.TORCHNODE_CACHE as string;
+    const u = `${base}/official/cpu.zip`;
+    const r: Rec = await withPinnedUrl('cpu', u, () => lt.resolveLibtorch(env, { ...quiet, ...linux }));
+    const dir = path.join(cache, 'libtorch-2.9.1-cpu');
+    expect(r).toMatchObject({
+      path: dir,
+      cmakeDir: path.join(dir, 'share', 'cmake', 'Torch'),
+      libDir: path.join(dir, 'lib'),
+      includeDirs: [path.join(dir, 'include'), path.join(dir, 'include', 'torch', 'csrc', 'api', 'include')],
+      version: '2.9.1',
+      variant: 'cpu',
+      cuda: false,
+      how: 'download',
+      sha256: ZIP_SHA,
+      sha256Verified: false,
+    });
+    expect(r.reason).toBe(`downloaded ${u}, sha256 NOT verified, into ${dir}; auto: no NVIDIA driver found (nvidia-smi missing or failed)`);
+    expect(logs).toContain(`torchnode: warning: no sha256 pinned or given for ${u}; the download is not verified (set LIBTORCH_SHA256=<sha256> to verify it)`);
+    expect(lt.checksumLine(r)).toBe(`torchnode: sha256 of the libtorch zip: LIBTORCH_SHA256=${ZIP_SHA} (not verified; set LIBTORCH_SHA256 to this value to pin it)`);
+    // the whole tree, nothing else but the marker
+    expect(ls(cache)).toEqual(['libtorch-2.9.1-cpu']);
+    for (const f of OFFICIAL_FILES) expect(fs.existsSync(path.join(dir, f))).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'lib', 'libtorch_cpu.so')).equals(BIG_LIB)).toBe(true);
+    const layout = lt.inspectPrefix(dir);
+    expect(layout.versionSource).toBe('build-version');
+    // the marker: the zip's sha256 and the manifest of what it unpacked to
+    const marker = JSON.parse(fs.readFileSync(path.join(dir, '.torchnode-download.json'), 'utf8'));
+    expect(marker).toMatchObject({ url: u, finalUrl: u, sha256: ZIP_SHA, verified: false, bytes: ZIP.length, version: '2.9.1', variant: 'cpu' });
+    expect(Object.keys(marker.manifest.files).sort()).toEqual(OFFICIAL_FILES);
+    expect(marker.manifest.files['build-version']).toBe(`10 ${sha256(Buffer.from('2.9.1+cpu\n'))}`);
+    expect(marker.manifest.files['lib/libtorch_cpu.so']).toMatch(new RegExp(`^${BIG_LIB.length} [0-9a-f]{64}$`));
+    expect(marker.manifest.files['lib/libtorch_cpu.so']).not.toContain(sha256(BIG_LIB)); // sampled, not hashed whole
+    // libtorch.json round trip keeps every field
+    lt.writeRecord(r, env.TORCHNODE_CONFIG);
+    expect(lt.readRecord(env.TORCHNODE_CONFIG)).toEqual(r);
+  });
+
+  test('cu128: variant and CUDA from build-version 2.9.1+cu128 and lib/libtorch_cuda.so; reuse with LIBTORCH_SHA256 is verified', async () => {
+    const env = baseEnv({ TORCHNODE_NO_SYSTEM: '1', TORCHNODE_VARIANT: 'cu128' });
+    const dir = path.join(env.TORCHNODE_CACHE as string, 'libtorch-2.9.1-cu128');
+    const u = `${base}/official/cu128.zip`;
+    const r: Rec = await withPinnedUrl('cu128', u, () => lt.resolveLibtorch(env, { ...quiet, ...linux }));
+    expect(r).toMatchObject({ path: dir, version: '2.9.1', variant: 'cu128', cuda: true, how: 'download', sha256: CU_SHA, sha256Verified: false });
+    expect(r.reason).toContain('TORCHNODE_VARIANT=cu128');
+    expect(fs.existsSync(path.join(dir, 'lib', 'libtorch_cuda.so'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'lib', 'libc10_cuda.so'))).toBe(true);
+
+    const before = hits['/official/cu128.zip'];
+    const r2: Rec = await withPinnedUrl('cu128', u, () => lt.resolveLibtorch({ ...env, LIBTORCH_SHA256: CU_SHA }, { ...quiet, ...linux }));
+    expect(r2).toMatchObject({ path: dir, variant: 'cu128', cuda: true, how: 'cache', sha256: CU_SHA, sha256Verified: true });
+    expect(r2.reason).toContain(`downloaded earlier from ${u}, unchanged since (13 files checked)`);
+    expect(lt.checksumLine(r2)).toBe(`torchnode: sha256 of the libtorch zip: LIBTORCH_SHA256=${CU_SHA} (verified)`);
+    expect(hits['/official/cu128.zip']).toBe(before);
+  });
+});
+
+describe('reusing the cache: checked against the manifest', () => {
+  /** A fresh cache with one unverified download of /tamper.zip. */
+  async function downloaded(): Promise<{ env: NodeJS.ProcessEnv; dir: string }> {
+    const env = baseEnv({ LIBTORCH_URL: `${base}/tamper.zip`, TORCHNODE_NO_SYSTEM: '1' });
+    const r: Rec = await lt.resolveLibtorch(env, quiet);
+    expect(r.how).toBe('download');
+    return { env, dir: r.path };
+  }
+  const overwriteStart = (file: string, bytes: string) => {
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, bytes, 0);
+    fs.closeSync(fd);
+  };
+
+  test('an intact copy is reused, with the zip\'s sha256 in the record', async () => {
+    const { env, dir } = await downloaded();
+    const before = hits['/tamper.zip'];
+    const r: Rec = await lt.resolveLibtorch(env, quiet);
+    expect(r).toMatchObject({ how: 'cache', path: dir, sha256: ZIP_SHA, sha256Verified: false });
+    expect(r.reason).toContain(`unchanged since (${OFFICIAL_FILES.length} files checked)`);
+    expect(lt.recordKey(r)).toContain(ZIP_SHA);
+    expect(hits['/tamper.zip']).toBe(before);
+  });
+
+  test.each([
+    ['a CMake file edited (same size)', (d: string) => {
+      const f = path.join(d, 'share', 'cmake', 'Torch', 'TorchConfig.cmake');
+      write(f, fs.readFileSync(f, 'utf8').replace('TRUE', 'OOPS'));
+    }, 'share/cmake/Torch/TorchConfig.cmake changed'],
+    ['build-version rewritten', (d: string) => write(path.join(d, 'build-version'), '2.9.1+cu128\n'), 'build-version is 12 bytes, was 10'],
+    ['a library deleted', (d: string) => fs.rmSync(path.join(d, 'lib', 'libc10.so')), 'lib/libc10.so is missing'],
+    ['a big library truncated', (d: string) => fs.truncateSync(path.join(d, 'lib', 'libtorch_cpu.so'), 1048576), `lib/libtorch_cpu.so is 1048576 bytes, was ${BIG_LIB.length}`],
+    ['a big library\'s start overwritten', (d: string) => overwriteStart(path.join(d, 'lib', 'libtorch_cpu.so'), '\x7fELF'), 'lib/libtorch_cpu.so changed'],
+    ['a file added', (d: string) => write(path.join(d, 'lib', 'libextra.so'), 'x'), 'lib/libextra.so was added'],
+  ])('%s: detected, not used, downloaded again', async (_name, tamper, what) => {
+    const { env, dir } = await downloaded();
+    const before = hits['/tamper.zip'];
+    tamper(dir);
+    logs.length = 0;
+    const r: Rec = await lt.resolveLibtorch(env, quiet);
+    expect(r.how).toBe('download');
+    expect(r.sha256).toBe(ZIP_SHA);
+    expect(hits['/tamper.zip']).toBe(before + 1);
+    expect(logs[0]).toBe(`torchnode: warning: ${dir} changed since it was downloaded (${what}), so it is not used; the next download replaces it`);
+    // the fresh copy replaced it and is reused
+    const r2: Rec = await lt.resolveLibtorch(env, quiet);
+    expect(r2.how).toBe('cache');
+    expect(hits['/tamper.zip']).toBe(before + 1);
+    expect(ls(env.TORCHNODE_CACHE as string)).toEqual(['libtorch-2.9.1-cpu']);
+  });
+
+  test('a changed copy with no download possible: one error naming what changed', async () => {
+    const { env, dir } = await downloaded();
+    fs.rmSync(path.join(dir, 'lib', 'libc10.so'));
+    write(path.join(dir, 'include', 'ATen', 'ATen.h'), '// edited\n');
+    const e = await rejection(lt.resolveLibtorch({ ...env, TORCHNODE_NO_DOWNLOAD: '1' }, quiet));
+    expect(e.code).toBe('ETORCHNODE_NOT_FOUND');
+    expect(e.message).toContain(`cache: ${dir} changed since it was downloaded (include/ATen/ATen.h is 10 bytes, was 13; lib/libc10.so is missing)`);
+    expect(e.message).toContain('download: skipped (TORCHNODE_NO_DOWNLOAD=1)');
+  });
+
+  test('LIBTORCH_SHA256 still rules on reuse: the matching value marks the copy verified, another one stops the install', async () => {
+    const { env, dir } = await downloaded();
+    const before = hits['/tamper.zip'];
+    const ok: Rec = await lt.resolveLibtorch({ ...env, LIBTORCH_SHA256: ZIP_SHA }, quiet);
+    expect(ok).toMatchObject({ how: 'cache', sha256: ZIP_SHA, sha256Verified: true });
+    const e = await rejection(lt.resolveLibtorch({ ...env, LIBTORCH_SHA256: 'f'.repeat(64) }, quiet));
+    expect(e.code).toBe('ETORCHNODE_CHECKSUM');
+    expect(e.message).toContain(`expected sha256 ${'f'.repeat(64)}, got ${ZIP_SHA}`);
+    expect(hits['/tamper.zip']).toBe(before + 1);
+    // the mismatching download was not unpacked: the copy there is untouched
+    expect((await lt.resolveLibtorch(env, quiet)).how).toBe('cache');
+    expect(ls(env.TORCHNODE_CACHE as string)).toEqual([path.basename(dir)]);
+  });
+
+  test('a copy from an older torchnode (marker without a manifest) is reused, saying it was not checked', async () => {
+    const { env, dir } = await downloaded();
+    const file = path.join(dir, '.torchnode-download.json');
+    const marker = JSON.parse(fs.readFileSync(file, 'utf8'));
+    delete marker.manifest;
+    write(file, JSON.stringify(marker));
+    const r: Rec = await lt.resolveLibtorch(env, quiet);
+    expect(r).toMatchObject({ how: 'cache', sha256: ZIP_SHA });
+    expect(r.reason).toContain('not checked (no manifest: downloaded by an older torchnode; delete it to download again)');
+  });
+});
+
 describe('LIBTORCH, python torch, system', () => {
   test('LIBTORCH at a valid official-zip layout: how=LIBTORCH, version and variant from build-version', async () => {
     const p = makeFakeLibtorch(tmpDir('lt'), { buildVersion: '2.9.1+cu128', cudaLib: true });
@@ -686,24 +905,105 @@ describe('LIBTORCH, python torch, system', () => {
     },
   );
 
-  test('apt path: after apt-get installs libtorch-dev, the system search runs again (how=apt)', async () => {
+  test('apt path: apt-get installs libtorch-dev and libgloo-dev, then the system search runs again (how=apt)', async () => {
     const d = tmpDir('apt-ok');
     const prefix = path.join(d, 'usr');
+    const calls = path.join(d, 'calls');
     const fakeApt = path.join(d, 'apt-get');
-    // the fake apt-get "installs" a libtorch at prefix
+    // the fake apt-get "installs" a libtorch (Debian-like: no Gloo headers of its own) and Gloo's headers at prefix
     write(
       fakeApt,
-      `#!/bin/sh\n[ "$1" = install ] || exit 0\nmkdir -p "${prefix}/share/cmake/Torch" "${prefix}/lib" "${prefix}/include"\n` +
+      `#!/bin/sh\necho "$*" >> "${calls}"\n[ "$1" = install ] || exit 0\nmkdir -p "${prefix}/share/cmake/Torch" "${prefix}/lib" "${prefix}/include/gloo"\n` +
         `echo '#' > "${prefix}/share/cmake/Torch/TorchConfig.cmake"\necho '#' > "${prefix}/lib/libtorch.so"\n` +
-        `echo 'set(PACKAGE_VERSION "1.13.0")' > "${prefix}/share/cmake/Torch/TorchConfigVersion.cmake"\n`,
+        `echo 'set(PACKAGE_VERSION "1.13.0")' > "${prefix}/share/cmake/Torch/TorchConfigVersion.cmake"\n` +
+        `case " $* " in *" libgloo-dev "*) echo '#pragma once' > "${prefix}/include/gloo/algorithm.h";; esac\n`,
     );
     fs.chmodSync(fakeApt, 0o755);
     const env = baseEnv({ TORCHNODE_NO_DOWNLOAD: '1' });
     delete env.TORCHNODE_NO_APT;
-    const r: LibtorchRecord = await lt.resolveLibtorch(env, { ...quiet, aptGet: fakeApt, isRoot: true, isDebian: true, systemCandidates: [path.join(prefix, 'share', 'cmake', 'Torch')] });
+    const r: Rec = await lt.resolveLibtorch(env, { ...quiet, aptGet: fakeApt, isRoot: true, isDebian: true, systemCandidates: [path.join(prefix, 'share', 'cmake', 'Torch')] });
     expect(r.how).toBe('apt');
     expect(r.version).toBe('1.13.0');
-    expect(logs.some((l) => l.includes('libtorch-dev'))).toBe(true);
+    expect(r.reason).toContain('installed libtorch-dev libgloo-dev with apt-get');
+    expect(r.sha256).toBeNull();
+    expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toEqual(['install -y libtorch-dev libgloo-dev']);
+    expect(logs).toContain("torchnode: no libtorch found and the download failed; installing the distribution's libtorch-dev libgloo-dev with apt-get");
+    expect(fs.existsSync(path.join(prefix, 'include', 'gloo', 'algorithm.h'))).toBe(true);
+  });
+});
+
+describe('system libtorch without Gloo headers (step 4)', () => {
+  /**
+   * A system-style libtorch without Gloo headers, and a fake apt-get that logs its calls and
+   * "installs" libgloo-dev's headers into the prefix (or fails, with fail=true).
+   * systemIncludeDirs: [] keeps this machine's /usr/include out of the check.
+   */
+  function systemLibtorch(name: string, { fail = false } = {}) {
+    const d = tmpDir(name);
+    const prefix = makeFakeLibtorch(path.join(d, 'usr'));
+    const calls = path.join(d, 'calls');
+    const aptGet = path.join(d, 'apt-get');
+    write(
+      aptGet,
+      `#!/bin/sh\necho "$*" >> "${calls}"\n[ "$1" = update ] && exit 0\n` +
+        (fail
+          ? `echo "E: Unable to locate package libgloo-dev" >&2\nexit 100\n`
+          : `case " $* " in *" libgloo-dev "*) mkdir -p "${prefix}/include/gloo" && echo '#pragma once' > "${prefix}/include/gloo/algorithm.h";; esac\n`),
+    );
+    fs.chmodSync(aptGet, 0o755);
+    const aptCalls = (): string[] => (fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').trim().split('\n') : []);
+    const opts = { ...quiet, aptGet, systemCandidates: [path.join(prefix, 'share', 'cmake', 'Torch')], systemIncludeDirs: [] as string[] };
+    const unavailable = `distributed training will be unavailable (no gloo/algorithm.h in ${path.join(prefix, 'include')}, ${path.join(prefix, 'include', 'torch', 'csrc', 'api', 'include')})`;
+    return { prefix, aptCalls, opts, unavailable };
+  }
+  const aptEnv = (): NodeJS.ProcessEnv => {
+    const env = baseEnv();
+    delete env.TORCHNODE_NO_APT;
+    return env;
+  };
+
+  test('as root on Debian/Ubuntu: apt-get installs libgloo-dev, saying so', async () => {
+    const s = systemLibtorch('gloo-apt');
+    const r: Rec = await lt.resolveLibtorch(aptEnv(), { ...s.opts, isRoot: true, isDebian: true });
+    expect(r.how).toBe('system');
+    expect(r.path).toBe(s.prefix);
+    expect(s.aptCalls()).toEqual(['install -y libgloo-dev']);
+    expect(logs).toContain('torchnode: the system libtorch has no Gloo headers, which distributed training needs; installing libgloo-dev with apt-get');
+    expect(fs.existsSync(path.join(s.prefix, 'include', 'gloo', 'algorithm.h'))).toBe(true);
+    expect(logs.some((l) => l.includes('unavailable'))).toBe(false);
+  });
+
+  test.each([
+    ['TORCHNODE_NO_APT=1', { TORCHNODE_NO_APT: '1' }, { isRoot: true, isDebian: true }],
+    ['not root', {}, { isRoot: false, isDebian: true }],
+    ['not Debian/Ubuntu', {}, { isRoot: true, isDebian: false }],
+  ])('apt-get not allowed (%s): no apt-get, one line says distributed training is unavailable and how to get it', async (_name, extra, who) => {
+    const s = systemLibtorch('gloo-noapt');
+    const r: Rec = await lt.resolveLibtorch({ ...aptEnv(), ...extra }, { ...s.opts, ...who });
+    expect(r.how).toBe('system');
+    expect(s.aptCalls()).toEqual([]);
+    expect(logs).toEqual([
+      `torchnode: note: ${s.unavailable}; to get it, install Gloo's headers (Debian/Ubuntu: sudo apt-get install libgloo-dev) and run npm rebuild torchnode`,
+    ]);
+  });
+
+  test('apt-get failing to install libgloo-dev: a warning, and libtorch is still used', async () => {
+    const s = systemLibtorch('gloo-fail', { fail: true });
+    const r: Rec = await lt.resolveLibtorch(aptEnv(), { ...s.opts, isRoot: true, isDebian: true });
+    expect(r.how).toBe('system');
+    expect(s.aptCalls()).toEqual(['install -y libgloo-dev', 'update', 'install -y libgloo-dev']);
+    const warning = logs.find((l) => l.startsWith('torchnode: warning: '));
+    expect(warning).toContain('Unable to locate package libgloo-dev');
+    expect(warning).toContain(s.unavailable);
+  });
+
+  test('Gloo headers present: no apt-get, nothing said', async () => {
+    const s = systemLibtorch('gloo-there');
+    write(path.join(s.prefix, 'include', 'gloo', 'algorithm.h'), '#pragma once\n');
+    const r: Rec = await lt.resolveLibtorch(aptEnv(), { ...s.opts, isRoot: true, isDebian: true });
+    expect(r.how).toBe('system');
+    expect(s.aptCalls()).toEqual([]);
+    expect(logs).toEqual([]);
   });
 });
 
@@ -769,8 +1069,10 @@ describe('record file and install.js', () => {
     const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'install.js')], { env, encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`torchnode: using libtorch 2.9.1 (cpu) from ${p} (LIBTORCH: `);
+    expect(r.stdout).not.toContain('LIBTORCH_SHA256='); // nothing was downloaded
     const rec = JSON.parse(fs.readFileSync(env.TORCHNODE_CONFIG as string, 'utf8'));
     expect(rec.how).toBe('LIBTORCH');
+    expect(rec.sha256).toBeNull();
     expect(rec.cmakeDir).toBe(path.join(p, 'share', 'cmake', 'Torch'));
   });
 
@@ -798,11 +1100,15 @@ describe('record file and install.js', () => {
     const r1 = await run();
     expect(r1.status).toBe(0);
     expect(r1.stdout).toContain('(download: ');
+    const sumLine = `torchnode: sha256 of the libtorch zip: LIBTORCH_SHA256=${ZIP_SHA} (verified)\n`;
+    expect(r1.stdout).toContain(`)\n${sumLine}`); // right after the one line
     expect(r1.stdout).toContain('torchnode: building the native addon (build/Release/torchnode.node is missing)');
-    expect(JSON.parse(fs.readFileSync(path.join(root, 'libtorch.json'), 'utf8')).how).toBe('download');
+    const rec = JSON.parse(fs.readFileSync(path.join(root, 'libtorch.json'), 'utf8'));
+    expect(rec).toMatchObject({ how: 'download', version: '2.9.1', variant: 'cpu', cuda: false, sha256: ZIP_SHA, sha256Verified: true });
     const r2 = await run();
     expect(r2.status).toBe(0);
     expect(r2.stdout).toContain('(cache: ');
+    expect(r2.stdout).toContain(sumLine);
     expect(r2.stdout).toContain('torchnode: native addon up to date');
     expect(fs.readFileSync(builds, 'utf8')).toBe('build\n');
     expect(hits['/install.zip']).toBe(serve + 1);
@@ -833,5 +1139,11 @@ describe('record file and install.js', () => {
     fs.utimesSync(path.join(root, 'native', 'src', 'tensor.cc'), past(100), past(100));
     write(path.join(root, installer.STAMP), lt.recordKey({ ...rec, version: '1.0.0' }));
     expect(installer.nativeBuildReason({ root, oldRecord: rec, newRecord: rec })).toContain('libtorch changed since the last build');
+    // the same libtorch, but Gloo's headers came or went: rebuilt (c10d is compiled in only with them)
+    write(path.join(root, installer.STAMP), lt.buildKey(rec));
+    expect(installer.nativeBuildReason({ root, oldRecord: rec, newRecord: rec })).toBeNull();
+    const flipped = lt.buildKey(rec).endsWith(' +gloo') ? `${lt.recordKey(rec)} -gloo` : `${lt.recordKey(rec)} +gloo`;
+    write(path.join(root, installer.STAMP), flipped);
+    expect(installer.nativeBuildReason({ root, oldRecord: rec, newRecord: rec })).toContain("Gloo's headers appeared or went");
   });
 });

@@ -78,7 +78,8 @@ export class Adam extends Optimizer<AdamGroupOptions> {
   }
 
   protected override torchGroupExtras(): Record<string, unknown> {
-    return { foreach: null, capturable: false, differentiable: false, fused: false };
+    // 1.13's default is fused=False; 2.x's is fused=None (chosen per device).
+    return { foreach: null, capturable: false, differentiable: false, fused: torchAtLeast(2, 0) ? null : false };
   }
 
   protected override normalizeLoadedState(state: ParamState): ParamState {

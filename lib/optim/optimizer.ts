@@ -146,7 +146,8 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
 
   /** PyTorch's extra group keys written by stateDict() (e.g. `foreach: null`), so PyTorch reads the same dict it writes. */
   protected torchGroupExtras(): Record<string, unknown> {
-    return { foreach: null, differentiable: false };
+    // 2.x's SGD has a fused implementation too, so its groups carry `fused: None`.
+    return torchAtLeast(2, 0) ? { foreach: null, differentiable: false, fused: null } : { foreach: null, differentiable: false };
   }
 
   /** Optimizer-specific fix-ups of a loaded parameter state (e.g. Adam's `step` as a tensor). */

@@ -5,7 +5,7 @@
 import { expected } from '../errors';
 import { keep } from '../memory';
 import { Tensor } from '../tensor';
-import { checkOption, Optimizer, ParamGroup, Params, ParamState } from './optimizer';
+import { checkOption, Optimizer, ParamGroup, Params, ParamState, torchAtLeast } from './optimizer';
 
 export interface SGDOptions {
   /** Learning rate (required, as in PyTorch 1.13). */
@@ -77,10 +77,11 @@ export class SGD extends Optimizer<SGDGroupOptions> {
     for (const param of group.params) {
       const grad = param.grad;
       if (grad === null) continue;
-      const state: ParamState = this.stateOf(param);
+      // 2.x keeps no state at all for a parameter when momentum is 0.
+      const state: ParamState | null = momentum !== 0 || !torchAtLeast(2, 0) ? this.stateOf(param) : null;
       let dp: Tensor = maximize ? grad.neg() : grad;
       if (weightDecay !== 0) dp = dp.add(param, weightDecay);
-      if (momentum !== 0) {
+      if (momentum !== 0 && state) {
         let buf = state.momentum_buffer as Tensor | null | undefined;
         if (buf == null) {
           buf = keep(dp.clone().detach());
@@ -89,8 +90,9 @@ export class SGD extends Optimizer<SGDGroupOptions> {
           buf.mul_(momentum).add_(dp, 1 - dampening);
         }
         dp = nesterov ? dp.add(buf, momentum) : buf;
-      } else {
-        // PyTorch records the (absent) buffer too, so state dicts have the same keys.
+      } else if (state) {
+        // 1.13 records the (absent) buffer too, so state dicts have the same keys;
+        // 2.x stores momentum buffers only when momentum != 0.
         state.momentum_buffer = null;
       }
       param.add_(dp, -lr);
