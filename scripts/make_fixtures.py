@@ -503,7 +503,7 @@ def make_seed_cnn(d):
         'shape [600,1,28,28]; test = first 1000 images of t10k-images-idx3-ubyte, /255.',
         'torch.set_num_threads(T); load data; torch.manual_seed(0); model = CNN(); '
         'criterion = nn.CrossEntropyLoss(); optimizer = torch.optim.Adam(model.parameters(), lr=0.01) '
-        '(foreach default None -> single-tensor path in 1.13); '
+        '(foreach default None -> the single-tensor path on CPU); '
         'DataLoader(TensorDataset(xtr, ytr), batch_size=100, shuffle=True); per batch: outputs = model(x); '
         'cost = criterion(outputs, y); optimizer.zero_grad(); cost.backward(); optimizer.step(); '
         'avg_cost += cost / 6 (float32 tensor accumulation, starting from python int 0).',

@@ -625,7 +625,7 @@ model.load_state_dict(sd)
 out['cnn'] = {k: hashlib.sha256(v.numpy().tobytes()).hexdigest() for k, v in model.state_dict().items()}
 
 # (2) a training checkpoint: resume model and Adam, take one more step
-ck = torch.load(os.path.join(d, 'ck.pt'), weights_only=True)
+ck = torch.load(os.path.join(d, 'ck.pt'))  # the default: weights_only=True from 2.6
 net = SmallNet()
 net.load_state_dict(ck['model_state_dict'])
 opt = torch.optim.Adam(net.parameters(), lr=0.5)
@@ -634,7 +634,7 @@ g = opt.param_groups[0]
 out['group'] = {'lr': g['lr'], 'betas_type': type(ck['optimizer_state_dict']['param_groups'][0]['betas']).__name__,
                 'state_keys': sorted(ck['optimizer_state_dict']['state'].keys()), 'epoch': ck['epoch']}
 out['steps'] = [float(s['step']) for s in opt.state.values()]
-batch = torch.load(os.path.join(sys.argv[3], 'checkpoint.pt'), weights_only=True)['batch']
+batch = torch.load(os.path.join(sys.argv[3], 'checkpoint.pt'))['batch']
 adam_step(net, opt, batch)
 out['after'] = {k: describe(v) for k, v in net.state_dict().items()}
 
@@ -667,7 +667,7 @@ out['misc_keys'] = list(back.keys())
 out['misc_lossy'] = [back['device'], back['dtype']]
 
 # (4) ZIP64 layout, read by PyTorch's own reader
-z = torch.load(os.path.join(d, 'zip64.pt'), weights_only=True)
+z = torch.load(os.path.join(d, 'zip64.pt'))
 out['zip64'] = z['w'].tolist()
 
 # (5) safetensors, parsed by hand

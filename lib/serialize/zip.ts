@@ -14,6 +14,7 @@
  */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
+import { crc32 } from './crc32';
 
 /** Why an archive could not be read; `kind` lets callers word the error for their format. */
 export class ZipError extends Error {
@@ -267,7 +268,7 @@ export class ZipReader {
     } else {
       throw new ZipError(`entry '${name}' uses compression method ${entry.method} (only stored and deflate are supported)`, 'unsupported');
     }
-    const crc = zlib.crc32(data) >>> 0;
+    const crc = crc32(data);
     if (crc !== entry.crc32) {
       throw new ZipError(`CRC-32 mismatch in '${name}' (stored ${hex(entry.crc32)}, computed ${hex(crc)})`, 'corrupt');
     }
@@ -333,7 +334,7 @@ export class ZipWriter {
     let crc = 0;
     for (const part of parts) {
       size += part.byteLength;
-      crc = zlib.crc32(part, crc);
+      crc = crc32(part, crc);
     }
     crc >>>= 0;
     const nameBuf = Buffer.from(name, 'utf8');

@@ -10,10 +10,17 @@ export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 /** Why the browser tests cannot run here, or null when they can. */
 export function skipReason(): string | null {
   if (!fs.existsSync(CHROMIUM)) return `e2e skipped: ${CHROMIUM} not found (apt-get install chromium, or set CHROMIUM_PATH)`;
+  let pw: { version: string; engines?: { node?: string } };
   try {
-    require.resolve('playwright-core');
+    pw = require('playwright-core/package.json');
   } catch {
     return 'e2e skipped: playwright-core is not installed (npm install --save-dev playwright-core@1)';
+  }
+  // playwright-core exits the whole process (not throws) on a Node older than it supports
+  // (1.65: `engines.node` >=20), which would take the jest worker down with it.
+  const min = Number(/\d+/.exec(pw.engines?.node ?? '')?.[0] ?? 0);
+  if (Number(process.versions.node.split('.')[0]) < min) {
+    return `e2e skipped: playwright-core ${pw.version} needs Node ${pw.engines?.node} (this is ${process.version})`;
   }
   return null;
 }
