@@ -415,6 +415,34 @@ def make_optim():
         out['configs'][key] = {'ctor': ctor, 'losses': losses, 'final_loss': final_loss, 'w': T(w), 'b': T(b)}
     c = out['configs']
     assert c['adam_lr01_beta2_05']['w'] != c['adam_amsgrad_lr01_beta2_05']['w'], 'amsgrad not exercised'
+
+    # state_dict() layouts as a user's default constructors make them (no foreach= given):
+    # the group keys and state entries differ between versions (2.x adds fused, and SGD
+    # without momentum keeps no state). Tensors are given as {shape, dtype}.
+    def layout(opt):
+        sd = opt.state_dict()
+        def v(x):
+            return {'shape': list(x.shape), 'dtype': DTYPE_NAMES[x.dtype]} if isinstance(x, torch.Tensor) else x
+        return {'param_groups': sd['param_groups'],
+                'state': {str(i): {k: v(x) for k, x in st.items()} for i, st in sd['state'].items()}}
+
+    def run(make, steps):
+        w = w0.clone().requires_grad_()
+        b = b0.clone().requires_grad_()
+        opt = make(w, b)
+        for _ in range(steps):
+            loss = F.cross_entropy(x @ w + b, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return layout(opt)
+
+    out['state_dicts'] = {
+        'adam_amsgrad': run(lambda w, b: torch.optim.Adam([w, b], lr=0.01, amsgrad=True), 2),
+        'sgd_groups_nesterov': run(lambda w, b: torch.optim.SGD([{'params': [w]}, {'params': [b], 'lr': 0.5}], lr=0.1,
+                                                                momentum=0.9, nesterov=True), 1),
+        'sgd_plain': run(lambda w, b: torch.optim.SGD([w], lr=0.1), 1),
+    }
     return out
 
 
