@@ -53,11 +53,25 @@ describe('Tensor: throw cases', () => {
     expect(String(x)).toBe('tensor(<disposed>)');
   });
 
-  test('moving to cuda without a GPU is an error, not a crash', () => {
-    if (torch.cuda.isAvailable()) return; // covered by cuda.test.ts on GPU machines
-    expect(() => torch.ones(2).to('cuda')).toThrow(/CUDA is not available/);
-    expect(() => torch.ones(2).cuda()).toThrow(TorchError);
-    expect(() => torch.zeros([2], { device: 'cuda:0' })).toThrow(/CUDA is not available/);
+  // Without a GPU, cuda is an error; with one, test/cuda.test.ts checks what the GPU does.
+  (torch.cuda.isAvailable() ? test.skip : test)(
+    `moving to cuda without a GPU is an error, not a crash${torch.cuda.isAvailable() ? ' [skipped: CUDA is available; test/cuda.test.ts covers the GPU]' : ''}`,
+    () => {
+      expect(() => torch.ones(2).to('cuda')).toThrow(/CUDA is not available/);
+      expect(() => torch.ones(2).cuda()).toThrow(TorchError);
+      expect(() => torch.zeros([2], { device: 'cuda:0' })).toThrow(/CUDA is not available/);
+    },
+  );
+  (torch.cuda.isAvailable() ? test : test.skip)(
+    `moving to cuda on a GPU gives a cuda tensor with the same values${torch.cuda.isAvailable() ? '' : ' [skipped: no CUDA device (torch.cuda.isAvailable() is false)]'}`,
+    () => {
+      const g = torch.tensor([1.5, -2]).to('cuda');
+      expect(g.device).toBe('cuda:0');
+      expect(g.cpu().toArray()).toEqual([1.5, -2]);
+    },
+  );
+  test('an unknown device is a TypeError naming the value', () => {
+    expect(() => torch.ones(2).to('tpu' as any)).toThrow(TypeError);
     expect(() => torch.ones(2).to('tpu' as any)).toThrow(/Expected 'cpu', 'cuda' or 'cuda:N' for target but received 'tpu'/);
   });
 });
