@@ -10,4 +10,6 @@ module.exports = {
   testTimeout: 120000,
   // One worker per core is the fastest on 2 cores; native tests are CPU-bound.
   maxWorkers: 2,
+  // The default output, then the list of skipped tests with their reasons.
+  reporters: ['default', '<rootDir>/test/skip-reporter.js'],
 };

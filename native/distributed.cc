@@ -9,7 +9,7 @@
 #include "common.h"
 
 #if __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && __has_include(<gloo/algorithm.h>) && \
-    defined(USE_C10D_GLOO)
+    defined(USE_C10D_GLOO) && !defined(TORCHNODE_NO_DISTRIBUTED)
 #define TORCHNODE_WITH_C10D 1
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -491,8 +491,13 @@ static Napi::Value Available(const Napi::CallbackInfo& info) {
 #else  // no c10d in this build
 
 static const char* kNoC10d =
+#ifdef TORCHNODE_NO_DISTRIBUTED
+    "torchnode was built without PyTorch's distributed engine: TORCHNODE_NO_DISTRIBUTED=1 was set at build time; "
+    "rebuild without it (node scripts/build-native.js --clean)";
+#else
     "torchnode was built without PyTorch's distributed engine: libtorch's c10d headers or Gloo's headers "
     "(Debian/Ubuntu: apt-get install libgloo-dev) were missing at build time; install them and rebuild (npm rebuild torchnode)";
+#endif
 
 static Napi::Value Unavailable(const Napi::CallbackInfo& info) { ThrowTorch(info.Env(), kNoC10d); }
 static Napi::Value Available(const Napi::CallbackInfo& info) {

@@ -24,6 +24,7 @@ if (what === 'include_dirs') {
   out = rec.includeDirs;
 } else if (what === 'defines') {
   out = ['_GLIBCXX_USE_CXX11_ABI=1', ...(hasCuda ? ['TORCHNODE_WITH_CUDA'] : []), ...(hasGloo ? ['USE_DISTRIBUTED', 'USE_C10D_GLOO'] : [])];
+  if (process.env.TORCHNODE_NO_DISTRIBUTED === '1') out.push('TORCHNODE_NO_DISTRIBUTED');
 } else if (what === 'libraries') {
   out = [`-L${libDir}`, '-ltorch', '-ltorch_cpu', '-lc10'];
   if (hasCuda) out.push('-Wl,--no-as-needed', '-ltorch_cuda', '-Wl,--as-needed');
