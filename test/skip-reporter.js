@@ -6,9 +6,12 @@ const path = require('node:path');
 class SkipReporter {
   constructor(globalConfig) {
     this.root = globalConfig.rootDir;
+    // With -t, the tests filtered out count as skipped too: nothing to explain then.
+    this.filtered = Boolean(globalConfig.testNamePattern);
   }
 
   onRunComplete(_contexts, results) {
+    if (this.filtered) return;
     const lines = [];
     for (const file of results.testResults) {
       for (const t of file.testResults) {
