@@ -196,6 +196,8 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const globals = options.globals;
   let pos = 0;
+  /** Where the current opcode starts, for messages. */
+  let opAt = 0;
   let stack: unknown[] = [];
   const metastack: unknown[][] = [];
   const memo = new Map<number, unknown>();
@@ -208,7 +210,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
     work += n;
     if (work > workLimit) {
       throw new PickleError(
-        `${what} at byte ${pos - 1}: the pickle's calls have been handed ${work} items in all, more than the ${workLimit} ` +
+        `${what} at byte ${opAt}: the pickle's calls have been handed ${work} items in all, more than the ${workLimit} ` +
           `allowed for its ${buf.length} bytes (a memoized container reused over and over)`,
       );
     }
@@ -277,13 +279,14 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
     else throw new PickleError(`${what} on ${describe(d)}, not a dict`);
   };
   const appendTo = (l: unknown, items: unknown[], what: string): void => {
-    if (Array.isArray(l) && !isTuple(l)) l.push(...items);
+    // One by one: push(...items) overflows the call stack past ~100k items.
+    if (Array.isArray(l) && !isTuple(l)) for (const x of items) l.push(x);
     else if (l instanceof Set) items.forEach((x) => l.add(x));
     else throw new PickleError(`${what} on ${describe(l)}, not a list`);
   };
   const longBytes = (n: number, what: string): Buffer => {
     if (n > MAX_LONG_BYTES) {
-      throw new PickleError(`${what} at byte ${pos - 1} holds a ${n}-byte integer; the limit is ${MAX_LONG_BYTES} bytes`, 'unsupported');
+      throw new PickleError(`${what} at byte ${opAt} holds a ${n}-byte integer; the limit is ${MAX_LONG_BYTES} bytes`, 'unsupported');
     }
     return bytes(n, what);
   };
@@ -298,7 +301,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
   const intValue = (s: string, what: string): number | bigint => {
     // Decimal to BigInt is superlinear in the digits; bound them before parsing.
     if (s.length > MAX_INT_DIGITS + 8) {
-      throw new PickleError(`${what} at byte ${pos - 1} has ${s.length} characters; the limit is ${MAX_INT_DIGITS} digits`, 'unsupported');
+      throw new PickleError(`${what} at byte ${opAt} has ${s.length} characters; the limit is ${MAX_INT_DIGITS} digits`, 'unsupported');
     }
     const t = s.trim().replace(/L$/, '');
     if (!/^[+-]?\d+$/.test(t)) throw new PickleError(`bad ${what} value '${printable(s)}'`);
@@ -317,6 +320,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
 
   for (;;) {
     if (pos >= buf.length) throw new PickleError(`pickle data ends at byte ${pos} without a STOP opcode`, 'truncated');
+    opAt = pos;
     const op = buf[pos++];
     switch (op) {
       case 0x80: { // PROTO

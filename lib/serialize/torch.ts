@@ -598,7 +598,7 @@ export function load(file: string | Uint8Array, options: LoadOptions = {}): unkn
           if (!entry) throw new ZipError(`the pickle refers to storage '${key}' but the archive has no ${record}`, 'corrupt');
           // The declared size, checked before any tensor is built from it (the data itself is checked when read).
           if (numel * info.size > entry.size) {
-            throw new ZipError(`storage '${key}' declares ${numel} ${info.dtype} elements (${numel * info.size} bytes) but ${record} holds ${entry.size} bytes`, 'corrupt');
+            throw new ZipError(`storage '${key}': ${record} has ${entry.size} bytes but its ${numel} ${info.dtype} elements need ${numel * info.size}`, 'corrupt');
           }
           s = new StorageIn(info, key, numel, zip, record, budget);
           storages.set(key, s);
