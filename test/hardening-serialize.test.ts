@@ -169,7 +169,7 @@ describe('pickle decoding is linear in its input', () => {
   });
 
   test('a LONG4 at the limit decodes to the right value in milliseconds (it took seconds byte by byte)', () => {
-    const n = MAX_LONG_BYTES;
+    const n = 100_000;
     const bytes = Buffer.alloc(n);
     bytes[0] = 0x01;
     bytes[n - 1] = 0x40;
@@ -179,6 +179,7 @@ describe('pickle decoding is linear in its input', () => {
     });
     expect(r.error).toBeNull();
     expect(r.ms).toBeLessThan(500);
+    expect(MAX_LONG_BYTES).toBe(n);
     // Negative and small values still decode exactly.
     const neg = Buffer.alloc(n, 0xff);
     expect(unpickle(Buffer.concat([PROTO2, Buffer.from([0x8b]), i32(n), neg, STOP]))).toBe(-1);
@@ -188,8 +189,9 @@ describe('pickle decoding is linear in its input', () => {
   });
 
   test('a decimal int (protocol 0) is bounded like CPython int_max_str_digits', () => {
-    const ok = '7'.repeat(MAX_INT_DIGITS);
+    const ok = '7'.repeat(4300);
     expect(unpickle(Buffer.from(`L${ok}L\n.`, 'latin1'))).toBe(BigInt(ok));
+    expect(MAX_INT_DIGITS).toBe(4300);
     const big = '7'.repeat(1_000_000);
     const r = timed(() => unpickle(Buffer.from(`L${big}L\n.`, 'latin1')));
     expect(r.ms).toBeLessThan(2000);
