@@ -29,7 +29,7 @@ export { predict, decodePng } from './predict';
 export type { Prediction, ImageInput, PredictOptions } from './predict';
 export * as serialize from './serialize';
 export { save, load, saveSafetensors, loadSafetensors, saveCheckpoint, loadCheckpoint, loadStateDictInto, CheckpointError } from './serialize';
-export type { Checkpoint, CheckpointParts } from './serialize';
+export type { Checkpoint, CheckpointParts, LoadOptions } from './serialize';
 export * as distributed from './distributed';
 export { DistributedSampler } from './data/distributed-sampler';
 export { featureMaps, firstLayerKernels } from './visualize';

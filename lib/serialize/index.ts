@@ -9,10 +9,10 @@
 import { describe, expected } from '../errors';
 import { Tensor } from '../tensor';
 import { loadSafetensors } from './safetensors';
-import { CheckpointError, load, save } from './torch';
+import { CheckpointError, load, LoadOptions, save } from './torch';
 
 export { save, load, saveToBuffer, CheckpointError } from './torch';
-export type { SaveOptions } from './torch';
+export type { LoadOptions, SaveOptions } from './torch';
 export { saveSafetensors, loadSafetensors, readSafetensorsHeader, safetensorsToBuffer } from './safetensors';
 export type { SafetensorsEntry, SafetensorsHeader } from './safetensors';
 export { tuple, isTuple } from './pickle';
@@ -93,9 +93,9 @@ export function saveCheckpoint(file: string, parts: CheckpointParts): void {
  */
 export function loadCheckpoint(
   file: string | Uint8Array,
-  targets: { model?: HasStateDict; optimizer?: HasOptimizerState; strict?: boolean } = {},
+  targets: { model?: HasStateDict; optimizer?: HasOptimizerState; strict?: boolean } & LoadOptions = {},
 ): Checkpoint {
-  const ck = load(file);
+  const ck = load(file, { maxBytes: targets.maxBytes });
   const name = typeof file === 'string' ? file : '<buffer>';
   if (ck === null || typeof ck !== 'object' || Array.isArray(ck) || ck instanceof Map || ck instanceof Tensor) {
     throw new CheckpointError(`Not a training checkpoint: ${name} holds ${describe(ck)}, not a dict like {model_state_dict, optimizer_state_dict, epoch}`, name);
@@ -129,14 +129,14 @@ export function loadCheckpoint(
 export function loadStateDictInto(
   model: HasStateDict,
   source: string | Uint8Array | Map<string, Tensor> | Record<string, Tensor>,
-  options: { strict?: boolean } = {},
+  options: { strict?: boolean } & LoadOptions = {},
 ): { missingKeys: string[]; unexpectedKeys: string[] } {
   if (!hasMethods(model, 'loadStateDict')) expected('a Module', 'model', model);
   if (typeof source !== 'string' && !(source instanceof Uint8Array)) return model.loadStateDict(source, options);
   const name = typeof source === 'string' ? source : '<buffer>';
   // safetensors starts with a little-endian length followed by '{'; torch.save files with 'PK'.
   const isSafetensors = typeof source === 'string' ? /\.safetensors$/i.test(source) : source.length > 8 && source[8] === 0x7b;
-  const loaded: unknown = isSafetensors ? loadSafetensors(source) : load(source);
+  const loaded: unknown = isSafetensors ? loadSafetensors(source) : load(source, { maxBytes: options.maxBytes });
   let sd: unknown = loaded;
   if (!(sd instanceof Map) && sd !== null && typeof sd === 'object' && !(sd instanceof Tensor)) {
     const o = sd as Record<string, unknown>;

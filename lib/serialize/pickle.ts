@@ -170,6 +170,24 @@ export interface UnpickleOptions {
 const MARK = Symbol('mark');
 
 /**
+ * The largest int the reader decodes: LONG1/LONG4 of at most this many bytes. Checkpoints
+ * never need more (a tensor's sizes fit in 8 bytes); a larger one is refused, not parsed.
+ */
+export const MAX_LONG_BYTES = 100_000;
+/** INT/LONG (protocol 0) in decimal: at most this many digits, CPython's own default `int_max_str_digits`. */
+export const MAX_INT_DIGITS = 4300;
+
+/** How many items a container (or characters a string) hands to a call that iterates it. */
+function itemCount(v: unknown): number {
+  if (typeof v === 'string') return v.length;
+  if (Array.isArray(v)) return v.length;
+  if (v instanceof Set) return v.size;
+  if (Buffer.isBuffer(v)) return v.length;
+  if (v instanceof PyDict) return v.map.size + v.attrs.size;
+  return 0;
+}
+
+/**
  * Runs a pickle and returns the Python value it builds (see PyDict, tuple(), PyGlobal);
  * use `toJS` to turn that into plain JavaScript values.
  * @example const v = unpickle(buf, { persistentLoad: (pid) => storages.get(pid) });
@@ -178,9 +196,25 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const globals = options.globals;
   let pos = 0;
+  /** Where the current opcode starts, for messages. */
+  let opAt = 0;
   let stack: unknown[] = [];
   const metastack: unknown[][] = [];
   const memo = new Map<number, unknown>();
+  // A memoized container can be handed to call after call (BINGET + REDUCE is 3 bytes), and
+  // each call may iterate or copy it. Charging every call for what it is given keeps the
+  // work, and what the calls allocate, linear in the pickle's size.
+  const workLimit = 8 * buf.length + (1 << 20);
+  let work = 0;
+  const charge = (n: number, what: string): void => {
+    work += n;
+    if (work > workLimit) {
+      throw new PickleError(
+        `${what} at byte ${opAt}: the pickle's calls have been handed ${work} items in all, more than the ${workLimit} ` +
+          `allowed for its ${buf.length} bytes (a memoized container reused over and over)`,
+      );
+    }
+  };
 
   const need = (n: number, what: string): void => {
     if (pos + n > buf.length) throw new PickleError(`pickle data ends inside ${what} at byte ${pos} of ${buf.length}`, 'truncated');
@@ -235,6 +269,9 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
       throw new PickleError(`${what} cannot call ${name}`, 'unsupported');
     }
     if (!Array.isArray(args)) throw new PickleError(`${what} of ${fn.qualname} expects an argument tuple, got ${describe(args)}`);
+    let n = 1 + args.length;
+    for (const a of args) n += itemCount(a);
+    charge(n, what);
     return fn.call(args);
   };
   const setItem = (d: unknown, k: unknown, v: unknown, what: string): void => {
@@ -242,20 +279,32 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
     else throw new PickleError(`${what} on ${describe(d)}, not a dict`);
   };
   const appendTo = (l: unknown, items: unknown[], what: string): void => {
-    if (Array.isArray(l) && !isTuple(l)) l.push(...items);
+    // One by one: push(...items) overflows the call stack past ~100k items.
+    if (Array.isArray(l) && !isTuple(l)) for (const x of items) l.push(x);
     else if (l instanceof Set) items.forEach((x) => l.add(x));
     else throw new PickleError(`${what} on ${describe(l)}, not a list`);
   };
+  const longBytes = (n: number, what: string): Buffer => {
+    if (n > MAX_LONG_BYTES) {
+      throw new PickleError(`${what} at byte ${opAt} holds a ${n}-byte integer; the limit is ${MAX_LONG_BYTES} bytes`, 'unsupported');
+    }
+    return bytes(n, what);
+  };
   const decodeLong = (b: Buffer): number | bigint => {
     if (b.length === 0) return 0;
-    let v = 0n;
-    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    // Little-endian two's complement, parsed once from hex: linear in the length
+    // (shifting a BigInt in byte by byte copies it every time, which is quadratic).
+    let v = BigInt(`0x${Buffer.from(b).reverse().toString('hex')}`);
     if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
     return Number.isSafeInteger(Number(v)) && BigInt(Number(v)) === v ? Number(v) : v;
   };
   const intValue = (s: string, what: string): number | bigint => {
+    // Decimal to BigInt is superlinear in the digits; bound them before parsing.
+    if (s.length > MAX_INT_DIGITS + 8) {
+      throw new PickleError(`${what} at byte ${opAt} has ${s.length} characters; the limit is ${MAX_INT_DIGITS} digits`, 'unsupported');
+    }
     const t = s.trim().replace(/L$/, '');
-    if (!/^[+-]?\d+$/.test(t)) throw new PickleError(`bad ${what} value '${s}'`);
+    if (!/^[+-]?\d+$/.test(t)) throw new PickleError(`bad ${what} value '${printable(s)}'`);
     const v = BigInt(t);
     return Number.isSafeInteger(Number(v)) ? Number(v) : v;
   };
@@ -271,6 +320,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
 
   for (;;) {
     if (pos >= buf.length) throw new PickleError(`pickle data ends at byte ${pos} without a STOP opcode`, 'truncated');
+    opAt = pos;
     const op = buf[pos++];
     switch (op) {
       case 0x80: { // PROTO
@@ -301,11 +351,11 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
       case 0x4b: stack.push(u8('BININT1')); break;
       case 0x4d: stack.push(u16('BININT2')); break;
       case 0x4c: stack.push(intValue(line('LONG'), 'LONG')); break;
-      case 0x8a: { const n = u8('LONG1'); stack.push(decodeLong(bytes(n, 'LONG1'))); break; }
+      case 0x8a: { const n = u8('LONG1'); stack.push(decodeLong(longBytes(n, 'LONG1'))); break; }
       case 0x8b: {
         const n = bytes(4, 'LONG4').readInt32LE(0);
         if (n < 0) throw new PickleError('LONG4 with a negative length');
-        stack.push(decodeLong(bytes(n, 'LONG4')));
+        stack.push(decodeLong(longBytes(n, 'LONG4')));
         break;
       }
       case 0x46: { // FLOAT
@@ -415,9 +465,11 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
         if (!(inst instanceof PyDict)) throw new PickleError(`BUILD (setting object state) on ${describe(inst)} is not supported`, 'unsupported');
         // state is a dict of attributes, or (dict state, slot state)
         const parts = isTuple(state) ? state : [state];
+        charge(1 + parts.length, 'BUILD');
         for (const part of parts) {
           if (part === null) continue;
           if (!(part instanceof PyDict)) throw new PickleError(`BUILD state must be a dict, got ${describe(part)}`);
+          charge(part.map.size, 'BUILD');
           for (const [k, v] of part.map) inst.attrs.set(String(k), v);
         }
         break;
@@ -460,7 +512,8 @@ const CANONICAL_INDEX = /^(0|[1-9]\d*)$/;
 
 /** A dict key that a plain object keeps exactly: a str that does not look like an index, or a non-negative safe int. */
 function objectKey(k: unknown): string | undefined {
-  if (typeof k === 'string') return CANONICAL_INDEX.test(k) && Number.isSafeInteger(Number(k)) ? undefined : k;
+  // A safe integer has at most 16 digits: longer keys skip the scan (a memoized key may be long and reused).
+  if (typeof k === 'string') return k.length <= 16 && CANONICAL_INDEX.test(k) && Number.isSafeInteger(Number(k)) ? undefined : k;
   if (typeof k === 'number' && Number.isSafeInteger(k) && k >= 0 && !Object.is(k, -0)) return String(k);
   return undefined;
 }
@@ -662,6 +715,9 @@ export function pickle(value: unknown, options: PickleOptions = {}): Buffer {
     } else {
       // LONG1: little-endian two's complement, as few bytes as hold the sign.
       let x = BigInt(v);
+      // Size it first: the byte loop below copies x at every step, too slow for a huge bigint.
+      const hexDigits = (x < 0n ? -x : x).toString(16).length;
+      if (hexDigits > 2 * 255) throw new PickleWriteError(`Cannot save an integer of ${Math.ceil(hexDigits / 2)} bytes at ${where()}`, where());
       const bs: number[] = [];
       for (;;) {
         const byte = Number(x & 0xffn);

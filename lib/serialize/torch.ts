@@ -150,6 +150,7 @@ export function atomicWrite(file: string, write: (fd: number) => void): void {
   if (typeof file !== 'string' || file === '') expected('a file path', 'file', file);
   const target = path.resolve(file);
   const dir = path.dirname(target);
+  removeStaleTemps(dir, path.basename(target));
   const tmp = path.join(dir, `${path.basename(target)}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   let fd = fs.openSync(tmp, 'wx');
   try {
@@ -183,6 +184,51 @@ export function atomicWrite(file: string, write: (fd: number) => void): void {
     }
   } catch {
     // not supported here
+  }
+}
+
+/** Whether a process with this id exists (EPERM: it does, owned by someone else). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * @internal Removes `<base>.tmp-<pid>-<hex>` files in `dir` left by saves that were killed
+ * (kill -9, power loss) before they could clean up: only regular files whose pid is no
+ * longer a running process. Temps of live processes (a save in progress) and every other
+ * file are left alone. Our own pid counts as dead only for temps older than this process
+ * (a container restarted after kill -9 often gets the same pid again); newer ones may be a
+ * worker thread's save in progress. Best effort: a folder that cannot be listed is skipped.
+ */
+export function removeStaleTemps(dir: string, base: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  const prefix = `${base}.tmp-`;
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^(\d{1,10})-[0-9a-f]{12}$/.exec(n.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    // pid 0 would signal our own process group.
+    if (pid < 1 || pid > 0x7fffffff || (pid !== process.pid && processAlive(pid))) continue;
+    const p = path.join(dir, n);
+    try {
+      const st = fs.lstatSync(p);
+      if (!st.isFile()) continue;
+      if (pid === process.pid && st.mtimeMs >= Date.now() - process.uptime() * 1000 - 2000) continue;
+      fs.unlinkSync(p);
+    } catch {
+      // gone already, or not ours to remove
+    }
   }
 }
 
@@ -332,15 +378,50 @@ export function saveToBuffer(obj: unknown, options: SaveOptions = {}): Buffer {
 /** pickle protocol 2, LONG1 of 10 bytes: the magic number legacy torch.save files start with. */
 const LEGACY_MAGIC = Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
 
+export interface LoadOptions {
+  /**
+   * The most bytes `load` may allocate for data beyond the file's own bytes: each tensor's
+   * elements and each compressed record's inflated size, checked before allocating.
+   * Default: 4 x the file's size + 64 MiB. Files from `torch.save` stay well under it; a
+   * file whose tensors are views that repeat elements (`expand`, overlapping strides) or
+   * whose records are deflated may need more.
+   */
+  maxBytes?: number;
+}
+
+const DEFAULT_EXTRA_BYTES = 64 * 1024 * 1024;
+
+/** What a load may still allocate; `take` refuses, naming what and how much, before the allocation. */
+class Budget {
+  private used = 0;
+  readonly limit: number;
+  constructor(private readonly file: string, private readonly fileSize: number, private readonly maxBytes: number | undefined) {
+    this.limit = maxBytes ?? 4 * fileSize + DEFAULT_EXTRA_BYTES;
+  }
+  take(bytes: number, what: string): void {
+    if (bytes > this.limit - this.used) {
+      const whose = this.maxBytes !== undefined ? 'maxBytes' : `the default for a ${this.fileSize}-byte file: 4 x its size + 64 MiB`;
+      throw new CheckpointError(
+        `Checkpoint too large to load: ${this.file} (${what} needs ${bytes} bytes; with ${this.used} already taken that passes ` +
+          `the limit of ${this.limit} bytes (${whose}); pass { maxBytes } to load to allow more)`,
+        this.file,
+      );
+    }
+    this.used += bytes;
+  }
+}
+
 class StorageIn {
   private bytes: Buffer | null = null;
   constructor(
     readonly info: DtypeInfo, readonly key: string, readonly numel: number, private readonly zip: ZipReader,
-    readonly record: string,
+    readonly record: string, private readonly budget: Budget,
   ) {}
   data(): Buffer {
     if (!this.bytes) {
-      if (!this.zip.has(this.record)) throw new ZipError(`the pickle refers to storage '${this.key}' but the archive has no ${this.record}`, 'corrupt');
+      const entry = this.zip.entries.get(this.record);
+      if (!entry) throw new ZipError(`the pickle refers to storage '${this.key}' but the archive has no ${this.record}`, 'corrupt');
+      if (entry.method !== 0) this.budget.take(entry.size, `inflating ${this.record}`);
       const b = this.zip.read(this.record);
       const need = this.numel * this.info.size;
       if (b.length < need) {
@@ -359,7 +440,7 @@ function intList(v: unknown, what: string): number[] {
   return v as number[];
 }
 
-function torchGlobals(made: Tensor[], bigEndian: () => boolean): Map<string, unknown> {
+function torchGlobals(made: Tensor[], bigEndian: () => boolean, budget: Budget): Map<string, unknown> {
   const g = new Map<string, unknown>();
   const fn = (qualname: string, call: (args: unknown[]) => unknown): void => void g.set(qualname, { qualname, call } as PyCallable);
   const rebuild = (args: unknown[], what: string): Tensor => {
@@ -371,10 +452,15 @@ function torchGlobals(made: Tensor[], bigEndian: () => boolean): Map<string, unk
     if (strides.length !== shape.length) throw new PickleError(`${what}: size ${describe(shape)} and stride ${describe(strides)} differ in length`);
     const numel = shape.reduce((a, b) => a * b, 1);
     if (numel > 0) {
+      // PyTorch's as_strided check: the farthest element must lie inside the storage.
       const last = offset + shape.reduce((acc, d, i) => acc + (d - 1) * strides[i], 0);
       if (last >= storage.numel) {
-        throw new PickleError(`a tensor of size [${shape}] at offset ${offset} reaches element ${last} of storage '${storage.key}', which has ${storage.numel}`);
+        throw new PickleError(
+          `a tensor of size [${shape}] and stride [${strides}] at offset ${offset} reaches element ${last} of storage '${storage.key}', which has ${storage.numel}`,
+        );
       }
+      // It is a copy here, not a view: a stride-0 or overlapping one may need far more than its storage.
+      budget.take(numel * storage.info.size, `a ${storage.info.dtype} tensor of size [${shape}] from storage '${storage.key}'`);
     }
     const t = tensorFromBytes(numel ? storage.data() : Buffer.alloc(0), storage.info, shape, offset, strides, bigEndian());
     made.push(t);
@@ -428,16 +514,24 @@ function listNames(names: string[]): string {
  * `Map`; list -> array; tuple -> array marked with `isTuple()`; set -> `Set`;
  * bytes -> `Buffer`; large ints -> bigint. A state dict's `_metadata` is dropped.
  * Nothing in the file is executed: a pickled class other than tensors and plain
- * containers (e.g. a whole `nn.Module`) is an error naming the class.
+ * containers (e.g. a whole `nn.Module`) is an error naming the class. Every size the
+ * file declares is checked against the file and `options.maxBytes` before anything
+ * is allocated (see LoadOptions).
  * @example
  * const sd = torch.load('model.pt') as Map<string, Tensor>;
  * model.loadStateDict(sd);
  */
-export function load(file: string | Uint8Array): unknown {
+export function load(file: string | Uint8Array, options: LoadOptions = {}): unknown {
+  if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  const { maxBytes } = options;
+  if (maxBytes !== undefined && (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0)) {
+    expected('a non-negative number of bytes', 'options.maxBytes', maxBytes);
+  }
   const { source, name } = openSource(file);
   const made: Tensor[] = [];
   try {
     const size = source.size;
+    const budget = new Budget(name, size, maxBytes);
     if (size === 0) fail('not', name, 'empty file');
     const head = source.read(0, Math.min(size, 16));
     if (head.length >= LEGACY_MAGIC.length && head.subarray(0, LEGACY_MAGIC.length).equals(LEGACY_MAGIC)) {
@@ -473,8 +567,13 @@ export function load(file: string | Uint8Array): unknown {
     const prefix = pklName.slice(0, pklName.length - 'data.pkl'.length);
     let bigEndian = false;
     try {
+      const readRecord = (record: string): Buffer => {
+        const entry = zip.entries.get(record)!;
+        if (entry.method !== 0) budget.take(entry.size, `inflating ${record}`);
+        return zip.read(record);
+      };
       if (zip.has(`${prefix}byteorder`)) {
-        const order = zip.read(`${prefix}byteorder`).toString('latin1').trim();
+        const order = readRecord(`${prefix}byteorder`).toString('latin1').trim();
         if (order !== 'little' && order !== 'big') fail('corrupt', name, `byteorder record says '${order}'`);
         bigEndian = order === 'big';
       }
@@ -493,12 +592,20 @@ export function load(file: string | Uint8Array): unknown {
         }
         let s = storages.get(key);
         if (!s) {
-          s = new StorageIn(type.value as DtypeInfo, key, numel, zip, `${prefix}data/${key}`);
+          const info = type.value as DtypeInfo;
+          const record = `${prefix}data/${key}`;
+          const entry = zip.entries.get(record);
+          if (!entry) throw new ZipError(`the pickle refers to storage '${key}' but the archive has no ${record}`, 'corrupt');
+          // The declared size, checked before any tensor is built from it (the data itself is checked when read).
+          if (numel * info.size > entry.size) {
+            throw new ZipError(`storage '${key}': ${record} has ${entry.size} bytes but its ${numel} ${info.dtype} elements need ${numel * info.size}`, 'corrupt');
+          }
+          s = new StorageIn(info, key, numel, zip, record, budget);
           storages.set(key, s);
         }
         return s;
       };
-      const py = unpickle(zip.read(pklName), { globals: torchGlobals(made, () => bigEndian), persistentLoad });
+      const py = unpickle(readRecord(pklName), { globals: torchGlobals(made, () => bigEndian, budget), persistentLoad });
       return toJS(py, { convert: (v) => (v instanceof Tensor ? v : undefined) });
     } catch (e) {
       if (e instanceof ZipError) zipFail(e, name);

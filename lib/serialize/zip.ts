@@ -13,8 +13,11 @@
  * entry's size or offset passes 4 GiB, as miniz does for PyTorch.
  */
 import * as fs from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import { crc32 } from './crc32';
+
+const BUFFER_MAX = bufferConstants.MAX_LENGTH;
 
 /** Why an archive could not be read; `kind` lets callers word the error for their format. */
 export class ZipError extends Error {
@@ -100,6 +103,8 @@ const U16_MAX = 0xffff;
 const EOCD_SIZE = 22;
 const LOCAL_HEADER_SIZE = 30;
 const CENTRAL_HEADER_SIZE = 46;
+/** Deflate expands at most 1032:1 (a 258-byte match coded in 2 bits), so a declared size above this is a lie. */
+const MAX_DEFLATE_RATIO = 1032;
 
 function u64(buf: Buffer, at: number, what: string): number {
   const v = buf.readBigUInt64LE(at);
@@ -247,26 +252,47 @@ export class ZipReader {
     return start;
   }
 
-  /** An entry's contents, inflated if needed, CRC-checked. */
+  /**
+   * An entry's contents, inflated if needed, CRC-checked. The declared size is checked
+   * before anything is read or inflated (against the file for a stored entry, against
+   * what its compressed bytes can hold for a deflated one), and inflating stops at it.
+   */
   read(name: string): Buffer {
     const entry = this.entries.get(name);
     if (!entry) throw new ZipError(`no entry '${name}'`, 'corrupt');
+    if (entry.method !== 0 && entry.method !== 8) {
+      throw new ZipError(`entry '${name}' uses compression method ${entry.method} (only stored and deflate are supported)`, 'unsupported');
+    }
+    if (entry.method === 0 && entry.compressedSize !== entry.size) {
+      throw new ZipError(`stored entry '${name}' has compressed size ${entry.compressedSize} but size ${entry.size}`, 'corrupt');
+    }
+    if (entry.method === 8) {
+      const most = entry.compressedSize * MAX_DEFLATE_RATIO + 1024;
+      if (entry.size > most) {
+        throw new ZipError(
+          `entry '${name}' declares ${entry.size} bytes, but ${entry.compressedSize} deflated bytes inflate to at most ${most}`,
+          'corrupt',
+        );
+      }
+      if (entry.size > BUFFER_MAX) {
+        throw new ZipError(`entry '${name}' declares ${entry.size} bytes, more than one Buffer holds (${BUFFER_MAX})`, 'unsupported');
+      }
+    }
     const raw = this.source.read(this.dataOffset(entry), entry.compressedSize);
     let data: Buffer;
     if (entry.method === 0) {
-      if (entry.compressedSize !== entry.size) {
-        throw new ZipError(`stored entry '${name}' has compressed size ${entry.compressedSize} but size ${entry.size}`, 'corrupt');
-      }
       data = raw;
-    } else if (entry.method === 8) {
+    } else {
       try {
-        data = zlib.inflateRawSync(raw);
+        // Never more than the declared size: a bomb stops at it instead of filling memory.
+        data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(entry.size, 1) });
       } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          throw new ZipError(`entry '${name}' inflates to more than its declared ${entry.size} bytes`, 'corrupt');
+        }
         throw new ZipError(`entry '${name}' does not inflate: ${(e as Error).message}`, 'corrupt');
       }
       if (data.length !== entry.size) throw new ZipError(`entry '${name}' inflates to ${data.length} bytes, not ${entry.size}`, 'corrupt');
-    } else {
-      throw new ZipError(`entry '${name}' uses compression method ${entry.method} (only stored and deflate are supported)`, 'unsupported');
     }
     const crc = crc32(data);
     if (crc !== entry.crc32) {
