@@ -15,7 +15,7 @@ import { Tensor, DeviceType, checkInt } from './tensor';
 import { runInWorker } from './worker/host';
 import { packageRoot } from './native';
 import { releaseMemory } from './memory';
-import { resolveTrainOptions, resolveDevice } from './train';
+import { resolveTrainOptions, resolveDevice, maxTrainThreads } from './train';
 import { pack, unpack } from './worker/transfer';
 import { buildModel, DataSource, ModelSource, TrainJobEvent, TrainJobMessage } from './worker/train-job';
 import type { BatchEvent, EpochRecord, ResumeState, TrainOptions } from './train';
@@ -152,6 +152,8 @@ export class TrainingJob extends EventEmitter {
       }
       const msg: TrainJobMessage = {
         options: rest as Record<string, unknown>,
+        // The limit where train() is called (its TORCHNODE_MAX_THREADS), checked again in the worker.
+        maxThreads: maxTrainThreads(),
         model: source,
         initialState,
         resume: resume ? pack(resume) : undefined,
