@@ -345,6 +345,7 @@ describe('cancelling during evaluation', () => {
     const r = await request(port, 'POST', '/train', {}, { limit: 200, epochs: 1, threads: 1, testLimit: 10000 });
     const id = r.body.id as string;
     // Follow the stream; at the epoch event (the last training batch is done) send DELETE.
+    let t0 = 0;
     const del = await new Promise<Reply>((resolve, reject) => {
       const req = http.get({ host: '127.0.0.1', port, path: `/jobs/${id}/events`, agent: false }, (res) => {
         let buf = '';
@@ -353,6 +354,7 @@ describe('cancelling during evaluation', () => {
           buf += c;
           if (/event: epoch/.test(buf)) {
             res.destroy();
+            t0 = Date.now();
             request(port, 'DELETE', `/jobs/${id}`).then(resolve, reject);
           }
         });
@@ -365,6 +367,8 @@ describe('cancelling during evaluation', () => {
       return j.state === 'running' ? undefined : j;
     });
     expect({ state: job.state, accuracy: job.accuracy }).toEqual({ state: 'cancelled', accuracy: null });
+    // Within an evaluation batch, not after the whole evaluation or the worker's 10 s kill timer.
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(job.error).toMatch(/cancelled by DELETE/);
   });
 
