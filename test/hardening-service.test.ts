@@ -402,6 +402,11 @@ describe('SSE clients that go away', () => {
         req.on('error', () => resolve());
         if (i % 10 === 9) setImmediate(() => req.destroy()); // some before any answer
       });
+    // The count is live: 10 streams that stay open are 10 watchers.
+    const held: http.ClientRequest[] = [];
+    for (let i = 0; i < 10; i++) held.push(http.get({ host: '127.0.0.1', port, path: `/jobs/${id}/events`, agent: false }).on('error', () => undefined));
+    await waitFor('10 watchers', async () => ((await watchers()) === 10 && (await streams()) === 10 ? true : undefined), 5000);
+    for (const req of held) req.destroy();
     for (let i = 0; i < 200; i += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => abortOne(i + k)));
     await waitFor('the listeners to go', async () => ((await watchers()) === base.watchers && (await streams()) === base.streams ? true : undefined), 5000);
     expect((await request(port, 'GET', `/jobs/${id}`)).body.state).toBe('running');
