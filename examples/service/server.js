@@ -16,7 +16,9 @@
  */
 const http = require('node:http');
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
+const crypto = require('node:crypto');
 
 // This example runs from the torchnode repository, so it requires the built package;
 // in your own project write `const torch = require('torchnode');`.
@@ -24,6 +26,8 @@ const torch = require('../../dist');
 // torch.save / torch.load (PyTorch's zip format). Until lib/index.ts re-exports the
 // serialize module, take them from it directly.
 const { save, load } = typeof torch.save === 'function' ? torch : require('../../dist/serialize');
+// train()'s own option checks, run before a job is admitted (so a bad request is 400 even when the service is full).
+const { resolveTrainOptions, resolveDevice } = require('../../dist/train');
 
 /** The train() options a client may set; `save` is the service's own. */
 const TRAIN_OPTIONS = ['epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'limit', 'testLimit', 'threads', 'device', 'save'];
@@ -46,6 +50,57 @@ const PAGE_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; sc
 const MODEL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const TERMINAL = new Set(['done', 'error', 'cancelled']);
+/** Methods that change state: these need a same-origin (or allowed) Origin. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Host names always accepted (loopback IP literals are accepted too). */
+const LOOPBACK_NAMES = ['localhost'];
+
+/** A comma-separated list from an environment variable, lower-cased, empty entries dropped. */
+function envList(name) {
+  return String(process.env[name] ?? '')
+    .split(',')
+    .map((v) => v.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+/** A positive integer option, else its environment variable, else the default; anything else throws. */
+function positiveInt(value, envName, dflt, what) {
+  const env = process.env[envName];
+  const v = value ?? (env !== undefined && env !== '' ? Number(env) : dflt);
+  if (!Number.isSafeInteger(v) || v < 1) {
+    throw new TypeError(`Expected a positive integer for ${what}${value === undefined ? ` (${envName})` : ''} but received ${JSON.stringify(value ?? env)}`);
+  }
+  return v;
+}
+
+/** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback addresses. */
+function isLoopbackAddress(addr) {
+  const a = String(addr).replace(/^\[|\]$/g, '').toLowerCase();
+  if (net.isIPv4(a)) return a.startsWith('127.');
+  if (a === '::1') return true;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  return !!mapped && mapped[1].startsWith('127.');
+}
+
+/** `host` (a Host header or an origin's host) as {hostname, port}, or null when malformed. */
+function parseHost(host, defaultPort) {
+  if (typeof host !== 'string' || host === '' || /[\s/\\@?#]/.test(host)) return null;
+  let u;
+  try {
+    u = new URL(`http://${host}`);
+  } catch {
+    return null;
+  }
+  const hostname = u.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  return { hostname, port: u.port === '' ? defaultPort : Number(u.port) };
+}
+
+/** Compares two strings in constant time (for tokens). */
+function sameSecret(a, b) {
+  const ha = crypto.createHash('sha256').update(String(a)).digest();
+  const hb = crypto.createHash('sha256').update(String(b)).digest();
+  return crypto.timingSafeEqual(ha, hb);
+}
 
 class HttpError extends Error {
   /**
@@ -183,7 +238,11 @@ function disposeTensors(value) {
  * Creates the service (not yet listening).
  * @param {object} [options]
  * @param {string} [options.dataDir] where models are saved as `<name>.pt` (created if missing; default examples/service/data)
- * @param {number} [options.maxRunningJobs] concurrent training jobs; more get 429 (default 2)
+ * @param {number} [options.maxRunningJobs] concurrent training jobs; more get 429 (default TORCHNODE_MAX_JOBS, else 2)
+ * @param {number} [options.maxBatchEvents] batch events each job keeps for SSE replay, besides every epoch event (default 1000)
+ * @param {string[]} [options.allowedHosts] Host names (or name:port) accepted besides localhost and loopback IPs; '*' accepts any (also TORCHNODE_ALLOWED_HOSTS, comma-separated)
+ * @param {string[]} [options.allowedOrigins] origins (scheme://host[:port]) that may POST/DELETE besides the service's own (also TORCHNODE_ALLOWED_ORIGINS)
+ * @param {string | false} [options.token] the access token (default TORCHNODE_TOKEN; else one is generated, required only off loopback); false: no token even off loopback
  * @param {number} [options.maxBodyBytes] request body limit (default 1 MiB)
  * @param {number} [options.maxFinishedJobs] finished jobs kept for GET /jobs (default 100)
  * @param {number} [options.modelCacheSize] loaded models kept in memory (default 8)
@@ -194,7 +253,33 @@ function disposeTensors(value) {
  */
 function createServer(options = {}) {
   const dataDir = path.resolve(options.dataDir ?? path.join(__dirname, 'data'));
-  const maxRunningJobs = options.maxRunningJobs ?? 2;
+  const maxRunningJobs = positiveInt(options.maxRunningJobs, 'TORCHNODE_MAX_JOBS', 2, 'maxRunningJobs');
+  const maxBatchEvents = options.maxBatchEvents ?? 1000;
+  if (!Number.isSafeInteger(maxBatchEvents) || maxBatchEvents < 0) {
+    throw new TypeError(`Expected a non-negative integer for maxBatchEvents but received ${JSON.stringify(maxBatchEvents)}`);
+  }
+  if (options.allowedHosts !== undefined && !Array.isArray(options.allowedHosts)) throw new TypeError('Expected an array of host names for allowedHosts');
+  if (options.allowedOrigins !== undefined && !Array.isArray(options.allowedOrigins)) throw new TypeError('Expected an array of origins for allowedOrigins');
+  /** Host names, and name:port pairs, accepted in the Host header ('*': any). */
+  const allowedHosts = new Set(LOOPBACK_NAMES);
+  for (const entry of [...(options.allowedHosts ?? []), ...envList('TORCHNODE_ALLOWED_HOSTS')]) {
+    const e = String(entry).trim().toLowerCase();
+    const h = e === '*' ? null : parseHost(e, null);
+    if (e !== '*' && !h) throw new TypeError(`Expected a host name or name:port in allowedHosts but received ${JSON.stringify(entry)}`);
+    allowedHosts.add(h ? (h.port === null ? h.hostname : `${h.hostname}:${h.port}`) : '*');
+  }
+  /** Origins, besides the service's own, that may send POST and DELETE ('*': any). */
+  const allowedOrigins = new Set(
+    [...(options.allowedOrigins ?? []), ...envList('TORCHNODE_ALLOWED_ORIGINS')].map((o) => String(o).trim().toLowerCase().replace(/\/+$/, '')),
+  );
+  const givenToken = options.token !== undefined ? options.token : process.env.TORCHNODE_TOKEN || undefined;
+  if (givenToken !== undefined && givenToken !== false && (typeof givenToken !== 'string' || givenToken.length < 8)) {
+    throw new TypeError('Expected a string of at least 8 characters (or false) for token');
+  }
+  /** An explicit token is always required; a generated one only when listening off loopback. */
+  const token = givenToken === false ? null : givenToken ?? crypto.randomBytes(24).toString('hex');
+  let tokenRequired = typeof givenToken === 'string';
+  let listensOnLoopback = true;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const maxFinishedJobs = options.maxFinishedJobs ?? 100;
   const modelCacheSize = options.modelCacheSize ?? 8;
@@ -295,15 +380,27 @@ function createServer(options = {}) {
       seconds: r.seconds,
       error: r.error,
       cancelRequested: r.cancelRequested,
+      watchers: r.subscribers.size,
       createdAt: new Date(r.createdAt).toISOString(),
       finishedAt: r.finishedAt === null ? null : new Date(r.finishedAt).toISOString(),
       links: links(r.id),
     };
   }
 
+  /**
+   * Records an event for replay and sends it to the job's streams. Replay keeps every
+   * epoch and final event but only the latest `maxBatchEvents` batch events: a long job
+   * holds a bounded window, and a new client does not replay every batch.
+   */
   function publish(r, type, data) {
-    const ev = { id: r.events.length + 1, type, data };
+    const ev = { id: ++r.lastEventId, type, data };
     r.events.push(ev);
+    if (type === 'batch' && ++r.batchEvents > maxBatchEvents) {
+      // The oldest batch event follows at most the epoch events before it.
+      r.events.splice(r.events.findIndex((e) => e.type === 'batch'), 1);
+      r.batchEvents--;
+      r.droppedBatchEvents++;
+    }
     for (const sub of [...r.subscribers]) sub(ev);
   }
 
@@ -328,13 +425,20 @@ function createServer(options = {}) {
     }
     const { save: name, ...trainOptions } = body;
     const file = name === undefined ? null : modelFile(name, 'save');
+    // torchnode's own checks, before the job limit: a bad request is 400 even while the service is full.
+    try {
+      const checked = resolveTrainOptions(trainOptions);
+      resolveDevice(checked.dev);
+    } catch (e) {
+      throw new HttpError(400, 'invalid_option', e && e.message ? e.message : String(e));
+    }
     if (name !== undefined && running().some((r) => r.model === name)) {
       throw new HttpError(409, 'model_busy', `A running job is already training model '${name}'`);
     }
     if (running().length >= maxRunningJobs) {
       throw new HttpError(429, 'too_many_jobs', `${maxRunningJobs} training jobs are running; try again when one ends`, { 'retry-after': '5' });
     }
-    const job = torch.startTraining(trainOptions);
+    const job = torch.startTraining({ ...trainOptions, keepBatchEvents: maxBatchEvents });
     const r = {
       id: job.id,
       job,
@@ -350,6 +454,9 @@ function createServer(options = {}) {
       createdAt: Date.now(),
       finishedAt: null,
       events: [],
+      lastEventId: 0,
+      batchEvents: 0,
+      droppedBatchEvents: 0,
       subscribers: new Set(),
     };
     // Registered now so the running-job limit holds while we wait below.
@@ -414,6 +521,10 @@ function createServer(options = {}) {
       if (res.writableEnded || res.destroyed) return;
       res.write(`id: ${ev.id}\nevent: ${ev.type}\ndata: ${JSON.stringify(ev.data)}\n\n`);
     };
+    // Batch events older than the window are gone; say so (a comment) rather than pretend.
+    if (r.droppedBatchEvents > 0) {
+      res.write(`: ${r.droppedBatchEvents} older batch events are not kept; epochs and the last ${maxBatchEvents} batches follow\n\n`);
+    }
     for (const ev of r.events) if (ev.id > after) write(ev);
     if (r.state !== 'running' && r.events.some((ev) => TERMINAL.has(ev.type))) {
       res.end();
@@ -606,14 +717,108 @@ function createServer(options = {}) {
     { pattern: /^\/models$/, methods: { GET: handlers.listModels } },
   ];
 
+  // ---- access: Host allowlist, same-origin state changes, token -----------
+
+  const boundPort = () => {
+    const a = server.address();
+    return a && typeof a === 'object' ? a.port : 0;
+  };
+  const cookieName = () => `torchnode-token-${boundPort()}`;
+
+  /** DNS rebinding: a page on evil.example that resolves to 127.0.0.1 still sends `Host: evil.example`. */
+  function hostAllowed(host) {
+    if (allowedHosts.has('*') || allowedHosts.has(host.hostname) || allowedHosts.has(`${host.hostname}:${host.port}`)) return true;
+    // An IP literal cannot be rebound (a rebinding attack needs a name it controls):
+    // loopback ones always pass, others when the service listens off loopback.
+    if (net.isIP(host.hostname)) return isLoopbackAddress(host.hostname) || !listensOnLoopback;
+    return false;
+  }
+
+  /**
+   * CSRF: a state-changing request must come from the service's own origin (same host
+   * and port as the Host header), an allowed origin, or no browser page at all (no
+   * Origin, and no Sec-Fetch-Site other than same-origin).
+   */
+  function checkOrigin(req) {
+    const origin = req.headers.origin;
+    if (origin === undefined) {
+      const site = req.headers['sec-fetch-site'];
+      if (site === undefined || site === 'same-origin' || site === 'none') return;
+      throw new HttpError(403, 'cross_origin', `${req.method} from another site (Sec-Fetch-Site: ${describe(site)}) is refused`);
+    }
+    const o = String(origin).toLowerCase();
+    if (allowedOrigins.has('*') || allowedOrigins.has(o)) return;
+    let u = null;
+    try {
+      u = new URL(o);
+    } catch {
+      u = null;
+    }
+    if (u && (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === o) {
+      const dflt = u.protocol === 'https:' ? 443 : 80;
+      const from = parseHost(u.host, dflt);
+      const to = parseHost(req.headers.host, dflt);
+      if (from && to && from.hostname === to.hostname && from.port === to.port) return;
+    }
+    throw new HttpError(
+      403,
+      'cross_origin',
+      `${req.method} from origin ${describe(origin)} is refused: only the service's own origin, or one in allowedOrigins (TORCHNODE_ALLOWED_ORIGINS), may change state`,
+    );
+  }
+
+  /** The token a request carries: `Authorization: Bearer`, `?token=`, or the cookie set by a `?token=` visit. */
+  function presentedToken(req, url) {
+    const auth = req.headers.authorization;
+    if (typeof auth === 'string') {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+      return m ? m[1] : null;
+    }
+    if (url.searchParams.has('token')) return url.searchParams.get('token');
+    const cookies = String(req.headers.cookie ?? '').split(/;\s*/);
+    const prefix = `${cookieName()}=`;
+    const c = cookies.find((v) => v.startsWith(prefix));
+    return c ? decodeURIComponent(c.slice(prefix.length)) : null;
+  }
+
+  function checkAccess(req, res, url) {
+    const host = parseHost(req.headers.host, 80);
+    if (!host || !hostAllowed(host)) {
+      throw new HttpError(
+        403,
+        'forbidden_host',
+        `Host ${describe(req.headers.host ?? 'none')} is not allowed: use localhost or a loopback address, or add the name to allowedHosts (TORCHNODE_ALLOWED_HOSTS)`,
+      );
+    }
+    if (!SAFE_METHODS.has(req.method)) checkOrigin(req);
+    if (tokenRequired) {
+      const got = presentedToken(req, url);
+      if (got === null || !sameSecret(got, token)) {
+        throw new HttpError(
+          401,
+          'unauthorized',
+          `${got === null ? 'This service needs its token' : 'Wrong token'}: send Authorization: Bearer <token>, or open /?token=<token> once (the token was printed at start)`,
+          { 'www-authenticate': 'Bearer realm="torchnode"' },
+        );
+      }
+      // The page's own requests (fetch, EventSource) then carry it as a cookie that other sites cannot send.
+      if (url.searchParams.has('token') && SAFE_METHODS.has(req.method)) {
+        res.setHeader('set-cookie', `${cookieName()}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
+      }
+    }
+  }
+
   async function handle(req, res) {
     if (closing) throw new HttpError(503, 'shutting_down', 'The server is shutting down', { connection: 'close' });
+    let url;
     let pathname;
     try {
-      pathname = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+      url = new URL(req.url, 'http://localhost');
+      pathname = decodeURIComponent(url.pathname);
     } catch {
       throw new HttpError(400, 'bad_request', `Malformed URL ${describe(req.url)}`);
     }
+    checkAccess(req, res, url);
     for (const route of routes) {
       const m = route.pattern.exec(pathname);
       if (!m) continue;
@@ -639,6 +844,13 @@ function createServer(options = {}) {
       .catch(() => res.destroy());
   });
 
+  server.on('listening', () => {
+    const a = server.address();
+    // A Unix socket or pipe (a string) is local too.
+    listensOnLoopback = typeof a === 'string' || (!!a && isLoopbackAddress(a.address));
+    if (!listensOnLoopback && token !== null) tokenRequired = true;
+  });
+
   function listen(port = 0, host = '127.0.0.1') {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -646,7 +858,7 @@ function createServer(options = {}) {
         server.off('error', reject);
         const a = server.address();
         const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-        resolve({ port: a.port, host: a.address, url: `http://${h}:${a.port}` });
+        resolve({ port: a.port, host: a.address, url: `http://${h}:${a.port}`, token: tokenRequired ? token : null });
       });
     });
   }
@@ -670,7 +882,15 @@ function createServer(options = {}) {
     return closing;
   }
 
-  return { server, listen, close };
+  return {
+    server,
+    listen,
+    close,
+    /** The token requests must carry, or null when none is needed (loopback without an explicit token). */
+    get token() {
+      return tokenRequired ? token : null;
+    },
+  };
 }
 
 module.exports = { createServer };
@@ -681,7 +901,10 @@ if (require.main === module) {
   const dataDir = process.env.DATA_DIR ?? path.join(__dirname, 'data');
   const service = createServer({ dataDir, log: (line) => console.log(line) });
   service.listen(port, host).then(
-    ({ url }) => console.log(`torchnode service on ${url} (libtorch ${torch.version}, DATA_DIR ${path.resolve(dataDir)})`),
+    ({ url, token }) => {
+      console.log(`torchnode service on ${url} (libtorch ${torch.version}, DATA_DIR ${path.resolve(dataDir)})`);
+      if (token) console.log(`Requests need the token: open ${url}/?token=${token}\nor send Authorization: Bearer ${token}`);
+    },
     (e) => {
       console.error(`Could not listen on ${host}:${port}: ${e.message}`);
       process.exit(1);

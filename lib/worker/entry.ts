@@ -3,11 +3,15 @@
  * exported functions with the given arguments and a context (an AbortSignal
  * and an emit() for progress events), and posts the result back.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, receiveMessageOnPort } from 'node:worker_threads';
 import { serializeError, transferables } from './transfer';
 
 export interface WorkerContext {
-  /** Aborted when the caller cancels (AbortSignal on the caller's side, or job.cancel()). */
+  /**
+   * Aborted when the caller cancels (AbortSignal on the caller's side, or job.cancel()).
+   * Reading `signal.aborted` also takes a cancel message that is waiting, so synchronous
+   * work that never returns to the event loop (evaluation) sees a cancel at its next check.
+   */
   signal: AbortSignal;
   /** Sends a progress event to the caller (structured-cloned; buffers inside are transferred). */
   emit(event: unknown): void;
@@ -21,12 +25,27 @@ interface EntryData {
 
 async function run(port: NonNullable<typeof parentPort>, data: EntryData): Promise<void> {
   const ac = new AbortController();
-  port.on('message', (m: { type?: string; reason?: string }) => {
-    if (m?.type === 'abort' && !ac.signal.aborted) {
+  const isAborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get! as (this: AbortSignal) => boolean;
+  const onMessage = (m: { type?: string; reason?: string }) => {
+    if (m?.type === 'abort' && !isAborted.call(ac.signal)) {
       const e = new Error(m.reason ?? 'The operation was aborted');
       e.name = 'AbortError';
       ac.abort(e);
     }
+  };
+  port.on('message', onMessage);
+  // The signal's own `aborted` only changes when the event loop delivers the message;
+  // polling the port here lets a check inside synchronous work see it at once.
+  Object.defineProperty(ac.signal, 'aborted', {
+    configurable: true,
+    get(this: AbortSignal) {
+      try {
+        for (let m; !isAborted.call(this) && (m = receiveMessageOnPort(port)); ) onMessage(m.message);
+      } catch {
+        // The port is closed: nothing more can arrive.
+      }
+      return isAborted.call(this);
+    },
   });
   const ctx: WorkerContext = {
     signal: ac.signal,

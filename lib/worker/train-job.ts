@@ -26,6 +26,8 @@ export type DataSource = { kind: 'mnist'; root?: string; train: boolean; limit?:
 
 export interface TrainJobMessage {
   options: Record<string, unknown>;
+  /** The caller's thread limit (maxTrainThreads()), so the worker applies the same one. */
+  maxThreads?: number;
   model: ModelSource;
   /** Packed state dict to start from (the caller's model's weights). */
   initialState?: unknown;
@@ -75,6 +77,8 @@ export async function trainJob(msg: TrainJobMessage, ctx: WorkerContext) {
   const g = new Generator();
   g.seed();
   useThreadGenerator(g);
+  // A worker's process.env is its own copy: setting it here changes no other thread.
+  if (msg.maxThreads !== undefined) process.env.TORCHNODE_MAX_THREADS = String(msg.maxThreads);
   const resume = msg.resume ? (unpack(msg.resume) as Record<string, unknown>) : undefined;
   const result = await trainInThisThread({
     ...msg.options,
