@@ -30,7 +30,7 @@ async function rawGet(target: string): Promise<{ status: number; body: string }>
   const net = await import('node:net');
   const { port } = new URL(base);
   return new Promise((resolve, reject) => {
-    const sock = net.connect(Number(port), '127.0.0.1', () => sock.end(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    const sock = net.connect(Number(port), '127.0.0.1', () => sock.end(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
     let text = '';
     sock.on('data', (d) => (text += d.toString('latin1')));
     sock.on('end', () => resolve({ status: Number(text.split(' ')[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
