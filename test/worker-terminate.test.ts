@@ -40,6 +40,14 @@ describe('worker termination during native work', () => {
     expect(o.result).toEqual({ mode: 'terminate', alive: true, codes: new Array(20).fill(1) });
   }, 120000);
 
+  test('worker.terminate() while the worker may still be loading the addon: the process goes on', async () => {
+    const o = await run('terminate-early', 15);
+    expect({ code: o.code, signal: o.signal, stderr: o.code === 0 ? '' : o.stderr }).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(o.result?.alive).toBe(true);
+    // 1 once the worker runs; 0 when it is stopped before it ran any JS.
+    expect(o.result?.codes.filter((c) => c !== 0 && c !== 1)).toEqual([]);
+  }, 120000);
+
   test('process.exit() inside a worker mid-work ends that worker with its code', async () => {
     const o = await run('exit-in-worker', 6);
     expect({ code: o.code, signal: o.signal, stderr: o.code === 0 ? '' : o.stderr }).toEqual({ code: 0, signal: null, stderr: '' });
