@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { N } from '../lib/native';
 
 const runJs = path.join(__dirname, 'fixtures', 'terminate', 'run.js');
 
@@ -46,6 +47,14 @@ describe('worker termination during native work', () => {
     expect(o.result?.alive).toBe(true);
     // 1 once the worker runs; 0 when it is stopped before it ran any JS.
     expect(o.result?.codes.filter((c) => c !== 0 && c !== 1)).toEqual([]);
+  }, 120000);
+
+  const gloo = N.distAvailable().gloo;
+  const distName = 'worker.terminate() while c10d collectives are in flight: exit code 1, the process goes on';
+  (gloo ? test : test.skip)(gloo ? distName : `${distName} [skipped: ${N.distAvailable().reason}]`, async () => {
+    const o = await run('distributed', 10);
+    expect({ code: o.code, signal: o.signal, stderr: o.code === 0 ? '' : o.stderr }).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(o.result).toEqual({ mode: 'distributed', alive: true, codes: new Array(10).fill(1) });
   }, 120000);
 
   test('process.exit() inside a worker mid-work ends that worker with its code', async () => {
