@@ -220,7 +220,6 @@ describe('fuzz', () => {
     const called = new Set<string>();
     let errors = 0;
     let oks = 0;
-    const started = Date.now();
     for (let i = 0; i < 12000; i++) {
       if (i % 40 === 0) {
         for (const t of pool) N.dispose(t);
@@ -271,7 +270,6 @@ describe('fuzz', () => {
     expect(names.filter((n) => !called.has(n))).toEqual([]);
     expect(errors).toBeGreaterThan(3000);
     expect(oks).toBeGreaterThan(500);
-    expect(Date.now() - started).toBeLessThan(60000);
     // Still alive and computing, with the TorchError class in place.
     expect(N.item(N.sum(N.ones([2, 2])))).toBe(4);
     expect(() => N.view(N.ones([2]), [3])).toThrow(TorchError);
