@@ -26,6 +26,7 @@
         "NAPI_EXPERIMENTAL",
         "NAPI_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "<!@(node scripts/gyp-config.js defines)"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],

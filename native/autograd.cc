@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <memory>
+#include <sstream>
 #include <vector>
 
 namespace tn {
@@ -37,6 +38,17 @@ static Napi::Value Grad(const Napi::CallbackInfo& info) {
 static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   at::Tensor& t = ArgTensor(info, 0, "self");
   auto g = ArgOptTensor(info, 1, "grad");
+  // PyTorch's `x.grad = g` checks (mutable_grad() checks nothing): backward and the
+  // optimizers would otherwise accumulate into a gradient of another shape or type.
+  if (g) {
+    if (g->is_same(t)) ThrowRange(info.Env(), "setGrad: a tensor cannot be its own gradient");
+    if (g->scalar_type() != t.scalar_type() || g->device() != t.device() || g->sizes() != t.sizes() || g->layout() != t.layout()) {
+      std::ostringstream os;
+      os << "setGrad: expected a gradient of " << DtypeName(t.scalar_type()) << " " << t.sizes() << " on " << t.device()
+         << " but received " << DtypeName(g->scalar_type()) << " " << g->sizes() << " on " << g->device();
+      ThrowRange(info.Env(), os.str());
+    }
+  }
   t.mutable_grad() = g.value_or(at::Tensor());
   return info.Env().Undefined();
 }

@@ -8,6 +8,8 @@
 #include "compat.h"
 
 #include <atomic>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,7 +58,7 @@ class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {
   explicit GeneratorWrap(const Napi::CallbackInfo& info);
   at::Generator gen;
 
- private:
+  // Reached through guarded prototype functions that check `this` (factories.cc).
   Napi::Value ManualSeed(const Napi::CallbackInfo& info);
   Napi::Value InitialSeed(const Napi::CallbackInfo& info);
   Napi::Value Seed(const Napi::CallbackInfo& info);
@@ -67,29 +69,55 @@ class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {
 // ---- errors ---------------------------------------------------------------
 
 [[noreturn]] void ThrowType(Napi::Env env, const std::string& msg);
+// A value of the right type out of its range (a negative size, a zero stride, a list of the wrong length).
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& msg);
 [[noreturn]] void ThrowTorch(Napi::Env env, const std::string& msg);
 std::string Describe(const Napi::Value& v);
 
-// Every exported function runs inside this guard: libtorch's c10::Error becomes
-// a TorchError carrying libtorch's message without the C++ backtrace. Some libtorch
+// Makes `err` (or, when null or unusable, a plain Error) the pending JS exception of
+// the current call and returns the empty value the call then gives back. While the
+// environment is being torn down (worker.terminate(), process.exit() in a worker or
+// while workers run) nothing can be thrown into it any more: then the call just
+// returns empty. Never throws.
+Napi::Value RaiseInJs(napi_env env, const Napi::Error* err) noexcept;
+
+// Every native callback runs inside this guard: libtorch's c10::Error becomes a
+// TorchError carrying libtorch's message without the C++ backtrace. Some libtorch
 // checks throw plain std::runtime_error / std::logic_error (Debian's 1.13 does for
 // view's shape check), so those are libtorch's errors too; anything else (bad_alloc)
-// becomes a plain Error. Nothing may unwind into Node and abort.
+// becomes a plain Error. The error is raised here, not by node-addon-api's wrapper:
+// a C++ exception that escaped a callback (as node-addon-api's rethrow does when
+// the environment is terminating) would std::terminate() the whole process.
+template <typename Fn>
+Napi::Value GuardCall(const Napi::CallbackInfo& info, Fn&& fn) noexcept {
+  napi_env env = info.Env();
+  try {
+    try {
+      return fn();
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const c10::Error& e) {
+      ThrowTorch(info.Env(), e.what_without_backtrace());
+    } catch (const std::runtime_error& e) {
+      ThrowTorch(info.Env(), e.what());
+    } catch (const std::logic_error& e) {
+      ThrowTorch(info.Env(), e.what());
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    } catch (...) {
+      throw Napi::Error::New(info.Env(), "unknown native exception");
+    }
+  } catch (const Napi::Error& e) {
+    return RaiseInJs(env, &e);
+  } catch (...) {
+    // Even making the JS error failed (the environment is going away, or no memory).
+    return RaiseInJs(env, nullptr);
+  }
+}
+
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 Napi::Value Guarded(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const c10::Error& e) {
-    ThrowTorch(info.Env(), e.what_without_backtrace());
-  } catch (const std::runtime_error& e) {
-    ThrowTorch(info.Env(), e.what());
-  } catch (const std::logic_error& e) {
-    ThrowTorch(info.Env(), e.what());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), e.what());
-  }
+  return GuardCall(info, [&]() -> Napi::Value { return F(info); });
 }
 
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
@@ -110,6 +138,21 @@ double ArgDouble(const Napi::CallbackInfo& info, size_t i, const char* name);
 double ArgDouble(const Napi::CallbackInfo& info, size_t i, const char* name, double dflt);
 bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name, bool dflt);
 std::vector<int64_t> ArgIntList(const Napi::CallbackInfo& info, size_t i, const char* name);
+// Integers and int lists with limits. Every native entry checks its own arguments
+// (the TS layer's checks are for messages, not for safety): a wrong type is a
+// TypeError, a value or length out of range a RangeError naming the argument and the value.
+int64_t ArgIntIn(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min, int64_t max);
+int64_t ArgIntIn(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t dflt, int64_t min, int64_t max);
+// A list (or one integer, a list of one) of minLen..maxLen integers, each in [min, max].
+std::vector<int64_t> ArgIntList(const Napi::CallbackInfo& info, size_t i, const char* name, size_t minLen, size_t maxLen,
+                                int64_t min, int64_t max);
+// Exactly n integers: one integer or a list of one is repeated n times (as libtorch
+// expands convolution and pooling parameters), else the list must have n; each in [min, max].
+std::vector<int64_t> ArgIntTuple(const Napi::CallbackInfo& info, size_t i, const char* name, size_t n, int64_t min, int64_t max);
+// Most dimensions a shape, a permutation or a list of dims may have here.
+constexpr int64_t kMaxDims = 64;
+// A shape for a new tensor: at most kMaxDims sizes, each >= 0.
+std::vector<int64_t> ArgShape(const Napi::CallbackInfo& info, size_t i, const char* name);
 c10::optional<std::vector<int64_t>> ArgOptIntList(const Napi::CallbackInfo& info, size_t i, const char* name);
 at::Scalar ArgScalar(const Napi::CallbackInfo& info, size_t i, const char* name);
 bool IsScalar(const Napi::Value& v);

@@ -31,7 +31,7 @@ static void RequireCuda(Napi::Env env, const char* what) {
 }
 static Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
   RequireCuda(info.Env(), "cuda.synchronize");
-  torch::cuda::synchronize(ArgInt(info, 0, "device", -1));
+  torch::cuda::synchronize(ArgIntIn(info, 0, "device", -1, -1, static_cast<int64_t>(torch::cuda::device_count()) - 1));
   return info.Env().Undefined();
 }
 static Napi::Value CudaManualSeedAll(const Napi::CallbackInfo& info) {
@@ -44,7 +44,8 @@ static Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
 #ifdef TORCHNODE_WITH_CUDA
   if (!torch::cuda::is_available()) return env.Null();
-  int64_t dev = ArgInt(info, 0, "device", static_cast<int64_t>(c10::cuda::current_device()));
+  int64_t dev = ArgIntIn(info, 0, "device", static_cast<int64_t>(c10::cuda::current_device()), 0,
+                         static_cast<int64_t>(torch::cuda::device_count()) - 1);
   auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(dev));
   auto o = Napi::Object::New(env);
   o.Set("allocated", Napi::Number::New(env, static_cast<double>(stats.allocated_bytes[0].current)));
@@ -62,9 +63,16 @@ static Napi::Value CudaEmptyCache(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+constexpr int64_t kMaxThreads = 1024;
+
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   int64_t n = ArgInt(info, 0, "threads");
   if (n < 1) ThrowType(info.Env(), "Expected a positive integer for threads but received " + std::to_string(n));
+  // OpenMP starts that many threads at the next parallel op, and a failed thread
+  // start ends the process (libgomp: "Thread creation failed").
+  if (n > kMaxThreads) {
+    ThrowRange(info.Env(), "Expected at most " + std::to_string(kMaxThreads) + " for threads but received " + std::to_string(n));
+  }
   at::set_num_threads(static_cast<int>(n));
   return info.Env().Undefined();
 }

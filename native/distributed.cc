@@ -100,26 +100,39 @@ class PromiseWorker : public Napi::AsyncWorker {
       SetError("unknown error in a collective operation");
     }
   }
+  // Both run on the JS thread, called by node-addon-api, and must not throw: while
+  // the environment is being torn down (worker.terminate(), process.exit()) settling
+  // the promise fails, and there is nobody left to tell.
   void OnOK() override {
     Napi::Env env = Env();
     try {
-      deferred_.Resolve(done_ ? done_(env) : env.Undefined());
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    } catch (const std::exception& e) {
-      deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+      Napi::Value value;
+      try {
+        value = done_ ? done_(env) : env.Undefined();
+      } catch (const Napi::Error& e) {
+        deferred_.Reject(e.Value());
+        return;
+      } catch (const std::exception& e) {
+        deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+        return;
+      }
+      deferred_.Resolve(value);
+    } catch (...) {
     }
   }
   void OnError(const Napi::Error& e) override {
     Napi::Env env = Env();
-    std::string msg = e.Message();
-    Napi::Value err;
     try {
-      ThrowTorch(env, msg);
-    } catch (const Napi::Error& te) {
-      err = te.Value();
+      std::string msg = e.Message();
+      Napi::Value err;
+      try {
+        ThrowTorch(env, msg);
+      } catch (const Napi::Error& te) {
+        err = te.Value();
+      }
+      deferred_.Reject(err);
+    } catch (...) {
     }
-    deferred_.Reject(err);
   }
 
  private:
@@ -155,10 +168,14 @@ static Napi::Value InitProcessGroup(const Napi::CallbackInfo& info) {
   int64_t timeoutMs = ArgInt(info, 5, "timeoutMs");
   if (port < 1 || port > 65535) ThrowType(env, "Expected a port in 1..65535 for masterPort but received " + std::to_string(port));
   if (world < 1) ThrowType(env, "Expected a positive integer for worldSize but received " + std::to_string(world));
+  if (world > std::numeric_limits<int>::max()) ThrowRange(env, "Expected at most 2^31 - 1 for worldSize but received " + std::to_string(world));
   if (rank < 0 || rank >= world) {
     ThrowType(env, "Expected a rank in 0.." + std::to_string(world - 1) + " for rank but received " + std::to_string(rank));
   }
   if (timeoutMs < 1) ThrowType(env, "Expected a positive timeout for timeoutMs but received " + std::to_string(timeoutMs));
+  // Gloo and the store convert timeouts to nanoseconds (int64): keep that from overflowing.
+  constexpr int64_t kMaxTimeoutMs = int64_t(1) << 40;
+  if (timeoutMs > kMaxTimeoutMs) ThrowRange(env, "Expected at most 2^40 for timeoutMs but received " + std::to_string(timeoutMs));
   if (backend == "nccl") {
 #ifndef TORCHNODE_WITH_NCCL
     ThrowTorch(env, "Backend 'nccl' is not available: this libtorch was built without NCCL (CPU build); use 'gloo'");

@@ -11,13 +11,37 @@ static const napi_type_tag kGeneratorTag = {0x1a2b3c4d5e6f7081ULL, 0x92a3b4c5d6e
 
 // ---- Generator ------------------------------------------------------------
 
+// The methods are plain guarded functions on the prototype, not ObjectWrap instance
+// methods: ObjectWrap unwraps `this` without looking at what it wraps, so
+// NativeGenerator.prototype.seed.call(tensorHandle) would treat a tensor as a generator.
+// These check the type tag first.
+static GeneratorWrap& ThisGenerator(const Napi::CallbackInfo& info) {
+  Napi::Value self = info.This();
+  if (!GeneratorWrap::Is(self)) ThrowType(info.Env(), "Expected a Generator for this but received " + Describe(self));
+  GeneratorWrap* g = GeneratorWrap::Unwrap(self.As<Napi::Object>());
+  if (!g) ThrowType(info.Env(), "Expected a Generator for this but received an unfinished one");
+  return *g;
+}
+
+template <Napi::Value (GeneratorWrap::*M)(const Napi::CallbackInfo&)>
+static Napi::Value GeneratorMethod(const Napi::CallbackInfo& info) {
+  return (ThisGenerator(info).*M)(info);
+}
+
+template <Napi::Value (GeneratorWrap::*M)(const Napi::CallbackInfo&)>
+static Napi::PropertyDescriptor Method(Napi::Env env, const char* name) {
+  return Napi::PropertyDescriptor::Value(name, Napi::Function::New<Guarded<GeneratorMethod<M>>>(env, name),
+                                         static_cast<napi_property_attributes>(napi_writable | napi_configurable));
+}
+
 Napi::Function GeneratorWrap::Init(Napi::Env env) {
-  return DefineClass(env, "NativeGenerator",
-                     {InstanceMethod<&GeneratorWrap::ManualSeed>("manualSeed"),
-                      InstanceMethod<&GeneratorWrap::InitialSeed>("initialSeed"),
-                      InstanceMethod<&GeneratorWrap::Seed>("seed"),
-                      InstanceMethod<&GeneratorWrap::GetState>("getState"),
-                      InstanceMethod<&GeneratorWrap::SetState>("setState")});
+  Napi::Function ctor = DefineClass(env, "NativeGenerator", {});
+  ctor.Get("prototype").As<Napi::Object>().DefineProperties({Method<&GeneratorWrap::ManualSeed>(env, "manualSeed"),
+                                                             Method<&GeneratorWrap::InitialSeed>(env, "initialSeed"),
+                                                             Method<&GeneratorWrap::Seed>(env, "seed"),
+                                                             Method<&GeneratorWrap::GetState>(env, "getState"),
+                                                             Method<&GeneratorWrap::SetState>(env, "setState")});
+  return ctor;
 }
 
 bool GeneratorWrap::Is(const Napi::Value& v) {
@@ -41,13 +65,10 @@ static auto WithLock(at::Generator& g, F f) {
   return f();
 }
 
+// (Run inside Guarded: libtorch's errors become TorchErrors there.)
 Napi::Value GeneratorWrap::ManualSeed(const Napi::CallbackInfo& info) {
-  try {
-    uint64_t s = ArgSeed(info, 0, "seed");
-    WithLock(gen, [&] { gen.set_current_seed(s); return 0; });
-  } catch (const c10::Error& e) {
-    ThrowTorch(info.Env(), e.what_without_backtrace());
-  }
+  uint64_t s = ArgSeed(info, 0, "seed");
+  WithLock(gen, [&] { gen.set_current_seed(s); return 0; });
   return info.This();
 }
 
@@ -61,21 +82,13 @@ Napi::Value GeneratorWrap::Seed(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value GeneratorWrap::GetState(const Napi::CallbackInfo& info) {
-  try {
-    at::Tensor st = WithLock(gen, [&] { return gen.get_state(); });
-    return Wrap(info.Env(), st);
-  } catch (const c10::Error& e) {
-    ThrowTorch(info.Env(), e.what_without_backtrace());
-  }
+  at::Tensor st = WithLock(gen, [&] { return gen.get_state(); });
+  return Wrap(info.Env(), st);
 }
 
 Napi::Value GeneratorWrap::SetState(const Napi::CallbackInfo& info) {
-  try {
-    at::Tensor& st = ArgTensor(info, 0, "state");
-    WithLock(gen, [&] { gen.set_state(st); return 0; });
-  } catch (const c10::Error& e) {
-    ThrowTorch(info.Env(), e.what_without_backtrace());
-  }
+  at::Tensor& st = ArgTensor(info, 0, "state");
+  WithLock(gen, [&] { gen.set_state(st); return 0; });
   return info.This();
 }
 
@@ -83,18 +96,18 @@ Napi::Value GeneratorWrap::SetState(const Napi::CallbackInfo& info) {
 // Conventions: (shape, dtype?, device?) with float32 as the default dtype.
 
 static Napi::Value Zeros(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::zeros(ArgIntList(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::zeros(ArgShape(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
 }
 static Napi::Value Ones(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::ones(ArgIntList(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::ones(ArgShape(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
 }
 static Napi::Value Empty(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::empty(ArgIntList(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::empty(ArgShape(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
 }
 static Napi::Value Full(const Napi::CallbackInfo& info) {
   at::Scalar v = ArgScalar(info, 1, "fillValue");
   at::ScalarType dflt = v.isBoolean() ? at::kBool : (v.isIntegral(false) ? at::kLong : at::kFloat);
-  return Wrap(info.Env(), at::full(ArgIntList(info, 0, "size"), v, Options(info, 2, 3, dflt)));
+  return Wrap(info.Env(), at::full(ArgShape(info, 0, "size"), v, Options(info, 2, 3, dflt)));
 }
 static Napi::Value Arange(const Napi::CallbackInfo& info) {
   at::Scalar start = ArgScalar(info, 0, "start");
@@ -104,21 +117,21 @@ static Napi::Value Arange(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::arange(start, end, step, Options(info, 3, 4, integral ? at::kLong : at::kFloat)));
 }
 static Napi::Value Rand(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::rand(ArgIntList(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::rand(ArgShape(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kFloat)));
 }
 static Napi::Value Randn(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::randn(ArgIntList(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::randn(ArgShape(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kFloat)));
 }
 // randint(low, high, size, dtype?, device?, generator?)
 static Napi::Value Randint(const Napi::CallbackInfo& info) {
   int64_t low = ArgInt(info, 0, "low");
   int64_t high = ArgInt(info, 1, "high");
-  return Wrap(info.Env(), at::randint(low, high, ArgIntList(info, 2, "size"), ArgOptGenerator(info, 5, "generator"),
+  return Wrap(info.Env(), at::randint(low, high, ArgShape(info, 2, "size"), ArgOptGenerator(info, 5, "generator"),
                                       Options(info, 3, 4, at::kLong)));
 }
 // randperm(n, dtype?, device?, generator?)
 static Napi::Value Randperm(const Napi::CallbackInfo& info) {
-  int64_t n = ArgInt(info, 0, "n");
+  int64_t n = ArgIntIn(info, 0, "n", 0, std::numeric_limits<int64_t>::max());
   return Wrap(info.Env(), at::randperm(n, ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kLong)));
 }
 

@@ -93,17 +93,22 @@ static Napi::Value Clamp(const Napi::CallbackInfo& info) {
 
 // ---- reductions: (input, dim?, keepdim?, dtype?) ---------------------------
 
+// A dim or a list of dims (libtorch checks each against the input's rank).
+static std::vector<int64_t> ArgDims(const Napi::CallbackInfo& info, size_t i) {
+  return ArgIntList(info, i, "dim", 0, kMaxDims, -kMaxDims, kMaxDims - 1);
+}
+
 static Napi::Value Sum(const Napi::CallbackInfo& info) {
   at::Tensor& a = ArgTensor(info, 0, "input");
   auto dt = ArgOptDtype(info, 3, "dtype");
   if (IsNullish(info, 1)) return Wrap(info.Env(), a.sum(dt));
-  return Wrap(info.Env(), a.sum(ArgIntList(info, 1, "dim"), ArgBool(info, 2, "keepdim", false), dt));
+  return Wrap(info.Env(), a.sum(ArgDims(info, 1), ArgBool(info, 2, "keepdim", false), dt));
 }
 static Napi::Value Mean(const Napi::CallbackInfo& info) {
   at::Tensor& a = ArgTensor(info, 0, "input");
   auto dt = ArgOptDtype(info, 3, "dtype");
   if (IsNullish(info, 1)) return Wrap(info.Env(), a.mean(dt));
-  return Wrap(info.Env(), a.mean(ArgIntList(info, 1, "dim"), ArgBool(info, 2, "keepdim", false), dt));
+  return Wrap(info.Env(), a.mean(ArgDims(info, 1), ArgBool(info, 2, "keepdim", false), dt));
 }
 static Napi::Value Prod(const Napi::CallbackInfo& info) {
   at::Tensor& a = ArgTensor(info, 0, "input");
@@ -114,7 +119,7 @@ static Napi::Value Var(const Napi::CallbackInfo& info) {
   at::Tensor& a = ArgTensor(info, 0, "input");
   bool unbiased = ArgBool(info, 3, "unbiased", true);
   if (IsNullish(info, 1)) return Wrap(info.Env(), a.var(unbiased));
-  return Wrap(info.Env(), a.var(at::IntArrayRef(ArgIntList(info, 1, "dim")), unbiased, ArgBool(info, 2, "keepdim", false)));
+  return Wrap(info.Env(), a.var(at::IntArrayRef(ArgDims(info, 1)), unbiased, ArgBool(info, 2, "keepdim", false)));
 }
 static Napi::Value Norm(const Napi::CallbackInfo& info) {
   at::Tensor& a = ArgTensor(info, 0, "input");

@@ -3,11 +3,16 @@
 
 namespace tn {
 
+// view, reshape and expand sizes: at most kMaxDims, each >= 0 or -1 (inferred / kept).
+static std::vector<int64_t> ArgSizes(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return ArgIntList(info, i, name, 0, kMaxDims, -1, std::numeric_limits<int64_t>::max());
+}
+
 static Napi::Value View(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), ArgTensor(info, 0, "input").view(ArgIntList(info, 1, "shape")));
+  return Wrap(info.Env(), ArgTensor(info, 0, "input").view(ArgSizes(info, 1, "shape")));
 }
 static Napi::Value Reshape(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), ArgTensor(info, 0, "input").reshape(ArgIntList(info, 1, "shape")));
+  return Wrap(info.Env(), ArgTensor(info, 0, "input").reshape(ArgSizes(info, 1, "shape")));
 }
 static Napi::Value Flatten(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), ArgTensor(info, 0, "input").flatten(ArgInt(info, 1, "startDim", 0), ArgInt(info, 2, "endDim", -1)));
@@ -21,16 +26,16 @@ static Napi::Value Unsqueeze(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), ArgTensor(info, 0, "input").unsqueeze(ArgInt(info, 1, "dim")));
 }
 static Napi::Value Permute(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), ArgTensor(info, 0, "input").permute(ArgIntList(info, 1, "dims")));
+  return Wrap(info.Env(), ArgTensor(info, 0, "input").permute(ArgIntList(info, 1, "dims", 0, kMaxDims, -kMaxDims, kMaxDims - 1)));
 }
 static Napi::Value Transpose(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), ArgTensor(info, 0, "input").transpose(ArgInt(info, 1, "dim0"), ArgInt(info, 2, "dim1")));
 }
 static Napi::Value Expand(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), ArgTensor(info, 0, "input").expand(ArgIntList(info, 1, "size")));
+  return Wrap(info.Env(), ArgTensor(info, 0, "input").expand(ArgSizes(info, 1, "size")));
 }
 static Napi::Value Repeat(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), ArgTensor(info, 0, "input").repeat(ArgIntList(info, 1, "repeats")));
+  return Wrap(info.Env(), ArgTensor(info, 0, "input").repeat(ArgShape(info, 1, "repeats")));
 }
 static Napi::Value Cat(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::cat(ArgTensorList(info, 0, "tensors"), ArgInt(info, 1, "dim", 0)));

@@ -22,6 +22,29 @@ AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 // ---- errors ---------------------------------------------------------------
 
 void ThrowType(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+void ThrowRange(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+
+Napi::Value RaiseInJs(napi_env env, const Napi::Error* err) noexcept {
+  napi_value value = nullptr;
+  if (err) {
+    try {
+      value = err->Value();
+    } catch (...) {
+      value = nullptr;
+    }
+  }
+  if (value == nullptr) {
+    napi_value msg = nullptr;
+    if (napi_create_string_utf8(env, "torchnode: a native call failed", NAPI_AUTO_LENGTH, &msg) == napi_ok) {
+      napi_create_error(env, nullptr, msg, &value);
+    }
+  }
+  bool pending = false;
+  // An exception already pending (from JS the call ran) goes on as it is. napi_throw
+  // fails (napi_cannot_run_js) once the environment is terminating: nothing to do then.
+  if (value != nullptr && napi_is_exception_pending(env, &pending) == napi_ok && !pending) napi_throw(env, value);
+  return Napi::Value();
+}
 
 void ThrowTorch(Napi::Env env, const std::string& raw) {
   // libtorch appends "Exception raised from ..." lines in some builds; keep the message.
@@ -227,6 +250,75 @@ bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name, bool df
   return v.As<Napi::Boolean>().Value();
 }
 
+static std::string ListString(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t k = 0; k < v.size() && k < 8; k++) s += (k ? ", " : "") + std::to_string(v[k]);
+  if (v.size() > 8) s += ", ... (" + std::to_string(v.size()) + " values)";
+  return s + "]";
+}
+
+static std::string RangeString(int64_t min, int64_t max) {
+  if (max == std::numeric_limits<int64_t>::max()) return ">= " + std::to_string(min);
+  return "in " + std::to_string(min) + ".." + std::to_string(max);
+}
+
+static void CheckIntRange(Napi::Env env, int64_t v, const std::string& name, int64_t min, int64_t max) {
+  if (v < min || v > max) {
+    ThrowRange(env, "Expected an integer " + RangeString(min, max) + " for " + name + " but received " + std::to_string(v));
+  }
+}
+
+int64_t ArgIntIn(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min, int64_t max) {
+  int64_t v = ArgInt(info, i, name);
+  CheckIntRange(info.Env(), v, name, min, max);
+  return v;
+}
+int64_t ArgIntIn(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t dflt, int64_t min, int64_t max) {
+  int64_t v = ArgInt(info, i, name, dflt);
+  CheckIntRange(info.Env(), v, name, min, max);
+  return v;
+}
+
+std::vector<int64_t> ArgIntList(const Napi::CallbackInfo& info, size_t i, const char* name, size_t minLen, size_t maxLen,
+                                int64_t min, int64_t max) {
+  // Checked before the elements are read, so a huge array costs nothing.
+  Napi::Value v = info[i];
+  if (v.IsArray()) {
+    size_t n = v.As<Napi::Array>().Length();
+    if (n < minLen || n > maxLen) {
+      std::string want = minLen == maxLen ? std::to_string(minLen) : std::to_string(minLen) + ".." + std::to_string(maxLen);
+      ThrowRange(info.Env(), std::string("Expected a list of ") + want + " integers for " + name + " but received " +
+                                 std::to_string(n) + " values");
+    }
+  }
+  std::vector<int64_t> out = ArgIntList(info, i, name);
+  if (out.size() < minLen || out.size() > maxLen) {
+    ThrowRange(info.Env(), std::string("Expected a list of ") + std::to_string(minLen) + ".." + std::to_string(maxLen) +
+                               " integers for " + name + " but received " + ListString(out));
+  }
+  for (size_t k = 0; k < out.size(); k++) {
+    if (out[k] < min || out[k] > max) {
+      ThrowRange(info.Env(), std::string("Expected integers ") + RangeString(min, max) + " for " + name + " but received " +
+                                 ListString(out) + " (" + name + "[" + std::to_string(k) + "] = " + std::to_string(out[k]) + ")");
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> ArgIntTuple(const Napi::CallbackInfo& info, size_t i, const char* name, size_t n, int64_t min, int64_t max) {
+  std::vector<int64_t> v = ArgIntList(info, i, name, 1, n, min, max);
+  if (v.size() == 1) return std::vector<int64_t>(n, v[0]);
+  if (v.size() != n) {
+    ThrowRange(info.Env(), std::string("Expected one integer or a list of ") + std::to_string(n) + " for " + name +
+                               " but received " + ListString(v));
+  }
+  return v;
+}
+
+std::vector<int64_t> ArgShape(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return ArgIntList(info, i, name, 0, kMaxDims, 0, std::numeric_limits<int64_t>::max());
+}
+
 std::vector<int64_t> ArgIntList(const Napi::CallbackInfo& info, size_t i, const char* name) {
   Napi::Value v = info[i];
   if (v.IsNumber() || v.IsBigInt()) return {ToInt(info.Env(), v, name)};
@@ -390,13 +482,21 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   auto ta = info[0].As<Napi::TypedArray>();
   at::ScalarType src = TypedArrayDtype(ta.TypedArrayType());
   if (src == at::ScalarType::Undefined) ThrowType(env, "Unsupported TypedArray type for data (use Float32Array, Float64Array, BigInt64Array, Int32Array or Uint8Array)");
-  std::vector<int64_t> shape = ArgIntList(info, 1, "shape");
+  std::vector<int64_t> shape = ArgShape(info, 1, "shape");
+  size_t elem = at::elementSize(src);
+  // The element count, without overflow: more than the data holds is an error anyway.
+  const int64_t have = static_cast<int64_t>(ta.ByteLength() / elem);
   int64_t n = 1;
-  for (size_t k = 0; k < shape.size(); k++) {
-    if (shape[k] < 0) ThrowType(env, "Expected non-negative sizes for shape but received " + std::to_string(shape[k]) + " at index " + std::to_string(k));
+  bool zero = false;
+  for (int64_t s : shape) zero = zero || s == 0;
+  for (size_t k = 0; k < shape.size() && !zero; k++) {
+    if (n > have / std::max<int64_t>(shape[k], 1) + 1) {
+      ThrowType(env, "Expected data of more elements for shape " + ListString(shape) + " but received " + std::to_string(have) +
+                         " elements");
+    }
     n *= shape[k];
   }
-  size_t elem = at::elementSize(src);
+  if (zero) n = 0;
   if (static_cast<int64_t>(ta.ByteLength() / elem) != n) {
     std::ostringstream os;
     os << "Expected data of " << n << " elements for shape " << at::IntArrayRef(shape) << " but received "
