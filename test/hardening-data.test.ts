@@ -141,6 +141,13 @@ describe('readIdx: FIFOs, devices and gzip bombs', () => {
   });
   (fs.existsSync('/dev/zero') ? test : test.skip)('a character device (/dev/zero, endless) is refused', () => {
     expect(() => readIdx('/dev/zero')).toThrow('Cannot read IDX file /dev/zero: it is a character device, not a regular file');
+    // The same through the built package in a child with a timeout: code that reads
+    // /dev/zero never returns, and a test in this process could not be stopped.
+    const idx = path.join(__dirname, '..', 'dist', 'data', 'idx.js');
+    const script = `try { require(${JSON.stringify(idx)}).readIdx('/dev/zero') } catch (e) { process.stdout.write(e.message) }`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10000 });
+    expect(r.signal).toBeNull();
+    expect(r.stdout).toBe('Cannot read IDX file /dev/zero: it is a character device, not a regular file');
   });
   test('a directory is refused, naming what it is', () => {
     expect(() => readIdx(tmp)).toThrow(`Cannot read IDX file ${tmp}: it is a directory, not a regular file`);
