@@ -2,6 +2,7 @@
  * predict(): classify 28x28 digit images with a trained model, without autograd
  * and with no per-call setup beyond one copy of the pixels in and out.
  */
+import * as zlib from 'node:zlib';
 import { PNG } from 'pngjs';
 import { expected } from './errors';
 import { inferenceMode } from './autograd';
@@ -25,11 +26,50 @@ function isPng(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array && v.length > 8 && PNG_MAGIC.every((b, i) => v[i] === b);
 }
 
+/** The most image data a 28x28 PNG can inflate to (16-bit RGBA, interlaced: 7 passes of filter bytes), with room to spare. */
+const MAX_PNG_INFLATED = 65536;
+
+/**
+ * Checks a PNG's IHDR chunk (which must come first) before anything is decoded:
+ * a small file can declare 16000x16000 pixels, and decoding it allocates
+ * gigabytes only to refuse it afterwards. Interlaced image data, which pngjs
+ * inflates without a bound, is inflated here first with one.
+ */
+function checkPngHeader(buf: Buffer, name: string): void {
+  if (buf.length < 33 || buf.readUInt32BE(8) !== 13 || buf.toString('latin1', 12, 16) !== 'IHDR') {
+    throw new TypeError(`Could not decode ${name} as PNG: it does not start with a 13-byte IHDR chunk (${buf.length} bytes in all)`);
+  }
+  const width = buf.readUInt32BE(16), height = buf.readUInt32BE(20);
+  if (width !== 28 || height !== 28) {
+    throw new RangeError(`Expected a 28x28 image for ${name} but received ${width}x${height} (declared by its PNG header; not decoded)`);
+  }
+  if (buf[28] !== 1) return; // not interlaced: pngjs bounds the inflate by the declared size
+  const idat: Buffer[] = [];
+  for (let off = 8; off + 12 <= buf.length;) {
+    const len = buf.readUInt32BE(off);
+    const type = buf.toString('latin1', off + 4, off + 8);
+    if (off + 12 + len > buf.length) break; // truncated: pngjs says so
+    if (type === 'IDAT') idat.push(buf.subarray(off + 8, off + 8 + len));
+    if (type === 'IEND') break;
+    off += 12 + len;
+  }
+  try {
+    zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: MAX_PNG_INFLATED });
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new RangeError(`Could not decode ${name} as PNG: its 28x28 image data inflates past ${MAX_PNG_INFLATED} bytes`);
+    }
+    // other zlib errors: pngjs reports them while decoding
+  }
+}
+
 /** Decodes a PNG to 28x28 grey levels 0..255 (colour by luma, transparency over black, like MNIST's background). */
 export function decodePng(buf: Uint8Array, name = 'image'): Float32Array {
   let png: PNG;
+  const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (bytes.length > 8 && PNG_MAGIC.every((b, i) => bytes[i] === b)) checkPngHeader(bytes, name);
   try {
-    png = PNG.sync.read(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+    png = PNG.sync.read(bytes);
   } catch (e) {
     throw new TypeError(`Could not decode ${name} as PNG: ${(e as Error).message}`);
   }

@@ -703,6 +703,18 @@ function inferNested(data: unknown, name: string): { shape: number[]; flat: unkn
   return { shape, flat };
 }
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+/** `data[1][2]` for flat index 6 of shape [2, 4]. */
+function elementPath(name: string, flatIndex: number, shape: number[]): string {
+  let idx = '';
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx = `[${flatIndex % shape[d]}]` + idx;
+    flatIndex = Math.floor(flatIndex / shape[d]);
+  }
+  return idx ? name + idx : name;
+}
+
 /**
  * A tensor from nested arrays, a scalar or a TypedArray (copied). The dtype is
  * inferred like PyTorch: integers -> int64, any fraction -> float32, booleans -> bool.
@@ -726,7 +738,19 @@ export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptio
   const inferred: DType = kind === 'bool' ? 'bool' : kind === 'int' ? 'int64' : 'float32';
   const dtype = checkDtype(options.dtype) ?? inferred;
   let buf: ArrayBufferView;
-  if (inferred === 'int64') buf = BigInt64Array.from(flat, (v) => BigInt(v as number | bigint | boolean as number));
+  if (inferred === 'int64') {
+    // BigInt64Array.from wraps modulo 2**64 (1n << 70n would become 0), so every
+    // value must fit int64 first; a float dtype takes them as float64, like torch.tensor.
+    const ints = flat.map((v) => (typeof v === 'bigint' ? v : BigInt(v as number | boolean as number)));
+    const bad = ints.findIndex((v) => v < INT64_MIN || v > INT64_MAX);
+    if (bad >= 0 && (dtype === 'float32' || dtype === 'float64')) buf = Float64Array.from(flat, (v) => Number(v));
+    else if (bad >= 0) {
+      throw new RangeError(
+        `Expected ${elementPath('data', bad, shape)} to be an integer in int64's range [-(2n ** 63n), 2n ** 63n - 1n] ` +
+          `but received ${describe(flat[bad])} (pass dtype: 'float32' or 'float64' to store it as a float)`,
+      );
+    } else buf = BigInt64Array.from(ints);
+  }
   else if (inferred === 'bool') buf = Uint8Array.from(flat, (v) => (v ? 1 : 0));
   else buf = Float64Array.from(flat, (v) => Number(v));
   // float data goes in as float64 so float64 requests keep full precision; float32 rounds once.
@@ -754,6 +778,79 @@ export function isTensor(v: unknown): v is Tensor {
 }
 
 // ---- repr ------------------------------------------------------------------------
+// torch._tensor_str with the default print options: above `threshold` elements the
+// tensor is summarised to `edgeitems` per side of every dimension longer than
+// 2*edgeitems, and only those elements are copied out of libtorch, so printing costs
+// O(shown elements) however big the tensor is. Vectors wrap at `linewidth` columns.
+const PRINT = { precision: 4, threshold: 1000, edgeitems: 3, linewidth: 80 };
+
+// Python's '{:.Nf}' / '{:.Ne}': round half to even on the exact binary value (JS's
+// toFixed/toExponential round ties up), a '-' on -0, and at least two exponent digits.
+function pyTies(x: number, digits: number, exp: boolean): string {
+  const a = Math.abs(x);
+  const long = exp ? a.toExponential(digits + 30) : a.toFixed(digits + 30);
+  const e = exp ? long.indexOf('e') : long.length;
+  const mant = long.slice(0, e);
+  const cut = mant.indexOf('.') + 1 + digits - (digits === 0 ? 1 : 0);
+  const rest = mant.slice(digits === 0 ? cut + 1 : cut);
+  const last = mant[cut - 1];
+  if (/^50*$/.test(rest) && '02468'.includes(last)) return mant.slice(0, cut) + long.slice(e);
+  return exp ? a.toExponential(digits) : a.toFixed(digits);
+}
+function pyFixed(x: number, digits: number): string {
+  return (x < 0 || Object.is(x, -0) ? '-' : '') + pyTies(x, digits, false);
+}
+function pyExp(x: number, digits: number): string {
+  const s = (x < 0 || Object.is(x, -0) ? '-' : '') + pyTies(x, digits, true);
+  return s.replace(/e([+-])(\d)$/, 'e$10$2');
+}
+
+/**
+ * The elements that the repr shows, flattened in row-major order: every summarised
+ * dimension keeps only its first and last `edgeitems` indices. Reads nothing else:
+ * the leading dimensions are walked with select() (views), and the innermost
+ * summarised one is cut with narrow() before anything is copied.
+ */
+function shownValues(t: Tensor, shape: number[], summarized: boolean[]): ArrayLike<number | bigint> {
+  const E = PRINT.edgeitems;
+  const k = summarized.lastIndexOf(true);
+  const owned: Tensor[] = [];
+  try {
+    const base = t.detach();
+    owned.push(base);
+    if (k < 0) {
+      const c = base.cpu();
+      owned.push(c);
+      return c.toTypedArray() as ArrayLike<number | bigint>;
+    }
+    const parts: Tensor[] = [];
+    const walk = (x: Tensor, d: number): void => {
+      const n = shape[d];
+      if (d === k) {
+        const head = x.narrow(0, 0, E), tail = x.narrow(0, n - E, E);
+        owned.push(head, tail);
+        const p = cat([head, tail], 0).reshape(-1);
+        owned.push(p);
+        parts.push(p);
+        return;
+      }
+      for (let j = 0; j < (summarized[d] ? 2 * E : n); j++) {
+        const i = summarized[d] && j >= E ? n - 2 * E + j : j;
+        const s = x.select(0, i);
+        owned.push(s);
+        walk(s, d + 1);
+      }
+    };
+    walk(base, 0);
+    const all = parts.length === 1 ? parts[0] : cat(parts, 0);
+    if (all !== parts[0]) owned.push(all);
+    const c = all.cpu();
+    owned.push(c);
+    return c.toTypedArray() as ArrayLike<number | bigint>;
+  } finally {
+    for (const o of owned) o.dispose();
+  }
+}
 
 function formatTensor(t: Tensor): string {
   const shape = t.shape;
@@ -769,46 +866,84 @@ function formatTensor(t: Tensor): string {
     return `tensor([]${suffix.length ? ', ' + suffix.join(', ') : ''})`;
   }
   if (t.requiresGrad) suffix.push('requires_grad=True');
-  const flat = Array.from(t.detach().cpu().toTypedArray() as ArrayLike<number | bigint>, (v) => v);
+  const E = PRINT.edgeitems;
+  const summarize = numel > PRINT.threshold;
+  const summarized = shape.map((n) => summarize && n > 2 * E);
+  const vals = shownValues(t, shape, summarized);
+
+  // _Formatter: the width and mode come from the shown elements only.
+  let width = 1;
   let fmt: (v: number | bigint) => string;
   if (dt === 'bool') {
+    for (let i = 0; i < vals.length; i++) width = Math.max(width, vals[i] ? 4 : 5);
     fmt = (v) => (v ? 'True' : 'False');
   } else if (!isFloat) {
+    for (let i = 0; i < vals.length; i++) width = Math.max(width, String(vals[i]).length);
     fmt = (v) => String(v);
   } else {
-    const nums = flat as number[];
-    const finite = nums.filter((v) => Number.isFinite(v));
-    const absMax = finite.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    const nonzero = finite.filter((v) => v !== 0).map(Math.abs);
-    const absMin = nonzero.length ? Math.min(...nonzero) : 0;
-    const allInt = finite.every((v) => Number.isInteger(v));
-    const sci = absMax >= 1e8 || (absMin > 0 && absMin < 1e-4) || (absMin > 0 && absMax / absMin > 1000 && !allInt);
+    let min = Infinity, max = 0, intMode = true, any = false;
+    for (let i = 0; i < vals.length; i++) {
+      const x = vals[i] as number;
+      if (!Number.isFinite(x) || x === 0) continue;
+      any = true;
+      const a = Math.abs(x);
+      if (a < min) min = a;
+      if (a > max) max = a;
+      if (intMode && x !== Math.ceil(x)) intMode = false;
+    }
+    const sci = any && (max / min > 1000 || max > 1e8 || (!intMode && min < 1e-4));
+    const core = (x: number) => (sci ? pyExp(x, PRINT.precision) : intMode ? `${pyFixed(x, 0)}.` : pyFixed(x, PRINT.precision));
+    if (any) {
+      for (let i = 0; i < vals.length; i++) {
+        const x = vals[i] as number;
+        if (Number.isFinite(x) && x !== 0) width = Math.max(width, core(x).length);
+      }
+    }
     fmt = (v) => {
       const x = v as number;
       if (Number.isNaN(x)) return 'nan';
       if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
-      if (sci) return x.toExponential(4).replace(/e([+-])(\d)$/, 'e$10$2');
-      if (allInt) return `${x.toFixed(0)}.`;
-      return x.toFixed(4);
+      return core(x);
     };
   }
-  const strs = flat.map(fmt);
-  const width = strs.reduce((m, s) => Math.max(m, s.length), 0);
   const pad = (s: string) => s.padStart(width);
-  if (shape.length === 0) return `tensor(${strs[0]}${suffix.length ? ', ' + suffix.join(', ') : ''})`;
+  const tail = (body: string): string => {
+    // _add_suffixes: a suffix that would pass linewidth goes on its own line.
+    let out = `tensor(${body}`;
+    let lastLen = out.length - out.lastIndexOf('\n') + 1;
+    for (const s of suffix) {
+      if (lastLen + s.length + 2 > PRINT.linewidth) {
+        out += `,\n${' '.repeat('tensor('.length)}${s}`;
+        lastLen = 'tensor('.length + s.length;
+      } else {
+        out += `, ${s}`;
+        lastLen += s.length + 2;
+      }
+    }
+    return out + ')';
+  };
+  if (shape.length === 0) return tail(fmt(vals[0]));
   let pos = 0;
   const build = (d: number, indent: number): string => {
-    const n = shape[d];
+    const count = summarized[d] ? 2 * E : shape[d];
     if (d === shape.length - 1) {
       const items: string[] = [];
-      for (let i = 0; i < n; i++) items.push(pad(strs[pos++]));
-      return `[${items.join(', ')}]`;
+      for (let i = 0; i < count; i++) {
+        items.push(pad(fmt(vals[pos++])));
+        if (summarized[d] && i === E - 1) items.push(' ...');
+      }
+      const perLine = Math.max(1, Math.floor((PRINT.linewidth - indent) / (width + 2)));
+      const lines: string[] = [];
+      for (let i = 0; i < items.length; i += perLine) lines.push(items.slice(i, i + perLine).join(', '));
+      return `[${lines.join(',\n' + ' '.repeat(indent + 1))}]`;
     }
     const rows: string[] = [];
-    for (let i = 0; i < n; i++) rows.push(build(d + 1, indent + 1));
+    for (let i = 0; i < count; i++) {
+      rows.push(build(d + 1, indent + 1));
+      if (summarized[d] && i === E - 1) rows.push('...');
+    }
     const sep = ',' + '\n'.repeat(shape.length - 1 - d) + ' '.repeat(indent + 1);
     return `[${rows.join(sep)}]`;
   };
-  const body = build(0, 'tensor('.length);
-  return `tensor(${body}${suffix.length ? ', ' + suffix.join(', ') : ''})`;
+  return tail(build(0, 'tensor('.length));
 }

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { train, TrainJobOptions as TrainOptions } from '../job';
 import { saveCheckpoint, loadCheckpoint } from '../serialize';
 import { Tensor } from '../tensor';
+import { describe } from '../errors';
 import { MNIST } from '../data/mnist';
 import { setNumThreads, version as libtorchVersion } from '../device';
 import { collectReportData, writeReport, BatchLoss } from '../report';
@@ -184,10 +185,19 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       process.stderr.write(`torchnode train: --resume: ${(e as Error).message}\n`);
       return 2;
     }
+    // An epoch that is not a count (a string, -1, 1.5) used to be dropped, so the
+    // run silently started over from epoch 1; a missing one still means 0.
+    const epoch: unknown = ck.epoch;
+    if (epoch !== undefined && epoch !== null && !(typeof epoch === 'number' && Number.isInteger(epoch) && epoch >= 0)) {
+      process.stderr.write(
+        `torchnode train: --resume: ${args.resume}: expected the checkpoint's epoch to be a non-negative integer but received ${describe(epoch)}\n`,
+      );
+      return 2;
+    }
     args.options.resume = {
       modelState: ck.model_state_dict,
       optimizerState: ck.optimizer_state_dict as never,
-      epoch: typeof ck.epoch === 'number' ? ck.epoch : undefined,
+      epoch: typeof epoch === 'number' ? epoch : undefined,
       rngState: ck.rng_state instanceof Tensor ? ck.rng_state : undefined,
     };
     if (lead) process.stdout.write(`Resuming from ${args.resume} after epoch ${ck.epoch ?? 0}\n`);
@@ -244,7 +254,9 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       process.stderr.write(`torchnode train: rank ${rank}: ${err.message}\n`);
       return 1;
     }
-    if (err instanceof TypeError || /Expected|Unknown option|not available|MNIST/.test(err.message)) {
+    // Bad input (an IDX file that is not one, a FIFO for --data's files, ...) is a
+    // message and exit 2, not a stack trace.
+    if (err instanceof TypeError || err.name === 'IdxError' || /Expected|Unknown option|not available|MNIST/.test(err.message)) {
       process.stderr.write(`torchnode train: ${err.message}\n`);
       return 2;
     }

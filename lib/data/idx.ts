@@ -37,39 +37,73 @@ export class IdxError extends Error {
   }
 }
 
-/**
- * Reads an IDX file (raw or gzip) or Buffer.
- * Shape: e.g. `train-images-idx3-ubyte` -> uint8 [60000, 28, 28].
- * @example const { shape, data } = readIdx('data/train-labels-idx1-ubyte'); // [60000], Uint8Array
- */
-export function readIdx(source: string | Uint8Array, options: { name?: string } = {}): IdxArray {
-  let bytes: Uint8Array;
-  let name: string;
-  if (typeof source === 'string') {
-    name = options.name ?? source;
-    try {
-      bytes = fs.readFileSync(source);
-    } catch (e) {
-      throw new IdxError(`Cannot read IDX file ${name}: ${(e as Error).message}`);
-    }
-  } else if (source instanceof Uint8Array) {
-    name = options.name ?? '<buffer>';
-    bytes = source;
-  } else {
-    return expected('a file path or a Buffer', 'source', source);
-  }
-  const fail = (what: string): never => {
-    throw new IdxError(`Invalid IDX file ${name}: ${what}`);
-  };
+/** The most bytes an IDX array may hold, raw or once gunzipped (what fs.readFileSync can read). */
+export const MAX_IDX_BYTES = 2 ** 31 - 1;
+/** 4-byte magic number and up to 255 uint32 sizes. */
+const MAX_HEADER_BYTES = 4 + 4 * 255;
 
-  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    try {
-      bytes = zlib.gunzipSync(bytes);
-    } catch (e) {
-      fail(`corrupt gzip data (${(e as Error).message})`);
-    }
+/** What a path names, for the error when it is not a regular file. */
+function kindOf(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * The bytes of a regular file. Opened non-blocking and checked with fstat on the
+ * same descriptor, so a FIFO or device is refused at once (reading one would
+ * block forever or never end) and cannot be swapped in after the check. A raw
+ * IDX file's header is read first and its declared size checked against the
+ * file's, before the rest is allocated.
+ */
+function readRegular(file: string, name: string, fail: (what: string) => never): Uint8Array {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (e) {
+    throw new IdxError(`Cannot read IDX file ${name}: ${(e as Error).message}`);
   }
-  if (bytes.length < 4) fail(`expected at least 4 bytes for the magic number but the file has ${bytes.length}`);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new IdxError(`Cannot read IDX file ${name}: it is ${kindOf(st)}, not a regular file`);
+    const size = st.size;
+    const head = Buffer.alloc(Math.min(size, MAX_HEADER_BYTES));
+    const got = fs.readSync(fd, head, 0, head.length, 0);
+    const first = head.subarray(0, got);
+    const gz = first.length >= 2 && first[0] === 0x1f && first[1] === 0x8b;
+    if (!gz) checkSize(parseHeader(first, size, fail), size, fail);
+    else if (size > MAX_IDX_BYTES) fail(`${size} bytes of gzip data is more than the ${MAX_IDX_BYTES} bytes an IDX file may hold`);
+    const bytes = Buffer.alloc(size);
+    let pos = 0;
+    while (pos < size) {
+      const n = fs.readSync(fd, bytes, pos, size - pos, pos);
+      if (n === 0) break;
+      pos += n;
+    }
+    return bytes.subarray(0, pos);
+  } catch (e) {
+    if (e instanceof IdxError) throw e;
+    throw new IdxError(`Cannot read IDX file ${name}: ${(e as Error).message}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+interface IdxHeader {
+  type: { dtype: IdxDtype; bytes: number; name: string };
+  shape: number[];
+  count: number;
+  headerBytes: number;
+  /** headerBytes plus the values the shape declares. */
+  expectedBytes: number;
+}
+
+/** Parses the header at the start of `bytes`, an IDX array of `total` bytes in all. */
+function parseHeader(bytes: Uint8Array, total: number, fail: (what: string) => never): IdxHeader {
+  if (total < 4) fail(`expected at least 4 bytes for the magic number but the file has ${total}`);
   const magic = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
   if (bytes[0] !== 0 || bytes[1] !== 0) {
     fail(`bad magic number ${hex(magic, 8)} (expected 0x0000TTNN: two zero bytes, a type code and the number of dimensions)`);
@@ -85,20 +119,107 @@ export function readIdx(source: string | Uint8Array, options: { name?: string } 
   const ndims = bytes[3];
   if (ndims === 0) fail(`magic number ${hex(magic, 8)} declares 0 dimensions`);
   const headerBytes = 4 + 4 * ndims;
-  if (bytes.length < headerBytes) {
-    fail(`truncated header: expected ${headerBytes} bytes for ${ndims} dimensions but the file has ${bytes.length}`);
+  if (total < headerBytes) {
+    fail(`truncated header: expected ${headerBytes} bytes for ${ndims} dimensions but the file has ${total}`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const shape: number[] = [];
   for (let i = 0; i < ndims; i++) shape.push(view.getUint32(4 + 4 * i, false));
   const count = shape.reduce((a, b) => a * b, 1);
-  const expectedBytes = headerBytes + count * type.bytes;
-  if (bytes.length !== expectedBytes) {
+  return { type, shape, count, headerBytes, expectedBytes: headerBytes + count * type.bytes };
+}
+
+/** Fails unless the IDX array is exactly as long as its header declares. */
+function checkSize(hdr: IdxHeader, actual: number, fail: (what: string) => never): void {
+  if (actual !== hdr.expectedBytes) {
     fail(
-      `${bytes.length < expectedBytes ? 'truncated' : 'trailing bytes'}: expected ${expectedBytes} bytes ` +
-        `(${headerBytes}-byte header + ${shape.join('x')} ${type.name} values) but the file has ${bytes.length}`,
+      `${actual < hdr.expectedBytes ? 'truncated' : 'trailing bytes'}: expected ${hdr.expectedBytes} bytes ` +
+        `(${hdr.headerBytes}-byte header + ${hdr.shape.join('x')} ${hdr.type.name} values) but the file has ${actual}`,
     );
   }
+}
+
+/** The first bytes of a gzip stream, enough for an IDX header, inflating only a bounded prefix. */
+function gunzipHead(bytes: Uint8Array): { head: Uint8Array; complete: boolean } {
+  let head: Uint8Array = new Uint8Array(0);
+  let complete = false;
+  for (const n of [64, 1024, 16384]) {
+    const part = bytes.subarray(0, n);
+    head = zlib.gunzipSync(part, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    complete = part.length === bytes.length;
+    if (head.length >= MAX_HEADER_BYTES || complete) break;
+  }
+  return { head, complete };
+}
+
+/**
+ * Inflates gzip data to at most what its IDX header declares (plus a little, to
+ * report trailing bytes exactly), never past MAX_IDX_BYTES: a small .gz that
+ * inflates to gigabytes is refused without allocating them.
+ */
+function gunzipBounded(bytes: Uint8Array, fail: (what: string) => never): Uint8Array {
+  try {
+    const { head, complete } = gunzipHead(bytes);
+    const need = head.length >= 4 ? 4 + 4 * head[3] : 4;
+    let limit = MAX_IDX_BYTES;
+    let hdr: IdxHeader | null = null;
+    if (head.length >= need) {
+      hdr = parseHeader(head, Infinity, fail);
+      if (hdr.expectedBytes > MAX_IDX_BYTES) {
+        fail(
+          `the header declares ${hdr.shape.join('x')} ${hdr.type.name} values (${hdr.expectedBytes} bytes), ` +
+            `more than the ${MAX_IDX_BYTES} bytes an IDX file may hold`,
+        );
+      }
+      limit = Math.min(MAX_IDX_BYTES, hdr.expectedBytes + 65536);
+    } else if (complete) {
+      limit = MAX_HEADER_BYTES; // all of it is shorter than a header: parseHeader reports what is missing
+    }
+    try {
+      return zlib.gunzipSync(bytes, { maxOutputLength: limit });
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ERR_BUFFER_TOO_LARGE') throw e;
+      return fail(
+        hdr
+          ? `trailing bytes: the gzip data inflates to more than ${limit} bytes but the header declares ${hdr.expectedBytes} ` +
+              `(${hdr.headerBytes}-byte header + ${hdr.shape.join('x')} ${hdr.type.name} values); stopped inflating there`
+          : `the gzip data inflates to more than ${limit} bytes, more than an IDX file may hold; stopped inflating there`,
+      );
+    }
+  } catch (e) {
+    if (e instanceof IdxError) throw e;
+    return fail(`corrupt gzip data (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Reads an IDX file (raw or gzip) or Buffer. Only regular files are read (a FIFO
+ * or device is an error, not a hang), and nothing is allocated beyond what the
+ * header declares and the file really holds.
+ * Shape: e.g. `train-images-idx3-ubyte` -> uint8 [60000, 28, 28].
+ * @example const { shape, data } = readIdx('data/train-labels-idx1-ubyte'); // [60000], Uint8Array
+ */
+export function readIdx(source: string | Uint8Array, options: { name?: string } = {}): IdxArray {
+  let bytes: Uint8Array;
+  let name: string;
+  const fail = (what: string): never => {
+    throw new IdxError(`Invalid IDX file ${name}: ${what}`);
+  };
+  if (typeof source === 'string') {
+    name = options.name ?? source;
+    bytes = readRegular(source, name, fail);
+  } else if (source instanceof Uint8Array) {
+    name = options.name ?? '<buffer>';
+    bytes = source;
+  } else {
+    return expected('a file path or a Buffer', 'source', source);
+  }
+
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipBounded(bytes, fail);
+  const hdr = parseHeader(bytes, bytes.length, fail);
+  checkSize(hdr, bytes.length, fail);
+  const { type, shape, count, headerBytes } = hdr;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
   const off = headerBytes;
   let data: IdxData;
