@@ -1,5 +1,5 @@
 // npm run train end to end: checkpoints that resume exactly, and --nproc ranks.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,7 +20,32 @@ describe('cli: throw cases', () => {
     const both = run(['--nproc', '2', '--dist']);
     expect(both.status).toBe(2);
   });
+  test('WORLD_SIZE and RANK that are not counts exit 2 naming the variable (WORLD_SIZE=abc ran one process)', () => {
+    const env = (e: Record<string, string>) => spawnSync(process.execPath, [cli, ...common, '--epochs', '1'], { encoding: 'utf8', timeout: 60000, env: { ...process.env, ...e } });
+    const abc = env({ WORLD_SIZE: 'abc', RANK: '0' });
+    expect(abc.status).toBe(2);
+    expect(abc.stderr).toMatch(/WORLD_SIZE must be an integer >= 1 but is 'abc'/);
+    const rank = env({ WORLD_SIZE: '2', RANK: '2' });
+    expect(rank.status).toBe(2);
+    expect(rank.stderr).toMatch(/RANK must be an integer in 0\.\.1 \(WORLD_SIZE 2\) but is '2'/);
+  });
 });
+
+/** The pids of `pid`'s children whose environment has RANK=<rank>, from /proc. */
+function childWithRank(pid: number, rank: number): number | null {
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      if (fs.readFileSync(`/proc/${e}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`)) return Number(e);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
+}
 
 describe('cli', () => {
   test('--save then --resume continues exactly where an uninterrupted run would be', () => {
@@ -42,6 +67,36 @@ describe('cli', () => {
     expect(resumed.stdout.match(/Accuracy: \S+/)![0]).toBe(straight.stdout.match(/Accuracy: \S+/)![0]);
     fs.rmSync(dir, { recursive: true, force: true });
   }, 120000);
+
+  const gloo = distributed.isAvailable();
+  (gloo.gloo && fs.existsSync('/proc/self/stat') ? test : test.skip)(
+    `--nproc: a rank killed mid-run stops the others at once, with its exit status${gloo.gloo ? '' : ` (skipped: ${gloo.reason})`}`,
+    async () => {
+      // A run long enough that only the kill can end it soon; c10d alone would wait --dist-timeout.
+      const t0 = Date.now();
+      const launcher = spawn(process.execPath, [cli, '--nproc', '2', '--seed', '0', '--epochs', '5', '--threads', '1', '--no-report', '--no-progress', '--dist-timeout', '120'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      launcher.stderr!.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
+      let victim: number | null = null;
+      while (victim === null && Date.now() - t0 < 30000) {
+        await new Promise((r) => setTimeout(r, 200));
+        victim = childWithRank(launcher.pid!, 1);
+      }
+      expect(victim).not.toBeNull();
+      await new Promise((r) => setTimeout(r, 1500)); // inside rendezvous or training
+      const killedAt = Date.now();
+      process.kill(victim!, 'SIGKILL');
+      const code = await exited;
+      expect(Date.now() - killedAt).toBeLessThan(15000);
+      expect(code).toBe(128 + os.constants.signals.SIGKILL);
+      expect(stderr).toMatch(/rank 1 exited with SIGKILL; stopping the other ranks/);
+      expect(stderr).not.toMatch(/rank 0 exited/);
+    },
+    60000,
+  );
 
   test('--nproc 2 trains with two ranks; only rank 0 prints', () => {
     if (!distributed.isAvailable().gloo) return;

@@ -171,9 +171,15 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   }
   if (args.nproc !== undefined && args.nproc > 1) return reportFolderExists(args) ? launch(argv, args.nproc) : 2;
   // A rank of a data-parallel run: started by --nproc, or by hand with --dist.
-  const worldSize = Number(process.env.WORLD_SIZE ?? 1);
+  // WORLD_SIZE=abc used to read as NaN and quietly run one process.
+  const envError = checkRankEnv(process.env);
+  if (envError) {
+    process.stderr.write(`torchnode train: ${envError}\n`);
+    return 2;
+  }
+  const worldSize = Number(process.env.WORLD_SIZE || 1);
   const distributed = args.dist || (args.nproc === undefined && worldSize > 1 && process.env.RANK !== undefined);
-  const rank = distributed ? Number(process.env.RANK ?? 0) : 0;
+  const rank = distributed ? Number(process.env.RANK || 0) : 0;
   const lead = rank === 0;
   if (lead && !reportFolderExists(args)) return 2;
   if (distributed) args.options.distributed = { timeoutMs: args.distTimeoutMs };
@@ -332,10 +338,24 @@ function freePort(): Promise<number> {
   });
 }
 
+/** WORLD_SIZE and RANK, when set, must be a count >= 1 and a rank in 0..WORLD_SIZE-1. */
+export function checkRankEnv(env: NodeJS.ProcessEnv): string | null {
+  const ws = env.WORLD_SIZE;
+  if (ws !== undefined && ws !== '' && !(/^\d+$/.test(ws) && Number(ws) >= 1)) {
+    return `WORLD_SIZE must be an integer >= 1 but is '${ws}'`;
+  }
+  const rank = env.RANK;
+  const world = ws ? Number(ws) : 1;
+  if (rank !== undefined && rank !== '' && !(/^\d+$/.test(rank) && Number(rank) < world)) {
+    return `RANK must be an integer in 0..${world - 1} (WORLD_SIZE ${world}) but is '${rank}'`;
+  }
+  return null;
+}
+
 /**
  * --nproc N: starts N ranks of this same command on 127.0.0.1 and waits for them.
- * Rank 0 prints; a rank that fails makes the others fail within --dist-timeout
- * (c10d notices the lost peer); the launcher exits with the first failure's code.
+ * Rank 0 prints. The first rank that fails makes the launcher stop the others at once
+ * (SIGTERM) and exit with that rank's status (128 + the signal's number for a signal).
  */
 async function launch(argv: string[], nproc: number): Promise<number> {
   const port = await freePort();
@@ -354,14 +374,30 @@ async function launch(argv: string[], nproc: number): Promise<number> {
   );
   const onSigint = () => children.forEach((c) => c.kill('SIGINT'));
   process.on('SIGINT', onSigint);
-  const codes = await Promise.all(
-    children.map((c, rank) => new Promise<number>((resolve) => c.on('exit', (code, signal) => {
-      if (code !== 0) process.stderr.write(`torchnode train: rank ${rank} exited with ${signal ?? `code ${code}`}\n`);
-      resolve(code ?? 1);
+  // The first rank to fail stops the others at once (they would otherwise wait for it
+  // until c10d's timeout), and its exit status (128 + signal for a signal) is the launcher's.
+  let first: { rank: number; status: number } | null = null;
+  const stopped = new Set<number>();
+  await Promise.all(
+    children.map((c, rank) => new Promise<void>((resolve) => c.on('exit', (code, signal) => {
+      const status = code ?? 128 + ((signal && os.constants.signals[signal]) || 0);
+      if (status !== 0 && !stopped.has(rank)) {
+        process.stderr.write(`torchnode train: rank ${rank} exited with ${signal ?? `code ${code}`}${first ? '' : '; stopping the other ranks'}\n`);
+        if (!first) {
+          first = { rank, status };
+          children.forEach((o, r) => {
+            if (r !== rank && o.exitCode === null && o.signalCode === null) {
+              stopped.add(r);
+              o.kill('SIGTERM');
+            }
+          });
+        }
+      }
+      resolve();
     }))),
   );
   process.removeListener('SIGINT', onSigint);
-  return codes.find((c) => c !== 0) ?? 0;
+  return (first as { rank: number; status: number } | null)?.status ?? 0;
 }
 
 if (require.main === module) {
