@@ -75,6 +75,7 @@ describe('distributed: mismatched collectives', () => {
     ['allgather-size', 'allGather: tensor differs between ranks: rank 0 has float32 [4] but rank 1 has float32 [5]'],
     ['broadcast-shape', 'broadcast: tensors[0] differs between ranks: rank 0 has float32 [2, 3] but rank 1 has float32 [3, 2]'],
     ['broadcast-root', 'broadcast: root differs between ranks: rank 0 has root 0 but rank 1 has root 1'],
+    ['broadcast-second', 'broadcast: tensors[1] differs between ranks: rank 0 has int32 [2, 2] but rank 1 has int32 [2]'],
     ['allreduce-count', 'allReduce: the number of tensors differs between ranks: rank 0 has 1 tensor but rank 1 has 2 tensors'],
   ];
   test.each(cases)('%s: both ranks reject with the same message and the group stays usable', async (which, message) => {
