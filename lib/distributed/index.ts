@@ -184,7 +184,7 @@ export class ProcessGroup {
    */
   private async agree(collective: Collective, param: number, list: Tensor[], arg: string): Promise<void> {
     if (!this.checkShapes || this.worldSize === 1) return;
-    const rows = await this.gatherMeta(collective, [COLLECTIVES.indexOf(collective), param, list.length, ...(list.length ? describe(list[0]) : new Array<number>(META).fill(-1))]);
+    const rows = await this.gatherMeta(collective, [COLLECTIVES.indexOf(collective), param, list.length, ...(list.length ? describe(list[0]) : new Array<number>(META).fill(-1))], list[0]);
     const fail = (what: string, show: (row: number[]) => string, from: number, to: number, has = 'has') => {
       const r = rows.findIndex((row) => !sameRange(row, rows[0], from, to));
       if (r < 0) return;
@@ -197,7 +197,7 @@ export class ProcessGroup {
     const name = (i: number) => (arg === 'tensor' ? arg : `${arg}[${i}]`);
     if (list.length) fail(name(0), (row) => showMeta(row, 3), 3, 3 + META);
     if (list.length < 2) return;
-    const all = await this.gatherMeta(collective, list.slice(1).flatMap(describe));
+    const all = await this.gatherMeta(collective, list.slice(1).flatMap(describe), list[0]);
     for (let i = 0; i < list.length - 1; i++) {
       const from = i * META;
       const r = all.findIndex((row) => !sameRange(row, all[0], from, from + META));
@@ -209,8 +209,10 @@ export class ProcessGroup {
     }
   }
 
-  private async gatherMeta(collective: Collective, values: number[]): Promise<number[][]> {
-    const meta = makeTensor(values, { dtype: 'int64', device: this.backend === 'nccl' ? 'cuda' : 'cpu' });
+  private async gatherMeta(collective: Collective, values: number[], like?: Tensor): Promise<number[][]> {
+    // NCCL needs the metadata on this rank's GPU: the one its tensors are on.
+    const device = this.backend === 'nccl' ? (like?.device ?? 'cuda') : 'cpu';
+    const meta = makeTensor(values, { dtype: 'int64', device });
     try {
       const got = await this.explain(
         N.distAllGather(this.g, h(meta, 'meta')).catch((e: Error) => {
