@@ -78,14 +78,24 @@ static GroupPtr ArgGroup(const Napi::CallbackInfo& info, size_t i) {
 }
 
 // An AsyncWorker that resolves a promise with the JS value made by `done` (on
-// the JS thread) after `work` (on a libuv thread) returns; any exception rejects
-// it as a TorchError carrying libtorch's or Gloo's message.
+// the JS thread) after `work` (on a libuv thread) returns; any exception (c10d's
+// c10::Error, Gloo's EnforceNotMet/IoException, whatever work->wait() rethrows
+// from Gloo's worker threads, or anything else) rejects it as a TorchError
+// "<what>: <libtorch's or Gloo's message>". What this cannot catch: an exception
+// thrown on Gloo's own transport thread (tcp/pair.cc, e.g. "op.preamble.length <=
+// op.nbytes" when ranks send different sizes) calls std::terminate inside Gloo;
+// lib/distributed checks that ranks agree on dtype and shape before each collective
+// so that such a mismatch never reaches Gloo.
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   using Work = std::function<void()>;
   using Done = std::function<Napi::Value(Napi::Env)>;
-  PromiseWorker(Napi::Env env, Work work, Done done)
-      : Napi::AsyncWorker(env, "torchnode:c10d"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
+  PromiseWorker(Napi::Env env, std::string what, Work work, Done done)
+      : Napi::AsyncWorker(env, "torchnode:c10d"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        what_(std::move(what)),
+        work_(std::move(work)),
+        done_(std::move(done)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
@@ -93,11 +103,11 @@ class PromiseWorker : public Napi::AsyncWorker {
     try {
       work_();
     } catch (const c10::Error& e) {
-      SetError(e.what_without_backtrace());
+      SetError(what_ + ": " + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      SetError(e.what());
+      SetError(what_ + ": " + e.what());
     } catch (...) {
-      SetError("unknown error in a collective operation");
+      SetError(what_ + ": unknown error (not a std::exception)");
     }
   }
   // Both run on the JS thread, called by node-addon-api, and must not throw: while
@@ -137,12 +147,13 @@ class PromiseWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
+  std::string what_;
   Work work_;
   Done done_;
 };
 
-static Napi::Value Queue(Napi::Env env, PromiseWorker::Work work, PromiseWorker::Done done = nullptr) {
-  auto* w = new PromiseWorker(env, std::move(work), std::move(done));
+static Napi::Value Queue(Napi::Env env, const char* what, PromiseWorker::Work work, PromiseWorker::Done done = nullptr) {
+  auto* w = new PromiseWorker(env, what, std::move(work), std::move(done));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -189,7 +200,7 @@ static Napi::Value InitProcessGroup(const Napi::CallbackInfo& info) {
   g->backend = backend;
   g->timeout = std::chrono::milliseconds(timeoutMs);
   return Queue(
-      env,
+      env, "initProcessGroup",
       [g, addr, port]() {
         c10d::TCPStoreOptions opts;
         opts.port = static_cast<std::uint16_t>(port);
@@ -238,7 +249,7 @@ static Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   auto tensors = ArgTensorList(info, 1, "tensors");
   c10d::AllreduceOptions opts;
   opts.reduceOp = ParseOp(info.Env(), IsNullish(info, 2) ? "sum" : ArgString(info, 2, "op"));
-  return Queue(info.Env(), [g, tensors, opts]() mutable {
+  return Queue(info.Env(), "allReduce", [g, tensors, opts]() mutable {
     auto work = WithPG(*g, [&](auto& pg) { return pg.allreduce(tensors, opts); });
     work->wait(g->timeout);
   });
@@ -252,7 +263,7 @@ static Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   if (root < 0 || root >= g->size) ThrowType(info.Env(), "Expected a rank in 0.." + std::to_string(g->size - 1) + " for root but received " + std::to_string(root));
   c10d::BroadcastOptions opts;
   opts.rootRank = root;
-  return Queue(info.Env(), [g, tensors, opts]() mutable {
+  return Queue(info.Env(), "broadcast", [g, tensors, opts]() mutable {
     // One tensor per call keeps every backend happy (Gloo takes one per rank-local device).
     for (auto& t : tensors) {
       std::vector<at::Tensor> one{t};
@@ -269,7 +280,7 @@ static Napi::Value AllGather(const Napi::CallbackInfo& info) {
   auto outputs = std::make_shared<std::vector<std::vector<at::Tensor>>>(1);
   for (int r = 0; r < g->size; r++) (*outputs)[0].push_back(at::empty_like(input));
   return Queue(
-      info.Env(),
+      info.Env(), "allGather",
       [g, input, outputs]() {
         std::vector<at::Tensor> in{input};
         auto work = WithPG(*g, [&](auto& pg) { return pg.allgather(*outputs, in); });
@@ -280,7 +291,7 @@ static Napi::Value AllGather(const Napi::CallbackInfo& info) {
 
 static Napi::Value Barrier(const Napi::CallbackInfo& info) {
   GroupPtr g = ArgGroup(info, 0);
-  return Queue(info.Env(), [g]() {
+  return Queue(info.Env(), "barrier", [g]() {
     c10d::BarrierOptions opts;
     opts.timeout = g->timeout;
     auto work = WithPG(*g, [&](auto& pg) { return pg.barrier(opts); });
@@ -293,14 +304,14 @@ static Napi::Value StoreSet(const Napi::CallbackInfo& info) {
   GroupPtr g = ArgGroup(info, 0);
   std::string key = ArgString(info, 1, "key");
   std::string value = ArgString(info, 2, "value");
-  return Queue(info.Env(), [g, key, value]() { g->store->set(key, std::vector<uint8_t>(value.begin(), value.end())); });
+  return Queue(info.Env(), "store set", [g, key, value]() { g->store->set(key, std::vector<uint8_t>(value.begin(), value.end())); });
 }
 static Napi::Value StoreGet(const Napi::CallbackInfo& info) {
   GroupPtr g = ArgGroup(info, 0);
   std::string key = ArgString(info, 1, "key");
   auto out = std::make_shared<std::string>();
   return Queue(
-      info.Env(),
+      info.Env(), "store get",
       [g, key, out]() {
         if (!g->store->check({key})) throw std::runtime_error("key '" + key + "' is not in the store");
         auto v = g->store->get(key);
@@ -320,7 +331,7 @@ static Napi::Value DestroyProcessGroup(const Napi::CallbackInfo& info) {
   if (g->destroyed) return info.Env().Undefined();
   g->destroyed = true;
   // Dropping the last references joins Gloo's threads; do it off the JS thread.
-  return Queue(info.Env(), [g]() {
+  return Queue(info.Env(), "destroyProcessGroup", [g]() {
     g->gloo.reset();
 #ifdef TORCHNODE_WITH_NCCL
     g->nccl.reset();
@@ -364,19 +375,23 @@ struct Reducer {
     b.work = WithPG(*group, [&](auto& pg) { return pg.allreduce(one, opts); });
   }
 
+  // Runs inside autograd's backward (a tensor hook): nothing may escape it. A
+  // failure is kept and reported by finish().
   void OnGrad(size_t i, const at::Tensor& grad) {
     std::lock_guard<std::mutex> lock(mu);
     if (!active || !error.empty()) return;
-    Bucket& b = buckets[bucketOf[i]];
-    size_t k = std::find(b.params.begin(), b.params.end(), i) - b.params.begin();
-    at::NoGradGuard ng;
-    b.flat.narrow(0, b.offsets[k], grad.numel()).copy_(grad.reshape({-1}));
-    if (--b.pending == 0) {
-      try {
-        Launch(b);
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
+    try {
+      Bucket& b = buckets[bucketOf[i]];
+      size_t k = std::find(b.params.begin(), b.params.end(), i) - b.params.begin();
+      at::NoGradGuard ng;
+      b.flat.narrow(0, b.offsets[k], grad.numel()).copy_(grad.reshape({-1}));
+      if (--b.pending == 0) Launch(b);
+    } catch (const c10::Error& e) {
+      error = std::string("GradReducer bucket all-reduce: ") + e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      error = std::string("GradReducer bucket all-reduce: ") + e.what();
+    } catch (...) {
+      error = "GradReducer bucket all-reduce: unknown error (not a std::exception)";
     }
   }
 };
@@ -472,12 +487,15 @@ static Napi::Value ReducerFinish(const Napi::CallbackInfo& info) {
     r->active = false;
     if (!r->error.empty()) ThrowTorch(info.Env(), r->error);
   }
-  return Queue(info.Env(), [r]() {
+  return Queue(info.Env(), "GradReducer.finish", [r]() {
     std::lock_guard<std::mutex> lock(r->mu);
     for (auto& b : r->buckets) {
       if (!b.work) r->Launch(b);  // unused parameters contribute zeros, like find_unused_parameters
     }
-    for (auto& b : r->buckets) b.work->wait(r->group->timeout);
+    for (auto& b : r->buckets) {
+      if (!b.work) throw std::runtime_error("a bucket's all-reduce was never started");
+      b.work->wait(r->group->timeout);
+    }
     at::NoGradGuard ng;
     double inv = 1.0 / r->group->size;
     for (auto& b : r->buckets) {

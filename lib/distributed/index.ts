@@ -6,7 +6,7 @@
  */
 import { expected, TorchError } from '../errors';
 import { N, NativeGroup, NativeReducer } from '../native';
-import { h, Tensor, wrap } from '../tensor';
+import { DType, h, tensor as makeTensor, Tensor, wrap } from '../tensor';
 import { noGrad } from '../autograd';
 
 export type Backend = 'gloo' | 'nccl';
@@ -27,6 +27,16 @@ export interface InitOptions {
   timeoutMs?: number;
   /** How often each rank records that it is alive, in ms (default 1000). */
   heartbeatMs?: number;
+  /**
+   * Before each allReduce, broadcast and allGather, check that every rank called the
+   * same collective with the same op/root and tensors of the same dtype and shape
+   * (one extra all-gather of a few int64s, like TORCHNODE_DISTRIBUTED_DEBUG=DETAIL
+   * in PyTorch). A mismatch rejects on every rank with the same error and the group
+   * stays usable; without the check Gloo aborts the process or returns garbage.
+   * Default true. Set the same value on every rank (a rank that checks pairs its
+   * check with the other's collective). GradReducer's bucket all-reduces never pay it.
+   */
+  checkShapes?: boolean;
 }
 
 function envInt(name: string, dflt: number, env: NodeJS.ProcessEnv): number {
@@ -51,6 +61,7 @@ export function resolveInitOptions(options: InitOptions = {}, env: NodeJS.Proces
     rank: options.rank ?? envInt('RANK', 0, env),
     timeoutMs: options.timeoutMs ?? envInt('TORCHNODE_DIST_TIMEOUT_MS', 60000, env),
     heartbeatMs: options.heartbeatMs ?? 1000,
+    checkShapes: options.checkShapes ?? true,
   };
   if (o.backend !== 'gloo' && o.backend !== 'nccl') expected("'gloo' or 'nccl'", 'backend', o.backend);
   if (typeof o.masterAddr !== 'string' || !o.masterAddr) expected('a host name or address', 'masterAddr', o.masterAddr);
@@ -58,7 +69,42 @@ export function resolveInitOptions(options: InitOptions = {}, env: NodeJS.Proces
   if (!Number.isInteger(o.worldSize) || o.worldSize < 1) expected('a positive integer', 'worldSize', o.worldSize);
   if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) expected(`a rank in 0..${o.worldSize - 1}`, 'rank', o.rank);
   if (!Number.isInteger(o.timeoutMs) || o.timeoutMs < 1) expected('a positive integer', 'timeoutMs', o.timeoutMs);
+  if (typeof o.checkShapes !== 'boolean') expected('true or false', 'checkShapes', o.checkShapes);
   return o;
+}
+
+type Collective = 'allReduce' | 'broadcast' | 'allGather';
+const COLLECTIVES: Collective[] = ['allReduce', 'broadcast', 'allGather'];
+const REDUCE_OPS: ReduceOp[] = ['sum', 'product', 'min', 'max'];
+const DTYPES: DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];
+const MAX_DIMS = 8;
+const META = 2 + MAX_DIMS; // dtype, ndim, sizes
+
+/** [dtype code, ndim, sizes padded to 8 dims; past 8 dims the last slot is a hash of the rest]. */
+function describe(t: Tensor): number[] {
+  const shape = t.shape;
+  const dt = DTYPES.indexOf(t.dtype);
+  const sizes = shape.slice(0, MAX_DIMS);
+  while (sizes.length < MAX_DIMS) sizes.push(-1);
+  if (shape.length > MAX_DIMS) {
+    let hsh = 0;
+    for (const d of shape.slice(MAX_DIMS - 1)) hsh = (hsh * 1000003 + d) % 2 ** 48;
+    sizes[MAX_DIMS - 1] = hsh;
+  }
+  return [dt < 0 ? 100 : dt, shape.length, ...sizes];
+}
+
+function showMeta(row: number[], at: number): string {
+  const dt = DTYPES[row[at]] ?? (row[at] === 100 ? 'an unlisted dtype' : '?');
+  const ndim = row[at + 1];
+  const dims = row.slice(at + 2, at + 2 + Math.min(ndim, MAX_DIMS)).map(String);
+  if (ndim > MAX_DIMS) dims[MAX_DIMS - 1] = `...(${ndim - MAX_DIMS + 1} more)`;
+  return `${dt} [${dims.join(', ')}]`;
+}
+
+function sameRange(a: number[], b: number[], from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -74,10 +120,13 @@ export class ProcessGroup {
   private heartbeat: NodeJS.Timeout | null = null;
   private beats = 0;
   private readonly heartbeatMs: number;
+  /** Whether collectives first check that all ranks agree on their arguments (InitOptions.checkShapes). */
+  readonly checkShapes: boolean;
 
   /** @internal */
-  constructor(handle: NativeGroup, heartbeatMs: number) {
+  constructor(handle: NativeGroup, heartbeatMs: number, checkShapes = true) {
     this.handle = handle;
+    this.checkShapes = checkShapes;
     const i = N.distInfo(handle);
     this.rank = i.rank;
     this.worldSize = i.worldSize;
@@ -103,17 +152,83 @@ export class ProcessGroup {
   /** Reduces tensors in place across all ranks (sum by default), like `dist.all_reduce`. */
   async allReduce(tensors: Tensor | Tensor[], op: ReduceOp = 'sum'): Promise<void> {
     const list = Array.isArray(tensors) ? tensors : [tensors];
-    return this.explain(N.distAllReduce(this.g, list.map((t, i) => h(t, `tensors[${i}]`)), op));
+    const hs = list.map((t, i) => h(t, `tensors[${i}]`));
+    const opCode = REDUCE_OPS.indexOf(op);
+    if (opCode < 0) expected("'sum', 'product', 'min' or 'max'", 'op', op);
+    await this.agree('allReduce', opCode, list, 'tensors');
+    return this.explain(N.distAllReduce(this.g, hs, op));
   }
   /** Copies tensors from `root` to every rank, in place. */
   async broadcast(tensors: Tensor | Tensor[], root = 0): Promise<void> {
     const list = Array.isArray(tensors) ? tensors : [tensors];
-    return this.explain(N.distBroadcast(this.g, list.map((t, i) => h(t, `tensors[${i}]`)), root));
+    const hs = list.map((t, i) => h(t, `tensors[${i}]`));
+    if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) expected(`a rank in 0..${this.worldSize - 1}`, 'root', root);
+    await this.agree('broadcast', root, list, 'tensors');
+    return this.explain(N.distBroadcast(this.g, hs, root));
   }
-  /** Every rank's copy of `tensor`, in rank order. */
+  /** Every rank's copy of `tensor`, in rank order (all ranks' tensors must have one dtype and shape). */
   async allGather(tensor: Tensor): Promise<Tensor[]> {
-    const out = await this.explain(N.distAllGather(this.g, h(tensor, 'tensor')));
+    const th = h(tensor, 'tensor');
+    await this.agree('allGather', 0, [tensor], 'tensor');
+    const out = await this.explain(N.distAllGather(this.g, th));
     return out.map(wrap);
+  }
+
+  /**
+   * Checks that every rank called the same collective with the same op or root
+   * and tensors of the same dtype and shape, by all-gathering a few int64s
+   * ([collective, op/root, count, dtype, ndim, 8 sizes]; then, for several
+   * tensors, every tensor's dtype and shape). All ranks see the same gathered
+   * rows, so all reject with the same message, before the real collective runs:
+   * the group stays usable.
+   */
+  private async agree(collective: Collective, param: number, list: Tensor[], arg: string): Promise<void> {
+    if (!this.checkShapes || this.worldSize === 1) return;
+    const rows = await this.gatherMeta(collective, [COLLECTIVES.indexOf(collective), param, list.length, ...(list.length ? describe(list[0]) : new Array<number>(META).fill(-1))], list[0]);
+    const fail = (what: string, show: (row: number[]) => string, from: number, to: number, has = 'has') => {
+      const r = rows.findIndex((row) => !sameRange(row, rows[0], from, to));
+      if (r < 0) return;
+      throw new TorchError(`${collective}: ${what} differs between ranks: rank 0 ${has} ${show(rows[0])} but rank ${r} ${has} ${show(rows[r])}`);
+    };
+    fail('the collective', (row) => COLLECTIVES[row[0]] ?? '?', 0, 1, 'called');
+    if (collective === 'allReduce') fail('op', (row) => `'${REDUCE_OPS[row[1]] ?? '?'}'`, 1, 2);
+    if (collective === 'broadcast') fail('root', (row) => `root ${row[1]}`, 1, 2);
+    fail(`the number of ${arg}`, (row) => `${row[2]} tensor${row[2] === 1 ? '' : 's'}`, 2, 3);
+    const name = (i: number) => (arg === 'tensor' ? arg : `${arg}[${i}]`);
+    if (list.length) fail(name(0), (row) => showMeta(row, 3), 3, 3 + META);
+    if (list.length < 2) return;
+    const all = await this.gatherMeta(collective, list.slice(1).flatMap(describe), list[0]);
+    for (let i = 0; i < list.length - 1; i++) {
+      const from = i * META;
+      const r = all.findIndex((row) => !sameRange(row, all[0], from, from + META));
+      if (r >= 0) {
+        throw new TorchError(
+          `${collective}: ${name(i + 1)} differs between ranks: rank 0 has ${showMeta(all[0], from)} but rank ${r} has ${showMeta(all[r], from)}`,
+        );
+      }
+    }
+  }
+
+  private async gatherMeta(collective: Collective, values: number[], like?: Tensor): Promise<number[][]> {
+    // NCCL needs the metadata on this rank's GPU: the one its tensors are on.
+    const device = this.backend === 'nccl' ? (like?.device ?? 'cuda') : 'cpu';
+    const meta = makeTensor(values, { dtype: 'int64', device });
+    try {
+      const got = await this.explain(
+        N.distAllGather(this.g, h(meta, 'meta')).catch((e: Error) => {
+          e.message = `${collective} (checking that all ranks agree on dtype and shape): ${e.message}`;
+          throw e;
+        }),
+      );
+      const out = got.map(wrap);
+      try {
+        return out.map((t) => (t.toArray() as (number | bigint)[]).map(Number));
+      } finally {
+        out.forEach((t) => t.dispose());
+      }
+    } finally {
+      meta.dispose();
+    }
   }
   /** Waits until every rank has called barrier(). */
   async barrier(): Promise<void> {
@@ -196,7 +311,7 @@ export async function initProcessGroup(options: InitOptions = {}): Promise<Proce
       `initProcessGroup: rank ${o.rank} of ${o.worldSize} could not join at ${o.masterAddr}:${o.masterPort} within ${o.timeoutMs} ms: ${e.message}`,
     );
   });
-  return new ProcessGroup(handle, o.heartbeatMs);
+  return new ProcessGroup(handle, o.heartbeatMs, o.checkShapes);
 }
 
 /**
