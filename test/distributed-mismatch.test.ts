@@ -101,7 +101,10 @@ describe('distributed: mismatched collectives', () => {
     for (const env of [{}, { CHECK_SHAPES: '0' }]) {
       const [a, b] = await pair('peer-gone', { DIST_TIMEOUT_MS: '3000', ...env });
       expect([a.code, a.signal]).toEqual([0, null]);
-      expect([b.code, b.signal, b.stderr]).toEqual([0, null, '']);
+      expect([b.code, b.signal]).toEqual([0, null]);
+      // libtorch 2.x logs c10d's own warnings (e.g. "sendBytes failed ... Connection reset
+      // by peer") to stderr when the peer is gone; anything but such log lines is a crash.
+      expect(b.stderr).not.toMatch(/terminate called|Aborted|Segmentation fault|core dumped|FATAL ERROR/);
       expect(b.steps[0].ok).toBe(false);
       expect(b.steps[0].error).toMatch(/^Lost rank 0 .*; rank 1 stops: allReduce\b.*(closed|reset|Read error|Timed out|timeout)/i);
     }
