@@ -680,15 +680,12 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 o = json.loads(sys.argv[1])
 sys.path.insert(0, o['scriptsDir'])
+sys.path.insert(0, os.path.join(o['scriptsDir'], '..', 'bench'))
 from seed_cnn import CNN
+from seed_ref import idx as idx_array  # the bench's idx reader (numpy)
 
 def idx(path, limit=None):
-    with open(path, 'rb') as f:
-        data = f.read()
-    ndim = data[3]
-    dims = struct.unpack('>' + 'I' * ndim, data[4:4 + 4 * ndim])
-    t = torch.frombuffer(bytearray(data[4 + 4 * ndim:]), dtype=torch.uint8).reshape(dims)
-    return t if limit is None else t[:limit]
+    return torch.from_numpy(idx_array(path, limit).copy())
 
 d = o['dataRoot']
 dev = torch.device(o['device'])

@@ -4,23 +4,12 @@
 // returned garbage; now every rank rejects with the same message naming the
 // collective, the argument and both ranks' values, and the group stays usable.
 import { spawn } from 'node:child_process';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { distributed } from '../lib';
+import { freePort } from './helpers';
 
 const rankScript = path.join(__dirname, 'fixtures', 'dist', 'mismatch-rank.js');
 const available = distributed.isAvailable();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 type Step = { step: string; ok: boolean; value?: unknown; error?: string };
 type Ran = { code: number | null; signal: string | null; stdout: string; stderr: string; steps: Step[] };

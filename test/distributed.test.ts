@@ -2,25 +2,14 @@
 // process with the combined batch; and a lost rank makes the other fail, not hang.
 import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as torch from '../lib';
 import { distributed, DistributedSampler, loadSafetensors } from '../lib';
+import { freePort } from './helpers';
 
 const rankScript = path.join(__dirname, 'fixtures', 'dist', 'ddp-rank.js');
 const available = distributed.isAvailable();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 function run(args: (string | number)[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [rankScript, ...args.map(String)], { env: { ...process.env, ...env } });

@@ -1,5 +1,6 @@
 // Shared by the tests: fixture loading and float comparison.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { Tensor, tensor as makeTensor, DType, version as torchVersion } from '../lib';
 
@@ -88,4 +89,16 @@ export function catchError(fn: () => unknown): Error {
     return e as Error;
   }
   throw new Error('expected a throw');
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a rank 0 store or a test server). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
 }
