@@ -12,7 +12,7 @@ import { TensorDataset } from './data/dataset';
 import { MNIST } from './data/mnist';
 import { defaultGenerator } from './random';
 import { Tensor, DeviceType, checkInt } from './tensor';
-import { runInWorker } from './worker/host';
+import { abortError as abortErrorOf, runInWorker } from './worker/host';
 import { packageRoot } from './native';
 import { releaseMemory } from './memory';
 import { resolveTrainOptions, resolveDevice, maxTrainThreads } from './train';
@@ -48,13 +48,6 @@ export interface TrainJobOptions extends Omit<TrainOptions, 'model' | 'optimizer
 /** The default of TrainJobOptions.keepBatchEvents. */
 export const KEEP_BATCH_EVENTS = 1000;
 
-function abortError(signal: AbortSignal): Error {
-  const r = signal.reason;
-  if (r instanceof Error && r.name === 'AbortError') return r;
-  const e = new Error(r instanceof Error ? r.message : typeof r === 'string' ? r : 'The training was cancelled');
-  e.name = 'AbortError';
-  return e;
-}
 
 export interface TrainJobResult {
   history: EpochRecord[];
@@ -182,7 +175,7 @@ export class TrainingJob extends EventEmitter {
       releaseMemory();
       // A cancel that came after the worker's last check (say, while it sent its
       // result) still cancels: a job that accepted cancel() never ends 'succeeded'.
-      if (this.ac.signal.aborted) throw abortError(this.ac.signal);
+      if (this.ac.signal.aborted) throw abortErrorOf(this.ac.signal, 'The training was cancelled');
       const state = unpack(raw.modelState) as Map<string, Tensor>;
       let trained: AnyModule;
       if (model) {

@@ -33,10 +33,11 @@ export function workerEntry(): string {
   return file;
 }
 
-function abortError(signal: AbortSignal): Error {
+/** The AbortError a cancelled `signal` rejects with (its reason's message, else `fallback`). @internal */
+export function abortError(signal: AbortSignal, fallback = 'The operation was aborted'): Error {
   const r = signal.reason;
   if (r instanceof Error && r.name === 'AbortError') return r;
-  const e = new Error(r instanceof Error ? r.message : typeof r === 'string' ? r : 'The operation was aborted');
+  const e = new Error(r instanceof Error ? r.message : typeof r === 'string' ? r : fallback);
   e.name = 'AbortError';
   return e;
 }
