@@ -79,6 +79,14 @@ describe('distributed: mismatched collectives', () => {
     for (const r of [a, b]) expect(r.steps[1]).toEqual({ step: 'after', ok: true, value: [3, 3, 3] });
   }, 40000);
 
+  test('barrier on one rank and allReduce on the other: both reject naming both calls', async () => {
+    const [a, b] = await pair('barrier-vs-allreduce');
+    for (const r of [a, b]) expect([r.code, r.signal]).toEqual([0, null]);
+    expect(a.steps[0].error).toBe('barrier: the collective differs between ranks: rank 0 called barrier but rank 1 called allReduce');
+    expect(b.steps[0].error).toBe('allReduce: the collective differs between ranks: rank 0 called barrier but rank 1 called allReduce');
+    for (const r of [a, b]) expect(r.steps[1]).toEqual({ step: 'after', ok: true, value: [3, 3, 3] });
+  }, 40000);
+
   test('checkShapes: false skips the check (same element count: broadcast goes through as before)', async () => {
     const [a, b] = await pair('broadcast-shape', { CHECK_SHAPES: '0' });
     for (const r of [a, b]) expect([r.code, r.signal]).toEqual([0, null]);
