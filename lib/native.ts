@@ -49,8 +49,10 @@ export interface NativeAddon {
   dispose(t: T): void;
   isDisposed(t: T): boolean;
   fromBuffer(data: ArrayBufferView, shape: number[], dtype?: DT): T;
-  toTypedArray(t: T): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array;
-  item(t: T, bigint?: boolean): number | boolean | bigint;
+  toTypedArray(t: T): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array | Uint16Array;
+  item(t: T, bigint?: boolean): number | boolean | bigint | [number, number];
+  setDefaultDtype(dtype: string): void;
+  getDefaultDtype(): string;
   meta(t: T): [number[], string, string, boolean];
   shape(t: T): number[];
   strides(t: T): number[];

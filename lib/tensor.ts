@@ -6,14 +6,43 @@ import { describe, expected, TorchError } from './errors';
 import { track } from './memory';
 import { N, NativeGenerator, NativeTensor } from './native';
 
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
+/** Every dtype torchnode passes to libtorch, with PyTorch's names (`torch.float32` -> 'float32'). */
+export type DType =
+  | 'float32' | 'float64' | 'float16' | 'bfloat16'
+  | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool'
+  | 'complex64' | 'complex128';
 export type DeviceType = 'cpu' | 'cuda' | `cuda:${number}`;
 export type Shape = readonly number[];
 export type Scalar = number | boolean | bigint;
-export type TypedArrayData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array;
+export type TypedArrayData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array | Uint16Array;
 export type NestedArray = Scalar | NestedArray[];
 
-export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];
+export const DTYPES: readonly DType[] = [
+  'float32', 'float64', 'float16', 'bfloat16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool', 'complex64', 'complex128',
+];
+/** PyTorch's aliases (`torch.float`, `torch.long`, ...), accepted wherever a dtype is. */
+export const DTYPE_ALIASES: Readonly<Record<string, DType>> = {
+  float: 'float32', double: 'float64', half: 'float16', long: 'int64', int: 'int32', short: 'int16', cfloat: 'complex64', cdouble: 'complex128',
+};
+
+// Dtype constants as in PyTorch: `torch.float32`, `torch.long`, ... (each is its dtype's name).
+export const float32 = 'float32', float64 = 'float64', float16 = 'float16', bfloat16 = 'bfloat16';
+export const int64 = 'int64', int32 = 'int32', int16 = 'int16', int8 = 'int8', uint8 = 'uint8', bool = 'bool';
+export const complex64 = 'complex64', complex128 = 'complex128';
+export const float = 'float32', double = 'float64', half = 'float16', long = 'int64', int = 'int32', short = 'int16';
+export const cfloat = 'complex64', cdouble = 'complex128';
+
+/**
+ * The dtype factories use for JS numbers and when no dtype is given (float32 unless
+ * changed), like `torch.get_default_dtype()`.
+ */
+export function getDefaultDtype(): DType {
+  return N.getDefaultDtype() as DType;
+}
+/** Sets the default floating-point dtype (float32, float64, float16 or bfloat16), process-wide, like `torch.set_default_dtype`. */
+export function setDefaultDtype(dtype: DType): void {
+  N.setDefaultDtype(checkDtype(dtype) ?? expected('a floating-point dtype', 'dtype', dtype));
+}
 /**
  * How a tensor's elements lie in memory, with PyTorch's names: `contiguous_format`
  * (row-major, NCHW for images), `channels_last` (4-D, stored N, H, W, C),
@@ -48,6 +77,7 @@ export interface RandomOptions extends TensorOptions {
 /** @internal */
 export function checkDtype(v: unknown, name = 'dtype'): DType | undefined {
   if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_ALIASES, v)) return DTYPE_ALIASES[v];
   if (typeof v !== 'string' || !(DTYPES as readonly string[]).includes(v)) {
     expected(`one of ${DTYPES.join(', ')}`, name, v);
   }
@@ -214,6 +244,9 @@ export class Tensor {
   isFloatingPoint(): boolean {
     return FLOAT_DTYPES.has(N.dtype(this.handle));
   }
+  isComplex(): boolean {
+    return N.dtype(this.handle).startsWith('complex');
+  }
 
   // ---- autograd ----
   get requiresGrad(): boolean {
@@ -256,23 +289,38 @@ export class Tensor {
   item(options?: { bigint?: false }): number | boolean;
   item(options: { bigint: true }): number | boolean | bigint;
   item(options: { bigint?: boolean } = {}): number | boolean | bigint {
-    return N.item(this.handle, options.bigint ?? false);
+    const v = N.item(this.handle, options.bigint ?? false);
+    if (Array.isArray(v)) throw new TypeError(`item(): a ${this.dtype} value is no JS number; toArray() gives it as [re, im] (${v[0]}, ${v[1]})`);
+    return v;
   }
   /** A copy of the data, flattened, as the TypedArray matching the dtype (bool -> Uint8Array, int64 -> BigInt64Array). */
   toTypedArray(): TypedArrayData {
     return N.toTypedArray(this.handle);
   }
-  /** A copy of the data as nested arrays of numbers (or booleans). */
+  /**
+   * A copy of the data as nested arrays of numbers (or booleans), like `tolist()`.
+   * float16 and bfloat16 give numbers; a complex element gives `[re, im]`.
+   */
   toArray(): NestedArray {
     const shape = this.shape;
-    const flat = this.toTypedArray();
     const dt = this.dtype;
-    const conv = dt === 'bool' ? (v: unknown) => v !== 0 : dt === 'int64' ? (v: unknown) => Number(v) : (v: unknown) => v;
-    if (shape.length === 0) return conv(flat[0]) as Scalar;
+    let flat: ArrayLike<unknown>;
+    if (dt === 'float16' || dt === 'bfloat16') {
+      const f = this.to('float32');
+      flat = f.toTypedArray();
+      f.dispose();
+    } else flat = this.toTypedArray();
+    const complex = dt === 'complex64' || dt === 'complex128';
     let pos = 0;
+    const next: () => Scalar | NestedArray =
+      dt === 'bool' ? () => flat[pos++] !== 0
+      : dt === 'int64' ? () => Number(flat[pos++])
+      : complex ? () => [flat[pos++] as number, flat[pos++] as number]
+      : () => flat[pos++] as number;
+    if (shape.length === 0) return next();
     const build = (d: number): NestedArray[] => {
       const out: NestedArray[] = new Array(shape[d]);
-      for (let i = 0; i < shape[d]; i++) out[i] = d === shape.length - 1 ? (conv(flat[pos++]) as Scalar) : build(d + 1);
+      for (let i = 0; i < shape[d]; i++) out[i] = d === shape.length - 1 ? next() : build(d + 1);
       return out;
     };
     return build(0);
@@ -726,16 +774,17 @@ export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptio
     return fromBuffer(data, [(data as unknown as { length: number }).length], options);
   }
   const { shape, flat } = inferNested(data, 'data');
+  // JS has no int literals: numbers are floats (the default dtype, float32, as
+  // torch.tensor([1., 2.])); BigInts are int64 (torch.tensor([1, 2])); booleans bool.
   let kind: 'bool' | 'int' | 'float' = flat.length ? 'bool' : 'float';
   for (let i = 0; i < flat.length; i++) {
     const v = flat[i];
     if (typeof v === 'boolean') continue;
     if (typeof v === 'bigint') { if (kind === 'bool') kind = 'int'; continue; }
     if (typeof v !== 'number') expected('a number, boolean or bigint', `data element ${i}`, v);
-    if (Number.isInteger(v) && kind !== 'float') kind = 'int';
-    else kind = 'float';
+    kind = 'float';
   }
-  const inferred: DType = kind === 'bool' ? 'bool' : kind === 'int' ? 'int64' : 'float32';
+  const inferred: DType = kind === 'bool' ? 'bool' : kind === 'int' ? 'int64' : getDefaultDtype();
   const dtype = checkDtype(options.dtype) ?? inferred;
   let buf: ArrayBufferView;
   if (inferred === 'int64') {
@@ -821,7 +870,7 @@ function shownValues(t: Tensor, shape: number[], summarized: boolean[]): ArrayLi
     if (k < 0) {
       const c = base.cpu();
       owned.push(c);
-      return c.toTypedArray() as ArrayLike<number | bigint>;
+      return readable(c, owned);
     }
     const parts: Tensor[] = [];
     const walk = (x: Tensor, d: number): void => {
@@ -846,10 +895,49 @@ function shownValues(t: Tensor, shape: number[], summarized: boolean[]): ArrayLi
     if (all !== parts[0]) owned.push(all);
     const c = all.cpu();
     owned.push(c);
-    return c.toTypedArray() as ArrayLike<number | bigint>;
+    return readable(c, owned);
   } finally {
     for (const o of owned) o.dispose();
   }
+}
+
+/** The values as numbers: float16/bfloat16 via float32 (JS has no 16-bit floats); complex as interleaved [re, im]. */
+function readable(c: Tensor, owned: Tensor[]): ArrayLike<number | bigint> {
+  if (c.dtype === 'float16' || c.dtype === 'bfloat16') {
+    const f = c.to('float32');
+    owned.push(f);
+    return f.toTypedArray() as ArrayLike<number>;
+  }
+  return c.toTypedArray() as ArrayLike<number | bigint>;
+}
+
+/** _Formatter for floating values: one width and mode (fixed, int-like or scientific) for all shown values. */
+function floatFormatter(vals: ArrayLike<number>): { width: number; fmt: (x: number) => string } {
+  let width = 1;
+  let min = Infinity, max = 0, intMode = true, any = false;
+  for (let i = 0; i < vals.length; i++) {
+    const x = vals[i];
+    if (!Number.isFinite(x) || x === 0) continue;
+    any = true;
+    const a = Math.abs(x);
+    if (a < min) min = a;
+    if (a > max) max = a;
+    if (intMode && x !== Math.ceil(x)) intMode = false;
+  }
+  const sci = any && (max / min > 1000 || max > 1e8 || (!intMode && min < 1e-4));
+  const core = (x: number) => (sci ? pyExp(x, PRINT.precision) : intMode ? `${pyFixed(x, 0)}.` : pyFixed(x, PRINT.precision));
+  if (any) {
+    for (let i = 0; i < vals.length; i++) {
+      const x = vals[i];
+      if (Number.isFinite(x) && x !== 0) width = Math.max(width, core(x).length);
+    }
+  }
+  const fmt = (x: number) => {
+    if (Number.isNaN(x)) return 'nan';
+    if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
+    return core(x);
+  };
+  return { width, fmt };
 }
 
 function formatTensor(t: Tensor): string {
@@ -858,9 +946,13 @@ function formatTensor(t: Tensor): string {
   const numel = shape.reduce((a, b) => a * b, 1);
   const suffix: string[] = [];
   if (t.device !== 'cpu') suffix.push(`device='${t.device}'`);
-  const isFloat = dt === 'float32' || dt === 'float64';
-  const defaultDtype = dt === 'float32' || dt === 'int64' || dt === 'bool';
-  if (!defaultDtype || (numel === 0 && dt !== 'float32')) suffix.push(`dtype=torch.${dt}`);
+  const isFloat = FLOAT_DTYPES.has(dt);
+  const complex = dt === 'complex64' || dt === 'complex128';
+  // The repr leaves out the default float dtype, its complex counterpart, int64 and bool.
+  const dflt = getDefaultDtype();
+  const dfltComplex = dflt === 'float64' ? 'complex128' : 'complex64';
+  const defaultDtype = dt === dflt || dt === 'int64' || dt === 'bool' || dt === dfltComplex;
+  if (!defaultDtype || (numel === 0 && dt !== dflt)) suffix.push(`dtype=torch.${dt}`);
   if (numel === 0) {
     if (shape.length !== 1) suffix.unshift(`size=(${shape.join(', ')}${shape.length === 1 ? ',' : ''})`);
     return `tensor([]${suffix.length ? ', ' + suffix.join(', ') : ''})`;
@@ -869,7 +961,7 @@ function formatTensor(t: Tensor): string {
   const E = PRINT.edgeitems;
   const summarize = numel > PRINT.threshold;
   const summarized = shape.map((n) => summarize && n > 2 * E);
-  const vals = shownValues(t, shape, summarized);
+  let vals = shownValues(t, shape, summarized);
 
   // _Formatter: the width and mode come from the shown elements only.
   let width = 1;
@@ -877,34 +969,28 @@ function formatTensor(t: Tensor): string {
   if (dt === 'bool') {
     for (let i = 0; i < vals.length; i++) width = Math.max(width, vals[i] ? 4 : 5);
     fmt = (v) => (v ? 'True' : 'False');
+  } else if (complex) {
+    // _Formatter's complex mode: one formatter for the real parts, one for the imaginary
+    // parts' magnitudes, each padded to its own width; `a+bj`.
+    const n = vals.length / 2;
+    const re = Float64Array.from({ length: n }, (_, i) => vals[2 * i] as number);
+    const im = Float64Array.from({ length: n }, (_, i) => vals[2 * i + 1] as number);
+    const fr = floatFormatter(re);
+    const fi = floatFormatter(im.map(Math.abs));
+    const cells = Array.from({ length: n }, (_, i) => {
+      const sign = im[i] < 0 || Object.is(im[i], -0) ? '-' : '+';
+      return `${fr.fmt(re[i]).padStart(fr.width)}${sign}${fi.fmt(Math.abs(im[i])).padStart(fi.width)}j`;
+    });
+    vals = cells as unknown as ArrayLike<number>;
+    for (const c of cells) width = Math.max(width, c.length);
+    fmt = (v) => v as unknown as string;
   } else if (!isFloat) {
     for (let i = 0; i < vals.length; i++) width = Math.max(width, String(vals[i]).length);
     fmt = (v) => String(v);
   } else {
-    let min = Infinity, max = 0, intMode = true, any = false;
-    for (let i = 0; i < vals.length; i++) {
-      const x = vals[i] as number;
-      if (!Number.isFinite(x) || x === 0) continue;
-      any = true;
-      const a = Math.abs(x);
-      if (a < min) min = a;
-      if (a > max) max = a;
-      if (intMode && x !== Math.ceil(x)) intMode = false;
-    }
-    const sci = any && (max / min > 1000 || max > 1e8 || (!intMode && min < 1e-4));
-    const core = (x: number) => (sci ? pyExp(x, PRINT.precision) : intMode ? `${pyFixed(x, 0)}.` : pyFixed(x, PRINT.precision));
-    if (any) {
-      for (let i = 0; i < vals.length; i++) {
-        const x = vals[i] as number;
-        if (Number.isFinite(x) && x !== 0) width = Math.max(width, core(x).length);
-      }
-    }
-    fmt = (v) => {
-      const x = v as number;
-      if (Number.isNaN(x)) return 'nan';
-      if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
-      return core(x);
-    };
+    const f = floatFormatter(vals as ArrayLike<number>);
+    width = f.width;
+    fmt = (v) => f.fmt(v as number);
   }
   const pad = (s: string) => s.padStart(width);
   const tail = (body: string): string => {

@@ -96,17 +96,18 @@ Napi::Value GeneratorWrap::SetState(const Napi::CallbackInfo& info) {
 // Conventions: (shape, dtype?, device?) with float32 as the default dtype.
 
 static Napi::Value Zeros(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::zeros(ArgShape(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::zeros(ArgShape(info, 0, "size"), Options(info, 1, 2, c10::get_default_dtype_as_scalartype())));
 }
 static Napi::Value Ones(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::ones(ArgShape(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::ones(ArgShape(info, 0, "size"), Options(info, 1, 2, c10::get_default_dtype_as_scalartype())));
 }
 static Napi::Value Empty(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::empty(ArgShape(info, 0, "size"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::empty(ArgShape(info, 0, "size"), Options(info, 1, 2, c10::get_default_dtype_as_scalartype())));
 }
 static Napi::Value Full(const Napi::CallbackInfo& info) {
   at::Scalar v = ArgScalar(info, 1, "fillValue");
-  at::ScalarType dflt = v.isBoolean() ? at::kBool : (v.isIntegral(false) ? at::kLong : at::kFloat);
+  // JS has no int literals: a number fills with the default dtype (float32), a BigInt with int64.
+  at::ScalarType dflt = v.isBoolean() ? at::kBool : (info[1].IsBigInt() ? at::kLong : c10::get_default_dtype_as_scalartype());
   return Wrap(info.Env(), at::full(ArgShape(info, 0, "size"), v, Options(info, 2, 3, dflt)));
 }
 static Napi::Value Arange(const Napi::CallbackInfo& info) {
@@ -114,13 +115,13 @@ static Napi::Value Arange(const Napi::CallbackInfo& info) {
   at::Scalar end = ArgScalar(info, 1, "end");
   at::Scalar step = ArgScalar(info, 2, "step");
   bool integral = start.isIntegral(false) && end.isIntegral(false) && step.isIntegral(false);
-  return Wrap(info.Env(), at::arange(start, end, step, Options(info, 3, 4, integral ? at::kLong : at::kFloat)));
+  return Wrap(info.Env(), at::arange(start, end, step, Options(info, 3, 4, integral ? at::kLong : c10::get_default_dtype_as_scalartype())));
 }
 static Napi::Value Rand(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::rand(ArgShape(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::rand(ArgShape(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, c10::get_default_dtype_as_scalartype())));
 }
 static Napi::Value Randn(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::randn(ArgShape(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kFloat)));
+  return Wrap(info.Env(), at::randn(ArgShape(info, 0, "size"), ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, c10::get_default_dtype_as_scalartype())));
 }
 // randint(low, high, size, dtype?, device?, generator?)
 static Napi::Value Randint(const Napi::CallbackInfo& info) {

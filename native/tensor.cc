@@ -361,31 +361,38 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name
   return v.As<Napi::String>().Utf8Value();
 }
 
+// The one table of dtypes: PyTorch's names (torch.float32 -> 'float32') and its
+// aliases (torch.float, torch.long, ...). ParseDtype, DtypeName and the error text
+// all come from it; lib/tensor.ts's DTYPES lists the same names.
+struct DtypeEntry {
+  at::ScalarType type;
+  const char* name;
+  const char* alias;
+  const char* alias2;
+};
+static const DtypeEntry kDtypes[] = {
+    {at::kFloat, "float32", "float", nullptr},      {at::kDouble, "float64", "double", nullptr},
+    {at::kHalf, "float16", "half", nullptr},        {at::kBFloat16, "bfloat16", nullptr, nullptr},
+    {at::kLong, "int64", "long", nullptr},          {at::kInt, "int32", "int", nullptr},
+    {at::kShort, "int16", "short", nullptr},        {at::kChar, "int8", nullptr, nullptr},
+    {at::kByte, "uint8", nullptr, nullptr},         {at::kBool, "bool", nullptr, nullptr},
+    {at::kComplexFloat, "complex64", "cfloat", nullptr}, {at::kComplexDouble, "complex128", "cdouble", nullptr},
+};
+
 at::ScalarType ParseDtype(Napi::Env env, const std::string& s, const char* name) {
-  if (s == "float32" || s == "float") return at::kFloat;
-  if (s == "float64" || s == "double") return at::kDouble;
-  if (s == "int64" || s == "long") return at::kLong;
-  if (s == "int32" || s == "int") return at::kInt;
-  if (s == "uint8") return at::kByte;
-  if (s == "bool") return at::kBool;
-  ThrowType(env, std::string("Expected one of float32, float64, int64, int32, uint8, bool for ") + name +
-                     " but received '" + s + "'");
+  for (const auto& d : kDtypes) {
+    if (s == d.name || (d.alias && s == d.alias) || (d.alias2 && s == d.alias2)) return d.type;
+  }
+  std::string names;
+  for (const auto& d : kDtypes) names += (names.empty() ? "" : ", ") + std::string(d.name);
+  ThrowType(env, "Expected one of " + names + " for " + name + " but received '" + s + "'");
 }
 
 const char* DtypeName(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kLong: return "int64";
-    case at::kInt: return "int32";
-    case at::kByte: return "uint8";
-    case at::kBool: return "bool";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kShort: return "int16";
-    case at::kChar: return "int8";
-    default: return "unsupported";
+  for (const auto& d : kDtypes) {
+    if (d.type == t) return d.name;
   }
+  return "unsupported";
 }
 
 at::ScalarType ArgDtype(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -481,7 +488,11 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray()) ThrowType(env, Expected("a TypedArray or Buffer", "data", info[0]));
   auto ta = info[0].As<Napi::TypedArray>();
   at::ScalarType src = TypedArrayDtype(ta.TypedArrayType());
-  if (src == at::ScalarType::Undefined) ThrowType(env, "Unsupported TypedArray type for data (use Float32Array, Float64Array, BigInt64Array, Int32Array or Uint8Array)");
+  if (ta.TypedArrayType() == napi_uint16_array && !IsNullish(info, 2)) {
+    at::ScalarType want = ArgDtype(info, 2, "dtype");
+    if (want == at::kHalf || want == at::kBFloat16) src = want;  // raw bits, as toTypedArray gives them
+  }
+  if (src == at::ScalarType::Undefined) ThrowType(env, "Unsupported TypedArray type for data (use Float32Array, Float64Array, BigInt64Array, Int32Array, Int16Array, Int8Array or Uint8Array; Uint16Array with dtype float16 or bfloat16 for their raw bits)");
   std::vector<int64_t> shape = ArgShape(info, 1, "shape");
   size_t elem = at::elementSize(src);
   // The element count, without overflow: more than the data holds is an error anyway.
@@ -535,8 +546,29 @@ static Napi::Value ToTypedArray(const Napi::CallbackInfo& info) {
     case at::kBool: return Napi::Uint8Array::New(env, n, ab, 0);
     case at::kShort: return Napi::Int16Array::New(env, n, ab, 0);
     case at::kChar: return Napi::Int8Array::New(env, n, ab, 0);
+    // JS has no 16-bit float array: the raw bits, as numpy's float16 .view(uint16).
+    case at::kHalf:
+    case at::kBFloat16: return Napi::Uint16Array::New(env, n, ab, 0);
+    // Interleaved [re, im] pairs, as torch.view_as_real lays them out.
+    case at::kComplexFloat: return Napi::Float32Array::New(env, 2 * n, ab, 0);
+    case at::kComplexDouble: return Napi::Float64Array::New(env, 2 * n, ab, 0);
     default: ThrowType(env, std::string("toTypedArray does not support dtype ") + DtypeName(st) + "; convert with to('float32') first");
   }
+}
+
+// torch.set_default_dtype / get_default_dtype: the dtype factories use when none is
+// given (process-wide, as in PyTorch). Floating types only, as PyTorch checks.
+static Napi::Value SetDefaultDtype(const Napi::CallbackInfo& info) {
+  at::ScalarType t = ArgDtype(info, 0, "dtype");
+  if (!at::isFloatingType(t)) {
+    ThrowType(info.Env(), std::string("Expected a floating-point dtype (float32, float64, float16 or bfloat16) for dtype but received '") +
+                              DtypeName(t) + "': only floating-point types are supported as the default type");
+  }
+  c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(t));
+  return info.Env().Undefined();
+}
+static Napi::Value GetDefaultDtype(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), DtypeName(c10::get_default_dtype_as_scalartype()));
 }
 
 static Napi::Value Item(const Napi::CallbackInfo& info) {
@@ -547,6 +579,13 @@ static Napi::Value Item(const Napi::CallbackInfo& info) {
   }
   at::Scalar s = t.item();
   if (s.isBoolean()) return Napi::Boolean::New(env, s.toBool());
+  if (s.isComplex()) {
+    auto c = s.toComplexDouble();
+    auto pair = Napi::Array::New(env, 2);
+    pair.Set(0u, Napi::Number::New(env, c.real()));
+    pair.Set(1u, Napi::Number::New(env, c.imag()));
+    return pair;
+  }
   if (s.isIntegral(false)) {
     int64_t v = s.toLong();
     if (ArgBool(info, 1, "bigint", false)) return Napi::BigInt::New(env, v);
@@ -627,6 +666,8 @@ void RegisterTensor(Napi::Env env, Napi::Object exports) {
   Export<FromBuffer>(env, exports, "fromBuffer");
   Export<ToTypedArray>(env, exports, "toTypedArray");
   Export<Item>(env, exports, "item");
+  Export<SetDefaultDtype>(env, exports, "setDefaultDtype");
+  Export<GetDefaultDtype>(env, exports, "getDefaultDtype");
   Export<Meta>(env, exports, "meta");
   Export<Shape>(env, exports, "shape");
   Export<Strides>(env, exports, "strides");

@@ -144,7 +144,7 @@ describeCuda(cudaTitle('CUDA tests'), () => {
       const gy = F.maxPool2d(F.relu(F.conv2d(x.cuda(), w.cuda(), { padding: 1 })), 2);
       expect(gy.shape).toEqual([4, 8, 14, 14]);
       expectClose(gy, y, 1e-2, 1e-2);
-      const target = torch.tensor([1, 0, 3, 2]);
+      const target = torch.tensor([1n, 0n, 3n, 2n]);
       const logits = a.narrow(0, 0, 4).narrow(1, 0, 5);
       expectClose(F.crossEntropy(logits.cuda(), target.cuda()), F.crossEntropy(logits, target), R, 1e-6);
     });

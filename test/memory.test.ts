@@ -76,7 +76,7 @@ describe('memory', () => {
     const w1 = torch.randn([4, 1, 3, 3], { requiresGrad: true });
     const w2 = torch.randn([10, 4 * 4 * 4], { requiresGrad: true });
     const x = torch.randn([2, 1, 8, 8]);
-    const y = torch.tensor([1, 7]);
+    const y = torch.tensor([1n, 7n]);
     const step = () => {
       const h = F.maxPool2d(F.relu(F.conv2d(x, w1, { padding: 1 })), 2);
       const loss = F.crossEntropy(F.linear(h.flatten(1), w2), y);

@@ -425,7 +425,7 @@ describe('nn.Module', () => {
 
   test('loss and utility layers call the functional ops', () => {
     const logits = torch.tensor([[1, 2, 3], [1, 0, -1]], { dtype: 'float32' });
-    const target = torch.tensor([2, 0]);
+    const target = torch.tensor([2n, 0n]);
     const ce = new nn.CrossEntropyLoss();
     expect(ce.call(logits, target).item()).toBeCloseTo(torch.F.crossEntropy(logits, target).item() as number, 7);
     const none = new nn.CrossEntropyLoss({ reduction: 'none' }).call(logits, target);

@@ -39,7 +39,7 @@ describe('nn.summary: throw cases', () => {
     expect(() => summary({} as any, [1, 1, 28, 28])).toThrow(/Expected a Module for model but received an object/);
     expect(() => summary(seedCnn(), [] as any)).toThrow(/Expected an input shape or a list of input shapes for inputShape/);
     expect(() => summary(seedCnn(), [1, -1, 28, 28])).toThrow(/Expected a non-negative integer for inputShape\[0\]\[1\] but received -1/);
-    expect(() => summary(seedCnn(), [1, 1, 28, 28], { dtypes: ['half' as any] })).toThrow(/for dtypes\[0\] but received 'half'/);
+    expect(() => summary(seedCnn(), [1, 1, 28, 28], { dtypes: ['quarter' as any] })).toThrow(/for dtypes\[0\] but received 'quarter'/);
   });
 });
 

@@ -568,7 +568,7 @@ describe('torchnode round trip', () => {
     const model = smallNet();
     const opt = new optim.Adam(model.parameters(), { lr: 0.01 });
     const x = torch.randn([2, 1, 8, 8]);
-    const y = torch.tensor([1, 2]);
+    const y = torch.tensor([1n, 2n]);
     adamStep(model, opt, x, y);
     const f = tmpFile('adam.pt');
     save(opt.stateDict(), f);
@@ -584,7 +584,7 @@ describe('torchnode round trip', () => {
 
   test('safetensors round trip keeps values, metadata and alignment', () => {
     const tensors = new Map<string, Tensor>([
-      ['mask', torch.tensor([true, false])], ['w', torch.randn([3, 4])], ['ids', torch.tensor([1, 2, 3])],
+      ['mask', torch.tensor([true, false])], ['w', torch.randn([3, 4])], ['ids', torch.tensor([1n, 2n, 3n])],
       ['t', torch.arange(6, { dtype: 'float32' }).view(2, 3).t()], ['u8', torch.tensor([7], { dtype: 'uint8' })],
       ['0', torch.zeros(1, { dtype: 'float64' })], ['i32', torch.tensor([-4], { dtype: 'int32' })],
     ]);
@@ -701,7 +701,7 @@ describe('torchnode -> PyTorch', () => {
 
     save(load(fixture('misc.pt')), path.join(dir, 'misc.pt'));
     save({ w: torch.arange(5, { dtype: 'float32' }) }, path.join(dir, 'zip64.pt'), { forceZip64: true });
-    saveSafetensors({ w: torch.tensor([[1.5, 2]]), n: torch.tensor([7]), b: torch.tensor([true]) }, path.join(dir, 'st.safetensors'), { k: 'v' });
+    saveSafetensors({ w: torch.tensor([[1.5, 2]]), n: torch.tensor([7n]), b: torch.tensor([true]) }, path.join(dir, 'st.safetensors'), { k: 'v' });
 
     const r = spawnSync(PYTHON, ['-c', PY_CHECK, path.join(__dirname, '..', 'scripts'), dir, FIX], { encoding: 'utf8', timeout: 120000 });
     if (r.status !== 0) throw new Error(`python failed (${r.status}):\n${r.stderr}`);

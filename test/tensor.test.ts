@@ -8,7 +8,7 @@ describe('Tensor: throw cases', () => {
     expect(() => x.matmul(3 as any)).toThrow(/Expected a Tensor for other but received 3/);
     expect(() => torch.zeros([2, -1])).toThrow(/Expected a non-negative integer for size\[1\] but received -1/);
     expect(() => torch.zeros([2.5])).toThrow(TypeError);
-    expect(() => torch.ones([2], { dtype: 'float16' as any })).toThrow(/Expected one of float32, float64, int64, int32, uint8, bool for dtype but received 'float16'/);
+    expect(() => torch.ones([2], { dtype: 'float8' as any })).toThrow(/Expected one of float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool, complex64, complex128 for dtype but received 'float8'/);
     expect(() => x.view(3, 'a' as any)).toThrow(/shape\[1\]/);
     expect(() => torch.randint(5, 5, [2])).toThrow(/high > low/);
     expect(() => torch.arange(0, 1, 0)).toThrow(/non-zero step/);
@@ -78,11 +78,17 @@ describe('Tensor: throw cases', () => {
 
 describe('Tensor: creation and reading', () => {
   test('dtypes are inferred like PyTorch', () => {
-    expect(torch.tensor([1, 2, 3]).dtype).toBe('int64');
+    // JS has no int literals: numbers are float32 (the default dtype), BigInts int64.
+    expect(torch.tensor([1, 2, 3]).dtype).toBe('float32');
+    expect(torch.tensor([1n, 2n, 3n]).dtype).toBe('int64');
+    expect(torch.tensor([1, 2n]).dtype).toBe('float32');
+    expect(torch.tensor([1, 2, 3], { dtype: 'int64' }).toArray()).toEqual([1, 2, 3]);
     expect(torch.tensor([1.5, 2]).dtype).toBe('float32');
     expect(torch.tensor([true, false]).dtype).toBe('bool');
     expect(torch.tensor([1, 2], { dtype: 'float64' }).dtype).toBe('float64');
-    expect(torch.full([2], 7).dtype).toBe('int64');
+    expect(torch.tensor([1, 2]).requiresGrad_().mean().item()).toBe(1.5);
+    expect(torch.full([2], 7).dtype).toBe('float32');
+    expect(torch.full([2], 7n).dtype).toBe('int64');
     expect(torch.full([2], 0.5).dtype).toBe('float32');
     expect(torch.arange(5).dtype).toBe('int64');
     expect(torch.arange(0, 1, 0.25).toArray()).toEqual([0, 0.25, 0.5, 0.75]);
@@ -134,7 +140,7 @@ describe('Tensor: creation and reading', () => {
 
   test('toString follows PyTorch repr', () => {
     expect(String(torch.tensor([1.5, 2]))).toBe('tensor([1.5000, 2.0000])');
-    expect(String(torch.tensor([[1, 2], [3, 4]]))).toBe('tensor([[1, 2],\n        [3, 4]])');
+    expect(String(torch.tensor([[1n, 2n], [3n, 4n]]))).toBe('tensor([[1, 2],\n        [3, 4]])');
     expect(String(torch.ones(2))).toBe('tensor([1., 1.])');
     expect(String(torch.ones(2, { dtype: 'float64' }))).toBe('tensor([1., 1.], dtype=torch.float64)');
     expect(String(torch.ones(2).requiresGrad_())).toBe('tensor([1., 1.], requires_grad=True)');
@@ -186,7 +192,7 @@ describe('Tensor: shape ops', () => {
     expect(torch.arange(10).slice(0, 1, 8, 3).toArray()).toEqual([1, 4, 7]);
     expect(torch.arange(10).slice(0, -3).toArray()).toEqual([7, 8, 9]);
     expect(x.select(1, 2).toArray()).toEqual([[8, 9, 10, 11], [20, 21, 22, 23]]);
-    expect(torch.arange(5).indexSelect(0, torch.tensor([4, 0])).toArray()).toEqual([4, 0]);
+    expect(torch.arange(5).indexSelect(0, torch.tensor([4n, 0n])).toArray()).toEqual([4, 0]);
     expect(torch.tensor([[1], [2]]).expand(2, 3).toArray()).toEqual([[1, 1, 1], [2, 2, 2]]);
     expect(() => torch.cat([a, torch.ones(3, 3)])).toThrow(TorchError);
   });

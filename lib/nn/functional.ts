@@ -217,6 +217,13 @@ function checkClassTarget(fn: string, input: Tensor, target: Tensor): void {
   if (!sameShapeProbs && (ts.length !== expectTs.length || ts.some((d, i) => d !== expectTs[i]))) {
     throw new TorchError(`${fn}: input ${shapeStr(xs)} expects a target of shape ${shapeStr(expectTs)} but got ${shapeStr(ts)}`);
   }
+  // Class indices must be int64. JS numbers make float32 tensors, so say how to get int64.
+  if (!sameShapeProbs && target.dtype !== 'int64') {
+    throw new TorchError(
+      `${fn}: expected class indices of dtype int64 for target but received ${target.dtype} ${shapeStr(ts)}` +
+        (target.isFloatingPoint() ? " (JS numbers make float tensors: use BigInts, tensor([1n, 0n]), or { dtype: 'int64' })" : ''),
+    );
+  }
 }
 
 /**
