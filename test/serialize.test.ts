@@ -295,8 +295,8 @@ describe('safetensors: bad input', () => {
     expect(() => loadSafetensors(safetensorsBytes(ok, f32(2), 1n << 40n))).toThrow(/^Not a safetensors file: <buffer> \(header length 1099511627776 is over the 100 MB limit/);
     expect(() => loadSafetensors(safetensorsBytes(ok, f32(2), 500n))).toThrow(/^Truncated safetensors file: <buffer> \(the header needs 500 bytes/);
     expect(() => loadSafetensors(safetensorsBytes('{"a": [1,', Buffer.alloc(0)))).toThrow(/^Invalid safetensors header in <buffer>: not valid JSON/);
-    expect(() => loadSafetensors(safetensorsBytes({ a: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }, Buffer.alloc(4))))
-      .toThrow("Invalid safetensors header in <buffer>: tensor 'a' has dtype 'F16', which torchnode does not support (supported: F64, F32, I64, I32, I16, I8, U8, BOOL)");
+    expect(() => loadSafetensors(safetensorsBytes({ a: { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } }, Buffer.alloc(2))))
+      .toThrow("Invalid safetensors header in <buffer>: tensor 'a' has dtype 'F8_E4M3', which torchnode does not support (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
     expect(() => loadSafetensors(safetensorsBytes({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, f32(2))))
       .toThrow("tensor 'a' of dtype F32 and shape [3] needs 12 bytes but data_offsets [0, 8] span 8");
     expect(() => loadSafetensors(safetensorsBytes({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 8] } }, f32(2)))).toThrow(/has shape \[-1\]/);

@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as torch from '../lib';
 import { Tensor, TorchError } from '../lib';
 
@@ -109,6 +112,61 @@ describe('Tensor: creation and reading', () => {
       expect(t.dtype).toBe(dtype);
       expect(t.toArray()).toEqual(values);
       expect(t.toTypedArray().constructor.name).toBe(dtype === 'bool' ? 'Uint8Array' : data.constructor.name);
+    }
+  });
+
+  test('float16, bfloat16, int16, int8 and complex: created, computed, read back and printed as PyTorch does', () => {
+    // IEEE half: 0.1 is 0x2E66 = 0.0999755859375; bfloat16 keeps float32's exponent (1e30 fits).
+    const h = torch.tensor([0.1, -2, 65504], { dtype: torch.float16 });
+    expect([h.dtype, h.isFloatingPoint()]).toEqual(['float16', true]);
+    expect(h.toArray()).toEqual([0.0999755859375, -2, 65504]);
+    expect(Array.from(h.toTypedArray())).toEqual([0x2e66, 0xc000, 0x7bff]);
+    expect(torch.fromBuffer(new Uint16Array([0x2e66]), [1], { dtype: 'float16' }).toArray()).toEqual([0.0999755859375]);
+    expect(String(h)).toBe('tensor([ 9.9976e-02, -2.0000e+00,  6.5504e+04], dtype=torch.float16)');
+    const b = torch.tensor([1e30, 1.5], { dtype: 'bfloat16' });
+    expect(b.mul(2).toArray()).toEqual([2.0005111034851745e30, 3]); // torch: (b * 2).tolist()
+    expect(String(torch.tensor([1.5, -2.25, 3], { dtype: 'bfloat16' }))).toBe('tensor([ 1.5000, -2.2500,  3.0000], dtype=torch.bfloat16)');
+    expect(Array.from(torch.tensor([300, -5], { dtype: torch.int16 }).toTypedArray())).toEqual([300, -5]);
+    expect(torch.tensor([-3], { dtype: 'int8' }).item()).toBe(-3);
+    const c = torch.ones([2], { dtype: torch.cfloat });
+    expect([c.dtype, c.isComplex(), c.isFloatingPoint()]).toEqual(['complex64', true, false]);
+    expect(c.toArray()).toEqual([[1, 0], [1, 0]]);
+    expect(String(c)).toBe('tensor([1.+0.j, 1.+0.j])');
+    expect(String(torch.ones([1], { dtype: 'complex128' }))).toBe('tensor([1.+0.j], dtype=torch.complex128)');
+    expect(() => c.sum().item()).toThrow(/item\(\): a complex64 value is no JS number; toArray\(\) gives it as \[re, im\] \(2, 0\)/);
+    // Aliases and constants are the dtype names.
+    expect([torch.float, torch.double, torch.half, torch.long, torch.int, torch.short, torch.cdouble]).toEqual(
+      ['float32', 'float64', 'float16', 'int64', 'int32', 'int16', 'complex128']);
+    expect(torch.zeros(1, { dtype: 'long' as torch.DType }).dtype).toBe('int64');
+  });
+
+  test('setDefaultDtype changes what numbers and factories make, and the repr follows', () => {
+    try {
+      torch.setDefaultDtype('float64');
+      expect(torch.getDefaultDtype()).toBe('float64');
+      expect([torch.tensor([1, 2]).dtype, torch.zeros(2).dtype, torch.randn([2]).dtype, torch.full([1], 2).dtype]).toEqual(['float64', 'float64', 'float64', 'float64']);
+      expect(String(torch.ones(2))).toBe('tensor([1., 1.])');
+      expect(String(torch.ones(2, { dtype: 'float32' }))).toBe('tensor([1., 1.], dtype=torch.float32)');
+      expect(() => torch.setDefaultDtype('int64')).toThrow(/Expected a floating-point dtype .* but received 'int64'/);
+    } finally {
+      torch.setDefaultDtype('float32');
+    }
+    expect(torch.tensor([1]).dtype).toBe('float32');
+  });
+
+  test('float16 and bfloat16 save and load (torch.save and safetensors)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tn-f16-'));
+    try {
+      const sd = new Map([['h', torch.tensor([0.1, -2, 3e4], { dtype: 'float16' })], ['b', torch.tensor([[1.5, -2], [3, 4]], { dtype: 'bfloat16' }).t()]]);
+      torch.save(sd, path.join(dir, 'a.pt'));
+      torch.saveSafetensors(sd, path.join(dir, 'a.safetensors'));
+      for (const back of [torch.load(path.join(dir, 'a.pt')) as Map<string, torch.Tensor>, torch.loadSafetensors(path.join(dir, 'a.safetensors'))]) {
+        const get = (k: string) => (back instanceof Map ? back.get(k)! : (back as Record<string, torch.Tensor>)[k]);
+        expect([get('h').dtype, get('h').toArray()]).toEqual(['float16', [0.0999755859375, -2, 30000]]);
+        expect([get('b').dtype, get('b').toArray()]).toEqual(['bfloat16', [[1.5, 3], [-2, 4]]]);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

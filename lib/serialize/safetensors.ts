@@ -12,7 +12,7 @@ import { atomicWrite, CheckpointError, dtypeInfo, DtypeInfo, openSource, tensorB
 import { ByteSource, fdSink } from './zip';
 
 const ST_TO_DTYPE: Record<string, string> = {
-  F64: 'float64', F32: 'float32', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
 };
 const DTYPE_TO_ST: Record<string, string> = Object.fromEntries(Object.entries(ST_TO_DTYPE).map(([k, v]) => [v, k]));
 

@@ -38,7 +38,7 @@ export class CheckpointError extends TorchError {
 
 // ---- dtypes ------------------------------------------------------------------------
 
-type ElementArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+type ElementArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 interface ArrayType {
   new (n: number): ElementArray;
   new (buf: ArrayBufferLike, byteOffset: number, length: number): ElementArray;
@@ -61,11 +61,14 @@ const DTYPE_TABLE: DtypeInfo[] = [
   { dtype: 'int8', storage: 'CharStorage', size: 1, Array: Int8Array as unknown as ArrayType },
   { dtype: 'uint8', storage: 'ByteStorage', size: 1, Array: Uint8Array as unknown as ArrayType },
   { dtype: 'bool', storage: 'BoolStorage', size: 1, Array: Uint8Array as unknown as ArrayType },
+  // 16-bit floats travel as their raw bits (JS has no Float16Array).
+  { dtype: 'float16', storage: 'HalfStorage', size: 2, Array: Uint16Array as unknown as ArrayType },
+  { dtype: 'bfloat16', storage: 'BFloat16Storage', size: 2, Array: Uint16Array as unknown as ArrayType },
 ];
 const BY_DTYPE = new Map(DTYPE_TABLE.map((d) => [d.dtype, d]));
 /** PyTorch storage classes torchnode has no dtype for, with their dtype names for messages. */
 const UNSUPPORTED_STORAGES: Record<string, string> = {
-  HalfStorage: 'float16', BFloat16Storage: 'bfloat16', ComplexFloatStorage: 'complex64', ComplexDoubleStorage: 'complex128',
+  ComplexFloatStorage: 'complex64', ComplexDoubleStorage: 'complex128',
   ComplexHalfStorage: 'complex32', QInt8Storage: 'qint8', QUInt8Storage: 'quint8', QInt32Storage: 'qint32',
   QUInt4x2Storage: 'quint4x2', QUInt2x4Storage: 'quint2x4', UntypedStorage: 'untyped bytes',
 };
@@ -100,7 +103,8 @@ export function tensorFromBytes(
   bytes: Buffer, info: DtypeInfo, shape: number[], offset = 0, stride: number[] = contiguousStrides(shape), bigEndian = false,
 ): Tensor {
   const numel = shape.reduce((a, b) => a * b, 1);
-  const opts = info.dtype === 'bool' ? { dtype: 'bool' as DType } : {};
+  // bool and the 16-bit floats are reinterpretations of their arrays (Uint8Array, Uint16Array).
+  const opts = info.dtype === 'bool' || info.dtype === 'float16' || info.dtype === 'bfloat16' ? { dtype: info.dtype as DType } : {};
   if (numel === 0) return fromBuffer(new info.Array(0), shape, opts);
   const hostBig = os.endianness() === 'BE';
   let b = bytes;
