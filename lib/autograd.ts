@@ -2,7 +2,7 @@
  * Grad mode and autograd.grad. Grad mode is per thread, as in PyTorch; the
  * helpers restore the previous mode even when `fn` throws.
  */
-import { expected } from './errors';
+import { expected, argTypeError } from './errors';
 import { N } from './native';
 import { h, Tensor, wrap } from './tensor';
 
@@ -20,7 +20,7 @@ function withGradMode<R>(enabled: boolean, fn: () => R): R {
     // Restore at once: an async body would otherwise leak the mode into unrelated code
     // that runs while it awaits. Use noGrad inside the async function instead.
     N.setGradEnabled(prev);
-    throw new TypeError('noGrad()/enableGrad() take a synchronous function; call them inside your async function instead');
+    throw argTypeError('noGrad()/enableGrad() take a synchronous function; call them inside your async function instead');
   }
   N.setGradEnabled(prev);
   return result;
@@ -65,7 +65,7 @@ export function inferenceMode<R>(fn: () => R): R {
   } finally {
     N.exitInferenceMode();
   }
-  if (result instanceof Promise) throw new TypeError('inferenceMode() takes a synchronous function; call it inside your async function instead');
+  if (result instanceof Promise) throw argTypeError('inferenceMode() takes a synchronous function; call it inside your async function instead');
   return result;
 }
 

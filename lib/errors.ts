@@ -4,10 +4,70 @@
  * try { F.conv2d(x, w) } catch (e) { if (e instanceof TorchError) console.log(e.message) }
  */
 export class TorchError extends Error {
+  /** Stable: `ERR_TORCH` for libtorch's own errors; subclasses have their own (see ERROR_CODES). */
+  code: string = ERROR_CODES.torch;
   constructor(message: string) {
     super(message);
     this.name = 'TorchError';
   }
+}
+
+/**
+ * The stable `code` of every error torchnode throws, for programs (and the CLI's exit
+ * status) to tell them apart without reading messages. Node's own codes where one fits.
+ */
+export const ERROR_CODES = {
+  /** libtorch raised (TorchError). */
+  torch: 'ERR_TORCH',
+  /** An argument of the wrong type, or an unknown option (TypeError). */
+  argType: 'ERR_INVALID_ARG_TYPE',
+  /** An argument of the right type outside its range (RangeError). */
+  outOfRange: 'ERR_OUT_OF_RANGE',
+  /** A value PyTorch rejects with ValueError: an empty parameter list, contradicting options (ValueError). */
+  value: 'ERR_TORCHNODE_VALUE',
+  /** A disposed tensor or destroyed process group used again. */
+  disposed: 'ERR_TORCHNODE_DISPOSED',
+  /** A checkpoint that cannot be read or written (CheckpointError). */
+  checkpoint: 'ERR_TORCHNODE_CHECKPOINT',
+  /** A pickle stream that is corrupt, truncated or unsupported (PickleError). */
+  pickle: 'ERR_TORCHNODE_PICKLE',
+  /** A zip archive that is corrupt, truncated or unsupported (ZipError). */
+  zip: 'ERR_TORCHNODE_ZIP',
+  /** An IDX file that is missing, truncated or not IDX (IdxError). */
+  idx: 'ERR_TORCHNODE_IDX',
+  /** Data files (MNIST) not found. */
+  notFound: 'ERR_TORCHNODE_NOT_FOUND',
+  /** A bad command line (the CLI's UsageError). */
+  usage: 'ERR_TORCHNODE_USAGE',
+  /** Cancelled (AbortError), as Node's own. */
+  aborted: 'ABORT_ERR',
+  /** A device that this machine or build does not have (`--device cuda` without a GPU). */
+  device: 'ERR_TORCHNODE_DEVICE',
+  /** A worker thread that ended before its work did. */
+  worker: 'ERR_TORCHNODE_WORKER',
+} as const;
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/** PyTorch's ValueError: a value of the right type that the operation cannot take. */
+export class ValueError extends Error {
+  code: string = ERROR_CODES.value;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ValueError';
+  }
+}
+
+/** An Error with a stable code (see ERROR_CODES). @internal */
+export function codedError(code: ErrorCode, message: string): Error & { code: ErrorCode } {
+  return Object.assign(new Error(message), { code });
+}
+/** A TypeError with code ERR_INVALID_ARG_TYPE. @internal */
+export function argTypeError(message: string): TypeError & { code: ErrorCode } {
+  return Object.assign(new TypeError(message), { code: ERROR_CODES.argType });
+}
+/** A RangeError with code ERR_OUT_OF_RANGE. @internal */
+export function outOfRangeError(message: string): RangeError & { code: ErrorCode } {
+  return Object.assign(new RangeError(message), { code: ERROR_CODES.outOfRange });
 }
 
 /** Describes a value for error messages: `Expected <what> for <name> but received <describe(v)>`. */
@@ -26,5 +86,5 @@ export function describe(v: unknown): string {
 
 /** Throws a TypeError `Expected <what> for <name> but received <value>`. */
 export function expected(what: string, name: string, value: unknown): never {
-  throw new TypeError(`Expected ${what} for ${name} but received ${describe(value)}`);
+  throw argTypeError(`Expected ${what} for ${name} but received ${describe(value)}`);
 }

@@ -4,7 +4,8 @@
  * import * as torch from 'torchnode';
  * const x = torch.randn([2, 3]);
  */
-export { TorchError } from './errors';
+export { TorchError, ValueError, ERROR_CODES } from './errors';
+export type { ErrorCode } from './errors';
 export * from './tensor';
 export { tidy, scope, keep, memory, releaseMemory } from './memory';
 export type { MemoryInfo } from './memory';

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
-import { expected } from './errors';
+import { expected, argTypeError, codedError, ERROR_CODES } from './errors';
 import { Module, AnyModule } from './nn/module';
 import { moduleSpec } from './nn/spec';
 import { TensorDataset } from './data/dataset';
@@ -113,7 +113,7 @@ export class TrainingJob extends EventEmitter {
 
   /** Cancels within one batch; `result` rejects with an AbortError. */
   cancel(reason = 'The training was cancelled'): void {
-    if (this.state === 'running') this.ac.abort(Object.assign(new Error(reason), { name: 'AbortError' }));
+    if (this.state === 'running') this.ac.abort(Object.assign(codedError(ERROR_CODES.aborted, reason), { name: 'AbortError' }));
   }
 
   private async run(options: TrainJobOptions): Promise<TrainJobResult> {
@@ -125,11 +125,11 @@ export class TrainingJob extends EventEmitter {
     }
     try {
       if (keepBatchEvents !== undefined) this.keepBatchEvents = checkInt(keepBatchEvents, 'keepBatchEvents', 0);
-      if (model !== undefined && modelFile !== undefined) throw new TypeError('Pass either model or modelFile, not both');
+      if (model !== undefined && modelFile !== undefined) throw argTypeError('Pass either model or modelFile, not both');
       if (modelFile !== undefined && typeof modelFile !== 'string') expected('a file path', 'modelFile', modelFile);
       if (modelArgs !== undefined && !Array.isArray(modelArgs)) expected('an array', 'modelArgs', modelArgs);
       if (typeof (rest as { optimizer?: unknown }).optimizer === 'function' || typeof (rest as { loss?: unknown }).loss === 'function') {
-        throw new TypeError('optimizer and loss functions cannot cross into the training worker; use trainInThisThread() in your own worker');
+        throw argTypeError('optimizer and loss functions cannot cross into the training worker; use trainInThisThread() in your own worker');
       }
       // Checked here too, so a bad option fails before a thread starts.
       const checked = resolveTrainOptions(rest as TrainOptions);

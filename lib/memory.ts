@@ -6,6 +6,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { N } from './native';
+import { argTypeError } from './errors';
 
 /** Anything with a native handle that tidy/scope can free. */
 export interface Disposable {
@@ -73,7 +74,7 @@ function release(scope: Scope, result: unknown, parent: Scope | undefined): void
  * const y = tidy(() => x.mul(2).add(1).relu()); // the two temporaries are freed
  */
 export function tidy<R>(fn: () => R): R {
-  if (typeof fn !== 'function') throw new TypeError(`Expected a function for fn but received ${typeof fn}`);
+  if (typeof fn !== 'function') throw argTypeError(`Expected a function for fn but received ${typeof fn}`);
   const scope: Scope = new Set();
   stack.push(scope);
   let result: R;
@@ -87,7 +88,7 @@ export function tidy<R>(fn: () => R): R {
   stack.pop();
   if (result instanceof Promise) {
     release(scope, undefined, undefined);
-    throw new TypeError('tidy() cannot track an async function: use `await scope(async () => ...)` instead');
+    throw argTypeError('tidy() cannot track an async function: use `await scope(async () => ...)` instead');
   }
   release(scope, result, current());
   return result;
@@ -100,7 +101,7 @@ export function tidy<R>(fn: () => R): R {
  * const loss = await scope(async () => { const b = await nextBatch(); return model.forward(b).sum(); });
  */
 export async function scope<R>(fn: () => Promise<R> | R): Promise<R> {
-  if (typeof fn !== 'function') throw new TypeError(`Expected a function for fn but received ${typeof fn}`);
+  if (typeof fn !== 'function') throw argTypeError(`Expected a function for fn but received ${typeof fn}`);
   const parent = current();
   const s: Scope = new Set();
   let result: R;

@@ -4,7 +4,7 @@
  */
 import * as zlib from 'node:zlib';
 import { PNG } from 'pngjs';
-import { expected } from './errors';
+import { expected, argTypeError, outOfRangeError } from './errors';
 import { inferenceMode } from './autograd';
 import { tidy } from './memory';
 import { Module } from './nn/module';
@@ -37,11 +37,11 @@ const MAX_PNG_INFLATED = 65536;
  */
 function checkPngHeader(buf: Buffer, name: string): void {
   if (buf.length < 33 || buf.readUInt32BE(8) !== 13 || buf.toString('latin1', 12, 16) !== 'IHDR') {
-    throw new TypeError(`Could not decode ${name} as PNG: it does not start with a 13-byte IHDR chunk (${buf.length} bytes in all)`);
+    throw argTypeError(`Could not decode ${name} as PNG: it does not start with a 13-byte IHDR chunk (${buf.length} bytes in all)`);
   }
   const width = buf.readUInt32BE(16), height = buf.readUInt32BE(20);
   if (width !== 28 || height !== 28) {
-    throw new RangeError(`Expected a 28x28 image for ${name} but received ${width}x${height} (declared by its PNG header; not decoded)`);
+    throw outOfRangeError(`Expected a 28x28 image for ${name} but received ${width}x${height} (declared by its PNG header; not decoded)`);
   }
   if (buf[28] !== 1) return; // not interlaced: pngjs bounds the inflate by the declared size
   const idat: Buffer[] = [];
@@ -57,7 +57,7 @@ function checkPngHeader(buf: Buffer, name: string): void {
     zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: MAX_PNG_INFLATED });
   } catch (e) {
     if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new RangeError(`Could not decode ${name} as PNG: its 28x28 image data inflates past ${MAX_PNG_INFLATED} bytes`);
+      throw outOfRangeError(`Could not decode ${name} as PNG: its 28x28 image data inflates past ${MAX_PNG_INFLATED} bytes`);
     }
     // other zlib errors: pngjs reports them while decoding
   }
@@ -71,10 +71,10 @@ export function decodePng(buf: Uint8Array, name = 'image'): Float32Array {
   try {
     png = PNG.sync.read(bytes);
   } catch (e) {
-    throw new TypeError(`Could not decode ${name} as PNG: ${(e as Error).message}`);
+    throw argTypeError(`Could not decode ${name} as PNG: ${(e as Error).message}`);
   }
   if (png.width !== 28 || png.height !== 28) {
-    throw new RangeError(`Expected a 28x28 image for ${name} but received ${png.width}x${png.height}`);
+    throw outOfRangeError(`Expected a 28x28 image for ${name} but received ${png.width}x${png.height}`);
   }
   const out = new Float32Array(784);
   for (let i = 0; i < 784; i++) {
@@ -99,13 +99,13 @@ function toPixels(img: unknown, name: string): Float32Array {
   } else {
     return expected('28x28 pixels (a TypedArray, nested arrays, a Tensor or a PNG Buffer)', name, img);
   }
-  if (flat.length !== 784) throw new RangeError(`Expected 784 pixels (28x28) for ${name} but received ${flat.length}`);
+  if (flat.length !== 784) throw outOfRangeError(`Expected 784 pixels (28x28) for ${name} but received ${flat.length}`);
   const out = new Float32Array(784);
   let max = 0;
   for (let i = 0; i < 784; i++) {
     const v = flat[i];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 255) {
-      throw new RangeError(`Expected pixel values in 0..255 or 0..1 for ${name} but received ${v} at index ${i}`);
+      throw outOfRangeError(`Expected pixel values in 0..255 or 0..1 for ${name} but received ${v} at index ${i}`);
     }
     out[i] = v;
     if (v > max) max = v;

@@ -2,7 +2,7 @@
  * The Tensor class and its factories: libtorch tensors with PyTorch's names and
  * semantics. Every op returns a new Tensor (or `this` for in-place `op_` forms).
  */
-import { describe, expected, TorchError } from './errors';
+import { describe, expected, TorchError, argTypeError, outOfRangeError, codedError, ERROR_CODES } from './errors';
 import { track } from './memory';
 import { N, NativeGenerator, NativeTensor } from './native';
 
@@ -89,8 +89,9 @@ export function checkDevice(v: unknown, name = 'device'): DeviceType | undefined
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string' || !/^(cpu|cuda(:\d{1,3})?)$/.test(v)) expected(`'cpu', 'cuda' or 'cuda:N'`, name, v);
   if (v.startsWith('cuda') && !N.cudaIsAvailable()) {
-    throw new TorchError(
-      `Cannot use device '${v}': CUDA is not available (this libtorch build has no CUDA support or no GPU was found; check cuda.isAvailable())`,
+    throw Object.assign(
+      new TorchError(`Cannot use device '${v}': CUDA is not available (this libtorch build has no CUDA support or no GPU was found; check cuda.isAvailable())`),
+      { code: ERROR_CODES.device },
     );
   }
   return v as DeviceType;
@@ -182,7 +183,7 @@ export class Tensor {
 
   /** @internal The native handle; throws when disposed. */
   get handle(): NativeTensor {
-    if (this._h === null) throw new Error('Tensor has been disposed');
+    if (this._h === null) throw codedError(ERROR_CODES.disposed, 'Tensor has been disposed');
     return this._h;
   }
 
@@ -212,7 +213,7 @@ export class Tensor {
     checkInt(dim, 'dim');
     const d = dim < 0 ? dim + s.length : dim;
     if (d < 0 || d >= s.length) {
-      throw new RangeError(`Dimension out of range (expected to be in range of [${-s.length}, ${s.length - 1}], but got ${dim})`);
+      throw outOfRangeError(`Dimension out of range (expected to be in range of [${-s.length}, ${s.length - 1}], but got ${dim})`);
     }
     return s[d];
   }
@@ -290,7 +291,7 @@ export class Tensor {
   item(options: { bigint: true }): number | boolean | bigint;
   item(options: { bigint?: boolean } = {}): number | boolean | bigint {
     const v = N.item(this.handle, options.bigint ?? false);
-    if (Array.isArray(v)) throw new TypeError(`item(): a ${this.dtype} value is no JS number; toArray() gives it as [re, im] (${v[0]}, ${v[1]})`);
+    if (Array.isArray(v)) throw argTypeError(`item(): a ${this.dtype} value is no JS number; toArray() gives it as [re, im] (${v[0]}, ${v[1]})`);
     return v;
   }
   /** A copy of the data, flattened, as the TypedArray matching the dtype (bool -> Uint8Array, int64 -> BigInt64Array). */
@@ -661,7 +662,7 @@ export function arange(a: number, b?: number | TensorOptions, c?: number | Tenso
   if (typeof b !== 'number') { end = a; o = b ?? {}; }
   else { start = a; end = b; if (typeof c === 'number') { step = c; o = d ?? {}; } else o = c ?? {}; }
   checkNumber(start, 'start'); checkNumber(end, 'end'); checkNumber(step, 'step');
-  if (step === 0) throw new RangeError('Expected a non-zero step for arange but received 0');
+  if (step === 0) throw outOfRangeError('Expected a non-zero step for arange but received 0');
   return applyOptions(wrap(N.arange(start, end, step, checkDtype(o.dtype), checkDevice(o.device))), o);
 }
 /** Uniform random values in [0, 1), drawn like `torch.rand`. */
@@ -678,7 +679,7 @@ export function randn(...args: ShapeArgs<RandomOptions>): Tensor {
 export function randint(low: number, high: number, size: number[], options: RandomOptions = {}): Tensor {
   checkInt(low, 'low');
   checkInt(high, 'high');
-  if (high <= low) throw new RangeError(`Expected high > low for randint but received low=${low}, high=${high}`);
+  if (high <= low) throw outOfRangeError(`Expected high > low for randint but received low=${low}, high=${high}`);
   return wrap(N.randint(low, high, checkShape(size), checkDtype(options.dtype), checkDevice(options.device), gen(options.generator, 'generator', options.device)));
 }
 /** A random permutation of 0..n-1 (int64), drawn like `torch.randperm`. */
@@ -736,12 +737,12 @@ function inferNested(data: unknown, name: string): { shape: number[]; flat: unkn
   const flat: unknown[] = [];
   const walk = (v: unknown, d: number, path: string): void => {
     if (d === shape.length) {
-      if (Array.isArray(v)) throw new TypeError(`Expected a number at ${path} but received an array (ragged nested array)`);
+      if (Array.isArray(v)) throw argTypeError(`Expected a number at ${path} but received an array (ragged nested array)`);
       flat.push(v);
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[d]) {
-      throw new TypeError(
+      throw argTypeError(
         `Expected an array of length ${shape[d]} at ${path} but received ${Array.isArray(v) ? `length ${v.length}` : describe(v)} (ragged nested array)`,
       );
     }
@@ -794,7 +795,7 @@ export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptio
     const bad = ints.findIndex((v) => v < INT64_MIN || v > INT64_MAX);
     if (bad >= 0 && (dtype === 'float32' || dtype === 'float64')) buf = Float64Array.from(flat, (v) => Number(v));
     else if (bad >= 0) {
-      throw new RangeError(
+      throw outOfRangeError(
         `Expected ${elementPath('data', bad, shape)} to be an integer in int64's range [-(2n ** 63n), 2n ** 63n - 1n] ` +
           `but received ${describe(flat[bad])} (pass dtype: 'float32' or 'float64' to store it as a float)`,
       );

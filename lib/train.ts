@@ -4,7 +4,7 @@
  * same numbers as PyTorch.
  */
 import * as os from 'node:os';
-import { expected } from './errors';
+import { expected, argTypeError, outOfRangeError, codedError, ERROR_CODES, TorchError } from './errors';
 import { N } from './native';
 import { tidy } from './memory';
 import { inferenceMode } from './autograd';
@@ -156,7 +156,7 @@ export function maxTrainThreads(): number {
   const env = process.env.TORCHNODE_MAX_THREADS;
   if (env !== undefined && env !== '') {
     const n = Number(env);
-    if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`Expected a positive integer for TORCHNODE_MAX_THREADS but received '${env}'`);
+    if (!Number.isSafeInteger(n) || n < 1) throw outOfRangeError(`Expected a positive integer for TORCHNODE_MAX_THREADS but received '${env}'`);
     return n;
   }
   return os.availableParallelism?.() ?? os.cpus().length;
@@ -167,7 +167,7 @@ function checkThreads(threads: number | undefined): number | undefined {
   const max = maxTrainThreads();
   if (threads > max) {
     const why = process.env.TORCHNODE_MAX_THREADS ? `the limit TORCHNODE_MAX_THREADS=${max}` : `the ${max} core(s) available (os.availableParallelism())`;
-    throw new RangeError(`threads is ${threads}, more than ${why}; ask for at most ${max}, or set TORCHNODE_MAX_THREADS to allow more`);
+    throw outOfRangeError(`threads is ${threads}, more than ${why}; ask for at most ${max}, or set TORCHNODE_MAX_THREADS to allow more`);
   }
   return threads;
 }
@@ -176,7 +176,7 @@ function checkThreads(threads: number | undefined): number | undefined {
 export function resolveTrainOptions(options: TrainOptions) {
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
   for (const k of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(k)) throw new TypeError(`Unknown option '${k}' for train(); known options: ${[...KNOWN_OPTIONS].join(', ')}`);
+    if (!KNOWN_OPTIONS.has(k)) throw argTypeError(`Unknown option '${k}' for train(); known options: ${[...KNOWN_OPTIONS].join(', ')}`);
   }
   const posInt = (v: unknown, name: string, dflt?: number) => (v === undefined ? dflt : checkInt(v, name, 1));
   const epochs = posInt(options.epochs, 'epochs', 3)!;
@@ -211,9 +211,9 @@ export function resolveTrainOptions(options: TrainOptions) {
 export function resolveDevice(device: 'auto' | DeviceType = 'auto'): DeviceType {
   if (device === 'auto') return cuda.isAvailable() ? 'cuda' : 'cpu';
   if (device.startsWith('cuda')) {
-    if (!cuda.isAvailable()) throw new Error(`Device '${device}' requested but CUDA is not available (no GPU or a CPU-only libtorch); use --device cpu`);
+    if (!cuda.isAvailable()) throw codedError(ERROR_CODES.device, `Device '${device}' requested but CUDA is not available (no GPU or a CPU-only libtorch); use --device cpu`);
     const idx = device === 'cuda' ? 0 : Number(device.slice(5));
-    if (idx >= cuda.deviceCount()) throw new Error(`Device '${device}' requested but only ${cuda.deviceCount()} CUDA device(s) exist`);
+    if (idx >= cuda.deviceCount()) throw codedError(ERROR_CODES.device, `Device '${device}' requested but only ${cuda.deviceCount()} CUDA device(s) exist`);
   }
   return device;
 }
@@ -221,7 +221,7 @@ export function resolveDevice(device: 'auto' | DeviceType = 'auto'): DeviceType 
 function abortError(signal: AbortSignal): Error {
   const reason = signal.reason;
   if (reason instanceof Error && reason.name === 'AbortError') return reason;
-  const e = new Error(reason instanceof Error ? reason.message : 'The training was aborted');
+  const e = codedError(ERROR_CODES.aborted, reason instanceof Error ? reason.message : 'The training was aborted');
   e.name = 'AbortError';
   return e;
 }
@@ -403,7 +403,7 @@ export function evaluate(model: Module, dataset: TensorPairDataset, options: Eva
   } finally {
     model.train(wasTraining);
   }
-  if (total === 0) throw new RangeError('evaluate: the dataset is empty');
+  if (total === 0) throw outOfRangeError('evaluate: the dataset is empty');
   // (pred == y).float().mean() in float32, as the seed computes it.
   return Math.fround(correct / total);
 }

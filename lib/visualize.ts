@@ -2,7 +2,7 @@
  * What a network sees: the feature maps its layers produce for an input, and its
  * learned convolution kernels, as plain arrays for drawing.
  */
-import { expected } from './errors';
+import { expected, outOfRangeError } from './errors';
 import { noGrad } from './autograd';
 import { tidy, keep } from './memory';
 import { Module, AnyModule } from './nn/module';
@@ -28,7 +28,7 @@ export function featureMaps(model: Module, image: Tensor | ArrayLike<number>, la
   if (!(model instanceof Module)) expected('a Module', 'model', model);
   const named = new Map(model.namedModules());
   const wanted = layers ?? model.namedChildren().map(([n]) => n);
-  for (const n of wanted) if (!named.has(n)) throw new RangeError(`featureMaps: the model has no layer '${n}' (it has: ${[...named.keys()].filter(Boolean).join(', ')})`);
+  for (const n of wanted) if (!named.has(n)) throw outOfRangeError(`featureMaps: the model has no layer '${n}' (it has: ${[...named.keys()].filter(Boolean).join(', ')})`);
   const out: FeatureMap[] = [];
   const wasTraining = model.training;
   model.eval();
@@ -60,7 +60,7 @@ export function featureMaps(model: Module, image: Tensor | ArrayLike<number>, la
 /** The first Conv2d's kernels: `outChannels` maps of kH x kW (input channel 0). */
 export function firstLayerKernels(model: Module): FeatureMap {
   const conv = model.modules().find((m) => m instanceof Conv2d) as Conv2d | undefined;
-  if (!conv) throw new RangeError('firstLayerKernels: the model has no Conv2d layer');
+  if (!conv) throw outOfRangeError('firstLayerKernels: the model has no Conv2d layer');
   const name = model.namedModules().find(([, m]) => m === conv)![0];
   const w = keep(noGrad(() => conv.weight.select(1, 0).contiguous()));
   try {

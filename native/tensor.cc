@@ -21,8 +21,17 @@ AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 
 // ---- errors ---------------------------------------------------------------
 
-void ThrowType(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
-void ThrowRange(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+// With lib/errors.ts's stable codes (ERROR_CODES.argType, .outOfRange), as Node's own errors have.
+void ThrowType(Napi::Env env, const std::string& msg) {
+  Napi::Error e = Napi::TypeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
+  throw e;
+}
+void ThrowRange(Napi::Env env, const std::string& msg) {
+  Napi::Error e = Napi::RangeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
+  throw e;
+}
 
 Napi::Value RaiseInJs(napi_env env, const Napi::Error* err) noexcept {
   napi_value value = nullptr;

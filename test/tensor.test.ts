@@ -120,13 +120,13 @@ describe('Tensor: creation and reading', () => {
     const h = torch.tensor([0.1, -2, 65504], { dtype: torch.float16 });
     expect([h.dtype, h.isFloatingPoint()]).toEqual(['float16', true]);
     expect(h.toArray()).toEqual([0.0999755859375, -2, 65504]);
-    expect(Array.from(h.toTypedArray())).toEqual([0x2e66, 0xc000, 0x7bff]);
+    expect(Array.from(h.toTypedArray() as Uint16Array)).toEqual([0x2e66, 0xc000, 0x7bff]);
     expect(torch.fromBuffer(new Uint16Array([0x2e66]), [1], { dtype: 'float16' }).toArray()).toEqual([0.0999755859375]);
     expect(String(h)).toBe('tensor([ 9.9976e-02, -2.0000e+00,  6.5504e+04], dtype=torch.float16)');
     const b = torch.tensor([1e30, 1.5], { dtype: 'bfloat16' });
     expect(b.mul(2).toArray()).toEqual([2.0005111034851745e30, 3]); // torch: (b * 2).tolist()
     expect(String(torch.tensor([1.5, -2.25, 3], { dtype: 'bfloat16' }))).toBe('tensor([ 1.5000, -2.2500,  3.0000], dtype=torch.bfloat16)');
-    expect(Array.from(torch.tensor([300, -5], { dtype: torch.int16 }).toTypedArray())).toEqual([300, -5]);
+    expect(Array.from(torch.tensor([300, -5], { dtype: torch.int16 }).toTypedArray() as Int16Array)).toEqual([300, -5]);
     expect(torch.tensor([-3], { dtype: 'int8' }).item()).toBe(-3);
     const c = torch.ones([2], { dtype: torch.cfloat });
     expect([c.dtype, c.isComplex(), c.isFloatingPoint()]).toEqual(['complex64', true, false]);

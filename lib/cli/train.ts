@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { train, TrainJobOptions as TrainOptions } from '../job';
 import { saveCheckpoint, loadCheckpoint } from '../serialize';
 import { Tensor } from '../tensor';
-import { describe } from '../errors';
+import { describe, ERROR_CODES } from '../errors';
 import { MNIST } from '../data/mnist';
 import { setNumThreads, version as libtorchVersion } from '../device';
 import { collectReportData, writeReport, BatchLoss } from '../report';
@@ -47,7 +47,15 @@ Options:
   -h, --help        show this help
 `;
 
-export class UsageError extends Error {}
+/** Error codes (lib/errors.ts's ERROR_CODES) that mean bad input: exit status 2. */
+const BAD_INPUT_CODES = new Set<string>([
+  ERROR_CODES.usage, ERROR_CODES.argType, ERROR_CODES.outOfRange, ERROR_CODES.value, ERROR_CODES.idx,
+  ERROR_CODES.notFound, ERROR_CODES.checkpoint, ERROR_CODES.pickle, ERROR_CODES.zip, ERROR_CODES.device,
+]);
+
+export class UsageError extends Error {
+  readonly code: string = ERROR_CODES.usage;
+}
 
 function int(name: string, v: string | undefined, min = 1): number | undefined {
   if (v === undefined) return undefined;
@@ -251,7 +259,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return 0;
   } catch (e) {
     const err = e as Error;
-    if (err.name === 'AbortError') {
+    if ((err as Error & { code?: string }).code === ERROR_CODES.aborted || err.name === 'AbortError') {
       process.stderr.write('\ntorchnode train: interrupted\n');
       return 130;
     }
@@ -259,9 +267,10 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       process.stderr.write(`torchnode train: rank ${rank}: ${err.message}\n`);
       return 1;
     }
-    // Bad input (an IDX file that is not one, a FIFO for --data's files, ...) is a
-    // message and exit 2, not a stack trace.
-    if (err instanceof TypeError || err.name === 'IdxError' || /Expected|Unknown option|not available|MNIST/.test(err.message)) {
+    // Bad input (an IDX file that is not one, a FIFO for --data's files, a bad option,
+    // no GPU for --device cuda, ...) is a message and exit 2, not a stack trace; which
+    // errors those are comes from their stable code, not from their text.
+    if (BAD_INPUT_CODES.has((err as Error & { code?: string }).code ?? '')) {
       process.stderr.write(`torchnode train: ${err.message}\n`);
       return 2;
     }

@@ -11,7 +11,7 @@
  *     `randperm(n, generator=Generator().manual_seed(seed))`; with a generator it uses
  *     `randperm(n, generator=generator)` directly.
  */
-import { expected } from '../errors';
+import { expected, ValueError } from '../errors';
 import { Generator } from '../random';
 import { empty, fromBuffer, randint, randperm, Tensor } from '../tensor';
 import { asDataset, checkIndex, Dataset, defaultCollate, isTensorsDataset, TensorsDataset } from './dataset';
@@ -198,18 +198,18 @@ export class DataLoader<T = unknown, B = T extends readonly Tensor[] ? Tensor[] 
     this.collateFn = options.collateFn;
 
     if (options.sampler != null && shuffle) {
-      throw new Error('DataLoader: sampler option is mutually exclusive with shuffle');
+      throw new ValueError('DataLoader: sampler option is mutually exclusive with shuffle');
     }
     let batchSampler: Sampler<number[]> | null = null;
     if (options.batchSampler != null) {
       if (batchSize !== 1 || shuffle || options.sampler != null || dropLast) {
-        throw new Error('DataLoader: batchSampler option is mutually exclusive with batchSize, shuffle, sampler, and dropLast');
+        throw new ValueError('DataLoader: batchSampler option is mutually exclusive with batchSize, shuffle, sampler, and dropLast');
       }
       batchSampler = options.batchSampler;
       batchSize = null;
       dropLast = false;
     } else if (batchSize === null && dropLast) {
-      throw new Error('DataLoader: batchSize=null option disables auto-batching and is mutually exclusive with dropLast');
+      throw new ValueError('DataLoader: batchSize=null option disables auto-batching and is mutually exclusive with dropLast');
     }
     const sampler =
       options.sampler ?? (shuffle ? new RandomSampler(this.ds, { generator: this.generator }) : new SequentialSampler(this.ds));

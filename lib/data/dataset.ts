@@ -2,7 +2,7 @@
  * Map-style datasets (`torch.utils.data.Dataset`, `TensorDataset`) and the default
  * collate function that turns a list of samples into a batch.
  */
-import { describe, expected } from '../errors';
+import { describe, expected, argTypeError, outOfRangeError } from '../errors';
 import { isTensor, stack, Tensor, tensor } from '../tensor';
 
 /**
@@ -53,15 +53,15 @@ export class TensorDataset implements TensorsDataset {
   readonly tensors: Tensor[];
 
   constructor(...tensors: Tensor[]) {
-    if (tensors.length === 0) throw new TypeError('TensorDataset needs at least one tensor');
+    if (tensors.length === 0) throw argTypeError('TensorDataset needs at least one tensor');
     tensors.forEach((t, i) => {
       if (!isTensor(t)) expected('a Tensor', `tensors[${i}]`, t);
-      if (t.dim() === 0) throw new RangeError(`TensorDataset: tensors[${i}] is 0-dimensional; each tensor needs a first (sample) dimension`);
+      if (t.dim() === 0) throw outOfRangeError(`TensorDataset: tensors[${i}] is 0-dimensional; each tensor needs a first (sample) dimension`);
     });
     const n = tensors[0].shape[0];
     tensors.forEach((t, i) => {
       if (t.shape[0] !== n) {
-        throw new RangeError(`Size mismatch between tensors: tensors[0] has ${n} rows but tensors[${i}] has ${t.shape[0]} (shape [${t.shape}])`);
+        throw outOfRangeError(`Size mismatch between tensors: tensors[0] has ${n} rows but tensors[${i}] has ${t.shape[0]} (shape [${t.shape}])`);
       }
     });
     this.tensors = tensors;
@@ -81,7 +81,7 @@ export class TensorDataset implements TensorsDataset {
 /** @internal */
 export function checkIndex(index: number, length: number): void {
   if (!Number.isInteger(index)) expected('an integer', 'index', index);
-  if (index < 0 || index >= length) throw new RangeError(`index ${index} is out of range for a dataset of length ${length}`);
+  if (index < 0 || index >= length) throw outOfRangeError(`index ${index} is out of range for a dataset of length ${length}`);
 }
 
 /**
@@ -96,13 +96,13 @@ export function defaultCollate(batch: unknown[]): unknown {
   const first = batch[0];
   if (isTensor(first)) {
     batch.forEach((b, i) => {
-      if (!isTensor(b)) throw new TypeError(`defaultCollate: sample 0 is a Tensor but sample ${i} is ${describe(b)}`);
+      if (!isTensor(b)) throw argTypeError(`defaultCollate: sample 0 is a Tensor but sample ${i} is ${describe(b)}`);
     });
     return stack(batch as Tensor[], 0);
   }
   if (typeof first === 'number') {
     const nums = batch as number[];
-    if (nums.some((v) => typeof v !== 'number')) throw new TypeError('defaultCollate: samples mix numbers and other types');
+    if (nums.some((v) => typeof v !== 'number')) throw argTypeError('defaultCollate: samples mix numbers and other types');
     const allInt = nums.every((v) => Number.isInteger(v));
     return tensor(nums, { dtype: allInt ? 'int64' : 'float64' });
   }
@@ -114,7 +114,7 @@ export function defaultCollate(batch: unknown[]): unknown {
     const n = first.length;
     batch.forEach((b, i) => {
       if (!Array.isArray(b) || b.length !== n) {
-        throw new RangeError(`defaultCollate: each sample should have the same length: sample 0 has ${n} elements but sample ${i} has ${Array.isArray(b) ? b.length : describe(b)}`);
+        throw outOfRangeError(`defaultCollate: each sample should have the same length: sample 0 has ${n} elements but sample ${i} has ${Array.isArray(b) ? b.length : describe(b)}`);
       }
     });
     return first.map((_, j) => defaultCollate(batch.map((b) => (b as unknown[])[j])));
@@ -124,5 +124,5 @@ export function defaultCollate(batch: unknown[]): unknown {
     for (const k of Object.keys(first)) out[k] = defaultCollate(batch.map((b) => (b as Record<string, unknown>)[k]));
     return out;
   }
-  throw new TypeError(`defaultCollate: batch must contain tensors, numbers, booleans, strings, arrays or plain objects; found ${describe(first)}`);
+  throw argTypeError(`defaultCollate: batch must contain tensors, numbers, booleans, strings, arrays or plain objects; found ${describe(first)}`);
 }

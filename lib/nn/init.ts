@@ -6,7 +6,7 @@
  * its tensor.
  */
 import { noGrad } from '../autograd';
-import { expected } from '../errors';
+import { expected, outOfRangeError } from '../errors';
 import { checkNumber, GeneratorLike, Tensor } from '../tensor';
 
 export type Nonlinearity =
@@ -52,7 +52,7 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
 export function calculateFanInAndFanOut(tensor: Tensor): [number, number] {
   const s = checkTensor(tensor).shape;
   if (s.length < 2) {
-    throw new RangeError(`Fan in and fan out can not be computed for tensor with fewer than 2 dimensions (got shape [${s.join(', ')}])`);
+    throw outOfRangeError(`Fan in and fan out can not be computed for tensor with fewer than 2 dimensions (got shape [${s.join(', ')}])`);
   }
   const receptive = s.slice(2).reduce((a, b) => a * b, 1);
   return [s[1] * receptive, s[0] * receptive];

@@ -1,7 +1,7 @@
 /**
  * Loss layers: `loss.call(input, target)`.
  */
-import { expected } from '../errors';
+import { expected, outOfRangeError } from '../errors';
 import { checkInt, checkNumber, Tensor } from '../tensor';
 import { crossEntropy, mseLoss, nllLoss, Reduction } from './functional';
 import { Module } from './module';
@@ -45,7 +45,7 @@ export class CrossEntropyLoss extends Module<[Tensor, Tensor], Tensor> {
     this.ignoreIndex = checkInt(options.ignoreIndex ?? -100, 'ignoreIndex');
     this.reduction = checkReduction(options.reduction ?? 'mean');
     const ls = checkNumber(options.labelSmoothing ?? 0, 'labelSmoothing');
-    if (ls < 0 || ls > 1) throw new RangeError(`Expected a number in [0, 1] for labelSmoothing but received ${ls}`);
+    if (ls < 0 || ls > 1) throw outOfRangeError(`Expected a number in [0, 1] for labelSmoothing but received ${ls}`);
     this.labelSmoothing = ls;
   }
 

@@ -14,7 +14,7 @@
  * forward, as in PyTorch.
  */
 import { noGrad } from '../autograd';
-import { describe, expected, TorchError } from '../errors';
+import { describe, expected, TorchError, argTypeError } from '../errors';
 import { keep } from '../memory';
 import { N, NativeTensor } from '../native';
 import { parseToTarget, Tensor, ToTarget } from '../tensor';
@@ -94,8 +94,8 @@ const callStack: AnyModule[] = [];
 
 function checkName(kind: string, name: unknown): string {
   if (typeof name !== 'string') expected('a string', `${kind} name`, name);
-  if (name === '') throw new TypeError(`${kind} name can't be empty string ""`);
-  if (name.includes('.')) throw new TypeError(`${kind} name can't contain "." but received '${name}'`);
+  if (name === '') throw argTypeError(`${kind} name can't be empty string ""`);
+  if (name.includes('.')) throw argTypeError(`${kind} name can't contain "." but received '${name}'`);
   return name;
 }
 
@@ -175,7 +175,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     const desc = Object.getOwnPropertyDescriptor(this, name);
     const freeField = desc !== undefined && 'value' in desc && desc.value === undefined;
     if (registered || (name in this && !freeField)) {
-      throw new TypeError(`Cannot register ${kind} '${name}' on ${this._getName()}: attribute '${name}' already exists`);
+      throw argTypeError(`Cannot register ${kind} '${name}' on ${this._getName()}: attribute '${name}' already exists`);
     }
   }
 
@@ -196,7 +196,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     this._parameters.set(name, p);
     this._defineAccessor(name, () => this._parameters.get(name), (v) => {
       if (v !== null && !(v instanceof Parameter)) {
-        throw new TypeError(`cannot assign ${describe(v)} as parameter '${name}' (Parameter or null expected)`);
+        throw argTypeError(`cannot assign ${describe(v)} as parameter '${name}' (Parameter or null expected)`);
       }
       this._parameters.set(name, v === null ? null : keep(v));
     });
@@ -217,7 +217,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     if (persistent) this._nonPersistentBuffers.delete(name);
     else this._nonPersistentBuffers.add(name);
     this._defineAccessor(name, () => this._buffers.get(name), (v) => {
-      if (v !== null && !(v instanceof Tensor)) throw new TypeError(`cannot assign ${describe(v)} as buffer '${name}' (Tensor or null expected)`);
+      if (v !== null && !(v instanceof Tensor)) throw argTypeError(`cannot assign ${describe(v)} as buffer '${name}' (Tensor or null expected)`);
       this._buffers.set(name, v === null ? null : keep(v));
     });
     return tensor;
@@ -233,7 +233,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     this._checkFree('module', name, this._modules);
     this._modules.set(name, module);
     this._defineAccessor(name, () => this._modules.get(name), (v) => {
-      if (v !== null && !(v instanceof Module)) throw new TypeError(`cannot assign ${describe(v)} as child module '${name}' (Module or null expected)`);
+      if (v !== null && !(v instanceof Module)) throw argTypeError(`cannot assign ${describe(v)} as child module '${name}' (Module or null expected)`);
       this._modules.set(name, v as AnyModule | null);
     });
     return module;
@@ -391,7 +391,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
   to(target: ToTarget): this {
     const { dtype, device, memoryFormat } = parseToTarget(target);
     if (dtype !== undefined && dtype !== 'float32' && dtype !== 'float64') {
-      throw new TypeError(`Module.to only accepts floating point dtypes, but got dtype=${dtype}`);
+      throw argTypeError(`Module.to only accepts floating point dtypes, but got dtype=${dtype}`);
     }
     const convert = (t: Tensor): Tensor =>
       t.to({

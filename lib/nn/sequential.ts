@@ -2,7 +2,7 @@
  * Sequential: a chain of modules, each fed the previous one's output.
  */
 import { isGradEnabled } from '../autograd';
-import { expected } from '../errors';
+import { expected, outOfRangeError } from '../errors';
 import { checkInt, Tensor } from '../tensor';
 import { AnyModule, Module } from './module';
 import { Conv2d } from './conv';
@@ -70,7 +70,7 @@ export class Sequential extends Module<[Tensor], Tensor> implements Iterable<Any
     checkInt(i, 'index');
     const n = this.length;
     const j = i < 0 ? i + n : i;
-    if (j < 0 || j >= n) throw new RangeError(`index ${i} is out of range for Sequential of length ${n}`);
+    if (j < 0 || j >= n) throw outOfRangeError(`index ${i} is out of range for Sequential of length ${n}`);
     return j;
   }
 

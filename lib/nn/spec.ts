@@ -12,6 +12,7 @@ import { ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax } from './activatio
 import { Flatten } from './flatten';
 import { Dropout } from './dropout';
 import { CNN } from './models';
+import { argTypeError } from '../errors';
 
 export interface ModuleSpec {
   type: string;
@@ -53,14 +54,14 @@ const BUILDERS: Record<string, Builder> = {
  * file that exports it (train's `modelFile` option).
  */
 export function moduleSpec(module: AnyModule): ModuleSpec {
-  if (!(module instanceof Module)) throw new TypeError(`Expected a Module for model but received ${typeof module}`);
+  if (!(module instanceof Module)) throw argTypeError(`Expected a Module for model but received ${typeof module}`);
   const ctor = module.constructor as { name: string };
   if (module instanceof Sequential && ctor === Sequential) {
     return { type: 'Sequential', children: module.children().map(moduleSpec) };
   }
   const b = BUILDERS[ctor.name];
   if (!b || b.cls !== ctor) {
-    throw new TypeError(
+    throw argTypeError(
       `Model ${ctor.name} is a user-defined Module: it cannot be rebuilt in another thread from its layers. ` +
         "Pass `modelFile: '/path/to/file.js'` (and `modelExport`, `modelArgs`) naming the file that exports the class.",
     );
@@ -71,10 +72,10 @@ export function moduleSpec(module: AnyModule): ModuleSpec {
 /** Rebuilds a module from its spec (fresh weights; load a state dict after). */
 export function buildModule(spec: ModuleSpec): AnyModule {
   if (!spec || typeof spec !== 'object' || typeof spec.type !== 'string') {
-    throw new TypeError(`Expected a module spec {type, args} but received ${JSON.stringify(spec)}`);
+    throw argTypeError(`Expected a module spec {type, args} but received ${JSON.stringify(spec)}`);
   }
   if (spec.type === 'Sequential') return new Sequential(...(spec.children ?? []).map(buildModule));
   const b = BUILDERS[spec.type];
-  if (!b) throw new TypeError(`Unknown module type '${spec.type}' in spec; known: Sequential, ${Object.keys(BUILDERS).join(', ')}`);
+  if (!b) throw argTypeError(`Unknown module type '${spec.type}' in spec; known: Sequential, ${Object.keys(BUILDERS).join(', ')}`);
   return new b.cls(...(spec.args ?? []));
 }

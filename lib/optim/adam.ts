@@ -2,7 +2,7 @@
  * Adam (and AMSGrad), op for op PyTorch 1.13's `_single_tensor_adam`, including its
  * float32 tensor step counter and its double-precision bias corrections.
  */
-import { expected } from '../errors';
+import { expected, argTypeError, outOfRangeError } from '../errors';
 import { keep } from '../memory';
 import { full, Tensor, zerosLike } from '../tensor';
 import { checkOption, Optimizer, ParamGroup, Params, ParamState, pyPow, torchAtLeast } from './optimizer';
@@ -47,7 +47,7 @@ export class Adam extends Optimizer<AdamGroupOptions> {
       maximize: options.maximize ?? false,
     };
     for (const k of Object.keys(options)) {
-      if (!(k in defaults)) throw new TypeError(`Unknown option '${k}' for Adam (known: ${Object.keys(defaults).join(', ')})`);
+      if (!(k in defaults)) throw argTypeError(`Unknown option '${k}' for Adam (known: ${Object.keys(defaults).join(', ')})`);
     }
     Adam.check(defaults, '');
     defaults.betas = [defaults.betas[0], defaults.betas[1]];
@@ -56,19 +56,19 @@ export class Adam extends Optimizer<AdamGroupOptions> {
 
   private static check(o: AdamGroupOptions, where: string): void {
     checkOption(o.lr, 'lr', where);
-    if (!(o.lr >= 0)) throw new RangeError(`Invalid learning rate${where}: ${o.lr} (lr must be >= 0)`);
+    if (!(o.lr >= 0)) throw outOfRangeError(`Invalid learning rate${where}: ${o.lr} (lr must be >= 0)`);
     checkOption(o.eps, 'eps', where);
-    if (!(o.eps >= 0)) throw new RangeError(`Invalid epsilon value${where}: ${o.eps} (eps must be >= 0)`);
+    if (!(o.eps >= 0)) throw outOfRangeError(`Invalid epsilon value${where}: ${o.eps} (eps must be >= 0)`);
     const b = o.betas as unknown;
     if (!Array.isArray(b) || b.length !== 2) expected('a pair of numbers [beta1, beta2]', `betas${where}`, b);
     for (const i of [0, 1]) {
       checkOption(b[i], `betas[${i}]`, where);
       if (!(b[i] >= 0 && b[i] < 1)) {
-        throw new RangeError(`Invalid beta parameter at index ${i}${where}: ${b[i]} (betas[${i}] must be in [0, 1))`);
+        throw outOfRangeError(`Invalid beta parameter at index ${i}${where}: ${b[i]} (betas[${i}] must be in [0, 1))`);
       }
     }
     checkOption(o.weightDecay, 'weightDecay', where);
-    if (!(o.weightDecay >= 0)) throw new RangeError(`Invalid weight_decay value${where}: ${o.weightDecay} (weightDecay must be >= 0)`);
+    if (!(o.weightDecay >= 0)) throw outOfRangeError(`Invalid weight_decay value${where}: ${o.weightDecay} (weightDecay must be >= 0)`);
     checkOption(o.amsgrad, 'amsgrad', where, 'boolean');
     checkOption(o.maximize, 'maximize', where, 'boolean');
   }

@@ -4,7 +4,7 @@
  * in `update()` with PyTorch 1.13's single-tensor (`foreach=False`) arithmetic.
  */
 import { noGrad, enableGrad } from '../autograd';
-import { describe, expected } from '../errors';
+import { describe, expected, argTypeError, ValueError } from '../errors';
 import { keep, tidy } from '../memory';
 import { full, isTensor, Tensor } from '../tensor';
 import { version as libtorchVersion } from '../device';
@@ -117,7 +117,7 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
   protected constructor(params: Params<O>, defaults: O) {
     this.defaults = defaults;
     if (isTensor(params)) {
-      throw new TypeError(
+      throw argTypeError(
         'params argument given to the optimizer should be an iterable of Tensors or parameter groups, but got a Tensor (wrap it in an array)',
       );
     }
@@ -125,7 +125,7 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
     if (hasParameters(params)) list = Array.from(params.parameters());
     else if (isIterable(params) && typeof params !== 'string') list = Array.from(params as Iterable<unknown>);
     else return expected('an iterable of Tensors, parameter groups, or an object with parameters()', 'params', params);
-    if (list.length === 0) throw new Error('optimizer got an empty parameter list');
+    if (list.length === 0) throw new ValueError('optimizer got an empty parameter list');
     const groups = isPlainObject(list[0]) ? list : [{ params: list }];
     groups.forEach((g) => this.addParamGroup(g as ParamGroupInput<O>));
   }
@@ -172,17 +172,17 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
 
     params.forEach((p, i) => {
       if (!isTensor(p)) {
-        throw new TypeError(`optimizer can only optimize Tensors, but params[${i}]${where} is ${describe(p)}`);
+        throw argTypeError(`optimizer can only optimize Tensors, but params[${i}]${where} is ${describe(p)}`);
       }
-      if (!p.isLeaf) throw new Error(`can't optimize a non-leaf Tensor (params[${i}]${where}); use .detach().requiresGrad_() to make a leaf`);
+      if (!p.isLeaf) throw new ValueError(`can't optimize a non-leaf Tensor (params[${i}]${where}); use .detach().requiresGrad_() to make a leaf`);
     });
     const tensors = params as Tensor[];
     if (new Set(tensors).size !== tensors.length) {
-      throw new Error(`optimizer got a parameter group with duplicate parameters${where}`);
+      throw new ValueError(`optimizer got a parameter group with duplicate parameters${where}`);
     }
     for (const g of this.paramGroups) {
       for (const p of g.params) {
-        if (tensors.includes(p)) throw new Error('some parameters appear in more than one parameter group');
+        if (tensors.includes(p)) throw new ValueError('some parameters appear in more than one parameter group');
       }
     }
 
@@ -190,13 +190,13 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
     for (const [k, v] of Object.entries(group)) {
       if (k === 'params') continue;
       if (!(k in (this.defaults as object))) {
-        throw new TypeError(`Unknown option '${k}'${where} for ${this.name} (known: ${Object.keys(this.defaults).join(', ')})`);
+        throw argTypeError(`Unknown option '${k}'${where} for ${this.name} (known: ${Object.keys(this.defaults).join(', ')})`);
       }
       options[k] = v;
     }
     for (const [k, v] of Object.entries(this.defaults)) {
       if (options[k] === undefined) {
-        if (v === undefined) throw new Error(`parameter group didn't specify a value of required optimization parameter ${k}${where}`);
+        if (v === undefined) throw new ValueError(`parameter group didn't specify a value of required optimization parameter ${k}${where}`);
         options[k] = Array.isArray(v) ? [...v] : v;
       }
     }
@@ -305,7 +305,7 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
     const saved = stateDict.param_groups;
     const groups = this.paramGroups;
     if (saved.length !== groups.length) {
-      throw new Error(
+      throw new ValueError(
         `loaded state dict has ${saved.length} parameter group${saved.length === 1 ? '' : 's'} but ${this.name} has ${groups.length}`,
       );
     }
@@ -313,7 +313,7 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
     saved.forEach((sg, gi) => {
       if (!isPlainObject(sg) || !Array.isArray(sg.params)) expected('a group {params: number[], ...options}', `param_groups[${gi}]`, sg);
       if (sg.params.length !== groups[gi].params.length) {
-        throw new Error(
+        throw new ValueError(
           `loaded state dict's parameter group ${gi} has ${sg.params.length} parameters but ${this.name}'s group ${gi} has ${groups[gi].params.length}`,
         );
       }
@@ -328,7 +328,7 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
         if (k === 'params' || TORCH_ONLY_KEYS.has(k)) continue;
         const ck = snakeToCamel(k);
         if (!(ck in (this.defaults as object))) {
-          throw new Error(`loaded state dict's parameter group ${gi} has an unknown option '${k}' for ${this.name}`);
+          throw new ValueError(`loaded state dict's parameter group ${gi} has an unknown option '${k}' for ${this.name}`);
         }
         opts[ck] = Array.isArray(v) ? [...v] : v;
       }
@@ -341,7 +341,7 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
     try {
       for (const [id, s] of Object.entries(stateDict.state)) {
         const p = idMap.get(id);
-        if (!p) throw new Error(`loaded state dict has state for parameter ${id}, which is in none of its param_groups`);
+        if (!p) throw new ValueError(`loaded state dict has state for parameter ${id}, which is in none of its param_groups`);
         if (!isPlainObject(s)) expected('an object of state values', `state[${id}]`, s);
         const out: ParamState = {};
         for (const [k, v] of Object.entries(s)) {
@@ -353,7 +353,7 @@ export abstract class Optimizer<O extends object = Record<string, unknown>> {
               const shape = v.shape;
               const ps = p.shape;
               if (shape.length !== ps.length || shape.some((d, i) => d !== ps[i])) {
-                throw new Error(`loaded state for parameter ${id} has ${k} of shape [${shape}] but the parameter has shape [${ps}]`);
+                throw new ValueError(`loaded state for parameter ${id} has ${k} of shape [${shape}] but the parameter has shape [${ps}]`);
               }
               t = v.to({ dtype: p.isFloatingPoint() ? p.dtype : v.dtype, device: p.device, copy: true });
             }

@@ -2,7 +2,7 @@
  * Stochastic gradient descent (optionally with momentum, dampening, Nesterov and
  * weight decay), op for op PyTorch 1.13's `_single_tensor_sgd`.
  */
-import { expected } from '../errors';
+import { expected, argTypeError, outOfRangeError } from '../errors';
 import { keep } from '../memory';
 import { Tensor } from '../tensor';
 import { checkOption, Optimizer, ParamGroup, Params, ParamState, torchAtLeast } from './optimizer';
@@ -43,7 +43,7 @@ export class SGD extends Optimizer<SGDGroupOptions> {
       maximize: options.maximize ?? false,
     } as SGDGroupOptions;
     for (const k of Object.keys(options)) {
-      if (!(k in defaults)) throw new TypeError(`Unknown option '${k}' for SGD (known: ${Object.keys(defaults).join(', ')})`);
+      if (!(k in defaults)) throw argTypeError(`Unknown option '${k}' for SGD (known: ${Object.keys(defaults).join(', ')})`);
     }
     SGD.check(defaults, '', true);
     super(params, defaults);
@@ -52,17 +52,17 @@ export class SGD extends Optimizer<SGDGroupOptions> {
   private static check(o: SGDGroupOptions, where: string, lrOptional: boolean): void {
     if (!(lrOptional && o.lr === undefined)) {
       checkOption(o.lr, 'lr', where);
-      if (o.lr < 0) throw new RangeError(`Invalid learning rate${where}: ${o.lr} (lr must be >= 0)`);
+      if (o.lr < 0) throw outOfRangeError(`Invalid learning rate${where}: ${o.lr} (lr must be >= 0)`);
     }
     checkOption(o.momentum, 'momentum', where);
-    if (o.momentum < 0) throw new RangeError(`Invalid momentum value${where}: ${o.momentum} (momentum must be >= 0)`);
+    if (o.momentum < 0) throw outOfRangeError(`Invalid momentum value${where}: ${o.momentum} (momentum must be >= 0)`);
     checkOption(o.dampening, 'dampening', where);
     checkOption(o.weightDecay, 'weightDecay', where);
-    if (o.weightDecay < 0) throw new RangeError(`Invalid weight_decay value${where}: ${o.weightDecay} (weightDecay must be >= 0)`);
+    if (o.weightDecay < 0) throw outOfRangeError(`Invalid weight_decay value${where}: ${o.weightDecay} (weightDecay must be >= 0)`);
     checkOption(o.nesterov, 'nesterov', where, 'boolean');
     checkOption(o.maximize, 'maximize', where, 'boolean');
     if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0)) {
-      throw new RangeError(
+      throw outOfRangeError(
         `Nesterov momentum requires a momentum and zero dampening${where} (got momentum=${o.momentum}, dampening=${o.dampening})`,
       );
     }

@@ -2,7 +2,7 @@
  * buildReport(): the training report as one self-contained HTML page: inline CSS,
  * inline SVG charts and PNG images as data: URIs; no scripts, fonts or network.
  */
-import { describe, expected } from '../errors';
+import { describe, expected, argTypeError, outOfRangeError } from '../errors';
 import type { FeatureMap } from '../visualize';
 import type { ShapeInfo } from '../nn/summary';
 import { formatPy } from '../cli/format';
@@ -131,14 +131,14 @@ function checkFeatureMap(m: unknown, name: string): asserts m is FeatureMap {
   }
   const [c, h, w] = m.shape as number[];
   if ((m.data as ArrayLike<number>).length !== c * h * w) {
-    throw new RangeError(`${name}: shape [${c}, ${h}, ${w}] needs ${c * h * w} values but data has ${(m.data as ArrayLike<number>).length}`);
+    throw outOfRangeError(`${name}: shape [${c}, ${h}, ${w}] needs ${c * h * w} values but data has ${(m.data as ArrayLike<number>).length}`);
   }
 }
 
 function checkImage(v: Record<string, unknown>, name: string): void {
   const w = v.width as number, h = v.height as number;
   if (!Number.isInteger(w) || !Number.isInteger(h) || !v.pixels || (v.pixels as ArrayLike<number>).length !== w * h) {
-    throw new TypeError(`Expected width x height pixels for ${name} but received ${describe(v.pixels)} for ${describe(w)}x${describe(h)}`);
+    throw argTypeError(`Expected width x height pixels for ${name} but received ${describe(v.pixels)} for ${describe(w)}x${describe(h)}`);
   }
 }
 

@@ -2,7 +2,7 @@
  * confusionMatrix(): which classes a classifier confuses with which, over a whole
  * test set, and the indices of the samples it gets wrong.
  */
-import { expected } from '../errors';
+import { expected, outOfRangeError } from '../errors';
 import { inferenceMode } from '../autograd';
 import { Module } from '../nn/module';
 import { softmax } from '../nn/functional';
@@ -71,7 +71,7 @@ export function confusionMatrix(model: Module, dataset: TensorPairDataset, optio
   const batchSize = checkInt(options.batchSize ?? 1000, 'batchSize', 1);
   let numClasses = options.numClasses === undefined ? undefined : checkInt(options.numClasses, 'numClasses', 1);
   const device = options.device ?? (model.parameters()[0]?.device as DeviceType | undefined) ?? 'cpu';
-  if (dataset.length === 0) throw new RangeError('confusionMatrix: the dataset is empty');
+  if (dataset.length === 0) throw outOfRangeError('confusionMatrix: the dataset is empty');
 
   let matrix: number[][] = [];
   const misclassified: Misclassified[] = [];
@@ -82,7 +82,7 @@ export function confusionMatrix(model: Module, dataset: TensorPairDataset, optio
       y = y.to(device);
     }
     const out = model.call(x);
-    if (out.dim() !== 2) throw new RangeError(`confusionMatrix: the model's output should be [batch, classes] but is [${out.shape}]`);
+    if (out.dim() !== 2) throw outOfRangeError(`confusionMatrix: the model's output should be [batch, classes] but is [${out.shape}]`);
     if (numClasses === undefined) numClasses = out.size(1);
     if (matrix.length === 0) matrix = Array.from({ length: numClasses }, () => new Array<number>(numClasses!).fill(0));
     // argmax of the logits, exactly as evaluate() decides; softmax only for the confidence.
@@ -94,9 +94,9 @@ export function confusionMatrix(model: Module, dataset: TensorPairDataset, optio
     for (let i = 0; i < t.length; i++) {
       const label = t[i];
       if (!(label >= 0 && label < numClasses)) {
-        throw new RangeError(`confusionMatrix: sample ${offset + i} has label ${label}, outside the model's ${numClasses} classes`);
+        throw outOfRangeError(`confusionMatrix: sample ${offset + i} has label ${label}, outside the model's ${numClasses} classes`);
       }
-      if (p[i] >= numClasses) throw new RangeError(`confusionMatrix: predicted class ${p[i]} is outside ${numClasses} classes`);
+      if (p[i] >= numClasses) throw outOfRangeError(`confusionMatrix: predicted class ${p[i]} is outside ${numClasses} classes`);
       matrix[label][p[i]]++;
       if (p[i] !== label) misclassified.push({ index: offset + i, label, predicted: p[i], confidence: c[i] });
     }

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expected } from '../errors';
+import { expected, ValueError } from '../errors';
 import { buildReport } from './build';
 import type { ReportData } from './types';
 
@@ -35,9 +35,9 @@ export function writeReport(file: string, data: ReportData): { path: string; byt
   try {
     st = fs.statSync(dir);
   } catch {
-    throw new Error(`writeReport: cannot write ${file}: the folder ${dir} does not exist`);
+    throw new ValueError(`writeReport: cannot write ${file}: the folder ${dir} does not exist`);
   }
-  if (!st.isDirectory()) throw new Error(`writeReport: cannot write ${file}: ${dir} is not a folder`);
+  if (!st.isDirectory()) throw new ValueError(`writeReport: cannot write ${file}: ${dir} is not a folder`);
   const html = buildReport(data);
   const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
   try {
@@ -49,7 +49,7 @@ export function writeReport(file: string, data: ReportData): { path: string; byt
     } catch {
       // never created, or already renamed
     }
-    throw new Error(`writeReport: cannot write ${file}: ${(e as Error).message}`);
+    throw new ValueError(`writeReport: cannot write ${file}: ${(e as Error).message}`);
   }
   return { path: target, bytes: Buffer.byteLength(html) };
 }

@@ -3,7 +3,7 @@
  * training report: nearest-neighbour upscaling, grey or a diverging blue-white-red map.
  */
 import { PNG } from 'pngjs';
-import { expected } from '../errors';
+import { expected, outOfRangeError } from '../errors';
 
 export interface GrayPngOptions {
   /** Integer upscaling factor, nearest neighbour (default 1, at most 64). */
@@ -53,7 +53,7 @@ export function grayPng(values: ArrayLike<number>, width: number, height: number
   if (!Number.isInteger(width) || width < 1) expected('a positive integer', 'width', width);
   if (!Number.isInteger(height) || height < 1) expected('a positive integer', 'height', height);
   if (values.length !== width * height) {
-    throw new RangeError(`grayPng: expected ${width}x${height} = ${width * height} values but received ${values.length}`);
+    throw outOfRangeError(`grayPng: expected ${width}x${height} = ${width * height} values but received ${values.length}`);
   }
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
   const scale = options.scale ?? 1;
@@ -76,7 +76,7 @@ export function grayPng(values: ArrayLike<number>, width: number, height: number
   const max = options.max ?? hi;
   if (typeof min !== 'number' || !Number.isFinite(min)) expected('a finite number', 'min', options.min);
   if (typeof max !== 'number' || !Number.isFinite(max)) expected('a finite number', 'max', options.max);
-  if (max < min) throw new RangeError(`grayPng: max (${max}) is below min (${min})`);
+  if (max < min) throw outOfRangeError(`grayPng: max (${max}) is below min (${min})`);
   const span = max - min;
 
   const w = width * scale;

@@ -9,6 +9,7 @@
  * or read in pieces gets the CRC of the whole.
  */
 import * as zlib from 'node:zlib';
+import { argTypeError, outOfRangeError } from '../errors';
 
 /** What `zlib.crc32` accepts; strings are hashed as their UTF-8 bytes, like zlib's. */
 export type Crc32Input = string | ArrayBufferView;
@@ -35,7 +36,7 @@ function bytesOf(data: Crc32Input): Uint8Array {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
   if (data instanceof Uint8Array) return data;
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw new TypeError('crc32: data must be a string, Buffer, TypedArray or DataView');
+  throw argTypeError('crc32: data must be a string, Buffer, TypedArray or DataView');
 }
 
 /**
@@ -47,7 +48,7 @@ function bytesOf(data: Crc32Input): Uint8Array {
  */
 export function crc32Js(data: Crc32Input, value = 0): number {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new RangeError(`crc32: value must be an unsigned 32-bit integer, got ${value}`);
+    throw outOfRangeError(`crc32: value must be an unsigned 32-bit integer, got ${value}`);
   }
   const b = bytesOf(data);
   const t = TABLES;

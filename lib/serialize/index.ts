@@ -6,7 +6,7 @@
  * torch.save(model.stateDict(), 'model.pt');      // torch.load('model.pt') in Python
  * model.loadStateDict(torch.load('model.pt') as Map<string, Tensor>);
  */
-import { describe, expected } from '../errors';
+import { describe, expected, argTypeError } from '../errors';
 import { Tensor } from '../tensor';
 import { loadSafetensors } from './safetensors';
 import { CheckpointError, load, LoadOptions, save } from './torch';
@@ -73,7 +73,7 @@ export function saveCheckpoint(file: string, parts: CheckpointParts): void {
   }
   for (const [k, v] of Object.entries(extra)) {
     if (k === 'model_state_dict' || k === 'optimizer_state_dict') {
-      throw new TypeError(`Expected '${k}' to come from the model/optimizer options, not as an extra key`);
+      throw argTypeError(`Expected '${k}' to come from the model/optimizer options, not as an extra key`);
     }
     obj[k] = v;
   }

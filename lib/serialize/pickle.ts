@@ -11,7 +11,7 @@
  * The writer produces protocol 2, the protocol `torch.save` uses, with only opcodes
  * that PyTorch's restricted `weights_only` unpickler accepts for tensors and containers.
  */
-import { describe } from '../errors';
+import { describe, ERROR_CODES } from '../errors';
 
 // ---- Python values ------------------------------------------------------------------
 
@@ -73,6 +73,7 @@ function isCallable(v: unknown): v is PyCallable {
 
 /** The pickle could not be read; `kind` says whether it is damaged, cut short, or uses something unsupported. */
 export class PickleError extends Error {
+  readonly code: string = ERROR_CODES.pickle;
   constructor(message: string, readonly kind: 'corrupt' | 'truncated' | 'unsupported' = 'corrupt') {
     super(message);
     this.name = 'PickleError';
@@ -605,6 +606,8 @@ export interface PickleOptions {
 
 /** Thrown when a value cannot be written; `path` says where it is (`obj.model_state_dict['fc.weight']`). */
 export class PickleWriteError extends TypeError {
+  /** A value save() cannot write is an argument of the wrong type. */
+  readonly code: string = ERROR_CODES.argType;
   constructor(message: string, readonly path: string) {
     super(message);
     this.name = 'PickleWriteError';

@@ -6,7 +6,7 @@
  * row-major). Offsets are relative to the start of the data and must cover it
  * exactly, without holes or overlaps. Nothing in the file is executed.
  */
-import { describe, expected } from '../errors';
+import { describe, expected, argTypeError } from '../errors';
 import { Tensor } from '../tensor';
 import { atomicWrite, CheckpointError, dtypeInfo, DtypeInfo, openSource, tensorBytes, tensorFromBytes } from './torch';
 import { ByteSource, fdSink } from './zip';
@@ -42,10 +42,10 @@ function toEntries(tensors: unknown): [string, Tensor][] {
   else return expected('a Map or an object of Tensors', 'tensors', tensors);
   for (const [k, v] of entries) {
     if (typeof k !== 'string' || k === '') expected('a non-empty string', 'tensor name', k);
-    if (k === '__metadata__') throw new TypeError("Expected a tensor name other than '__metadata__' (it is reserved for metadata)");
+    if (k === '__metadata__') throw argTypeError("Expected a tensor name other than '__metadata__' (it is reserved for metadata)");
     if (!(v instanceof Tensor)) expected('a Tensor', `tensors['${k}']`, v);
-    if (v.isDisposed) throw new TypeError(`Expected a live Tensor for tensors['${k}'] but received a disposed one`);
-    if (!DTYPE_TO_ST[v.dtype]) throw new TypeError(`Cannot save tensors['${k}'] of dtype ${v.dtype} as safetensors`);
+    if (v.isDisposed) throw argTypeError(`Expected a live Tensor for tensors['${k}'] but received a disposed one`);
+    if (!DTYPE_TO_ST[v.dtype]) throw argTypeError(`Cannot save tensors['${k}'] of dtype ${v.dtype} as safetensors`);
   }
   return entries as [string, Tensor][];
 }

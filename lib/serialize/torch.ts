@@ -16,7 +16,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expected, TorchError } from '../errors';
+import { describe, expected, TorchError, codedError, ERROR_CODES, ValueError } from '../errors';
 import { Parameter } from '../nn/module';
 import { DType, fromBuffer, Tensor } from '../tensor';
 import {
@@ -33,6 +33,7 @@ export class CheckpointError extends TorchError {
   constructor(message: string, readonly file: string) {
     super(message);
     this.name = 'CheckpointError';
+    this.code = ERROR_CODES.checkpoint;
   }
 }
 
@@ -295,9 +296,9 @@ function writeCheckpoint(obj: unknown, sink: { write(b: Uint8Array): void }, opt
   const storageFor = (t: Tensor): StorageOut => {
     let s = byTensor.get(t);
     if (s) return s;
-    if (t.isDisposed) throw new Error('the tensor has been disposed');
+    if (t.isDisposed) throw codedError(ERROR_CODES.disposed, 'the tensor has been disposed');
     const info = BY_DTYPE.get(t.dtype);
-    if (!info) throw new Error(`tensors of dtype ${t.dtype} cannot be saved`);
+    if (!info) throw new ValueError(`tensors of dtype ${t.dtype} cannot be saved`);
     const dev = t.device;
     s = new StorageOut(String(storages.length), t, info, dev === 'cuda' ? 'cuda:0' : dev);
     storages.push(s);
@@ -319,11 +320,11 @@ function writeCheckpoint(obj: unknown, sink: { write(b: Uint8Array): void }, opt
     reduce: (v): Reduction | undefined => {
       if (v instanceof ParamData) return { func: REBUILD_TENSOR, args: tensorArgs(v.tensor, false) };
       if (v instanceof Parameter) {
-        if (v.isDisposed) throw new Error('the parameter has been disposed');
+        if (v.isDisposed) throw codedError(ERROR_CODES.disposed, 'the parameter has been disposed');
         return { func: REBUILD_PARAMETER, args: [new ParamData(v), v.requiresGrad, new Map()] };
       }
       if (v instanceof Tensor) {
-        if (v.isDisposed) throw new Error('the tensor has been disposed');
+        if (v.isDisposed) throw codedError(ERROR_CODES.disposed, 'the tensor has been disposed');
         return { func: REBUILD_TENSOR, args: tensorArgs(v, v.requiresGrad) };
       }
       return undefined;

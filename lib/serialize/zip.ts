@@ -16,11 +16,13 @@ import * as fs from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import { crc32 } from './crc32';
+import { ERROR_CODES } from '../errors';
 
 const BUFFER_MAX = bufferConstants.MAX_LENGTH;
 
 /** Why an archive could not be read; `kind` lets callers word the error for their format. */
 export class ZipError extends Error {
+  readonly code: string = ERROR_CODES.zip;
   constructor(
     message: string,
     /** `not-zip`: no ZIP structure at all; `truncated`: the file ends early; `corrupt`: inconsistent; `unsupported`: valid but not handled. */

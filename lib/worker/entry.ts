@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData, receiveMessageOnPort } from 'node:worker_threads';
 import { serializeError, transferables } from './transfer';
+import { argTypeError, codedError, ERROR_CODES } from '../errors';
 
 export interface WorkerContext {
   /**
@@ -28,7 +29,7 @@ async function run(port: NonNullable<typeof parentPort>, data: EntryData): Promi
   const isAborted = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get! as (this: AbortSignal) => boolean;
   const onMessage = (m: { type?: string; reason?: string }) => {
     if (m?.type === 'abort' && !isAborted.call(ac.signal)) {
-      const e = new Error(m.reason ?? 'The operation was aborted');
+      const e = codedError(ERROR_CODES.aborted, m.reason ?? 'The operation was aborted');
       e.name = 'AbortError';
       ac.abort(e);
     }
@@ -56,7 +57,7 @@ async function run(port: NonNullable<typeof parentPort>, data: EntryData): Promi
     const mod = require(data.file);
     const fn = data.exportName ? mod[data.exportName] : typeof mod === 'function' ? mod : mod.default;
     if (typeof fn !== 'function') {
-      throw new TypeError(`Expected ${data.file} to export a function${data.exportName ? ` named '${data.exportName}'` : ''}`);
+      throw argTypeError(`Expected ${data.file} to export a function${data.exportName ? ` named '${data.exportName}'` : ''}`);
     }
     const value = await fn(...data.args, ctx);
     port.postMessage({ type: 'result', value }, transferables(value));

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../native';
 import { deserializeError, SerializedError } from './transfer';
-import { TorchError } from '../errors';
+import { TorchError, argTypeError, codedError, ERROR_CODES } from '../errors';
 
 export interface RunInWorkerOptions {
   /** Absolute path of a CommonJS module (JS) to load in the worker. */
@@ -29,7 +29,7 @@ export interface RunInWorkerOptions {
 /** The compiled worker entry; tests and users run from dist/. */
 export function workerEntry(): string {
   const file = path.join(packageRoot, 'dist', 'worker', 'entry.js');
-  if (!fs.existsSync(file)) throw new Error(`torchnode: ${file} is missing; run \`npm run build:ts\``);
+  if (!fs.existsSync(file)) throw codedError(ERROR_CODES.worker, `torchnode: ${file} is missing; run \`npm run build:ts\``);
   return file;
 }
 
@@ -37,7 +37,7 @@ export function workerEntry(): string {
 export function abortError(signal: AbortSignal, fallback = 'The operation was aborted'): Error {
   const r = signal.reason;
   if (r instanceof Error && r.name === 'AbortError') return r;
-  const e = new Error(r instanceof Error ? r.message : typeof r === 'string' ? r : fallback);
+  const e = codedError(ERROR_CODES.aborted, r instanceof Error ? r.message : typeof r === 'string' ? r : fallback);
   e.name = 'AbortError';
   return e;
 }
@@ -52,7 +52,7 @@ export function abortError(signal: AbortSignal, fallback = 'The operation was ab
 export function runInWorker<T = unknown>(options: RunInWorkerOptions): Promise<T> {
   const { file, exportName, args = [], signal, onEvent } = options;
   if (typeof file !== 'string' || !path.isAbsolute(file)) {
-    return Promise.reject(new TypeError(`Expected an absolute path for file but received ${JSON.stringify(file)}`));
+    return Promise.reject(argTypeError(`Expected an absolute path for file but received ${JSON.stringify(file)}`));
   }
   if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise<T>((resolve, reject) => {
@@ -95,7 +95,7 @@ export function runInWorker<T = unknown>(options: RunInWorkerOptions): Promise<T
     });
     worker.on('error', (e) => finish(() => reject(e)));
     worker.on('exit', (code) => {
-      finish(() => reject(new Error(`torchnode: the worker thread exited with code ${code} before it finished`)));
+      finish(() => reject(codedError(ERROR_CODES.worker, `torchnode: the worker thread exited with code ${code} before it finished`)));
     });
   });
 }

@@ -14,6 +14,7 @@ import { Tensor } from '../tensor';
 import { Generator, useThreadGenerator } from '../random';
 import { pack, unpack } from './transfer';
 import type { WorkerContext } from './entry';
+import { argTypeError } from '../errors';
 
 /** How the model is rebuilt in the worker. */
 export type ModelSource =
@@ -50,14 +51,14 @@ export function buildModel(src: ModelSource): AnyModule {
   const name = src.exportName ?? 'default';
   const Cls = name === 'default' ? mod.default ?? mod : mod[name];
   if (typeof Cls !== 'function') {
-    throw new TypeError(`Expected ${src.file} to export a Module class${src.exportName ? ` named '${src.exportName}'` : ' (default export)'}`);
+    throw argTypeError(`Expected ${src.file} to export a Module class${src.exportName ? ` named '${src.exportName}'` : ' (default export)'}`);
   }
   const m = new Cls(...(src.args ?? [])) as AnyModule;
   // Duck-typed: a second copy of torchnode (or a test runner's) has its own Module class.
   const looksLikeModule = (v: unknown) =>
     v instanceof Module || (!!v && ['forward', 'parameters', 'stateDict', 'loadStateDict'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function'));
   if (!looksLikeModule(m)) {
-    throw new TypeError(
+    throw argTypeError(
       `${src.file}'s export ${name} did not build a torchnode Module (is the file importing the same torchnode package?)`,
     );
   }
