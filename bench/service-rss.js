@@ -26,12 +26,12 @@ const MiB = 1024 * 1024;
 
 // ---- the service in a child process ---------------------------------------
 
-/** Starts the service in a child process; resolves with {child, pid, port, stop()}. */
-function startService({ dataDir, env = {}, execArgv = [] } = {}) {
+/** Starts the service in a child process (`options`: createServer's, as JSON); resolves with {child, pid, port, stop()}. */
+function startService({ dataDir, env = {}, execArgv = [], options = {} } = {}) {
   const dir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'torchnode-rss-'));
   const code = `
     const { createServer } = require(${JSON.stringify(SERVER)});
-    const s = createServer({ dataDir: ${JSON.stringify(dir)}, publicDir: null });
+    const s = createServer({ dataDir: ${JSON.stringify(dir)}, publicDir: null, ...${JSON.stringify(options)} });
     s.listen(0, '127.0.0.1').then((a) => process.stdout.write(JSON.stringify({ port: a.port }) + '\\n'));
     process.on('message', (m) => {
       if (m === 'close') s.close().then(() => process.exit(0));
@@ -112,8 +112,12 @@ async function peakDuring(pid, fn) {
   return Math.max(sampled, m.rss, reset ? m.hwm : 0);
 }
 
-/** RSS once it has stopped falling: sampled every 250 ms for up to `ms`, the last value once two agree within 1 MiB. */
-async function settledRss(pid, ms = 3000) {
+/**
+ * RSS once the service has had a moment: after `minMs` (longer than its idleReleaseMs,
+ * 1000), sampled every 250 ms for up to `ms` more, the last value once two agree within 1 MiB.
+ */
+async function settledRss(pid, ms = 3000, minMs = 1500) {
+  await new Promise((r) => setTimeout(r, minMs));
   let last = memoryOf(pid).rss;
   const until = Date.now() + ms;
   while (Date.now() < until) {
