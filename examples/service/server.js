@@ -566,6 +566,13 @@ function createServer(options = {}) {
       waiting = false;
       pump();
     }
+    /** Writes text; false (and waits for 'drain') when the socket's buffer is full. */
+    function send(text) {
+      if (res.write(text)) return true;
+      waiting = true;
+      res.once('drain', onDrain);
+      return false;
+    }
     function pump() {
       if (waiting) return;
       while (!gone()) {
@@ -582,24 +589,20 @@ function createServer(options = {}) {
           text += r.events[i].text;
           sent = r.events[i].id;
         }
-        if (!res.write(text)) {
-          waiting = true;
-          res.once('drain', onDrain);
-          return;
-        }
+        if (!send(text)) return;
       }
     }
     streams.set(res, cleanup);
     res.on('close', cleanup);
     // Batch events older than the window are gone; say so (a comment) rather than pretend.
     if (r.droppedBatchEvents > 0) {
-      res.write(`: ${r.droppedBatchEvents} older batch events are not kept; epochs and the last ${maxBatchEvents} batches follow\n\n`);
+      send(`: ${r.droppedBatchEvents} older batch events are not kept; epochs and the last ${maxBatchEvents} batches follow\n\n`);
     }
     pump();
     if (gone()) return;
     r.subscribers.add(pump);
     heartbeat = setInterval(() => {
-      if (!waiting && !gone()) res.write(': keep-alive\n\n');
+      if (!waiting && !gone()) send(': keep-alive\n\n');
     }, heartbeatMs);
     heartbeat.unref();
   }
