@@ -240,9 +240,13 @@ function largeAllowedPng(bodyLimit = MiB) {
 
 // ---- the attacks ----------------------------------------------------------
 
-/** Warm-up: one small training job (1000 batch events kept for replay), then a few predictions. Resolves with the job id. */
-async function warmUp(port) {
-  const r = await request(port, 'POST', '/train', { limit: 1000, batchSize: 1, epochs: 1, testLimit: 100, threads: 1, seed: 0, save: 'warm' });
+/**
+ * Warm-up: one small training job (by default with 1000 batch events, kept for
+ * replay; `quick`: 500 images in batches of 64), then a few predictions. Resolves with the job id.
+ */
+async function warmUp(port, { quick = false } = {}) {
+  const opts = quick ? { limit: 500 } : { limit: 1000, batchSize: 1 };
+  const r = await request(port, 'POST', '/train', { ...opts, epochs: 1, testLimit: 100, threads: 1, seed: 0, save: 'warm' });
   if (r.status !== 202) throw new Error(`POST /train: ${r.status} ${JSON.stringify(r.body)}`);
   const job = await jobEnded(port, r.body.id);
   if (job.state !== 'succeeded') throw new Error(`The warm-up job ${job.state}: ${job.error}`);

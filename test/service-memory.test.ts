@@ -13,7 +13,7 @@
 //   12 largest accepted PNGs (~1 MiB)    +19     +11           +16     +7
 //   600 aborted streams, finished job    +102    +70           +18     +12
 //   600 aborted streams, running job     +169    +120          +78     +22
-//   a cancelled job (idleReleaseMs 0)            +54, +57              +6, -2
+//   a cancelled job (idleReleaseMs 0)            +47 to +57            -3 to +14
 //
 // ("after" is cumulative: each attack follows the ones above it in one service.)
 // The bounds: a peak within baseline + 64 MiB where no training runs, and every
@@ -126,22 +126,22 @@ describeLinux(`a cancelled training job gives its memory back when its thread en
   test('without the service\'s idle release (idleReleaseMs: 0), two cancelled jobs leave RSS near the baseline', async () => {
     const svc: Svc = await bench.startService({ options: { idleReleaseMs: 0 } });
     try {
-      await bench.warmUp(svc.port);
+      await bench.warmUp(svc.port, { quick: true });
       const baseline = await bench.settledRss(svc.pid);
       const rises: number[] = [];
       for (let k = 0; k < 2; k++) {
         const r = await bench.request(svc.port, 'POST', '/train', { limit: 6000, batchSize: 2, epochs: 1, testLimit: 100, threads: 1, seed: k });
         expect(r.status).toBe(202);
         const job = async () => (await bench.request(svc.port, 'GET', `/jobs/${r.body.id}`)).body;
-        while (!((await job()).lastBatch?.batch > 100)) await new Promise((res) => setTimeout(res, 50));
+        while (!((await job()).lastBatch?.batch > 50)) await new Promise((res) => setTimeout(res, 50));
         await bench.request(svc.port, 'DELETE', `/jobs/${r.body.id}`);
         while ((await job()).state === 'running') await new Promise((res) => setTimeout(res, 50));
         expect((await job()).state).toBe('cancelled');
         rises.push((await bench.settledRss(svc.pid)) - baseline);
       }
       console.log(`cancelled jobs, idleReleaseMs 0: baseline ${mib(baseline)}, after each job ${rises.map((b) => `${b >= 0 ? '+' : ''}${mib(b)}`).join(', ')}`);
-      // releaseMemory() ran only on success, before the thread ended: each cancelled job left 50-57 MiB.
-      for (const rise of rises) expect(rise).toBeLessThan(24 * MiB);
+      // releaseMemory() ran only on success, before the thread ended: each cancelled job left 47-57 MiB.
+      for (const rise of rises) expect(rise).toBeLessThan(32 * MiB);
     } finally {
       await svc.stop();
     }
