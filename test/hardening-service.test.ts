@@ -382,6 +382,43 @@ describe('cancelling during evaluation', () => {
 });
 
 describe('SSE clients that go away', () => {
+  test('a stream whose socket is full waits for drain, then resumes from the log: every event once, in order', async () => {
+    const { service, port } = await start({ heartbeatMs: 20 });
+    // A slow socket, simulated: every write of an event stream reports a full buffer,
+    // and 'drain' comes 5 ms later. The stream must write nothing more until then.
+    let writes = 0;
+    let early = 0;
+    service.server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!/\/events$/.test(req.url ?? '')) return;
+      const write = res.write.bind(res) as (chunk: unknown) => boolean;
+      let full = false;
+      (res as unknown as { write: (chunk: unknown) => boolean }).write = (chunk: unknown) => {
+        if (full) early++;
+        writes++;
+        write(chunk);
+        full = true;
+        setTimeout(() => {
+          full = false;
+          res.emit('drain');
+        }, 5);
+        return false;
+      };
+    });
+    const s = await request(port, 'POST', '/train', {}, { limit: 400, batchSize: 2, epochs: 1, threads: 1, testLimit: 100 });
+    expect(s.status).toBe(202);
+    const id = s.body.id as string;
+    // One client follows the running job from the start, one connects after it ended (the whole log as replay).
+    const live = request(port, 'GET', `/jobs/${id}/events`);
+    await waitFor('the job to end', async () => ((await request(port, 'GET', `/jobs/${id}`)).body.state === 'running' ? undefined : true), 60000);
+    const late = await request(port, 'GET', `/jobs/${id}/events`);
+    const all = Array.from({ length: 202 }, (_, i) => i + 1); // 200 batches, the epoch, done
+    expect(parseSse(late.body).events.map((e) => e.id)).toEqual(all);
+    expect(parseSse((await live).body).events.map((e) => e.id)).toEqual(all);
+    expect(writes).toBeGreaterThan(2);
+    expect(early).toBe(0);
+    expect((await request(port, 'GET', '/health')).body.streams).toBe(0);
+  });
+
   test('after 200 aborted event streams the job’s listeners and the open streams return to their baseline', async () => {
     const { port } = await start();
     const r = await request(port, 'POST', '/train', {}, { limit: 6000, epochs: 3, threads: 1 });

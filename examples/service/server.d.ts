@@ -34,6 +34,11 @@ export interface ServiceOptions {
   modelCacheSize?: number;
   /** Interval of SSE keep-alive comments. Default 15000. */
   heartbeatMs?: number;
+  /**
+   * When no request has been open for this long and no job is training, the freed
+   * memory glibc keeps is given back to the system (`torch.releaseMemory()`). Default 1000; 0: never.
+   */
+  idleReleaseMs?: number;
   /** Receives one line per job start/end and per 500. Default: silent. */
   log?: (line: string) => void;
   /**

@@ -24,6 +24,11 @@ export interface RunInWorkerOptions {
   onEvent?: (event: unknown) => void;
   /** How long a cancelled worker may take to stop by itself (default 10 s). */
   abortGraceMs?: number;
+  /**
+   * Called once the thread has ended, however it ended (result, error, cancel or
+   * terminate): after the promise settles, since the thread posts its result first.
+   */
+  onExit?: (code: number) => void;
 }
 
 /** The compiled worker entry; tests and users run from dist/. */
@@ -95,6 +100,11 @@ export function runInWorker<T = unknown>(options: RunInWorkerOptions): Promise<T
     });
     worker.on('error', (e) => finish(() => reject(e)));
     worker.on('exit', (code) => {
+      try {
+        options.onExit?.(code);
+      } catch {
+        // A throwing callback must not keep the promise from settling.
+      }
       finish(() => reject(codedError(ERROR_CODES.worker, `torchnode: the worker thread exited with code ${code} before it finished`)));
     });
   });
