@@ -144,7 +144,9 @@ export interface NativeAddon {
   autogradGrad(outputs: T[], inputs: T[], gradOutputs?: Opt<T[]>, retainGraph?: Opt<boolean>, createGraph?: boolean, allowUnused?: boolean): (T | null)[];
   // distributed.cc
   distAvailable(): { gloo: boolean; nccl: boolean; reason: string | null };
-  distInit(backend: string, addr: string, port: number, worldSize: number, rank: number, timeoutMs: number): Promise<NativeGroup>;
+  distConnect(backend: string, store: 'tcp' | 'file', addr: string, port: number, worldSize: number, rank: number, timeoutMs: number, filePath: string | null): Promise<NativeGroup>;
+  distInitBackend(g: NativeGroup, ifnames: string[], ifnameSource: string, hostname: string): Promise<void>;
+  distStoreCheck(g: NativeGroup, keys: string[]): Promise<boolean[]>;
   distInfo(g: NativeGroup): { rank: number; worldSize: number; backend: string; timeoutMs: number };
   distAllReduce(g: NativeGroup, ts: T[], op?: string): Promise<void>;
   distBroadcast(g: NativeGroup, ts: T[], root: number): Promise<void>;

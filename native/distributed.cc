@@ -14,6 +14,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <net/if.h>
 #if defined(USE_C10D_NCCL) && defined(TORCHNODE_WITH_CUDA)
 #define TORCHNODE_WITH_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -51,7 +53,7 @@ static auto WithPG(GroupBox& g, F f) {
 #ifdef TORCHNODE_WITH_NCCL
   if (g.nccl) return f(*g.nccl);
 #endif
-  if (!g.gloo) throw std::runtime_error("the process group has been destroyed");
+  if (!g.gloo) throw std::runtime_error(g.destroyed ? "the process group has been destroyed" : "the process group has no backend yet");
   return f(*g.gloo);
 }
 
@@ -167,16 +169,27 @@ static c10d::ReduceOp ParseOp(Napi::Env env, const std::string& op) {
   ThrowType(env, "Expected 'sum', 'product', 'min' or 'max' for op but received '" + op + "'");
 }
 
-// initProcessGroup(backend, masterAddr, masterPort, worldSize, rank, timeoutMs) -> Promise<group>
-// Rank 0 hosts the TCPStore; every rank waits (off-thread) until all have joined.
-static Napi::Value InitProcessGroup(const Napi::CallbackInfo& info) {
+// The rendezvous is split in two so that lib/distributed can run its own join step
+// in between (every rank writes join/<rank> and a heartbeat; a rank that never joins
+// or stops beating is named at once, instead of every rank waiting out c10d's and
+// then Gloo's timeout):
+//   distConnect(backend, store, masterAddr, masterPort, worldSize, rank, timeoutMs, filePath) -> Promise<group>
+//     store 'tcp': rank 0 hosts a TCPStore at masterAddr:masterPort (listening on every
+//     interface: c10d has no bind-address option), the others connect to it.
+//     store 'file': a FileStore at filePath (one machine or a shared file system; no socket).
+//   distInitBackend(group, ifnames[], ifnameSource, hostname) -> Promise<void>: the Gloo or NCCL group.
+static Napi::Value Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string backend = ArgString(info, 0, "backend");
-  std::string addr = ArgString(info, 1, "masterAddr");
-  int64_t port = ArgInt(info, 2, "masterPort");
-  int64_t world = ArgInt(info, 3, "worldSize");
-  int64_t rank = ArgInt(info, 4, "rank");
-  int64_t timeoutMs = ArgInt(info, 5, "timeoutMs");
+  std::string kind = ArgString(info, 1, "store");
+  std::string addr = ArgString(info, 2, "masterAddr");
+  int64_t port = ArgInt(info, 3, "masterPort");
+  int64_t world = ArgInt(info, 4, "worldSize");
+  int64_t rank = ArgInt(info, 5, "rank");
+  int64_t timeoutMs = ArgInt(info, 6, "timeoutMs");
+  std::string file = IsNullish(info, 7) ? std::string() : ArgString(info, 7, "filePath");
+  if (kind != "tcp" && kind != "file") ThrowType(env, "Expected 'tcp' or 'file' for store but received '" + kind + "'");
+  if (kind == "file" && file.empty()) ThrowType(env, "Expected a file path for filePath with a 'file' store");
   if (port < 1 || port > 65535) ThrowType(env, "Expected a port in 1..65535 for masterPort but received " + std::to_string(port));
   if (world < 1) ThrowType(env, "Expected a positive integer for worldSize but received " + std::to_string(world));
   if (world > std::numeric_limits<int>::max()) ThrowRange(env, "Expected at most 2^31 - 1 for worldSize but received " + std::to_string(world));
@@ -201,35 +214,114 @@ static Napi::Value InitProcessGroup(const Napi::CallbackInfo& info) {
   g->timeout = std::chrono::milliseconds(timeoutMs);
   return Queue(
       env, "initProcessGroup",
-      [g, addr, port]() {
+      [g, kind, addr, port, file]() {
+        if (kind == "file") {
+          auto store = c10::make_intrusive<c10d::FileStore>(file, g->size);
+          store->setTimeout(g->timeout);
+          g->store = store;
+          return;
+        }
         c10d::TCPStoreOptions opts;
         opts.port = static_cast<std::uint16_t>(port);
         opts.isServer = g->rank == 0;
         opts.numWorkers = static_cast<std::size_t>(g->size);
-        opts.waitWorkers = true;
+        // Joining is lib/distributed's step (join/<rank> keys and heartbeats), which can
+        // name a rank that never came; the store's own wait would only time out.
+        opts.waitWorkers = false;
         opts.timeout = g->timeout;
         compat::UseClassicTCPStore(opts);
-        auto store = c10::make_intrusive<c10d::TCPStore>(addr, opts);
-        g->store = store;
-        auto prefixed = c10::make_intrusive<c10d::PrefixStore>("torchnode/" + g->backend, store);
-#ifdef TORCHNODE_WITH_NCCL
-        if (g->backend == "nccl") {
-          auto o = c10d::ProcessGroupNCCL::Options::create();
-          o->timeout = g->timeout;
-          g->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, g->rank, g->size, o);
-          return;
-        }
-#endif
-        auto o = c10d::ProcessGroupGloo::Options::create(g->timeout);
-        // Loopback when the master is local (several ranks on one machine), else the host's own address.
-        if (addr == "127.0.0.1" || addr == "localhost") {
-          o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-        } else {
-          o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-        }
-        g->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, g->rank, g->size, o);
+        g->store = c10::make_intrusive<c10d::TCPStore>(addr, opts);
       },
       [g](Napi::Env env) -> Napi::Value { return WrapGroup(env, g); });
+}
+
+// The interfaces this machine has, for an error message.
+static std::string InterfaceNames() {
+  std::string out;
+  struct if_nameindex* list = if_nameindex();
+  if (!list) return "unknown";
+  for (auto* i = list; i->if_index != 0 && i->if_name; i++) out += (out.empty() ? "" : ", ") + std::string(i->if_name);
+  if_freenameindex(list);
+  return out.empty() ? "none" : out;
+}
+
+static Napi::Value InitBackend(const Napi::CallbackInfo& info) {
+  GroupPtr g = ArgGroup(info, 0);
+  std::vector<std::string> ifnames;
+  if (!IsNullish(info, 1)) {
+    if (!info[1].IsArray()) ThrowType(info.Env(), "Expected an array of interface names for ifnames but received " + Describe(info[1]));
+    auto arr = info[1].As<Napi::Array>();
+    if (arr.Length() > 64) ThrowRange(info.Env(), "Expected at most 64 interface names for ifnames but received " + std::to_string(arr.Length()));
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsString() || v.As<Napi::String>().Utf8Value().empty() || v.As<Napi::String>().Utf8Value().size() >= IF_NAMESIZE) {
+        ThrowType(info.Env(), "Expected an interface name (1.." + std::to_string(IF_NAMESIZE - 1) + " characters) for ifnames[" +
+                                  std::to_string(i) + "] but received " + Describe(v));
+      }
+      ifnames.push_back(v.As<Napi::String>().Utf8Value());
+    }
+  }
+  std::string source = IsNullish(info, 2) ? "ifnames" : ArgString(info, 2, "ifnameSource");
+  std::string hostname = IsNullish(info, 3) ? std::string() : ArgString(info, 3, "hostname");
+  if (g->gloo) ThrowTorch(info.Env(), "initBackend: the process group already has its backend");
+  return Queue(info.Env(), "initProcessGroup", [g, ifnames, source, hostname]() {
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("torchnode/" + g->backend, g->store);
+#ifdef TORCHNODE_WITH_NCCL
+    if (g->backend == "nccl") {
+      auto o = c10d::ProcessGroupNCCL::Options::create();
+      o->timeout = g->timeout;
+      g->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, g->rank, g->size, o);
+      return;
+    }
+#endif
+    auto o = c10d::ProcessGroupGloo::Options::create(g->timeout);
+    // As PyTorch's own bindings do: GLOO_SOCKET_IFNAME names the interfaces, comma-separated;
+    // else loopback when every rank is local, else the address this host's name resolves to.
+    for (const auto& name : ifnames) {
+      try {
+        o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+      } catch (const std::exception& e) {
+        throw std::runtime_error(source + ": no usable network interface '" + name + "' on this machine (it has: " + InterfaceNames() +
+                                 "): " + (dynamic_cast<const c10::Error*>(&e) ? dynamic_cast<const c10::Error*>(&e)->what_without_backtrace() : e.what()));
+      }
+    }
+    if (ifnames.empty()) {
+      try {
+        o->devices.push_back(hostname.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
+                                              : c10d::ProcessGroupGloo::createDeviceForHostname(hostname));
+      } catch (const std::exception& e) {
+        throw std::runtime_error(std::string("Gloo could not pick a network interface") +
+                                 (hostname.empty() ? " from this host's name" : " for " + hostname) +
+                                 "; set GLOO_SOCKET_IFNAME to the interface to use (this machine has: " + InterfaceNames() + "): " +
+                                 (dynamic_cast<const c10::Error*>(&e) ? dynamic_cast<const c10::Error*>(&e)->what_without_backtrace() : e.what()));
+      }
+    }
+    g->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, g->rank, g->size, o);
+  });
+}
+
+// storeCheck(group, keys[]) -> Promise<boolean[]>: which keys are set, without waiting.
+static Napi::Value StoreCheck(const Napi::CallbackInfo& info) {
+  GroupPtr g = ArgGroup(info, 0);
+  if (!info[1].IsArray()) ThrowType(info.Env(), "Expected an array of keys for keys but received " + Describe(info[1]));
+  auto arr = info[1].As<Napi::Array>();
+  std::vector<std::string> keys;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsString()) ThrowType(info.Env(), "Expected a string for keys[" + std::to_string(i) + "] but received " + Describe(v));
+    keys.push_back(v.As<Napi::String>().Utf8Value());
+  }
+  auto out = std::make_shared<std::vector<bool>>();
+  return Queue(
+      info.Env(), "store check",
+      [g, keys, out]() {
+        for (const auto& k : keys) out->push_back(g->store->check({k}));
+      },
+      [out](Napi::Env env) -> Napi::Value {
+        auto a = Napi::Array::New(env, out->size());
+        for (size_t i = 0; i < out->size(); i++) a.Set(static_cast<uint32_t>(i), Napi::Boolean::New(env, (*out)[i]));
+        return a;
+      });
 }
 
 static Napi::Value GroupInfo(const Napi::CallbackInfo& info) {
@@ -548,7 +640,9 @@ static Napi::Value Available(const Napi::CallbackInfo& info) {
   o.Set("reason", kNoC10d);
   return o;
 }
-#define InitProcessGroup Unavailable
+#define Connect Unavailable
+#define InitBackend Unavailable
+#define StoreCheck Unavailable
 #define GroupInfo Unavailable
 #define AllReduce Unavailable
 #define Broadcast Unavailable
@@ -565,7 +659,9 @@ static Napi::Value Available(const Napi::CallbackInfo& info) {
 
 void RegisterDistributed(Napi::Env env, Napi::Object exports) {
   Export<Available>(env, exports, "distAvailable");
-  Export<InitProcessGroup>(env, exports, "distInit");
+  Export<Connect>(env, exports, "distConnect");
+  Export<InitBackend>(env, exports, "distInitBackend");
+  Export<StoreCheck>(env, exports, "distStoreCheck");
   Export<GroupInfo>(env, exports, "distInfo");
   Export<AllReduce>(env, exports, "distAllReduce");
   Export<Broadcast>(env, exports, "distBroadcast");

@@ -47,6 +47,49 @@ function childWithRank(pid: number, rank: number): number | null {
   return null;
 }
 
+/** Children of `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** The local addresses ("127.0.0.1:port", "0.0.0.0:port", "[::]:port") of the TCP sockets `pids` listen on, from /proc/net. */
+function listeningAddresses(pids: number[]): string[] {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    try {
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]);
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!fs.existsSync(file)) continue;
+    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== '0A' || !inodes.has(f[9])) continue;
+      const [hex, port] = f[1].split(':');
+      const p = parseInt(port, 16);
+      if (hex.length === 8) out.push(`${[3, 2, 1, 0].map((i) => parseInt(hex.slice(2 * i, 2 * i + 2), 16)).join('.')}:${p}`);
+      else out.push(/^0+$/.test(hex) ? `[::]:${p}` : hex === '00000000000000000000000001000000' ? `[::1]:${p}` : `[${hex}]:${p}`);
+    }
+  }
+  return out;
+}
+
 describe('cli', () => {
   test('--save then --resume continues exactly where an uninterrupted run would be', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tn-cli-'));
@@ -98,12 +141,42 @@ describe('cli', () => {
     60000,
   );
 
+  (distributed.isAvailable().gloo && fs.existsSync('/proc/net/tcp') ? test : test.skip)(
+    `--nproc: the ranks listen on loopback only (the store is a file, Gloo binds 127.0.0.1)${distributed.isAvailable().gloo ? '' : ` (skipped: ${distributed.isAvailable().reason})`}`,
+    async () => {
+      const launcher = spawn(process.execPath, [cli, '--nproc', '2', '--seed', '0', '--limit', '3000', '--batch-size', '50', '--epochs', '1', '--threads', '1', '--test-limit', '200', '--no-report', '--no-progress'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      launcher.stdout!.on('data', (d) => (stdout += d));
+      const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
+      let done = false;
+      void exited.then(() => (done = true));
+      const seen = new Set<string>();
+      let samples = 0;
+      while (!done) {
+        const ranks = childrenOf(launcher.pid!);
+        if (ranks.length) {
+          samples++;
+          for (const a of listeningAddresses(ranks)) seen.add(a);
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(await exited).toBe(0);
+      expect(stdout).toMatch(/Accuracy:/);
+      expect(samples).toBeGreaterThan(10);
+      // Before: rank 0's TCPStore listened on 0.0.0.0 for the whole run.
+      expect([...seen].filter((a) => !a.startsWith('127.0.0.1:') && !a.startsWith('[::1]:'))).toEqual([]);
+    },
+    120000,
+  );
+
   test('--nproc 2 trains with two ranks; only rank 0 prints', () => {
     if (!distributed.isAvailable().gloo) return;
     const r = run(['--nproc', '2', '--seed', '0', '--limit', '400', '--batch-size', '50', '--epochs', '1', '--threads', '1', '--test-limit', '200', '--no-report']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/Starting 2 ranks on 127\.0\.0\.1:\d+/);
+    expect(r.stdout).toMatch(/Starting 2 ranks on this machine \(c10d, Gloo on 127\.0\.0\.1, file store\)/);
     expect(r.stdout.match(/\[Epoch:    1\]/g)).toHaveLength(1);
     expect(r.stdout).toMatch(/\(\d+\.\d+ s, \d+ samples\/s\)/);
     expect(r.stdout.match(/Accuracy:/g)).toHaveLength(1);

@@ -79,6 +79,31 @@ describe('distributed: mismatched collectives', () => {
     for (const r of [a, b]) expect(r.steps[1]).toEqual({ step: 'after', ok: true, value: [3, 3, 3] });
   }, 40000);
 
+  test('barrier on one rank and allReduce on the other: both reject naming both calls', async () => {
+    const [a, b] = await pair('barrier-vs-allreduce');
+    for (const r of [a, b]) expect([r.code, r.signal]).toEqual([0, null]);
+    expect(a.steps[0].error).toBe('barrier: the collective differs between ranks: rank 0 called barrier but rank 1 called allReduce');
+    expect(b.steps[0].error).toBe('allReduce: the collective differs between ranks: rank 0 called barrier but rank 1 called allReduce');
+    for (const r of [a, b]) expect(r.steps[1]).toEqual({ step: 'after', ok: true, value: [3, 3, 3] });
+  }, 40000);
+
+  test('fuzz: 40 rounds of random collectives, ops, roots, counts, dtypes and shapes per rank: never a crash or a hang, both ranks always agree on the outcome', async () => {
+    const [a, b] = await pair('random:7:40');
+    for (const r of [a, b]) expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+    const [ra, rb] = [a, b].map((r) => r.steps[0].value as { round: number; agree: boolean; kind: string; ok: boolean; error?: string }[]);
+    expect(ra).toHaveLength(40);
+    expect(rb).toHaveLength(40);
+    for (let i = 0; i < 40; i++) {
+      // Calls that agree succeed on both ranks; any mismatch rejects on both, with one message
+      // (up to each rank's own collective, which starts it).
+      expect(ra[i].ok).toBe(rb[i].ok);
+      if (ra[i].agree) expect(ra[i].ok).toBe(true);
+      if (!ra[i].ok) expect(ra[i].error!.replace(/^\w+: /, '')).toBe(rb[i].error!.replace(/^\w+: /, ''));
+    }
+    expect(ra.filter((x) => !x.ok).length).toBeGreaterThan(10);
+    for (const r of [a, b]) expect(r.steps[1]).toEqual({ step: 'after', ok: true, value: [3, 3, 3] });
+  }, 60000);
+
   test('checkShapes: false skips the check (same element count: broadcast goes through as before)', async () => {
     const [a, b] = await pair('broadcast-shape', { CHECK_SHAPES: '0' });
     for (const r of [a, b]) expect([r.code, r.signal]).toEqual([0, null]);

@@ -46,6 +46,100 @@ describe('distributed: throw cases', () => {
   });
 });
 
+const joinScript = path.join(__dirname, 'fixtures', 'dist', 'join-rank.js');
+function joinRank(rank: number, world: number, port: number, timeoutMs: number) {
+  const child = spawn(process.execPath, [joinScript, String(rank), String(world), String(port), String(timeoutMs)]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; stderr: string; at: number }>((resolve) => child.on('exit', (code) => resolve({ code, stderr, at: Date.now() })));
+  return { child, done, out: () => stdout };
+}
+const until = async (cond: () => boolean, ms: number) => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('distributed: rendezvous names a lost rank', () => {
+  if (!available.gloo) {
+    test.skip(`c10d tests skipped: ${available.reason}`, () => undefined);
+    return;
+  }
+  test('a rank that never joins is named by every other rank, within the timeout (not twice it)', async () => {
+    const port = await freePort();
+    const timeoutMs = 3000;
+    const t0 = Date.now();
+    const ranks = [joinRank(0, 3, port, timeoutMs), joinRank(1, 3, port, timeoutMs)];
+    const res = await Promise.all(ranks.map((r) => r.done));
+    for (const [i, r] of res.entries()) {
+      expect(r.code).toBe(3);
+      // Rank 1 may see rank 0 give up first (their clocks start apart): then the store closes under it.
+      const why = i === 0 ? 'rank 2 did not join within 3000 ms' : '(rank 2 did not join within 3000 ms|the store \\(hosted by rank 0\\) stopped answering while rank 2 had not joined)';
+      expect(r.stderr).toMatch(new RegExp(`rank ${i} failed: initProcessGroup: rank ${i} of 3 could not join at 127\\.0\\.0\\.1:${port} within 3000 ms: ${why} \\(joined: ranks 0, 1\\)`));
+      // Process start-up (loading libtorch) plus the timeout, with slack for a loaded machine.
+      expect(r.at - t0).toBeLessThan(timeoutMs + 8000);
+    }
+  }, 30000);
+
+  test('a rank killed after joining is named as soon as its heartbeat stops, long before the timeout', async () => {
+    const port = await freePort();
+    const timeoutMs = 60000;
+    const r0 = joinRank(0, 3, port, timeoutMs);
+    const r1 = joinRank(1, 3, port, timeoutMs);
+    await until(() => /connecting/.test(r0.out()) && /connecting/.test(r1.out()), 20000);
+    await new Promise((r) => setTimeout(r, 1500)); // both have joined (it takes milliseconds); rank 2 never comes
+    const killedAt = Date.now();
+    r1.child.kill('SIGKILL');
+    const res = await r0.done;
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(/rank 0 failed: initProcessGroup: .*rank 1 joined and then stopped \(no heartbeat for \d+ ms\); it was lost during rendezvous/);
+    expect(res.at - killedAt).toBeLessThan(10000);
+  }, 40000);
+
+  test('without rank 0 the others say that rank 0 hosts the store', async () => {
+    const port = await freePort();
+    const r1 = joinRank(1, 2, port, 1500);
+    const res = await r1.done;
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(/rank 1 failed: initProcessGroup: rank 1 of 2 could not join at 127\.0\.0\.1:\d+ within 1500 ms: rank 0 hosts the store and did not answer/);
+  }, 30000);
+
+  test('a file store (initMethod file://) rendezvous works', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tn-file-'));
+    try {
+      const init = `file://${path.join(dir, 'store')}`;
+      const pgs = await Promise.all([0, 1].map((rank) => distributed.initProcessGroup({ initMethod: init, worldSize: 2, rank, timeoutMs: 10000 })));
+      const ts = [torch.tensor([1, 2]), torch.tensor([10, 20])];
+      await Promise.all(pgs.map((pg, i) => pg.allReduce(ts[i])));
+      expect(ts.map((t) => t.toArray())).toEqual([[11, 22], [11, 22]]);
+      await Promise.all(pgs.map((pg) => pg.destroy()));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30000);
+
+  test('bad rendezvous options name the option and the value', () => {
+    expect(() => distributed.resolveInitOptions({ initMethod: 'nfs://x' }, {})).toThrow(/Expected 'env:\/\/', 'tcp:\/\/host:port' or 'file:\/\/\/path' for initMethod but received 'nfs:\/\/x'/);
+    expect(() => distributed.resolveInitOptions({ initMethod: 'file://rel/path' }, {})).toThrow(/absolute path.*for initMethod/);
+    expect(() => distributed.resolveInitOptions({}, { GLOO_SOCKET_IFNAME: 'this-name-is-too-long0' })).toThrow(/for GLOO_SOCKET_IFNAME but received 'this-name-is-too-long0'/);
+    expect(() => distributed.resolveInitOptions({ masterport: 1 } as any, {})).toThrow(/initProcessGroup: unknown option 'masterport'/);
+    const tcp = distributed.resolveInitOptions({ initMethod: 'tcp://10.0.0.5:1234' }, {});
+    expect([tcp.masterAddr, tcp.masterPort, tcp.rendezvous.hostname]).toEqual(['10.0.0.5', 1234, '']);
+    expect(distributed.resolveInitOptions({}, {}).rendezvous).toEqual({ store: 'tcp', filePath: null, ifnames: [], ifnameSource: 'GLOO_SOCKET_IFNAME', hostname: '127.0.0.1' });
+    expect(distributed.resolveInitOptions({}, { GLOO_SOCKET_IFNAME: 'eth0, eth1' }).rendezvous.ifnames).toEqual(['eth0', 'eth1']);
+  });
+
+  test('a GLOO_SOCKET_IFNAME that names no interface is a clear error', async () => {
+    await expect(
+      distributed.initProcessGroup({ masterPort: await freePort(), worldSize: 1, rank: 0, socketIfname: 'nosuch0' }),
+    ).rejects.toThrow(/socketIfname: no usable network interface 'nosuch0' on this machine \(it has: .*lo/);
+  });
+});
+
 describe('distributed', () => {
   if (!available.gloo) {
     test.skip(`c10d tests skipped: ${available.reason}`, () => undefined);

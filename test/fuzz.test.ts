@@ -1,7 +1,10 @@
 // No input may crash the process: random shapes, dtypes, devices, disposed
 // tensors and wrong types, 10,000+ calls; every failure must be a thrown JS error.
 // The public API checks its arguments first, so the native exports are fuzzed
-// directly as well: every native entry must check its own.
+// directly as well: every native entry must check its own. Terminated workers are
+// fuzzed in worker-terminate.test.ts (terminate() at 20 random points) and mismatched
+// collectives in distributed-mismatch.test.ts (40 random rounds across two ranks),
+// since both need other processes or threads.
 import * as torch from '../lib';
 import { F, Tensor, TorchError } from '../lib';
 import { N, NativeTensor } from '../lib/native';

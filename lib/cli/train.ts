@@ -5,7 +5,6 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -327,17 +326,6 @@ function writeRunReport(
   return 0;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
 /** WORLD_SIZE and RANK, when set, must be a count >= 1 and a rank in 0..WORLD_SIZE-1. */
 export function checkRankEnv(env: NodeJS.ProcessEnv): string | null {
   const ws = env.WORLD_SIZE;
@@ -358,18 +346,35 @@ export function checkRankEnv(env: NodeJS.ProcessEnv): string | null {
  * (SIGTERM) and exit with that rank's status (128 + the signal's number for a signal).
  */
 async function launch(argv: string[], nproc: number): Promise<number> {
-  const port = await freePort();
+  // The ranks meet through a FileStore in a private folder, not rank 0's TCPStore
+  // (which c10d binds to every interface), and Gloo binds to loopback: a local run
+  // opens no socket other machines can reach.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'torchnode-nproc-'));
+  try {
+    return await launchRanks(argv, nproc, dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function launchRanks(argv: string[], nproc: number, dir: string): Promise<number> {
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--nproc') i++;
     else if (argv[i].startsWith('--nproc=')) continue;
     else rest.push(argv[i]);
   }
-  process.stdout.write(`Starting ${nproc} ranks on 127.0.0.1:${port} (c10d, Gloo)\n`);
+  process.stdout.write(`Starting ${nproc} ranks on this machine (c10d, Gloo on 127.0.0.1, file store)\n`);
   const children = Array.from({ length: nproc }, (_, rank) =>
     spawn(process.execPath, [__filename, ...rest], {
       stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
-      env: { ...process.env, MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), WORLD_SIZE: String(nproc), RANK: String(rank) },
+      env: {
+        ...process.env,
+        MASTER_ADDR: '127.0.0.1',
+        TORCHNODE_DIST_INIT_METHOD: `file://${path.join(dir, 'store')}`,
+        WORLD_SIZE: String(nproc),
+        RANK: String(rank),
+      },
     }),
   );
   const onSigint = () => children.forEach((c) => c.kill('SIGINT'));

@@ -8,6 +8,8 @@ import { expected, TorchError } from '../errors';
 import { N, NativeGroup, NativeReducer } from '../native';
 import { DType, h, tensor as makeTensor, Tensor, wrap } from '../tensor';
 import { noGrad } from '../autograd';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 export type Backend = 'gloo' | 'nccl';
 export type ReduceOp = 'sum' | 'product' | 'min' | 'max';
@@ -37,6 +39,31 @@ export interface InitOptions {
    * check with the other's collective). GradReducer's bucket all-reduces never pay it.
    */
   checkShapes?: boolean;
+  /**
+   * How ranks find each other, as PyTorch's `init_method`: 'env://' (default: masterAddr
+   * and masterPort, from MASTER_ADDR and MASTER_PORT), 'tcp://host:port', or
+   * 'file:///absolute/path' (a FileStore: ranks on one machine, or on a shared file system;
+   * no socket is opened for the store). Default: TORCHNODE_DIST_INIT_METHOD, else 'env://'.
+   */
+  initMethod?: string;
+  /**
+   * The network interfaces Gloo uses, comma-separated (e.g. 'eth0'), as PyTorch's
+   * GLOO_SOCKET_IFNAME. Default: GLOO_SOCKET_IFNAME; when unset, loopback if every rank
+   * is local (masterAddr 127.0.0.1 / localhost), else the address this host's name resolves to.
+   */
+  socketIfname?: string;
+}
+
+/** Where the store is and which interfaces Gloo binds, resolved from InitOptions. */
+export interface Rendezvous {
+  store: 'tcp' | 'file';
+  /** The FileStore's path ('file' store only). */
+  filePath: string | null;
+  /** Gloo's interfaces, and what named them (for errors). */
+  ifnames: string[];
+  ifnameSource: string;
+  /** Gloo's device host when no interface is named: '127.0.0.1' for local runs, '' for this host's name. */
+  hostname: string;
 }
 
 function envInt(name: string, dflt: number, env: NodeJS.ProcessEnv): number {
@@ -51,17 +78,37 @@ export function isAvailable(): { gloo: boolean; nccl: boolean; reason: string | 
   return N.distAvailable();
 }
 
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
 /** Options resolved from arguments and the usual environment variables. */
-export function resolveInitOptions(options: InitOptions = {}, env: NodeJS.ProcessEnv = process.env): Required<InitOptions> {
+export function resolveInitOptions(options: InitOptions = {}, env: NodeJS.ProcessEnv = process.env): Required<InitOptions> & { rendezvous: Rendezvous } {
+  if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  const known = ['backend', 'masterAddr', 'masterPort', 'worldSize', 'rank', 'timeoutMs', 'heartbeatMs', 'checkShapes', 'initMethod', 'socketIfname'];
+  for (const k of Object.keys(options)) {
+    if (!known.includes(k)) throw new TypeError(`initProcessGroup: unknown option '${k}' (expected one of ${known.join(', ')})`);
+  }
+  const initMethod = options.initMethod ?? (env.TORCHNODE_DIST_INIT_METHOD || 'env://');
+  if (typeof initMethod !== 'string') expected("'env://', 'tcp://host:port' or 'file:///path'", 'initMethod', initMethod);
+  let fromInit: { masterAddr?: string; masterPort?: number; filePath?: string } = {};
+  const tcp = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(initMethod);
+  if (tcp) fromInit = { masterAddr: tcp[1].replace(/^\[|\]$/g, ''), masterPort: Number(tcp[2]) };
+  else if (initMethod.startsWith('file://')) {
+    const file = initMethod.slice('file://'.length);
+    if (!path.isAbsolute(file)) expected("'file://' and an absolute path, like 'file:///tmp/store'", 'initMethod', initMethod);
+    fromInit = { filePath: file };
+  } else if (initMethod !== 'env://') expected("'env://', 'tcp://host:port' or 'file:///path'", 'initMethod', initMethod);
+  const explicitAddr = fromInit.masterAddr ?? options.masterAddr ?? (env.MASTER_ADDR || undefined);
   const o = {
     backend: options.backend ?? ((env.TORCHNODE_DIST_BACKEND as Backend | undefined) || 'gloo'),
-    masterAddr: options.masterAddr ?? (env.MASTER_ADDR || '127.0.0.1'),
-    masterPort: options.masterPort ?? envInt('MASTER_PORT', 29500, env),
+    masterAddr: explicitAddr ?? '127.0.0.1',
+    masterPort: fromInit.masterPort ?? options.masterPort ?? envInt('MASTER_PORT', 29500, env),
     worldSize: options.worldSize ?? envInt('WORLD_SIZE', 1, env),
     rank: options.rank ?? envInt('RANK', 0, env),
     timeoutMs: options.timeoutMs ?? envInt('TORCHNODE_DIST_TIMEOUT_MS', 60000, env),
     heartbeatMs: options.heartbeatMs ?? 1000,
     checkShapes: options.checkShapes ?? true,
+    initMethod,
+    socketIfname: options.socketIfname ?? (env.GLOO_SOCKET_IFNAME || ''),
   };
   if (o.backend !== 'gloo' && o.backend !== 'nccl') expected("'gloo' or 'nccl'", 'backend', o.backend);
   if (typeof o.masterAddr !== 'string' || !o.masterAddr) expected('a host name or address', 'masterAddr', o.masterAddr);
@@ -69,12 +116,29 @@ export function resolveInitOptions(options: InitOptions = {}, env: NodeJS.Proces
   if (!Number.isInteger(o.worldSize) || o.worldSize < 1) expected('a positive integer', 'worldSize', o.worldSize);
   if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) expected(`a rank in 0..${o.worldSize - 1}`, 'rank', o.rank);
   if (!Number.isInteger(o.timeoutMs) || o.timeoutMs < 1) expected('a positive integer', 'timeoutMs', o.timeoutMs);
+  if (!Number.isInteger(o.heartbeatMs) || o.heartbeatMs < 0) expected('a non-negative integer (0: no heartbeat)', 'heartbeatMs', o.heartbeatMs);
   if (typeof o.checkShapes !== 'boolean') expected('true or false', 'checkShapes', o.checkShapes);
-  return o;
+  if (typeof o.socketIfname !== 'string') expected("interface names, comma-separated (like 'eth0')", 'socketIfname', o.socketIfname);
+  const ifnames = o.socketIfname.split(',').map((x) => x.trim()).filter(Boolean);
+  const ifnameSource = options.socketIfname !== undefined ? 'socketIfname' : 'GLOO_SOCKET_IFNAME';
+  for (const n of ifnames) {
+    if (n.length > 15 || /[\s/]/.test(n)) expected('a network interface name (at most 15 characters)', ifnameSource, n);
+  }
+  // Gloo on loopback when every rank is local: the store's host is loopback (env:// or
+  // tcp://), or a file store whose ranks were told so (MASTER_ADDR=127.0.0.1, as --nproc does).
+  const local = LOOPBACK.has(o.masterAddr) && (fromInit.filePath === undefined || explicitAddr !== undefined);
+  const rendezvous: Rendezvous = {
+    store: fromInit.filePath !== undefined ? 'file' : 'tcp',
+    filePath: fromInit.filePath ?? null,
+    ifnames,
+    ifnameSource,
+    hostname: ifnames.length ? '' : local ? '127.0.0.1' : '',
+  };
+  return { ...o, rendezvous };
 }
 
-type Collective = 'allReduce' | 'broadcast' | 'allGather';
-const COLLECTIVES: Collective[] = ['allReduce', 'broadcast', 'allGather'];
+type Collective = 'allReduce' | 'broadcast' | 'allGather' | 'barrier';
+const COLLECTIVES: Collective[] = ['allReduce', 'broadcast', 'allGather', 'barrier'];
 const REDUCE_OPS: ReduceOp[] = ['sum', 'product', 'min', 'max'];
 const DTYPES: DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];
 const MAX_DIMS = 8;
@@ -134,9 +198,17 @@ export class ProcessGroup {
     this.timeoutMs = i.timeoutMs;
     this.heartbeatMs = heartbeatMs;
     if (this.worldSize > 1 && heartbeatMs > 0) {
+      // One beat at a time: while Gloo's own rendezvous holds the store, beats wait
+      // behind it rather than pile up on libuv's threads.
+      let inflight = false;
       const beat = () => {
-        if (!this.handle) return;
-        N.distStoreSet(this.handle, `heartbeat/${this.rank}`, `${Date.now()} ${++this.beats}`).catch(() => undefined);
+        if (!this.handle || inflight) return;
+        inflight = true;
+        N.distStoreSet(this.handle, `heartbeat/${this.rank}`, `${Date.now()} ${++this.beats}`)
+          .catch(() => undefined)
+          .finally(() => {
+            inflight = false;
+          });
       };
       beat();
       this.heartbeat = setInterval(beat, heartbeatMs);
@@ -232,7 +304,72 @@ export class ProcessGroup {
   }
   /** Waits until every rank has called barrier(). */
   async barrier(): Promise<void> {
+    // Checked like the others, so a barrier on one rank against a collective on
+    // another is named instead of pairing Gloo's barrier with that collective's data.
+    await this.agree('barrier', 0, [], 'tensors');
     return this.explain(N.distBarrier(this.g));
+  }
+
+  /**
+   * The join step of initProcessGroup: writes join/<rank>, then waits until every rank
+   * has. A rank that has not joined by the deadline is named; so is one that joined
+   * and then stopped beating (killed during rendezvous), as soon as that shows.
+   * @internal
+   */
+  async join(deadline: number): Promise<void> {
+    if (this.worldSize === 1) return;
+    const g = this.g;
+    await N.distStoreSet(g, `join/${this.rank}`, `${process.pid}@${os.hostname()}`);
+    const waiting = new Set<number>();
+    for (let r = 0; r < this.worldSize; r++) if (r !== this.rank) waiting.add(r);
+    const joined = new Set<number>();
+    // For joined ranks: their last heartbeat value and when it last changed.
+    const beats = new Map<number, { value: string | null; since: number }>();
+    const staleMs = this.heartbeatMs > 0 ? Math.max(4 * this.heartbeatMs, 2000) : Infinity;
+    let lastBeatCheck = 0;
+    const ranks = (xs: number[]) => `rank${xs.length > 1 ? 's' : ''} ${xs.join(', ')}`;
+    const joinedSoFar = () => ranks([this.rank, ...joined].sort((a, b) => a - b));
+    // The store is rank 0's: when it stops answering, rank 0 gave up (its deadline came
+    // first) or was lost; say which ranks were still missing then.
+    const store = <R>(p: Promise<R>): Promise<R> =>
+      p.catch((e: Error) => {
+        throw new TorchError(
+          `the store (hosted by rank 0) stopped answering while ${waiting.size ? `${ranks([...waiting])} had not joined` : 'checking heartbeats'} (joined: ${joinedSoFar()}): ${e.message}`,
+        );
+      });
+    for (;;) {
+      const list = [...waiting];
+      if (list.length) {
+        const got = await store(N.distStoreCheck(g, list.map((r) => `join/${r}`)));
+        list.forEach((r, i) => {
+          if (got[i]) {
+            waiting.delete(r);
+            joined.add(r);
+            beats.set(r, { value: null, since: Date.now() });
+          }
+        });
+      }
+      const now = Date.now();
+      if (staleMs !== Infinity && now - lastBeatCheck >= this.heartbeatMs) {
+        lastBeatCheck = now;
+        for (const r of joined) {
+          const ok = await store(N.distStoreCheck(g, [`heartbeat/${r}`]));
+          const value = ok[0] ? await N.distStoreGet(g, `heartbeat/${r}`).catch(() => null) : null;
+          const b = beats.get(r)!;
+          if (value !== null && value !== b.value) beats.set(r, { value, since: now });
+          else if (now - b.since > staleMs) {
+            throw new TorchError(
+              `rank ${r} joined and then stopped (no heartbeat for ${now - b.since} ms); it was lost during rendezvous`,
+            );
+          }
+        }
+      }
+      if (!waiting.size) return;
+      if (now >= deadline) {
+        throw new TorchError(`${ranks([...waiting])} did not join within ${this.timeoutMs} ms (joined: ${joinedSoFar()})`);
+      }
+      await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - now))));
+    }
   }
 
   /**
@@ -297,21 +434,42 @@ export class ProcessGroup {
 }
 
 /**
- * Joins a process group: rank 0 hosts a TCPStore at masterAddr:masterPort and
- * every rank waits (off the JS thread) until all `worldSize` ranks have joined.
- * Reads MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK when options omit them.
+ * Joins a process group: rank 0 hosts a TCPStore at masterAddr:masterPort (or every
+ * rank opens one FileStore, with initMethod 'file:///path'), each rank writes that it
+ * has joined, and every rank waits (off the JS thread) until all `worldSize` have.
+ * A rank that has not joined within timeoutMs is named in the error; one that joined
+ * and was then lost (its heartbeat stopped) is named as soon as that shows.
+ * Reads MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, GLOO_SOCKET_IFNAME and
+ * TORCHNODE_DIST_INIT_METHOD when options omit them.
  * @example
  * const pg = await distributed.initProcessGroup({ backend: 'gloo' }); // from the env
  * await pg.allReduce(t); // t now holds the sum over ranks
  */
 export async function initProcessGroup(options: InitOptions = {}): Promise<ProcessGroup> {
   const o = resolveInitOptions(options);
-  const handle = await N.distInit(o.backend, o.masterAddr, o.masterPort, o.worldSize, o.rank, o.timeoutMs).catch((e: Error) => {
-    throw new TorchError(
-      `initProcessGroup: rank ${o.rank} of ${o.worldSize} could not join at ${o.masterAddr}:${o.masterPort} within ${o.timeoutMs} ms: ${e.message}`,
-    );
+  const rv = o.rendezvous;
+  const where = rv.store === 'file' ? `the file store ${rv.filePath}` : `${o.masterAddr}:${o.masterPort}`;
+  const fail = (e: Error) => {
+    const err = new TorchError(`initProcessGroup: rank ${o.rank} of ${o.worldSize} could not join at ${where} within ${o.timeoutMs} ms: ${e.message}`);
+    (err as Error & { cause?: unknown }).cause = e;
+    return err;
+  };
+  const deadline = Date.now() + o.timeoutMs;
+  const handle = await N.distConnect(o.backend, rv.store, o.masterAddr, o.masterPort, o.worldSize, o.rank, o.timeoutMs, rv.filePath).catch((e: Error) => {
+    if (o.rank !== 0 && rv.store === 'tcp') e.message = `rank 0 hosts the store and did not answer: ${e.message}`;
+    throw fail(e);
   });
-  return new ProcessGroup(handle, o.heartbeatMs, o.checkShapes);
+  const pg = new ProcessGroup(handle, o.heartbeatMs, o.checkShapes);
+  try {
+    await pg.join(deadline);
+    await N.distInitBackend(handle, rv.ifnames, rv.ifnameSource, rv.hostname).catch(async (e: Error) => {
+      throw /GLOO_SOCKET_IFNAME|socketIfname|network interface/.test(e.message) ? e : await pg.diagnose(e);
+    });
+  } catch (e) {
+    await pg.destroy().catch(() => undefined);
+    throw fail(e as Error);
+  }
+  return pg;
 }
 
 /**
