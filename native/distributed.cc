@@ -312,10 +312,11 @@ static Napi::Value StoreCheck(const Napi::CallbackInfo& info) {
     keys.push_back(v.As<Napi::String>().Utf8Value());
   }
   auto out = std::make_shared<std::vector<bool>>();
+  c10::intrusive_ptr<c10d::Store> store = g->store;  // see StoreSet
   return Queue(
       info.Env(), "store check",
-      [g, keys, out]() {
-        for (const auto& k : keys) out->push_back(g->store->check({k}));
+      [store, keys, out]() {
+        for (const auto& k : keys) out->push_back(store->check({k}));
       },
       [out](Napi::Env env) -> Napi::Value {
         auto a = Napi::Array::New(env, out->size());
