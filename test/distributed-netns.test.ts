@@ -54,6 +54,28 @@ function teardown(): void {
     fs.rmSync(path.join('/etc/netns', NS[side]), { recursive: true, force: true });
   }
   ip('link', 'del', VETH.a); // only there when setup failed before moving it
+  stopJanitor();
+}
+
+/**
+ * Not every way a Jest run ends reaches afterAll or an 'exit' listener (Ctrl-C left the
+ * namespaces behind; so would a killed worker), so a detached janitor waits for this
+ * process to end, whichever way, then kills what is left in the namespaces and deletes them.
+ */
+let janitor: ChildProcess | null = null;
+function startJanitor(): void {
+  const clean = (['a', 'b'] as const)
+    .map((s) => `ip netns pids ${NS[s]} 2>/dev/null | xargs -r kill -9; ip netns del ${NS[s]} 2>/dev/null; rm -rf /etc/netns/${NS[s]}`)
+    .join('; ');
+  janitor = spawn('sh', ['-c', `while kill -0 ${pid} 2>/dev/null; do sleep 1; done; ${clean}; ip link del ${VETH.a} 2>/dev/null; true`], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  janitor.unref();
+}
+function stopJanitor(): void {
+  janitor?.kill('SIGKILL');
+  janitor = null;
 }
 
 /** Namespaces left by an earlier run of this file that was killed before cleaning up. */
@@ -80,6 +102,7 @@ function setUp(): string | null {
   if (spawnSync('ip', ['-V']).error) return "no 'ip' command (iproute2)";
   sweepStale();
   process.on('exit', teardown);
+  startJanitor();
   const steps: string[][] = [
     ['netns', 'add', NS.a],
     ['netns', 'add', NS.b],
@@ -185,7 +208,10 @@ describe('distributed across two network namespaces', () => {
     test.skip(`two-machine tests skipped: ${skip}`, () => undefined);
     return;
   }
-  afterAll(teardown);
+  afterAll(() => {
+    teardown();
+    process.off('exit', teardown);
+  });
 
   let loopback: string[] = [];
   const BATCH = 50;
