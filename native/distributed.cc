@@ -312,10 +312,11 @@ static Napi::Value StoreCheck(const Napi::CallbackInfo& info) {
     keys.push_back(v.As<Napi::String>().Utf8Value());
   }
   auto out = std::make_shared<std::vector<bool>>();
+  c10::intrusive_ptr<c10d::Store> store = g->store;  // see StoreSet
   return Queue(
       info.Env(), "store check",
-      [g, keys, out]() {
-        for (const auto& k : keys) out->push_back(g->store->check({k}));
+      [store, keys, out]() {
+        for (const auto& k : keys) out->push_back(store->check({k}));
       },
       [out](Napi::Env env) -> Napi::Value {
         auto a = Napi::Array::New(env, out->size());
@@ -396,17 +397,22 @@ static Napi::Value StoreSet(const Napi::CallbackInfo& info) {
   GroupPtr g = ArgGroup(info, 0);
   std::string key = ArgString(info, 1, "key");
   std::string value = ArgString(info, 2, "value");
-  return Queue(info.Env(), "store set", [g, key, value]() { g->store->set(key, std::vector<uint8_t>(value.begin(), value.end())); });
+  // The store is taken here, on the JS thread, not read from g on the libuv thread:
+  // destroy() resets g->store on another libuv thread while a heartbeat may still be
+  // queued behind a store op blocked on a lost peer (seen: SIGSEGV in TCPStore::set).
+  c10::intrusive_ptr<c10d::Store> store = g->store;
+  return Queue(info.Env(), "store set", [store, key, value]() { store->set(key, std::vector<uint8_t>(value.begin(), value.end())); });
 }
 static Napi::Value StoreGet(const Napi::CallbackInfo& info) {
   GroupPtr g = ArgGroup(info, 0);
   std::string key = ArgString(info, 1, "key");
   auto out = std::make_shared<std::string>();
+  c10::intrusive_ptr<c10d::Store> store = g->store;  // see StoreSet
   return Queue(
       info.Env(), "store get",
-      [g, key, out]() {
-        if (!g->store->check({key})) throw std::runtime_error("key '" + key + "' is not in the store");
-        auto v = g->store->get(key);
+      [store, key, out]() {
+        if (!store->check({key})) throw std::runtime_error("key '" + key + "' is not in the store");
+        auto v = store->get(key);
         out->assign(v.begin(), v.end());
       },
       [out](Napi::Env env) -> Napi::Value { return Napi::String::New(env, *out); });
