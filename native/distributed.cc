@@ -47,14 +47,38 @@ struct GroupBox {
 
 using GroupPtr = std::shared_ptr<GroupBox>;
 
+// The group's backend, referenced on the JS thread when a collective is called: destroy()
+// resets g->gloo on a libuv thread, possibly while this collective still waits in the
+// queue behind one blocked on a lost peer (as StoreSet does for the store).
+struct PGRef {
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#ifdef TORCHNODE_WITH_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+  bool destroyed = false;
+};
+static PGRef TakePG(const GroupBox& g) {
+  PGRef r;
+  r.gloo = g.gloo;
+#ifdef TORCHNODE_WITH_NCCL
+  r.nccl = g.nccl;
+#endif
+  r.destroyed = g.destroyed;
+  return r;
+}
+
 // Calls f(processGroup) on whichever backend the group has.
 template <typename F>
-static auto WithPG(GroupBox& g, F f) {
+static auto WithPG(const PGRef& g, F f) {
 #ifdef TORCHNODE_WITH_NCCL
   if (g.nccl) return f(*g.nccl);
 #endif
   if (!g.gloo) throw std::runtime_error(g.destroyed ? "the process group has been destroyed" : "the process group has no backend yet");
   return f(*g.gloo);
+}
+template <typename F>
+static auto WithPG(GroupBox& g, F f) {
+  return WithPG(TakePG(g), f);
 }
 
 static void FinalizeGroup(Napi::node_addon_api_basic_env, void* data, void*) { delete static_cast<GroupPtr*>(data); }
@@ -342,8 +366,9 @@ static Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   auto tensors = ArgTensorList(info, 1, "tensors");
   c10d::AllreduceOptions opts;
   opts.reduceOp = ParseOp(info.Env(), IsNullish(info, 2) ? "sum" : ArgString(info, 2, "op"));
-  return Queue(info.Env(), "allReduce", [g, tensors, opts]() mutable {
-    auto work = WithPG(*g, [&](auto& pg) { return pg.allreduce(tensors, opts); });
+  PGRef pgr = TakePG(*g);
+  return Queue(info.Env(), "allReduce", [g, pgr, tensors, opts]() mutable {
+    auto work = WithPG(pgr, [&](auto& pg) { return pg.allreduce(tensors, opts); });
     work->wait(g->timeout);
   });
 }
@@ -356,11 +381,12 @@ static Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   if (root < 0 || root >= g->size) ThrowType(info.Env(), "Expected a rank in 0.." + std::to_string(g->size - 1) + " for root but received " + std::to_string(root));
   c10d::BroadcastOptions opts;
   opts.rootRank = root;
-  return Queue(info.Env(), "broadcast", [g, tensors, opts]() mutable {
+  PGRef pgr = TakePG(*g);
+  return Queue(info.Env(), "broadcast", [g, pgr, tensors, opts]() mutable {
     // One tensor per call keeps every backend happy (Gloo takes one per rank-local device).
     for (auto& t : tensors) {
       std::vector<at::Tensor> one{t};
-      auto work = WithPG(*g, [&](auto& pg) { return pg.broadcast(one, opts); });
+      auto work = WithPG(pgr, [&](auto& pg) { return pg.broadcast(one, opts); });
       work->wait(g->timeout);
     }
   });
@@ -372,11 +398,12 @@ static Napi::Value AllGather(const Napi::CallbackInfo& info) {
   at::Tensor input = ArgTensor(info, 1, "input");
   auto outputs = std::make_shared<std::vector<std::vector<at::Tensor>>>(1);
   for (int r = 0; r < g->size; r++) (*outputs)[0].push_back(at::empty_like(input));
+  PGRef pgr = TakePG(*g);
   return Queue(
       info.Env(), "allGather",
-      [g, input, outputs]() {
+      [g, pgr, input, outputs]() {
         std::vector<at::Tensor> in{input};
-        auto work = WithPG(*g, [&](auto& pg) { return pg.allgather(*outputs, in); });
+        auto work = WithPG(pgr, [&](auto& pg) { return pg.allgather(*outputs, in); });
         work->wait(g->timeout);
       },
       [outputs](Napi::Env env) -> Napi::Value { return WrapList(env, (*outputs)[0]); });
@@ -384,10 +411,11 @@ static Napi::Value AllGather(const Napi::CallbackInfo& info) {
 
 static Napi::Value Barrier(const Napi::CallbackInfo& info) {
   GroupPtr g = ArgGroup(info, 0);
-  return Queue(info.Env(), "barrier", [g]() {
+  PGRef pgr = TakePG(*g);
+  return Queue(info.Env(), "barrier", [g, pgr]() {
     c10d::BarrierOptions opts;
     opts.timeout = g->timeout;
-    auto work = WithPG(*g, [&](auto& pg) { return pg.barrier(opts); });
+    auto work = WithPG(pgr, [&](auto& pg) { return pg.barrier(opts); });
     work->wait(g->timeout);
   });
 }
