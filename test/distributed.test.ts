@@ -1,6 +1,7 @@
 // Data-parallel training on c10d (Gloo): two ranks on this machine against one
 // process with the combined batch; and a lost rank makes the other fail, not hang.
 import { spawn, ChildProcess } from 'node:child_process';
+import * as dns from 'node:dns';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -131,6 +132,16 @@ describe('distributed: rendezvous names a lost rank', () => {
     expect([tcp.masterAddr, tcp.masterPort, tcp.rendezvous.hostname]).toEqual(['10.0.0.5', 1234, '']);
     expect(distributed.resolveInitOptions({}, {}).rendezvous).toEqual({ store: 'tcp', filePath: null, ifnames: [], ifnameSource: 'GLOO_SOCKET_IFNAME', hostname: '127.0.0.1' });
     expect(distributed.resolveInitOptions({}, { GLOO_SOCKET_IFNAME: 'eth0, eth1' }).rendezvous.ifnames).toEqual(['eth0', 'eth1']);
+  });
+
+  test("a remote master with this host's name on loopback: errors say to set GLOO_SOCKET_IFNAME", async () => {
+    const rv = (env: NodeJS.ProcessEnv) => distributed.resolveInitOptions({}, env).rendezvous;
+    const onLoopback = /^(127\.|::1$)/.test((await dns.promises.lookup(os.hostname()).catch(() => ({ address: '' }))).address);
+    const hint = await distributed.loopbackHint('10.0.0.1', rv({ MASTER_ADDR: '10.0.0.1' }));
+    if (onLoopback) expect(hint).toMatch(new RegExp(`this host's name '${os.hostname()}' resolves to 127\\..*set GLOO_SOCKET_IFNAME`));
+    else expect(hint).toBe('');
+    expect(await distributed.loopbackHint('10.0.0.1', rv({ MASTER_ADDR: '10.0.0.1', GLOO_SOCKET_IFNAME: 'eth0' }))).toBe('');
+    expect(await distributed.loopbackHint('127.0.0.1', rv({}))).toBe('');
   });
 
   test('a GLOO_SOCKET_IFNAME that names no interface is a clear error', async () => {

@@ -8,6 +8,7 @@ import { expected, TorchError, argTypeError, codedError, ERROR_CODES } from '../
 import { N, NativeGroup, NativeReducer } from '../native';
 import { DType, h, tensor as makeTensor, Tensor, wrap } from '../tensor';
 import { noGrad } from '../autograd';
+import * as dns from 'node:dns';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -184,6 +185,8 @@ export class ProcessGroup {
   private heartbeat: NodeJS.Timeout | null = null;
   private beats = 0;
   private readonly heartbeatMs: number;
+  /** @internal Appended to errors that a lost peer could explain: a likely misconfiguration. */
+  hint = '';
   /** Whether collectives first check that all ranks agree on their arguments (InitOptions.checkShapes). */
   readonly checkShapes: boolean;
 
@@ -413,7 +416,7 @@ export class ProcessGroup {
       lost = this.rank === 0 ? [] : ['rank 0 (it hosts the store, which no longer answers)'];
     }
     const who = lost.length ? `Lost ${lost.join(', ')}` : 'A peer failed';
-    const err = new TorchError(`${who}; rank ${this.rank} stops: ${cause.message}`);
+    const err = new TorchError(`${who}; rank ${this.rank} stops: ${cause.message}${this.hint}`);
     (err as Error & { cause?: unknown }).cause = cause;
     return err;
   }
@@ -460,6 +463,7 @@ export async function initProcessGroup(options: InitOptions = {}): Promise<Proce
     throw fail(e);
   });
   const pg = new ProcessGroup(handle, o.heartbeatMs, o.checkShapes);
+  pg.hint = await loopbackHint(o.masterAddr, rv);
   try {
     await pg.join(deadline);
     await N.distInitBackend(handle, rv.ifnames, rv.ifnameSource, rv.hostname).catch(async (e: Error) => {
@@ -470,6 +474,22 @@ export async function initProcessGroup(options: InitOptions = {}): Promise<Proce
     throw fail(e as Error);
   }
   return pg;
+}
+
+/**
+ * Gloo's default device is the address this host's name resolves to. Where that is
+ * loopback but the master is another machine, peers are told to reach this rank at
+ * 127.0.0.1, which fails as a timeout or a refused connection that names nothing;
+ * say so in such errors. (Not an error by itself: ranks on one machine given its LAN
+ * address still work over loopback.)
+ */
+/** @internal */
+export async function loopbackHint(masterAddr: string, rv: Rendezvous): Promise<string> {
+  if (rv.ifnames.length || rv.hostname || LOOPBACK.has(masterAddr)) return '';
+  const host = os.hostname();
+  const found = await dns.promises.lookup(host).catch(() => null);
+  if (!found || !/^(127\.|::1$)/.test(found.address)) return '';
+  return ` (this host's name '${host}' resolves to ${found.address}, so Gloo listens on loopback, where ranks on other machines cannot reach it; set GLOO_SOCKET_IFNAME to the interface to use)`;
 }
 
 /**
