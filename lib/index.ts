@@ -6,7 +6,16 @@
  */
 export { TorchError, ValueError, ERROR_CODES } from './errors';
 export type { ErrorCode } from './errors';
-export * from './tensor';
+// The public part of ./tensor; its argument checks and handle helpers (h, wrap, gen,
+// checkInt, ...) are internal. test/public-api.test.ts keeps this surface deliberate.
+export {
+  Tensor, tensor, fromBuffer, zeros, ones, empty, full, arange, rand, randn, randint, randperm,
+  zerosLike, onesLike, emptyLike, randLike, randnLike, fullLike, cat, stack, where, isTensor,
+  DTYPES, MEMORY_FORMATS, getDefaultDtype, setDefaultDtype,
+  float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool, complex64, complex128,
+  float, double, half, long, int, short, cfloat, cdouble,
+} from './tensor';
+export type { DType, DeviceType, Shape, Scalar, TypedArrayData, NestedArray, MemoryFormat, GeneratorLike, TensorOptions, RandomOptions, ToTarget } from './tensor';
 export { tidy, scope, keep, memory, releaseMemory } from './memory';
 export type { MemoryInfo } from './memory';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd, inferenceMode, isInferenceMode } from './autograd';
