@@ -188,5 +188,6 @@ size_t EmptyCpuCache();
 void RegisterAutograd(Napi::Env env, Napi::Object exports);
 void RegisterDevice(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
+void RegisterDispatch(Napi::Env env, Napi::Object exports);
 
 }  // namespace tn

@@ -361,31 +361,33 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name
   return v.As<Napi::String>().Utf8Value();
 }
 
+// One table for dtype names: PyTorch's names first (what DtypeName gives back), then
+// its aliases. The TS layer decides which of these a hand-written function accepts.
+struct DtypeEntry {
+  const char* name;
+  at::ScalarType type;
+};
+static const DtypeEntry kDtypes[] = {
+    {"float32", at::kFloat},   {"float64", at::kDouble},       {"int64", at::kLong},          {"int32", at::kInt},
+    {"uint8", at::kByte},      {"bool", at::kBool},            {"float16", at::kHalf},        {"bfloat16", at::kBFloat16},
+    {"int16", at::kShort},     {"int8", at::kChar},            {"complex64", at::kComplexFloat}, {"complex128", at::kComplexDouble},
+    {"float", at::kFloat},     {"double", at::kDouble},        {"long", at::kLong},           {"int", at::kInt},
+    {"half", at::kHalf},       {"short", at::kShort},          {"cfloat", at::kComplexFloat}, {"cdouble", at::kComplexDouble},
+};
+
 at::ScalarType ParseDtype(Napi::Env env, const std::string& s, const char* name) {
-  if (s == "float32" || s == "float") return at::kFloat;
-  if (s == "float64" || s == "double") return at::kDouble;
-  if (s == "int64" || s == "long") return at::kLong;
-  if (s == "int32" || s == "int") return at::kInt;
-  if (s == "uint8") return at::kByte;
-  if (s == "bool") return at::kBool;
-  ThrowType(env, std::string("Expected one of float32, float64, int64, int32, uint8, bool for ") + name +
-                     " but received '" + s + "'");
+  for (const auto& e : kDtypes) {
+    if (s == e.name) return e.type;
+  }
+  ThrowType(env, std::string("Expected one of float32, float64, int64, int32, uint8, bool, float16, bfloat16, int16, int8, "
+                             "complex64, complex128 for ") + name + " but received '" + s + "'");
 }
 
 const char* DtypeName(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kLong: return "int64";
-    case at::kInt: return "int32";
-    case at::kByte: return "uint8";
-    case at::kBool: return "bool";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kShort: return "int16";
-    case at::kChar: return "int8";
-    default: return "unsupported";
+  for (const auto& e : kDtypes) {
+    if (e.type == t) return e.name;
   }
+  return "unsupported";
 }
 
 at::ScalarType ArgDtype(const Napi::CallbackInfo& info, size_t i, const char* name) {
