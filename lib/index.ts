@@ -6,6 +6,10 @@
  */
 export { TorchError } from './errors';
 export * from './tensor';
+// The generated op surface (scripts/gen-ops.js): every public ATen op as torch.ops.<name>,
+// on torch.* and as Tensor methods where no hand-written one of that name exists.
+export * as ops from './ops/generated';
+export * from './ops/functions';
 export { tidy, scope, keep, memory, releaseMemory } from './memory';
 export type { MemoryInfo } from './memory';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd, inferenceMode, isInferenceMode } from './autograd';

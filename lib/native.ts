@@ -11,6 +11,12 @@ export interface NativeTensor {
   readonly __brand: 'NativeTensor';
 }
 
+/** Opaque handle to a dispatcher operator (one overload), from opHandle. */
+export interface NativeOp {
+  readonly __brand: 'NativeOp';
+  readonly name: string;
+}
+
 /** Opaque handle to a c10d process group. */
 export interface NativeGroup {
   readonly __brand: 'NativeGroup';
@@ -62,6 +68,11 @@ export interface NativeAddon {
   memory(): { tensors: number; bytes: number; created: number; disposed: number; collected: number };
   setErrorClass(cls: new (msg: string) => Error): void;
   isTensor(v: unknown): boolean;
+  // dispatch.cc: the generic op path (lib/ops/)
+  opSchemas(): { name: string; overload: string; schema: string }[];
+  opHandle(name: string, overload: string): NativeOp;
+  callOp(op: unknown, ...args: unknown[]): unknown;
+  opArgs(op: unknown): { name: string; type: string; supported: boolean; hasDefault: boolean; kwargOnly: boolean }[];
   // factories.cc
   zeros(size: Ints, dtype?: DT, device?: Dev): T;
   ones(size: Ints, dtype?: DT, device?: Dev): T;
