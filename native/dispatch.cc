@@ -28,6 +28,7 @@ struct ArgSpec {
   bool list = false;          // `T[]`
   bool elemOptional = false;  // `Tensor?[]`
   int32_t n = -1;             // `int[2]`: one int is repeated n times
+  bool emptyOk = false;       // `int[2] stride=[]`: an empty list means "the default"
   c10::optional<c10::IValue> dflt;
   std::string name;
   std::string type;   // the schema's spelling, for messages
@@ -39,9 +40,16 @@ struct RetSpec {
   Base base = Base::Unsupported;  // ScalarType / Layout / MemoryFormat ints come back as names
 };
 
+struct OpBox;
+// A check run on the converted arguments before the kernel, for kernels that crash
+// the process (SIGSEGV, SIGFPE) on inputs they do not check themselves.
+using Precheck = void (*)(Napi::Env env, const OpBox& box, const torch::jit::Stack& stack);
+
 struct OpBox {
   c10::OperatorHandle op;
   std::string qualified;  // aten::add.Tensor
+  Precheck precheck = nullptr;
+  const char* refused = nullptr;  // why this op is not callable at all
   std::vector<ArgSpec> args;
   std::vector<RetSpec> rets;
   explicit OpBox(c10::OperatorHandle h) : op(std::move(h)) {}
@@ -102,10 +110,126 @@ static ArgSpec SpecOf(const c10::Argument& a, const std::string& op, const std::
   if (s.base == Base::Generator && !s.optional) s.base = Base::Unsupported;
   if (a.N()) s.n = *a.N();
   s.dflt = a.default_value();
+  s.emptyOk = s.dflt && s.dflt->isList() && s.dflt->toListRef().empty();
   if (s.n > 0) s.type = core + "[" + std::to_string(s.n) + "]" + (s.optional ? "?" : "");
   s.label = op + " argument " + a.name() + " (" + s.type + ")";
   return s;
 }
+
+// ---- kernels that do not check their inputs ------------------------------------
+// Found by test/ops.test.ts's fuzz (random arguments of every kind) on libtorch 1.13:
+// each of these crashed the process on some input instead of raising an error.
+// Where the missing check is small it is made here; otherwise the op is refused.
+
+static int64_t StackInt(const torch::jit::Stack& st, size_t i) { return st[i].isInt() ? st[i].toInt() : 0; }
+
+static void NonEmptyTensors(Napi::Env env, const OpBox& box, const torch::jit::Stack& st) {
+  if (st[0].isTensorList() && st[0].toTensorList().size() == 0) ThrowTorch(env, box.qualified + ": expected at least one tensor");
+}
+static void PositiveGroups(Napi::Env env, const OpBox& box, const torch::jit::Stack& st) {
+  if (StackInt(st, 1) <= 0 && st[1].isInt()) ThrowTorch(env, box.qualified + ": Number of groups to divide channels in must be positive. Value of groups:" + std::to_string(StackInt(st, 1)));
+}
+static void Blocksize2(Napi::Env env, const OpBox& box, const torch::jit::Stack& st) {
+  if (st[1].isIntList() && st[1].toIntList().size() != 2) ThrowTorch(env, box.qualified + ": blocksize needs to be a list of 2 integers");
+}
+
+static void ScaleFactor(Napi::Env env, const OpBox& box, const torch::jit::Stack& st) {
+  // factor^2 overflows to 0 and the kernel divides by it.
+  const int64_t f = StackInt(st, 1);
+  if (f <= 0 || f > (int64_t{1} << 31)) ThrowTorch(env, box.qualified + ": the scale factor must be in 1..2^31, got " + std::to_string(f));
+}
+// The polynomial kernels loop n times per element: a huge n hangs the process.
+static constexpr double kMaxDegree = 1e5;
+static void PolynomialDegree(Napi::Env env, const OpBox& box, const torch::jit::Stack& st) {
+  const c10::IValue& n = st[1];
+  double worst = 0;
+  if (n.isTensor()) {
+    const at::Tensor& t = n.toTensor();
+    if (t.numel() > 0 && !t.is_complex()) worst = t.detach().abs().max().to(at::kDouble).item<double>();
+  } else if (n.isScalar()) {
+    worst = std::fabs(n.toScalar().toDouble());
+  }
+  if (!(worst <= kMaxDegree)) {
+    ThrowTorch(env, box.qualified + ": n must be at most " + std::to_string(static_cast<int64_t>(kMaxDegree)) +
+                        " (the kernel loops n times per element)");
+  }
+}
+static void LuPivots(Napi::Env env, const OpBox& box, const torch::jit::Stack& st) {
+  if (!st[0].isTensor() || !st[1].isTensor()) return;
+  const at::Tensor& lu = st[0].toTensor();
+  const at::Tensor& piv = st[1].toTensor();
+  bool ok = lu.dim() >= 2 && piv.dim() == lu.dim() - 1 && piv.scalar_type() == at::kInt;
+  for (int64_t d = 0; ok && d < lu.dim() - 2; d++) ok = piv.size(d) == lu.size(d);
+  if (ok) ok = piv.size(-1) == std::min(lu.size(-2), lu.size(-1));
+  if (!ok) ThrowTorch(env, box.qualified + ": LU_pivots must be int32 with shape LU_data.shape[:-2] + [min(m, n)]");
+}
+
+static void EmbeddingBag(Napi::Env env, const OpBox& box, const torch::jit::Stack& st) {
+  // (weight, indices, offsets, scale_grad_by_freq, mode, ...): F.embedding_bag's own checks.
+  const int64_t mode = StackInt(st, 4);
+  bool ok = st[4].isInt() && mode >= 0 && mode <= 2 && st[0].isTensor() && st[1].isTensor() && st[2].isTensor();
+  if (ok) {
+    const at::Tensor& w = st[0].toTensor();
+    const at::Tensor& idx = st[1].toTensor();
+    const at::Tensor& off = st[2].toTensor();
+    ok = w.dim() == 2 && idx.dim() == 1 && off.dim() == 1;
+  }
+  if (!ok) ThrowTorch(env, box.qualified + ": expected a 2-D weight, 1-D indices and offsets, and mode 0 (sum), 1 (mean) or 2 (max)");
+}
+
+static void Histogramdd(Napi::Env env, const OpBox& box, const torch::jit::Stack& st) {
+  // (self, bins, range, ...): one bin count (or edge tensor) per coordinate, two range ends each.
+  if (!st[0].isTensor()) return;
+  const at::Tensor& self = st[0].toTensor();
+  const int64_t d = self.dim() >= 1 ? self.size(-1) : -1;
+  bool ok = self.dim() >= 2;
+  if (ok && st[1].isIntList()) ok = static_cast<int64_t>(st[1].toIntList().size()) == d;
+  if (ok && st[1].isTensorList()) ok = static_cast<int64_t>(st[1].toTensorList().size()) == d;
+  if (ok && st.size() > 2 && st[2].isDoubleList()) ok = static_cast<int64_t>(st[2].toDoubleList().size()) == 2 * d;
+  if (!ok) ThrowTorch(env, box.qualified + ": expected input of at least 2 dimensions (N, D), D bins and 2*D range values");
+}
+
+struct Hazard {
+  const char* name;
+  Precheck check;       // null: refused
+  const char* refused;  // why, when refused
+};
+static const Hazard kHazards[] = {
+    {"aten::align_tensors", NonEmptyTensors, nullptr},
+    {"aten::native_channel_shuffle", nullptr, "it divides by zero on sizes it does not check (use channel_shuffle)"},
+    {"aten::channel_shuffle", PositiveGroups, nullptr},
+    {"aten::pixel_shuffle", ScaleFactor, nullptr},
+    {"aten::pixel_unshuffle", ScaleFactor, nullptr},
+    {"aten::lu_unpack", LuPivots, nullptr},
+    {"aten::histogramdd", Histogramdd, nullptr},
+    {"aten::embedding_bag", EmbeddingBag, nullptr},
+    {"aten::thnn_conv2d", nullptr, "it is an internal kernel that does not check its shapes (use conv2d)"},
+    {"aten::slow_conv3d", nullptr, "it is an internal kernel that does not check its shapes (use conv3d)"},
+    {"aten::slow_conv_dilated2d", nullptr, "it is an internal kernel that does not check its shapes (use conv2d)"},
+    {"aten::slow_conv_dilated3d", nullptr, "it is an internal kernel that does not check its shapes (use conv3d)"},
+    {"aten::slow_conv_transpose2d", nullptr, "it is an internal kernel that does not check its shapes (use conv_transpose2d)"},
+    {"aten::slow_conv_transpose3d", nullptr, "it is an internal kernel that does not check its shapes (use conv_transpose3d)"},
+    {"aten::to_sparse_bsr", Blocksize2, nullptr},
+    {"aten::to_sparse_bsc", Blocksize2, nullptr},
+    {"aten::special_chebyshev_polynomial_t", PolynomialDegree, nullptr},
+    {"aten::special_chebyshev_polynomial_u", PolynomialDegree, nullptr},
+    {"aten::special_chebyshev_polynomial_v", PolynomialDegree, nullptr},
+    {"aten::special_chebyshev_polynomial_w", PolynomialDegree, nullptr},
+    {"aten::special_shifted_chebyshev_polynomial_t", PolynomialDegree, nullptr},
+    {"aten::special_shifted_chebyshev_polynomial_u", PolynomialDegree, nullptr},
+    {"aten::special_shifted_chebyshev_polynomial_v", PolynomialDegree, nullptr},
+    {"aten::special_shifted_chebyshev_polynomial_w", PolynomialDegree, nullptr},
+    {"aten::special_hermite_polynomial_h", PolynomialDegree, nullptr},
+    {"aten::special_hermite_polynomial_he", PolynomialDegree, nullptr},
+    {"aten::special_laguerre_polynomial_l", PolynomialDegree, nullptr},
+    {"aten::special_legendre_polynomial_p", PolynomialDegree, nullptr},
+    {"aten::quantized_lstm_cell", nullptr, "it reads packed quantized weights without checking them"},
+    {"aten::quantized_gru_cell", nullptr, "it reads packed quantized weights without checking them"},
+    {"aten::quantized_rnn_relu_cell", nullptr, "it reads packed quantized weights without checking them"},
+    {"aten::quantized_rnn_tanh_cell", nullptr, "it reads packed quantized weights without checking them"},
+    {"aten::slow_conv3d_forward", nullptr, "it is an internal kernel that does not check its shapes (use conv3d)"},
+    {"aten::choose_qparams_optimized", nullptr, "it reads `numel` elements of input without checking the size"},
+};
 
 static OpBox* Unbox(const Napi::Value& v) {
   if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&kOpTag)) {
@@ -150,6 +274,12 @@ static Napi::Value OpHandle(const Napi::CallbackInfo& info) {
   if (!h || !h->hasSchema()) ThrowTorch(env, "op " + q + " is not in libtorch " + compat::TorchVersion());
   auto box = std::make_unique<OpBox>(*h);
   box->qualified = q;
+  for (const auto& hz : kHazards) {
+    if (name == hz.name) {
+      box->precheck = hz.check;
+      box->refused = hz.refused;
+    }
+  }
   const c10::FunctionSchema& schema = h->schema();
   for (const auto& a : schema.arguments()) box->args.push_back(SpecOf(a, q, overload));
   for (const auto& r : schema.returns()) {
@@ -246,7 +376,18 @@ static c10::IValue ListToIValue(const Napi::CallbackInfo& info, size_t i, const 
     case Base::Int: {
       if (!v.IsArray() && !v.IsNumber() && !v.IsBigInt()) ThrowType(env, Expected("an integer or an array of integers", s, v));
       std::vector<int64_t> l = ArgIntList(info, i, label);
-      if (!v.IsArray() && s.n > 1) l.assign(static_cast<size_t>(s.n), l[0]);
+      // Kernels index an `int[N]` (N >= 2) argument up to N without checking its length
+      // (reflection_pad1d, to_sparse_bsr crashed on []), so the length is checked here:
+      // N values, one value repeated, or none where the schema's default is []. (`int[1]`
+      // is PyTorch's "one int or any list", as sum's dims.)
+      if (s.n >= 2 && l.size() != static_cast<size_t>(s.n)) {
+        if (l.size() == 1) {
+          l.assign(static_cast<size_t>(s.n), l[0]);
+        } else if (!(l.empty() && s.emptyOk)) {
+          ThrowRange(env, "Expected one integer or a list of " + std::to_string(s.n) + " for " + s.label + " but received " +
+                              std::to_string(l.size()) + " values");
+        }
+      }
       return c10::IValue(std::move(l));
     }
     case Base::Float:
@@ -257,6 +398,10 @@ static c10::IValue ListToIValue(const Napi::CallbackInfo& info, size_t i, const 
       if (one && s.n <= 1) ThrowType(env, Expected("an array", s, v));
       Napi::Array arr = one ? Napi::Array::New(env) : v.As<Napi::Array>();
       const uint32_t len = one ? static_cast<uint32_t>(s.n) : arr.Length();
+      if (!one && s.n >= 2 && len != static_cast<uint32_t>(s.n) && !(len == 0 && s.emptyOk)) {
+        ThrowRange(env, "Expected a list of " + std::to_string(s.n) + " values for " + s.label + " but received " +
+                            std::to_string(len) + " values");
+      }
       auto elem = [&](uint32_t k) { return one ? v : arr.Get(k); };
       auto bad = [&](const char* what, uint32_t k, const Napi::Value& e) {
         ThrowType(env, std::string("Expected ") + what + " for " + s.label + "[" + std::to_string(k) + "] but received " + Describe(e));
@@ -437,13 +582,30 @@ static Napi::Value FromIValue(Napi::Env env, const c10::IValue& v, Base hint) {
 static Napi::Value CallOp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   OpBox* box = Unbox(info[0]);
+  if (box->refused) ThrowTorch(env, "op " + box->qualified + " is not callable through torchnode: " + box->refused);
   const size_t nargs = box->args.size();
   if (info.Length() > nargs + 1) {
     ThrowType(env, box->qualified + " takes " + std::to_string(nargs) + " arguments but received " +
                        std::to_string(info.Length() - 1));
   }
-  torch::jit::Stack stack;
-  stack.reserve(std::max(nargs, box->rets.size()));
+  // One stack per thread, reused: no allocation per call. A call made while one is
+  // converting its arguments (a getter on an array element calling back in) gets its
+  // own. Cleared on every exit, so no tensor stays alive in it.
+  thread_local torch::jit::Stack shared;
+  thread_local bool busy = false;
+  torch::jit::Stack own;
+  const bool mine = !busy;
+  torch::jit::Stack& stack = mine ? shared : own;
+  stack.clear();
+  if (mine) busy = true;
+  struct Clear {
+    torch::jit::Stack& s;
+    bool release;
+    ~Clear() {
+      s.clear();
+      if (release) busy = false;
+    }
+  } clear{stack, mine};
   for (size_t k = 0; k < nargs; k++) {
     const ArgSpec& s = box->args[k];
     const size_t i = k + 1;
@@ -472,11 +634,16 @@ static Napi::Value CallOp(const Napi::CallbackInfo& info) {
     }
     stack.push_back(ToIValue(info, i, s));
   }
+  if (box->precheck) box->precheck(env, *box, stack);
   box->op.callBoxed(stack);
   const size_t nret = box->rets.size();
   auto one = [&](size_t r) -> Napi::Value {
     const RetSpec& rs = box->rets[r];
     if (rs.aliasOf >= 0) return info[static_cast<size_t>(rs.aliasOf) + 1];
+    if (stack[r].isTensor()) {
+      at::Tensor t = std::move(stack[r]).toTensor();
+      return t.defined() ? Wrap(env, std::move(t)) : env.Null();
+    }
     return FromIValue(env, stack[r], rs.base);
   };
   if (stack.size() != nret) ThrowTorch(env, box->qualified + " returned " + std::to_string(stack.size()) + " values");
