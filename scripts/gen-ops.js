@@ -129,7 +129,7 @@ function tsReturns(s, method) {
 }
 
 /** TS overload signatures for one schema; `method` drops self. */
-function signatures(s, method) {
+function signatures(s, method, tuple = false) {
   const args = method ? s.args.slice(1) : s.args;
   const positional = args.filter((a) => !a.kwargOnly);
   let lastRequired = -1;
@@ -156,16 +156,25 @@ function signatures(s, method) {
   const req = required.map((a) => `${pname(a)}: ${tsArg(a)}`);
   const opt = optional.map((a) => `${pname(a)}?: ${tsArg(a)}`);
   const ret = tsReturns(s, method);
-  const out = [];
+  const forms = [];
   const list = (xs) => xs.filter(Boolean).join(', ');
-  out.push(`(${list([...req, ...opt, optsParam])}): ${ret}`);
-  if (opt.length && optsParam) out.push(`(${list([...req, optsParam])}): ${ret}`);
+  forms.push(list([...req, ...opt, optsParam]));
+  if (opt.length && optsParam) forms.push(list([...req, optsParam]));
   // Python's varargs form for a lone int list.
-  if (positional.length === 1 && positional[0].base === 'int' && positional[0].list) {
-    out.push(`(...${pname({ name: positional[0].name + '_' })}: number[]): ${ret}`);
-    if (opts) out.push(`(...args: [...size: number[], options: ${opts}]): ${ret}`);
+  const varargs = positional.length === 1 && positional[0].base === 'int' && positional[0].list;
+  if (varargs) {
+    forms.push(`...${pname({ name: positional[0].name + '_' })}: number[]`);
+    if (opts) forms.push(`...${pname({ name: positional[0].name + '__' })}: number[], options: ${opts}`);
   }
-  return out;
+  if (!tuple) {
+    return forms.map((f) => (f.startsWith('...') && f.includes(', options') ? `(...args: [${f}]): ${ret}` : `(${f}): ${ret}`));
+  }
+  // Methods: one signature per schema (the first optional positional parameter may be
+  // the options object instead). Tensor carries every generated method, and each extra
+  // signature or union of argument lists multiplies the cost of every structural check
+  // of Tensor: tsc took 4x as long with the forms above as overloads.
+  const firstOpt = opt.length && opts ? [opt[0].replace(/\?: (.*)$/, (_m, t) => `?: ${t} | ${opts}`), ...opt.slice(1)] : opt;
+  return [`(${list([...req, ...firstOpt, optsParam])}): ${ret}`];
 }
 
 // ---- metadata -------------------------------------------------------------------
@@ -234,9 +243,11 @@ L.push('  return f;');
 L.push('}');
 L.push('');
 L.push('// ---- overload metadata: [overload, args (`*`: keyword-only, `=`: has a default), returns (`@i`: argument i in place)]');
-for (const o of ops) {
-  L.push(`const $${o.short} = op(${JSON.stringify(o.name)}, ${JSON.stringify(o.overloads.map(defOf))} as readonly OverloadDef[]);`);
-}
+// One JSON string, parsed at load: a literal this size would cost the type checker more than the rest of the file.
+const meta = {};
+for (const o of ops) meta[o.short] = o.overloads.map(defOf);
+L.push(`const META: Record<string, OverloadDef[]> = JSON.parse(${JSON.stringify(JSON.stringify(meta))});`);
+for (const o of ops) L.push(`const $${o.short} = op(${JSON.stringify(o.name)}, META[${JSON.stringify(o.short)}]);`);
 L.push('');
 L.push('// ---- functions: torch.ops.* (all), torch.* (those in functions.ts) ----');
 for (const o of ops) {
@@ -257,7 +268,7 @@ L.push("declare module '../tensor' {");
 L.push('  interface Tensor {');
 for (const o of ops.filter((x) => x.method)) {
   for (const s of o.methodOverloads) {
-    for (const sig of signatures(s, true)) {
+    for (const sig of signatures(s, true, true)) {
       L.push(schemaDoc([s], '    '));
       L.push(`    ${o.js}${sig};`);
     }

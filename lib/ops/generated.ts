@@ -18,995 +18,996 @@ function mark<F extends Function>(f: F): F {
 }
 
 // ---- overload metadata: [overload, args (`*`: keyword-only, `=`: has a default), returns (`@i`: argument i in place)]
-const $abs = op("aten::abs", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $abs_ = op("aten::abs_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $absolute = op("aten::absolute", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $absolute_ = op("aten::absolute_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $acos = op("aten::acos", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $acos_ = op("aten::acos_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $acosh = op("aten::acosh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $acosh_ = op("aten::acosh_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $adaptive_avg_pool1d = op("aten::adaptive_avg_pool1d", [["",["self:Tensor","output_size:int[1]"],["Tensor"]]] as readonly OverloadDef[]);
-const $adaptive_avg_pool2d = op("aten::adaptive_avg_pool2d", [["",["self:Tensor","output_size:SymInt[2]"],["Tensor"]]] as readonly OverloadDef[]);
-const $adaptive_avg_pool3d = op("aten::adaptive_avg_pool3d", [["",["self:Tensor","output_size:int[3]"],["Tensor"]]] as readonly OverloadDef[]);
-const $adaptive_max_pool1d = op("aten::adaptive_max_pool1d", [["",["self:Tensor","output_size:int[1]"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $adaptive_max_pool2d = op("aten::adaptive_max_pool2d", [["",["self:Tensor","output_size:int[2]"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $adaptive_max_pool3d = op("aten::adaptive_max_pool3d", [["",["self:Tensor","output_size:int[3]"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $add = op("aten::add", [["Scalar",["self:Tensor","other:Scalar","alpha:Scalar="],["Tensor"]],["Tensor",["self:Tensor","other:Tensor","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $add_ = op("aten::add_", [["Tensor",["self:Tensor","other:Tensor","*alpha:Scalar="],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar","alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $addbmm = op("aten::addbmm", [["",["self:Tensor","batch1:Tensor","batch2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $addbmm_ = op("aten::addbmm_", [["",["self:Tensor","batch1:Tensor","batch2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $addcdiv = op("aten::addcdiv", [["",["self:Tensor","tensor1:Tensor","tensor2:Tensor","*value:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $addcdiv_ = op("aten::addcdiv_", [["",["self:Tensor","tensor1:Tensor","tensor2:Tensor","*value:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $addcmul = op("aten::addcmul", [["",["self:Tensor","tensor1:Tensor","tensor2:Tensor","*value:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $addcmul_ = op("aten::addcmul_", [["",["self:Tensor","tensor1:Tensor","tensor2:Tensor","*value:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $addmm = op("aten::addmm", [["",["self:Tensor","mat1:Tensor","mat2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $addmm_ = op("aten::addmm_", [["",["self:Tensor","mat1:Tensor","mat2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $addmv = op("aten::addmv", [["",["self:Tensor","mat:Tensor","vec:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $addmv_ = op("aten::addmv_", [["",["self:Tensor","mat:Tensor","vec:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $addr = op("aten::addr", [["",["self:Tensor","vec1:Tensor","vec2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $addr_ = op("aten::addr_", [["",["self:Tensor","vec1:Tensor","vec2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $adjoint = op("aten::adjoint", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $affine_grid_generator = op("aten::affine_grid_generator", [["",["theta:Tensor","size:int[]","align_corners:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $alias = op("aten::alias", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $alias_copy = op("aten::alias_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $align_as = op("aten::align_as", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $align_tensors = op("aten::align_tensors", [["",["tensors:Tensor[]"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $all = op("aten::all", [["",["self:Tensor"],["Tensor"]],["dim",["self:Tensor","dim:int","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $allclose = op("aten::allclose", [["",["self:Tensor","other:Tensor","rtol:float=","atol:float=","equal_nan:bool="],["bool"]]] as readonly OverloadDef[]);
-const $alpha_dropout = op("aten::alpha_dropout", [["",["input:Tensor","p:float","train:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $alpha_dropout_ = op("aten::alpha_dropout_", [["",["self:Tensor","p:float","train:bool"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $amax = op("aten::amax", [["",["self:Tensor","dim:int[1]=","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $amin = op("aten::amin", [["",["self:Tensor","dim:int[1]=","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $aminmax = op("aten::aminmax", [["",["self:Tensor","*dim:int?=","*keepdim:bool="],["min:Tensor","max:Tensor"]]] as readonly OverloadDef[]);
-const $angle = op("aten::angle", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $any = op("aten::any", [["",["self:Tensor"],["Tensor"]],["dim",["self:Tensor","dim:int","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $arange = op("aten::arange", [["",["end:Scalar","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["start_step",["start:Scalar","end:Scalar","step:Scalar=","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["start",["start:Scalar","end:Scalar","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $arccos = op("aten::arccos", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $arccos_ = op("aten::arccos_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $arccosh = op("aten::arccosh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $arccosh_ = op("aten::arccosh_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $arcsin = op("aten::arcsin", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $arcsin_ = op("aten::arcsin_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $arcsinh = op("aten::arcsinh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $arcsinh_ = op("aten::arcsinh_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $arctan = op("aten::arctan", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $arctan2 = op("aten::arctan2", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $arctan2_ = op("aten::arctan2_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $arctan_ = op("aten::arctan_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $arctanh = op("aten::arctanh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $arctanh_ = op("aten::arctanh_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $argmax = op("aten::argmax", [["",["self:Tensor","dim:int?=","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $argmin = op("aten::argmin", [["",["self:Tensor","dim:int?=","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $argsort = op("aten::argsort", [["",["self:Tensor","dim:int=","descending:bool="],["Tensor"]],["stable",["self:Tensor","*stable:bool","*dim:int=","*descending:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $argwhere = op("aten::argwhere", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $as_strided = op("aten::as_strided", [["",["self:Tensor","size:SymInt[]","stride:SymInt[]","storage_offset:SymInt?="],["Tensor"]]] as readonly OverloadDef[]);
-const $as_strided_ = op("aten::as_strided_", [["",["self:Tensor","size:SymInt[]","stride:SymInt[]","storage_offset:SymInt?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $as_strided_copy = op("aten::as_strided_copy", [["",["self:Tensor","size:SymInt[]","stride:SymInt[]","storage_offset:SymInt?="],["Tensor"]]] as readonly OverloadDef[]);
-const $as_strided_scatter = op("aten::as_strided_scatter", [["",["self:Tensor","src:Tensor","size:SymInt[]","stride:SymInt[]","storage_offset:SymInt?="],["Tensor"]]] as readonly OverloadDef[]);
-const $asin = op("aten::asin", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $asin_ = op("aten::asin_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $asinh = op("aten::asinh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $asinh_ = op("aten::asinh_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $atan = op("aten::atan", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $atan2 = op("aten::atan2", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $atan2_ = op("aten::atan2_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $atan_ = op("aten::atan_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $atanh = op("aten::atanh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $atanh_ = op("aten::atanh_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $atleast_1d = op("aten::atleast_1d", [["",["self:Tensor"],["Tensor"]],["Sequence",["tensors:Tensor[]"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $atleast_2d = op("aten::atleast_2d", [["",["self:Tensor"],["Tensor"]],["Sequence",["tensors:Tensor[]"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $atleast_3d = op("aten::atleast_3d", [["",["self:Tensor"],["Tensor"]],["Sequence",["tensors:Tensor[]"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $avg_pool1d = op("aten::avg_pool1d", [["",["self:Tensor","kernel_size:int[1]","stride:int[1]=","padding:int[1]=","ceil_mode:bool=","count_include_pad:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $avg_pool2d = op("aten::avg_pool2d", [["",["self:Tensor","kernel_size:int[2]","stride:int[2]=","padding:int[2]=","ceil_mode:bool=","count_include_pad:bool=","divisor_override:int?="],["Tensor"]]] as readonly OverloadDef[]);
-const $avg_pool3d = op("aten::avg_pool3d", [["",["self:Tensor","kernel_size:int[3]","stride:int[3]=","padding:int[3]=","ceil_mode:bool=","count_include_pad:bool=","divisor_override:int?="],["Tensor"]]] as readonly OverloadDef[]);
-const $baddbmm = op("aten::baddbmm", [["",["self:Tensor","batch1:Tensor","batch2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $baddbmm_ = op("aten::baddbmm_", [["",["self:Tensor","batch1:Tensor","batch2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $bartlett_window = op("aten::bartlett_window", [["",["window_length:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["periodic",["window_length:int","periodic:bool","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $batch_norm = op("aten::batch_norm", [["",["input:Tensor","weight:Tensor?","bias:Tensor?","running_mean:Tensor?","running_var:Tensor?","training:bool","momentum:float","eps:float","cudnn_enabled:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $batch_norm_elemt = op("aten::batch_norm_elemt", [["",["input:Tensor","weight:Tensor?","bias:Tensor?","mean:Tensor","invstd:Tensor","eps:float"],["Tensor"]]] as readonly OverloadDef[]);
-const $batch_norm_gather_stats = op("aten::batch_norm_gather_stats", [["",["input:Tensor","mean:Tensor","invstd:Tensor","running_mean:Tensor?","running_var:Tensor?","momentum:float","eps:float","count:int"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $batch_norm_gather_stats_with_counts = op("aten::batch_norm_gather_stats_with_counts", [["",["input:Tensor","mean:Tensor","invstd:Tensor","running_mean:Tensor?","running_var:Tensor?","momentum:float","eps:float","counts:Tensor"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $batch_norm_stats = op("aten::batch_norm_stats", [["",["input:Tensor","eps:float"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $batch_norm_update_stats = op("aten::batch_norm_update_stats", [["",["input:Tensor","running_mean:Tensor?","running_var:Tensor?","momentum:float"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $bernoulli = op("aten::bernoulli", [["",["self:Tensor","*generator:Generator?="],["Tensor"]],["p",["self:Tensor","p:float","*generator:Generator?="],["Tensor"]],["Tensor",["self:Tensor","p:Tensor","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $bernoulli_ = op("aten::bernoulli_", [["Tensor",["self:Tensor","p:Tensor","*generator:Generator?="],["Tensor@0"]],["float",["self:Tensor","p:float=","*generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $bilinear = op("aten::bilinear", [["",["input1:Tensor","input2:Tensor","weight:Tensor","bias:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $binary_cross_entropy = op("aten::binary_cross_entropy", [["",["self:Tensor","target:Tensor","weight:Tensor?=","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $binary_cross_entropy_with_logits = op("aten::binary_cross_entropy_with_logits", [["",["self:Tensor","target:Tensor","weight:Tensor?=","pos_weight:Tensor?=","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $bincount = op("aten::bincount", [["",["self:Tensor","weights:Tensor?=","minlength:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $binomial = op("aten::binomial", [["",["count:Tensor","prob:Tensor","generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $bitwise_and = op("aten::bitwise_and", [["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Scalar_Tensor",["self:Scalar","other:Tensor"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $bitwise_and_ = op("aten::bitwise_and_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $bitwise_left_shift = op("aten::bitwise_left_shift", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar_Tensor",["self:Scalar","other:Tensor"],["Tensor"]],["Tensor_Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $bitwise_left_shift_ = op("aten::bitwise_left_shift_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Tensor_Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $bitwise_not = op("aten::bitwise_not", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $bitwise_not_ = op("aten::bitwise_not_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $bitwise_or = op("aten::bitwise_or", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Scalar_Tensor",["self:Scalar","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $bitwise_or_ = op("aten::bitwise_or_", [["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $bitwise_right_shift = op("aten::bitwise_right_shift", [["Scalar_Tensor",["self:Scalar","other:Tensor"],["Tensor"]],["Tensor_Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $bitwise_right_shift_ = op("aten::bitwise_right_shift_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Tensor_Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $bitwise_xor = op("aten::bitwise_xor", [["Scalar_Tensor",["self:Scalar","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $bitwise_xor_ = op("aten::bitwise_xor_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $blackman_window = op("aten::blackman_window", [["",["window_length:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["periodic",["window_length:int","periodic:bool","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $block_diag = op("aten::block_diag", [["",["tensors:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $bmm = op("aten::bmm", [["",["self:Tensor","mat2:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $broadcast_tensors = op("aten::broadcast_tensors", [["",["tensors:Tensor[]"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $broadcast_to = op("aten::broadcast_to", [["",["self:Tensor","size:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $bucketize = op("aten::bucketize", [["Tensor",["self:Tensor","boundaries:Tensor","*out_int32:bool=","*right:bool="],["Tensor"]],["Scalar",["self:Scalar","boundaries:Tensor","*out_int32:bool=","*right:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $can_cast = op("aten::can_cast", [["",["from:ScalarType","to:ScalarType"],["bool"]]] as readonly OverloadDef[]);
-const $cartesian_prod = op("aten::cartesian_prod", [["",["tensors:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $cat = op("aten::cat", [["",["tensors:Tensor[]","dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $cauchy = op("aten::cauchy", [["",["self:Tensor","median:float=","sigma:float=","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $cauchy_ = op("aten::cauchy_", [["",["self:Tensor","median:float=","sigma:float=","*generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $ccol_indices = op("aten::ccol_indices", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $ccol_indices_copy = op("aten::ccol_indices_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $cdist = op("aten::cdist", [["",["x1:Tensor","x2:Tensor","p:float=","compute_mode:int?="],["Tensor"]]] as readonly OverloadDef[]);
-const $ceil = op("aten::ceil", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $ceil_ = op("aten::ceil_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $celu = op("aten::celu", [["",["self:Tensor","alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $celu_ = op("aten::celu_", [["",["self:Tensor","alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $chain_matmul = op("aten::chain_matmul", [["",["matrices:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $chalf = op("aten::chalf", [["",["self:Tensor","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $channel_shuffle = op("aten::channel_shuffle", [["",["self:Tensor","groups:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $cholesky = op("aten::cholesky", [["",["self:Tensor","upper:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $cholesky_inverse = op("aten::cholesky_inverse", [["",["self:Tensor","upper:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $cholesky_solve = op("aten::cholesky_solve", [["",["self:Tensor","input2:Tensor","upper:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $choose_qparams_optimized = op("aten::choose_qparams_optimized", [["",["input:Tensor","numel:int","n_bins:int","ratio:float","bit_width:int"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $chunk = op("aten::chunk", [["",["self:Tensor","chunks:int","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $clamp = op("aten::clamp", [["",["self:Tensor","min:Scalar?=","max:Scalar?="],["Tensor"]],["Tensor",["self:Tensor","min:Tensor?=","max:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $clamp_ = op("aten::clamp_", [["",["self:Tensor","min:Scalar?=","max:Scalar?="],["Tensor@0"]],["Tensor",["self:Tensor","min:Tensor?=","max:Tensor?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $clamp_max = op("aten::clamp_max", [["",["self:Tensor","max:Scalar"],["Tensor"]],["Tensor",["self:Tensor","max:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $clamp_max_ = op("aten::clamp_max_", [["",["self:Tensor","max:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","max:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $clamp_min = op("aten::clamp_min", [["",["self:Tensor","min:Scalar"],["Tensor"]],["Tensor",["self:Tensor","min:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $clamp_min_ = op("aten::clamp_min_", [["",["self:Tensor","min:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","min:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $clip = op("aten::clip", [["",["self:Tensor","min:Scalar?=","max:Scalar?="],["Tensor"]],["Tensor",["self:Tensor","min:Tensor?=","max:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $clip_ = op("aten::clip_", [["",["self:Tensor","min:Scalar?=","max:Scalar?="],["Tensor@0"]],["Tensor",["self:Tensor","min:Tensor?=","max:Tensor?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $clone = op("aten::clone", [["",["self:Tensor","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $coalesce = op("aten::coalesce", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $col2im = op("aten::col2im", [["",["self:Tensor","output_size:SymInt[2]","kernel_size:int[2]","dilation:int[2]","padding:int[2]","stride:int[2]"],["Tensor"]]] as readonly OverloadDef[]);
-const $col_indices = op("aten::col_indices", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $col_indices_copy = op("aten::col_indices_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $column_stack = op("aten::column_stack", [["",["tensors:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $combinations = op("aten::combinations", [["",["self:Tensor","r:int=","with_replacement:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $complex = op("aten::complex", [["",["real:Tensor","imag:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $concat = op("aten::concat", [["",["tensors:Tensor[]","dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $concatenate = op("aten::concatenate", [["",["tensors:Tensor[]","dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $conj = op("aten::conj", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $conj_physical = op("aten::conj_physical", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $conj_physical_ = op("aten::conj_physical_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $constant_pad_nd = op("aten::constant_pad_nd", [["",["self:Tensor","pad:int[]","value:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $contiguous = op("aten::contiguous", [["",["self:Tensor","*memory_format:MemoryFormat="],["Tensor"]]] as readonly OverloadDef[]);
-const $conv1d = op("aten::conv1d", [["",["input:Tensor","weight:Tensor","bias:Tensor?=","stride:int[1]=","padding:int[1]=","dilation:int[1]=","groups:int="],["Tensor"]],["padding",["input:Tensor","weight:Tensor","bias:Tensor?=","stride:int[1]=","padding:str=","dilation:int[1]=","groups:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $conv2d = op("aten::conv2d", [["",["input:Tensor","weight:Tensor","bias:Tensor?=","stride:int[2]=","padding:int[2]=","dilation:int[2]=","groups:int="],["Tensor"]],["padding",["input:Tensor","weight:Tensor","bias:Tensor?=","stride:int[2]=","padding:str=","dilation:int[2]=","groups:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $conv3d = op("aten::conv3d", [["",["input:Tensor","weight:Tensor","bias:Tensor?=","stride:int[3]=","padding:int[3]=","dilation:int[3]=","groups:int="],["Tensor"]],["padding",["input:Tensor","weight:Tensor","bias:Tensor?=","stride:int[3]=","padding:str=","dilation:int[3]=","groups:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $conv_depthwise3d = op("aten::conv_depthwise3d", [["",["self:Tensor","weight:Tensor","kernel_size:int[3]","bias:Tensor?","stride:int[3]","padding:int[3]","dilation:int[3]"],["Tensor"]]] as readonly OverloadDef[]);
-const $conv_tbc = op("aten::conv_tbc", [["",["self:Tensor","weight:Tensor","bias:Tensor","pad:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $conv_transpose1d = op("aten::conv_transpose1d", [["",["input:Tensor","weight:Tensor","bias:Tensor?=","stride:int[1]=","padding:int[1]=","output_padding:int[1]=","groups:int=","dilation:int[1]="],["Tensor"]]] as readonly OverloadDef[]);
-const $conv_transpose2d = op("aten::conv_transpose2d", [["input",["input:Tensor","weight:Tensor","bias:Tensor?=","stride:int[2]=","padding:int[2]=","output_padding:int[2]=","groups:int=","dilation:int[2]="],["Tensor"]]] as readonly OverloadDef[]);
-const $conv_transpose3d = op("aten::conv_transpose3d", [["input",["input:Tensor","weight:Tensor","bias:Tensor?=","stride:int[3]=","padding:int[3]=","output_padding:int[3]=","groups:int=","dilation:int[3]="],["Tensor"]]] as readonly OverloadDef[]);
-const $convolution = op("aten::convolution", [["",["input:Tensor","weight:Tensor","bias:Tensor?","stride:int[]","padding:int[]","dilation:int[]","transposed:bool","output_padding:int[]","groups:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $convolution_overrideable = op("aten::convolution_overrideable", [["",["input:Tensor","weight:Tensor","bias:Tensor?","stride:int[]","padding:int[]","dilation:int[]","transposed:bool","output_padding:int[]","groups:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $copy = op("aten::copy", [["",["self:Tensor","src:Tensor","non_blocking:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $copy_ = op("aten::copy_", [["",["self:Tensor","src:Tensor","non_blocking:bool="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $copy_sparse_to_sparse = op("aten::copy_sparse_to_sparse", [["",["self:Tensor","src:Tensor","non_blocking:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $copy_sparse_to_sparse_ = op("aten::copy_sparse_to_sparse_", [["",["self:Tensor","src:Tensor","non_blocking:bool="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $copysign = op("aten::copysign", [["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $copysign_ = op("aten::copysign_", [["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $corrcoef = op("aten::corrcoef", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $cos = op("aten::cos", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $cos_ = op("aten::cos_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $cosh = op("aten::cosh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $cosh_ = op("aten::cosh_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $cosine_embedding_loss = op("aten::cosine_embedding_loss", [["",["input1:Tensor","input2:Tensor","target:Tensor","margin:float=","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $cosine_similarity = op("aten::cosine_similarity", [["",["x1:Tensor","x2:Tensor","dim:int=","eps:float="],["Tensor"]]] as readonly OverloadDef[]);
-const $count_nonzero = op("aten::count_nonzero", [["",["self:Tensor","dim:int?="],["Tensor"]],["dim_IntList",["self:Tensor","dim:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $cov = op("aten::cov", [["",["self:Tensor","*correction:int=","*fweights:Tensor?=","*aweights:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $cross = op("aten::cross", [["",["self:Tensor","other:Tensor","dim:int?="],["Tensor"]]] as readonly OverloadDef[]);
-const $cross_entropy_loss = op("aten::cross_entropy_loss", [["",["self:Tensor","target:Tensor","weight:Tensor?=","reduction:int=","ignore_index:int=","label_smoothing:float="],["Tensor"]]] as readonly OverloadDef[]);
-const $crow_indices = op("aten::crow_indices", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $crow_indices_copy = op("aten::crow_indices_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $ctc_loss = op("aten::ctc_loss", [["Tensor",["log_probs:Tensor","targets:Tensor","input_lengths:Tensor","target_lengths:Tensor","blank:int=","reduction:int=","zero_infinity:bool="],["Tensor"]],["IntList",["log_probs:Tensor","targets:Tensor","input_lengths:int[]","target_lengths:int[]","blank:int=","reduction:int=","zero_infinity:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $cudnn_affine_grid_generator = op("aten::cudnn_affine_grid_generator", [["",["theta:Tensor","N:int","C:int","H:int","W:int"],["grid:Tensor"]]] as readonly OverloadDef[]);
-const $cudnn_batch_norm = op("aten::cudnn_batch_norm", [["",["input:Tensor","weight:Tensor","bias:Tensor?","running_mean:Tensor?","running_var:Tensor?","training:bool","exponential_average_factor:float","epsilon:float"],["Tensor","Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $cudnn_convolution = op("aten::cudnn_convolution", [["",["self:Tensor","weight:Tensor","padding:int[]","stride:int[]","dilation:int[]","groups:int","benchmark:bool","deterministic:bool","allow_tf32:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $cudnn_convolution_add_relu = op("aten::cudnn_convolution_add_relu", [["",["self:Tensor","weight:Tensor","z:Tensor","alpha:Scalar?","bias:Tensor?","stride:int[]","padding:int[]","dilation:int[]","groups:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $cudnn_convolution_relu = op("aten::cudnn_convolution_relu", [["",["self:Tensor","weight:Tensor","bias:Tensor?","stride:int[]","padding:int[]","dilation:int[]","groups:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $cudnn_convolution_transpose = op("aten::cudnn_convolution_transpose", [["",["self:Tensor","weight:Tensor","padding:int[]","output_padding:int[]","stride:int[]","dilation:int[]","groups:int","benchmark:bool","deterministic:bool","allow_tf32:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $cudnn_grid_sampler = op("aten::cudnn_grid_sampler", [["",["self:Tensor","grid:Tensor"],["output:Tensor"]]] as readonly OverloadDef[]);
-const $cudnn_is_acceptable = op("aten::cudnn_is_acceptable", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $cummax = op("aten::cummax", [["",["self:Tensor","dim:int"],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $cummin = op("aten::cummin", [["",["self:Tensor","dim:int"],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $cumprod = op("aten::cumprod", [["",["self:Tensor","dim:int","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $cumprod_ = op("aten::cumprod_", [["",["self:Tensor","dim:int","*dtype:ScalarType?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $cumsum = op("aten::cumsum", [["",["self:Tensor","dim:int","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $cumsum_ = op("aten::cumsum_", [["",["self:Tensor","dim:int","*dtype:ScalarType?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $cumulative_trapezoid = op("aten::cumulative_trapezoid", [["x",["y:Tensor","x:Tensor","*dim:int="],["Tensor"]],["dx",["y:Tensor","*dx:Scalar=","*dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $data = op("aten::data", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $deg2rad = op("aten::deg2rad", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $deg2rad_ = op("aten::deg2rad_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $dense_dim = op("aten::dense_dim", [["",["self:Tensor"],["int"]]] as readonly OverloadDef[]);
-const $dequantize = op("aten::dequantize", [["self",["self:Tensor"],["Tensor"]],["tensors",["tensors:Tensor[]"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $det = op("aten::det", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $detach = op("aten::detach", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $detach_ = op("aten::detach_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $detach_copy = op("aten::detach_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $diag = op("aten::diag", [["",["self:Tensor","diagonal:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $diag_embed = op("aten::diag_embed", [["",["self:Tensor","offset:int=","dim1:int=","dim2:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $diagflat = op("aten::diagflat", [["",["self:Tensor","offset:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $diagonal = op("aten::diagonal", [["",["self:Tensor","offset:int=","dim1:int=","dim2:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $diagonal_copy = op("aten::diagonal_copy", [["",["self:Tensor","offset:int=","dim1:int=","dim2:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $diagonal_scatter = op("aten::diagonal_scatter", [["",["self:Tensor","src:Tensor","offset:int=","dim1:int=","dim2:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $diff = op("aten::diff", [["",["self:Tensor","n:int=","dim:int=","prepend:Tensor?=","append:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $digamma = op("aten::digamma", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $digamma_ = op("aten::digamma_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $dist = op("aten::dist", [["",["self:Tensor","other:Tensor","p:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $div = op("aten::div", [["Tensor_mode",["self:Tensor","other:Tensor","*rounding_mode:str?"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar_mode",["self:Tensor","other:Scalar","*rounding_mode:str?"],["Tensor"]]] as readonly OverloadDef[]);
-const $div_ = op("aten::div_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Tensor_mode",["self:Tensor","other:Tensor","*rounding_mode:str?"],["Tensor@0"]],["Scalar_mode",["self:Tensor","other:Scalar","*rounding_mode:str?"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $divide = op("aten::divide", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar_mode",["self:Tensor","other:Scalar","*rounding_mode:str?"],["Tensor"]],["Tensor_mode",["self:Tensor","other:Tensor","*rounding_mode:str?"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $divide_ = op("aten::divide_", [["Tensor_mode",["self:Tensor","other:Tensor","*rounding_mode:str?"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Scalar_mode",["self:Tensor","other:Scalar","*rounding_mode:str?"],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $dot = op("aten::dot", [["",["self:Tensor","tensor:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $dropout = op("aten::dropout", [["",["input:Tensor","p:float","train:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $dropout_ = op("aten::dropout_", [["",["self:Tensor","p:float","train:bool"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $dsplit = op("aten::dsplit", [["array",["self:Tensor","indices:int[]"],["Tensor[]"]],["int",["self:Tensor","sections:int"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $dstack = op("aten::dstack", [["",["tensors:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $einsum = op("aten::einsum", [["",["equation:str","tensors:Tensor[]","*path:int[]?="],["Tensor"]]] as readonly OverloadDef[]);
-const $elu = op("aten::elu", [["",["self:Tensor","alpha:Scalar=","scale:Scalar=","input_scale:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $elu_ = op("aten::elu_", [["",["self:Tensor","alpha:Scalar=","scale:Scalar=","input_scale:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $embedding = op("aten::embedding", [["",["weight:Tensor","indices:Tensor","padding_idx:int=","scale_grad_by_freq:bool=","sparse:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $embedding_bag = op("aten::embedding_bag", [["",["weight:Tensor","indices:Tensor","offsets:Tensor","scale_grad_by_freq:bool=","mode:int=","sparse:bool=","per_sample_weights:Tensor?=","include_last_offset:bool="],["Tensor","Tensor","Tensor","Tensor"]],["padding_idx",["weight:Tensor","indices:Tensor","offsets:Tensor","scale_grad_by_freq:bool","mode:int","sparse:bool","per_sample_weights:Tensor?","include_last_offset:bool","padding_idx:int?"],["Tensor","Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $embedding_renorm = op("aten::embedding_renorm", [["",["self:Tensor","indices:Tensor","max_norm:float","norm_type:float"],["Tensor"]]] as readonly OverloadDef[]);
-const $embedding_renorm_ = op("aten::embedding_renorm_", [["",["self:Tensor","indices:Tensor","max_norm:float","norm_type:float"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $empty = op("aten::empty", [["memory_format",["size:SymInt[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $empty_like = op("aten::empty_like", [["",["self:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $empty_quantized = op("aten::empty_quantized", [["",["size:int[]","qtensor:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $empty_strided = op("aten::empty_strided", [["",["size:SymInt[]","stride:SymInt[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $eq = op("aten::eq", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $eq_ = op("aten::eq_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $equal = op("aten::equal", [["",["self:Tensor","other:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $erf = op("aten::erf", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $erf_ = op("aten::erf_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $erfc = op("aten::erfc", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $erfc_ = op("aten::erfc_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $erfinv = op("aten::erfinv", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $erfinv_ = op("aten::erfinv_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $exp = op("aten::exp", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $exp2 = op("aten::exp2", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $exp2_ = op("aten::exp2_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $exp_ = op("aten::exp_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $expand = op("aten::expand", [["",["self:Tensor","size:SymInt[]","*implicit:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $expand_as = op("aten::expand_as", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $expand_copy = op("aten::expand_copy", [["",["self:Tensor","size:SymInt[]","*implicit:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $expm1 = op("aten::expm1", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $expm1_ = op("aten::expm1_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $exponential = op("aten::exponential", [["",["self:Tensor","lambd:float=","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $exponential_ = op("aten::exponential_", [["",["self:Tensor","lambd:float=","*generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $eye = op("aten::eye", [["",["n:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["m",["n:int","m:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fake_quantize_per_channel_affine = op("aten::fake_quantize_per_channel_affine", [["",["self:Tensor","scale:Tensor","zero_point:Tensor","axis:int","quant_min:int","quant_max:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $fake_quantize_per_channel_affine_cachemask = op("aten::fake_quantize_per_channel_affine_cachemask", [["",["self:Tensor","scale:Tensor","zero_point:Tensor","axis:int","quant_min:int","quant_max:int"],["output:Tensor","mask:Tensor"]]] as readonly OverloadDef[]);
-const $fake_quantize_per_tensor_affine = op("aten::fake_quantize_per_tensor_affine", [["",["self:Tensor","scale:float","zero_point:int","quant_min:int","quant_max:int"],["Tensor"]],["tensor_qparams",["self:Tensor","scale:Tensor","zero_point:Tensor","quant_min:int","quant_max:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $fake_quantize_per_tensor_affine_cachemask = op("aten::fake_quantize_per_tensor_affine_cachemask", [["",["self:Tensor","scale:float","zero_point:int","quant_min:int","quant_max:int"],["output:Tensor","mask:Tensor"]]] as readonly OverloadDef[]);
-const $fbgemm_linear_fp16_weight = op("aten::fbgemm_linear_fp16_weight", [["",["input:Tensor","packed_weight:Tensor","bias:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $fbgemm_linear_fp16_weight_fp32_activation = op("aten::fbgemm_linear_fp16_weight_fp32_activation", [["",["input:Tensor","packed_weight:Tensor","bias:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $fbgemm_linear_int8_weight = op("aten::fbgemm_linear_int8_weight", [["",["input:Tensor","weight:Tensor","packed:Tensor","col_offsets:Tensor","weight_scale:Scalar","weight_zero_point:Scalar","bias:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $fbgemm_linear_int8_weight_fp32_activation = op("aten::fbgemm_linear_int8_weight_fp32_activation", [["",["input:Tensor","weight:Tensor","packed:Tensor","col_offsets:Tensor","weight_scale:Scalar","weight_zero_point:Scalar","bias:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $fbgemm_linear_quantize_weight = op("aten::fbgemm_linear_quantize_weight", [["",["input:Tensor"],["Tensor","Tensor","float","int"]]] as readonly OverloadDef[]);
-const $fbgemm_pack_gemm_matrix_fp16 = op("aten::fbgemm_pack_gemm_matrix_fp16", [["",["input:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $fbgemm_pack_quantized_matrix = op("aten::fbgemm_pack_quantized_matrix", [["",["input:Tensor"],["Tensor"]],["KN",["input:Tensor","K:int","N:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $feature_alpha_dropout = op("aten::feature_alpha_dropout", [["",["input:Tensor","p:float","train:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $feature_alpha_dropout_ = op("aten::feature_alpha_dropout_", [["",["self:Tensor","p:float","train:bool"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $feature_dropout = op("aten::feature_dropout", [["",["input:Tensor","p:float","train:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $feature_dropout_ = op("aten::feature_dropout_", [["",["self:Tensor","p:float","train:bool"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $fft_fft = op("aten::fft_fft", [["",["self:Tensor","n:int?=","dim:int=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_fft2 = op("aten::fft_fft2", [["",["self:Tensor","s:int[1]?=","dim:int[1]=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_fftfreq = op("aten::fft_fftfreq", [["",["n:int","d:float=","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_fftn = op("aten::fft_fftn", [["",["self:Tensor","s:int[1]?=","dim:int[1]?=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_fftshift = op("aten::fft_fftshift", [["",["self:Tensor","dim:int[1]?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_hfft = op("aten::fft_hfft", [["",["self:Tensor","n:int?=","dim:int=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_hfft2 = op("aten::fft_hfft2", [["",["self:Tensor","s:int[1]?=","dim:int[1]=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_hfftn = op("aten::fft_hfftn", [["",["self:Tensor","s:int[1]?=","dim:int[1]?=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_ifft = op("aten::fft_ifft", [["",["self:Tensor","n:int?=","dim:int=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_ifft2 = op("aten::fft_ifft2", [["",["self:Tensor","s:int[1]?=","dim:int[1]=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_ifftn = op("aten::fft_ifftn", [["",["self:Tensor","s:int[1]?=","dim:int[1]?=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_ifftshift = op("aten::fft_ifftshift", [["",["self:Tensor","dim:int[1]?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_ihfft = op("aten::fft_ihfft", [["",["self:Tensor","n:int?=","dim:int=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_ihfft2 = op("aten::fft_ihfft2", [["",["self:Tensor","s:int[1]?=","dim:int[1]=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_ihfftn = op("aten::fft_ihfftn", [["",["self:Tensor","s:int[1]?=","dim:int[1]?=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_irfft = op("aten::fft_irfft", [["",["self:Tensor","n:int?=","dim:int=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_irfft2 = op("aten::fft_irfft2", [["",["self:Tensor","s:int[1]?=","dim:int[1]=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_irfftn = op("aten::fft_irfftn", [["",["self:Tensor","s:int[1]?=","dim:int[1]?=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_rfft = op("aten::fft_rfft", [["",["self:Tensor","n:int?=","dim:int=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_rfft2 = op("aten::fft_rfft2", [["",["self:Tensor","s:int[1]?=","dim:int[1]=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_rfftfreq = op("aten::fft_rfftfreq", [["",["n:int","d:float=","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fft_rfftn = op("aten::fft_rfftn", [["",["self:Tensor","s:int[1]?=","dim:int[1]?=","norm:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fill = op("aten::fill", [["Scalar",["self:Tensor","value:Scalar"],["Tensor"]],["Tensor",["self:Tensor","value:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $fill_ = op("aten::fill_", [["Scalar",["self:Tensor","value:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","value:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $fill_diagonal_ = op("aten::fill_diagonal_", [["",["self:Tensor","fill_value:Scalar","wrap:bool="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $fix = op("aten::fix", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $fix_ = op("aten::fix_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $flatten = op("aten::flatten", [["using_ints",["self:Tensor","start_dim:int=","end_dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $flatten_dense_tensors = op("aten::flatten_dense_tensors", [["",["tensors:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $flip = op("aten::flip", [["",["self:Tensor","dims:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $fliplr = op("aten::fliplr", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $flipud = op("aten::flipud", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $float_power = op("aten::float_power", [["Tensor_Scalar",["self:Tensor","exponent:Scalar"],["Tensor"]],["Scalar",["self:Scalar","exponent:Tensor"],["Tensor"]],["Tensor_Tensor",["self:Tensor","exponent:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $float_power_ = op("aten::float_power_", [["Tensor",["self:Tensor","exponent:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","exponent:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $floor = op("aten::floor", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $floor_ = op("aten::floor_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $floor_divide = op("aten::floor_divide", [["",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $floor_divide_ = op("aten::floor_divide_", [["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $fmax = op("aten::fmax", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $fmin = op("aten::fmin", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $fmod = op("aten::fmod", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $fmod_ = op("aten::fmod_", [["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $frac = op("aten::frac", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $frac_ = op("aten::frac_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $fractional_max_pool2d = op("aten::fractional_max_pool2d", [["",["self:Tensor","kernel_size:int[2]","output_size:int[2]","random_samples:Tensor"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $fractional_max_pool3d = op("aten::fractional_max_pool3d", [["",["self:Tensor","kernel_size:int[3]","output_size:int[3]","random_samples:Tensor"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $frexp = op("aten::frexp", [["Tensor",["self:Tensor"],["mantissa:Tensor","exponent:Tensor"]]] as readonly OverloadDef[]);
-const $frobenius_norm = op("aten::frobenius_norm", [["",["self:Tensor"],["Tensor"]],["dim",["self:Tensor","dim:int[1]","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $from_file = op("aten::from_file", [["",["filename:str","shared:bool?=","size:int?=","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $full = op("aten::full", [["",["size:SymInt[]","fill_value:Scalar","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $full_like = op("aten::full_like", [["",["self:Tensor","fill_value:Scalar","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $fused_moving_avg_obs_fake_quant = op("aten::fused_moving_avg_obs_fake_quant", [["",["self:Tensor","observer_on:Tensor","fake_quant_on:Tensor","running_min:Tensor","running_max:Tensor","scale:Tensor","zero_point:Tensor","averaging_const:float","quant_min:int","quant_max:int","ch_axis:int","per_row_fake_quant:bool=","symmetric_quant:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $gather = op("aten::gather", [["",["self:Tensor","dim:int","index:Tensor","*sparse_grad:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $gcd = op("aten::gcd", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $gcd_ = op("aten::gcd_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $ge = op("aten::ge", [["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $ge_ = op("aten::ge_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $gelu = op("aten::gelu", [["",["self:Tensor","*approximate:str="],["Tensor"]]] as readonly OverloadDef[]);
-const $gelu_ = op("aten::gelu_", [["",["self:Tensor","*approximate:str="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $geometric = op("aten::geometric", [["",["self:Tensor","p:float","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $geometric_ = op("aten::geometric_", [["",["self:Tensor","p:float","*generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $geqrf = op("aten::geqrf", [["",["self:Tensor"],["a:Tensor","tau:Tensor"]]] as readonly OverloadDef[]);
-const $ger = op("aten::ger", [["",["self:Tensor","vec2:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $get_gradients = op("aten::get_gradients", [["",["context_id:int"],["Dict(Tensor, Tensor)"]]] as readonly OverloadDef[]);
-const $glu = op("aten::glu", [["",["self:Tensor","dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $glu_jvp = op("aten::glu_jvp", [["",["glu:Tensor","x:Tensor","dx:Tensor","dim:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $gradient = op("aten::gradient", [["scalarrayint",["self:Tensor","*spacing:Scalar[]","*dim:int?=","*edge_order:int="],["Tensor[]"]],["array",["self:Tensor","*dim:int[]","*edge_order:int="],["Tensor[]"]],["scalararray",["self:Tensor","*spacing:Scalar","*dim:int[]","*edge_order:int="],["Tensor[]"]],["scalarint",["self:Tensor","*spacing:Scalar?=","*dim:int?=","*edge_order:int="],["Tensor[]"]],["tensorarrayint",["self:Tensor","*spacing:Tensor[]","*dim:int?=","*edge_order:int="],["Tensor[]"]],["tensorarray",["self:Tensor","*spacing:Tensor[]","*dim:int[]","*edge_order:int="],["Tensor[]"]],["scalarrayarray",["self:Tensor","*spacing:Scalar[]","*dim:int[]","*edge_order:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $greater = op("aten::greater", [["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $greater_ = op("aten::greater_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $greater_equal = op("aten::greater_equal", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $greater_equal_ = op("aten::greater_equal_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $grid_sampler = op("aten::grid_sampler", [["",["input:Tensor","grid:Tensor","interpolation_mode:int","padding_mode:int","align_corners:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $grid_sampler_2d = op("aten::grid_sampler_2d", [["",["input:Tensor","grid:Tensor","interpolation_mode:int","padding_mode:int","align_corners:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $grid_sampler_3d = op("aten::grid_sampler_3d", [["",["input:Tensor","grid:Tensor","interpolation_mode:int","padding_mode:int","align_corners:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $group_norm = op("aten::group_norm", [["",["input:Tensor","num_groups:int","weight:Tensor?=","bias:Tensor?=","eps:float=","cudnn_enabled:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $gru = op("aten::gru", [["data",["data:Tensor","batch_sizes:Tensor","hx:Tensor","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool"],["Tensor","Tensor"]],["input",["input:Tensor","hx:Tensor","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","batch_first:bool"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $gru_cell = op("aten::gru_cell", [["",["input:Tensor","hx:Tensor","w_ih:Tensor","w_hh:Tensor","b_ih:Tensor?=","b_hh:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $gt = op("aten::gt", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $gt_ = op("aten::gt_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $hamming_window = op("aten::hamming_window", [["",["window_length:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["periodic",["window_length:int","periodic:bool","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["periodic_alpha",["window_length:int","periodic:bool","alpha:float","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["periodic_alpha_beta",["window_length:int","periodic:bool","alpha:float","beta:float","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $hann_window = op("aten::hann_window", [["",["window_length:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["periodic",["window_length:int","periodic:bool","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $hardshrink = op("aten::hardshrink", [["",["self:Tensor","lambd:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $hardsigmoid = op("aten::hardsigmoid", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $hardsigmoid_ = op("aten::hardsigmoid_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $hardswish = op("aten::hardswish", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $hardswish_ = op("aten::hardswish_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $hardtanh = op("aten::hardtanh", [["",["self:Tensor","min_val:Scalar=","max_val:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $hardtanh_ = op("aten::hardtanh_", [["",["self:Tensor","min_val:Scalar=","max_val:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $heaviside = op("aten::heaviside", [["",["self:Tensor","values:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $heaviside_ = op("aten::heaviside_", [["",["self:Tensor","values:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $hinge_embedding_loss = op("aten::hinge_embedding_loss", [["",["self:Tensor","target:Tensor","margin:float=","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $histc = op("aten::histc", [["",["self:Tensor","bins:int=","min:Scalar=","max:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $histogram = op("aten::histogram", [["bin_ct",["self:Tensor","bins:int=","*range:float[]?=","*weight:Tensor?=","*density:bool="],["hist:Tensor","bin_edges:Tensor"]],["bins_tensor",["self:Tensor","bins:Tensor","*weight:Tensor?=","*density:bool="],["hist:Tensor","bin_edges:Tensor"]]] as readonly OverloadDef[]);
-const $histogramdd = op("aten::histogramdd", [["",["self:Tensor","bins:int[]","range:float[]?=","weight:Tensor?=","density:bool="],["hist:Tensor","bin_edges:Tensor[]"]],["int_bins",["self:Tensor","bins:int","range:float[]?=","weight:Tensor?=","density:bool="],["hist:Tensor","bin_edges:Tensor[]"]],["TensorList_bins",["self:Tensor","bins:Tensor[]","range:float[]?=","weight:Tensor?=","density:bool="],["hist:Tensor","bin_edges:Tensor[]"]]] as readonly OverloadDef[]);
-const $hsplit = op("aten::hsplit", [["array",["self:Tensor","indices:int[]"],["Tensor[]"]],["int",["self:Tensor","sections:int"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $hspmm = op("aten::hspmm", [["",["mat1:Tensor","mat2:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $hstack = op("aten::hstack", [["",["tensors:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $huber_loss = op("aten::huber_loss", [["",["self:Tensor","target:Tensor","reduction:int=","delta:float="],["Tensor"]]] as readonly OverloadDef[]);
-const $hypot = op("aten::hypot", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $hypot_ = op("aten::hypot_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $i0 = op("aten::i0", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $i0_ = op("aten::i0_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $igamma = op("aten::igamma", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $igamma_ = op("aten::igamma_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $igammac = op("aten::igammac", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $igammac_ = op("aten::igammac_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $im2col = op("aten::im2col", [["",["self:Tensor","kernel_size:int[2]","dilation:int[2]","padding:int[2]","stride:int[2]"],["Tensor"]]] as readonly OverloadDef[]);
-const $imag = op("aten::imag", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $index = op("aten::index", [["Tensor",["self:Tensor","indices:Tensor?[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $index_add = op("aten::index_add", [["",["self:Tensor","dim:int","index:Tensor","source:Tensor","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $index_add_ = op("aten::index_add_", [["",["self:Tensor","dim:int","index:Tensor","source:Tensor","*alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $index_copy = op("aten::index_copy", [["",["self:Tensor","dim:int","index:Tensor","source:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $index_copy_ = op("aten::index_copy_", [["",["self:Tensor","dim:int","index:Tensor","source:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $index_fill = op("aten::index_fill", [["int_Tensor",["self:Tensor","dim:int","index:Tensor","value:Tensor"],["Tensor"]],["int_Scalar",["self:Tensor","dim:int","index:Tensor","value:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $index_fill_ = op("aten::index_fill_", [["int_Tensor",["self:Tensor","dim:int","index:Tensor","value:Tensor"],["Tensor@0"]],["int_Scalar",["self:Tensor","dim:int","index:Tensor","value:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $index_put = op("aten::index_put", [["",["self:Tensor","indices:Tensor?[]","values:Tensor","accumulate:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $index_put_ = op("aten::index_put_", [["",["self:Tensor","indices:Tensor?[]","values:Tensor","accumulate:bool="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $index_reduce = op("aten::index_reduce", [["",["self:Tensor","dim:int","index:Tensor","source:Tensor","reduce:str","*include_self:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $index_reduce_ = op("aten::index_reduce_", [["",["self:Tensor","dim:int","index:Tensor","source:Tensor","reduce:str","*include_self:bool="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $index_select = op("aten::index_select", [["",["self:Tensor","dim:int","index:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $indices = op("aten::indices", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $indices_copy = op("aten::indices_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $inner = op("aten::inner", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $instance_norm = op("aten::instance_norm", [["",["input:Tensor","weight:Tensor?","bias:Tensor?","running_mean:Tensor?","running_var:Tensor?","use_input_stats:bool","momentum:float","eps:float","cudnn_enabled:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $int_repr = op("aten::int_repr", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $inverse = op("aten::inverse", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $is_coalesced = op("aten::is_coalesced", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_complex = op("aten::is_complex", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_conj = op("aten::is_conj", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_distributed = op("aten::is_distributed", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_floating_point = op("aten::is_floating_point", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_inference = op("aten::is_inference", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_leaf = op("aten::is_leaf", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_neg = op("aten::is_neg", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_nonzero = op("aten::is_nonzero", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_pinned = op("aten::is_pinned", [["",["self:Tensor","device:Device?="],["bool"]]] as readonly OverloadDef[]);
-const $is_same_size = op("aten::is_same_size", [["",["self:Tensor","other:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_set_to = op("aten::is_set_to", [["",["self:Tensor","tensor:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_signed = op("aten::is_signed", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $is_vulkan_available = op("aten::is_vulkan_available", [["",[],["bool"]]] as readonly OverloadDef[]);
-const $isclose = op("aten::isclose", [["",["self:Tensor","other:Tensor","rtol:float=","atol:float=","equal_nan:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $isfinite = op("aten::isfinite", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $isin = op("aten::isin", [["Scalar_Tensor",["element:Scalar","test_elements:Tensor","*assume_unique:bool=","*invert:bool="],["Tensor"]],["Tensor_Scalar",["elements:Tensor","test_element:Scalar","*assume_unique:bool=","*invert:bool="],["Tensor"]],["Tensor_Tensor",["elements:Tensor","test_elements:Tensor","*assume_unique:bool=","*invert:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $isinf = op("aten::isinf", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $isnan = op("aten::isnan", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $isneginf = op("aten::isneginf", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $isposinf = op("aten::isposinf", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $isreal = op("aten::isreal", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $istft = op("aten::istft", [["",["self:Tensor","n_fft:int","hop_length:int?=","win_length:int?=","window:Tensor?=","center:bool=","normalized:bool=","onesided:bool?=","length:int?=","return_complex:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $item = op("aten::item", [["",["self:Tensor"],["Scalar"]]] as readonly OverloadDef[]);
-const $kaiser_window = op("aten::kaiser_window", [["",["window_length:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["beta",["window_length:int","periodic:bool","beta:float","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["periodic",["window_length:int","periodic:bool","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $kl_div = op("aten::kl_div", [["",["self:Tensor","target:Tensor","reduction:int=","*log_target:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $kron = op("aten::kron", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $kthvalue = op("aten::kthvalue", [["",["self:Tensor","k:int","dim:int=","keepdim:bool="],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $l1_loss = op("aten::l1_loss", [["",["self:Tensor","target:Tensor","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $layer_norm = op("aten::layer_norm", [["",["input:Tensor","normalized_shape:int[]","weight:Tensor?=","bias:Tensor?=","eps:float=","cudnn_enable:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $lcm = op("aten::lcm", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $lcm_ = op("aten::lcm_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $ldexp = op("aten::ldexp", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $ldexp_ = op("aten::ldexp_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $le = op("aten::le", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $le_ = op("aten::le_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $leaky_relu = op("aten::leaky_relu", [["",["self:Tensor","negative_slope:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $leaky_relu_ = op("aten::leaky_relu_", [["",["self:Tensor","negative_slope:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $lerp = op("aten::lerp", [["Tensor",["self:Tensor","end:Tensor","weight:Tensor"],["Tensor"]],["Scalar",["self:Tensor","end:Tensor","weight:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $lerp_ = op("aten::lerp_", [["Tensor",["self:Tensor","end:Tensor","weight:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","end:Tensor","weight:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $less = op("aten::less", [["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $less_ = op("aten::less_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $less_equal = op("aten::less_equal", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $less_equal_ = op("aten::less_equal_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $lgamma = op("aten::lgamma", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $lgamma_ = op("aten::lgamma_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $lift = op("aten::lift", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $lift_fresh = op("aten::lift_fresh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $lift_fresh_copy = op("aten::lift_fresh_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_cholesky = op("aten::linalg_cholesky", [["",["self:Tensor","*upper:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_cholesky_ex = op("aten::linalg_cholesky_ex", [["",["self:Tensor","*upper:bool=","*check_errors:bool="],["L:Tensor","info:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_cond = op("aten::linalg_cond", [["",["self:Tensor","p:Scalar?="],["Tensor"]],["p_str",["self:Tensor","p:str"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_cross = op("aten::linalg_cross", [["",["self:Tensor","other:Tensor","*dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_det = op("aten::linalg_det", [["",["A:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_diagonal = op("aten::linalg_diagonal", [["",["A:Tensor","*offset:int=","*dim1:int=","*dim2:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_eig = op("aten::linalg_eig", [["",["self:Tensor"],["eigenvalues:Tensor","eigenvectors:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_eigh = op("aten::linalg_eigh", [["",["self:Tensor","UPLO:str="],["eigenvalues:Tensor","eigenvectors:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_eigvals = op("aten::linalg_eigvals", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_eigvalsh = op("aten::linalg_eigvalsh", [["",["self:Tensor","UPLO:str="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_householder_product = op("aten::linalg_householder_product", [["",["input:Tensor","tau:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_inv = op("aten::linalg_inv", [["",["A:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_inv_ex = op("aten::linalg_inv_ex", [["",["A:Tensor","*check_errors:bool="],["inverse:Tensor","info:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_ldl_factor = op("aten::linalg_ldl_factor", [["",["self:Tensor","*hermitian:bool="],["LD:Tensor","pivots:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_ldl_factor_ex = op("aten::linalg_ldl_factor_ex", [["",["self:Tensor","*hermitian:bool=","*check_errors:bool="],["LD:Tensor","pivots:Tensor","info:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_ldl_solve = op("aten::linalg_ldl_solve", [["",["LD:Tensor","pivots:Tensor","B:Tensor","*hermitian:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_lstsq = op("aten::linalg_lstsq", [["",["self:Tensor","b:Tensor","rcond:float?=","*driver:str?="],["solution:Tensor","residuals:Tensor","rank:Tensor","singular_values:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_lu = op("aten::linalg_lu", [["",["A:Tensor","*pivot:bool="],["P:Tensor","L:Tensor","U:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_lu_factor = op("aten::linalg_lu_factor", [["",["A:Tensor","*pivot:bool="],["LU:Tensor","pivots:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_lu_factor_ex = op("aten::linalg_lu_factor_ex", [["",["A:Tensor","*pivot:bool=","*check_errors:bool="],["LU:Tensor","pivots:Tensor","info:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_lu_solve = op("aten::linalg_lu_solve", [["",["LU:Tensor","pivots:Tensor","B:Tensor","*left:bool=","*adjoint:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_matmul = op("aten::linalg_matmul", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_matrix_exp = op("aten::linalg_matrix_exp", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_matrix_norm = op("aten::linalg_matrix_norm", [["",["self:Tensor","ord:Scalar","dim:int[]=","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]],["str_ord",["self:Tensor","ord:str=","dim:int[]=","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_matrix_power = op("aten::linalg_matrix_power", [["",["self:Tensor","n:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_matrix_rank = op("aten::linalg_matrix_rank", [["",["self:Tensor","tol:float","hermitian:bool="],["Tensor"]],["atol_rtol_tensor",["input:Tensor","*atol:Tensor?=","*rtol:Tensor?=","*hermitian:bool="],["Tensor"]],["atol_rtol_float",["self:Tensor","*atol:float?=","*rtol:float?=","*hermitian:bool="],["Tensor"]],["tol_tensor",["input:Tensor","tol:Tensor","hermitian:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_multi_dot = op("aten::linalg_multi_dot", [["",["tensors:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_norm = op("aten::linalg_norm", [["",["self:Tensor","ord:Scalar?=","dim:int[1]?=","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]],["ord_str",["self:Tensor","ord:str","dim:int[1]?=","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_pinv = op("aten::linalg_pinv", [["",["self:Tensor","rcond:float","hermitian:bool="],["Tensor"]],["atol_rtol_float",["self:Tensor","*atol:float?=","*rtol:float?=","*hermitian:bool="],["Tensor"]],["rcond_tensor",["self:Tensor","rcond:Tensor","hermitian:bool="],["Tensor"]],["atol_rtol_tensor",["self:Tensor","*atol:Tensor?=","*rtol:Tensor?=","*hermitian:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_qr = op("aten::linalg_qr", [["",["A:Tensor","mode:str="],["Q:Tensor","R:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_slogdet = op("aten::linalg_slogdet", [["",["A:Tensor"],["sign:Tensor","logabsdet:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_solve = op("aten::linalg_solve", [["",["A:Tensor","B:Tensor","*left:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_solve_ex = op("aten::linalg_solve_ex", [["",["A:Tensor","B:Tensor","*left:bool=","*check_errors:bool="],["result:Tensor","info:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_solve_triangular = op("aten::linalg_solve_triangular", [["",["self:Tensor","B:Tensor","*upper:bool","*left:bool=","*unitriangular:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_svd = op("aten::linalg_svd", [["",["A:Tensor","full_matrices:bool=","*driver:str?="],["U:Tensor","S:Tensor","Vh:Tensor"]]] as readonly OverloadDef[]);
-const $linalg_svdvals = op("aten::linalg_svdvals", [["",["A:Tensor","*driver:str?="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_tensorinv = op("aten::linalg_tensorinv", [["",["self:Tensor","ind:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_tensorsolve = op("aten::linalg_tensorsolve", [["",["self:Tensor","other:Tensor","dims:int[]?="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_vander = op("aten::linalg_vander", [["",["x:Tensor","*N:int?="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_vecdot = op("aten::linalg_vecdot", [["",["x:Tensor","y:Tensor","*dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $linalg_vector_norm = op("aten::linalg_vector_norm", [["",["self:Tensor","ord:Scalar=","dim:int[1]?=","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $linear = op("aten::linear", [["",["input:Tensor","weight:Tensor","bias:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $linspace = op("aten::linspace", [["",["start:Scalar","end:Scalar","steps:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $log = op("aten::log", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $log10 = op("aten::log10", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $log10_ = op("aten::log10_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $log1p = op("aten::log1p", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $log1p_ = op("aten::log1p_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $log2 = op("aten::log2", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $log2_ = op("aten::log2_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $log_ = op("aten::log_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $log_normal = op("aten::log_normal", [["",["self:Tensor","mean:float=","std:float=","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $log_normal_ = op("aten::log_normal_", [["",["self:Tensor","mean:float=","std:float=","*generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $log_sigmoid = op("aten::log_sigmoid", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $log_sigmoid_forward = op("aten::log_sigmoid_forward", [["",["self:Tensor"],["output:Tensor","buffer:Tensor"]]] as readonly OverloadDef[]);
-const $log_softmax = op("aten::log_softmax", [["int",["self:Tensor","dim:int","dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $logaddexp = op("aten::logaddexp", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $logaddexp2 = op("aten::logaddexp2", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $logcumsumexp = op("aten::logcumsumexp", [["",["self:Tensor","dim:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $logdet = op("aten::logdet", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $logical_and = op("aten::logical_and", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $logical_and_ = op("aten::logical_and_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $logical_not = op("aten::logical_not", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $logical_not_ = op("aten::logical_not_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $logical_or = op("aten::logical_or", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $logical_or_ = op("aten::logical_or_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $logical_xor = op("aten::logical_xor", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $logical_xor_ = op("aten::logical_xor_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $logit = op("aten::logit", [["",["self:Tensor","eps:float?="],["Tensor"]]] as readonly OverloadDef[]);
-const $logit_ = op("aten::logit_", [["",["self:Tensor","eps:float?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $logspace = op("aten::logspace", [["",["start:Scalar","end:Scalar","steps:int","base:float=","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $logsumexp = op("aten::logsumexp", [["",["self:Tensor","dim:int[1]","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $lstm = op("aten::lstm", [["input",["input:Tensor","hx:Tensor[]","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","batch_first:bool"],["Tensor","Tensor","Tensor"]],["data",["data:Tensor","batch_sizes:Tensor","hx:Tensor[]","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool"],["Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $lstm_cell = op("aten::lstm_cell", [["",["input:Tensor","hx:Tensor[]","w_ih:Tensor","w_hh:Tensor","b_ih:Tensor?=","b_hh:Tensor?="],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $lt = op("aten::lt", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $lt_ = op("aten::lt_", [["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $lu_solve = op("aten::lu_solve", [["",["self:Tensor","LU_data:Tensor","LU_pivots:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $lu_unpack = op("aten::lu_unpack", [["",["LU_data:Tensor","LU_pivots:Tensor","unpack_data:bool=","unpack_pivots:bool="],["P:Tensor","L:Tensor","U:Tensor"]]] as readonly OverloadDef[]);
-const $mH = op("aten::mH", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $mT = op("aten::mT", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $margin_ranking_loss = op("aten::margin_ranking_loss", [["",["input1:Tensor","input2:Tensor","target:Tensor","margin:float=","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $masked_fill = op("aten::masked_fill", [["Tensor",["self:Tensor","mask:Tensor","value:Tensor"],["Tensor"]],["Scalar",["self:Tensor","mask:Tensor","value:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $masked_fill_ = op("aten::masked_fill_", [["Tensor",["self:Tensor","mask:Tensor","value:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","mask:Tensor","value:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $masked_scatter = op("aten::masked_scatter", [["",["self:Tensor","mask:Tensor","source:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $masked_scatter_ = op("aten::masked_scatter_", [["",["self:Tensor","mask:Tensor","source:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $masked_select = op("aten::masked_select", [["",["self:Tensor","mask:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $matmul = op("aten::matmul", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $matrix_H = op("aten::matrix_H", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $matrix_exp = op("aten::matrix_exp", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $matrix_power = op("aten::matrix_power", [["",["self:Tensor","n:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $max = op("aten::max", [["",["self:Tensor"],["Tensor"]],["other",["self:Tensor","other:Tensor"],["Tensor"]],["dim",["self:Tensor","dim:int","keepdim:bool="],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $max_pool1d = op("aten::max_pool1d", [["",["self:Tensor","kernel_size:int[1]","stride:int[1]=","padding:int[1]=","dilation:int[1]=","ceil_mode:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $max_pool1d_with_indices = op("aten::max_pool1d_with_indices", [["",["self:Tensor","kernel_size:int[1]","stride:int[1]=","padding:int[1]=","dilation:int[1]=","ceil_mode:bool="],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $max_pool2d = op("aten::max_pool2d", [["",["self:Tensor","kernel_size:int[2]","stride:int[2]=","padding:int[2]=","dilation:int[2]=","ceil_mode:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $max_pool2d_with_indices = op("aten::max_pool2d_with_indices", [["",["self:Tensor","kernel_size:int[2]","stride:int[2]=","padding:int[2]=","dilation:int[2]=","ceil_mode:bool="],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $max_pool3d = op("aten::max_pool3d", [["",["self:Tensor","kernel_size:int[3]","stride:int[3]=","padding:int[3]=","dilation:int[3]=","ceil_mode:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $max_pool3d_with_indices = op("aten::max_pool3d_with_indices", [["",["self:Tensor","kernel_size:int[3]","stride:int[3]=","padding:int[3]=","dilation:int[3]=","ceil_mode:bool="],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $max_unpool2d = op("aten::max_unpool2d", [["",["self:Tensor","indices:Tensor","output_size:int[2]"],["Tensor"]]] as readonly OverloadDef[]);
-const $max_unpool3d = op("aten::max_unpool3d", [["",["self:Tensor","indices:Tensor","output_size:int[3]","stride:int[3]","padding:int[3]"],["Tensor"]]] as readonly OverloadDef[]);
-const $maximum = op("aten::maximum", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $mean = op("aten::mean", [["",["self:Tensor","*dtype:ScalarType?="],["Tensor"]],["dim",["self:Tensor","dim:int[1]?","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $median = op("aten::median", [["",["self:Tensor"],["Tensor"]],["dim",["self:Tensor","dim:int","keepdim:bool="],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $meshgrid = op("aten::meshgrid", [["",["tensors:Tensor[]"],["Tensor[]"]],["indexing",["tensors:Tensor[]","*indexing:str"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $min = op("aten::min", [["",["self:Tensor"],["Tensor"]],["other",["self:Tensor","other:Tensor"],["Tensor"]],["dim",["self:Tensor","dim:int","keepdim:bool="],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $minimum = op("aten::minimum", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $miopen_batch_norm = op("aten::miopen_batch_norm", [["",["input:Tensor","weight:Tensor","bias:Tensor?","running_mean:Tensor?","running_var:Tensor?","training:bool","exponential_average_factor:float","epsilon:float"],["Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $miopen_convolution = op("aten::miopen_convolution", [["",["self:Tensor","weight:Tensor","bias:Tensor?","padding:int[]","stride:int[]","dilation:int[]","groups:int","benchmark:bool","deterministic:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $miopen_convolution_add_relu = op("aten::miopen_convolution_add_relu", [["",["self:Tensor","weight:Tensor","z:Tensor","alpha:Scalar?","bias:Tensor?","stride:int[]","padding:int[]","dilation:int[]","groups:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $miopen_convolution_relu = op("aten::miopen_convolution_relu", [["",["self:Tensor","weight:Tensor","bias:Tensor?","stride:int[]","padding:int[]","dilation:int[]","groups:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $miopen_convolution_transpose = op("aten::miopen_convolution_transpose", [["",["self:Tensor","weight:Tensor","bias:Tensor?","padding:int[]","output_padding:int[]","stride:int[]","dilation:int[]","groups:int","benchmark:bool","deterministic:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $miopen_depthwise_convolution = op("aten::miopen_depthwise_convolution", [["",["self:Tensor","weight:Tensor","bias:Tensor?","padding:int[]","stride:int[]","dilation:int[]","groups:int","benchmark:bool","deterministic:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $miopen_rnn = op("aten::miopen_rnn", [["",["input:Tensor","weight:Tensor[]","weight_stride0:int","hx:Tensor","cx:Tensor?","mode:int","hidden_size:int","num_layers:int","batch_first:bool","dropout:float","train:bool","bidirectional:bool","batch_sizes:int[]","dropout_state:Tensor?"],["Tensor","Tensor","Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $mish = op("aten::mish", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $mish_ = op("aten::mish_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $mkldnn_adaptive_avg_pool2d = op("aten::mkldnn_adaptive_avg_pool2d", [["",["self:Tensor","output_size:int[2]"],["Tensor"]]] as readonly OverloadDef[]);
-const $mkldnn_convolution = op("aten::mkldnn_convolution", [["",["self:Tensor","weight:Tensor","bias:Tensor?","padding:int[]","stride:int[]","dilation:int[]","groups:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $mkldnn_linear = op("aten::mkldnn_linear", [["",["self:Tensor","weight:Tensor","bias:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $mkldnn_max_pool2d = op("aten::mkldnn_max_pool2d", [["",["self:Tensor","kernel_size:int[2]","stride:int[2]=","padding:int[2]=","dilation:int[2]=","ceil_mode:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $mkldnn_max_pool3d = op("aten::mkldnn_max_pool3d", [["",["self:Tensor","kernel_size:int[3]","stride:int[3]=","padding:int[3]=","dilation:int[3]=","ceil_mode:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $mkldnn_reorder_conv2d_weight = op("aten::mkldnn_reorder_conv2d_weight", [["",["self:Tensor","padding:int[2]=","stride:int[2]=","dilation:int[2]=","groups:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $mkldnn_reorder_conv3d_weight = op("aten::mkldnn_reorder_conv3d_weight", [["",["self:Tensor","padding:int[3]=","stride:int[3]=","dilation:int[3]=","groups:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $mm = op("aten::mm", [["",["self:Tensor","mat2:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $mode = op("aten::mode", [["",["self:Tensor","dim:int=","keepdim:bool="],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $moveaxis = op("aten::moveaxis", [["int",["self:Tensor","source:int","destination:int"],["Tensor"]],["intlist",["self:Tensor","source:int[]","destination:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $movedim = op("aten::movedim", [["int",["self:Tensor","source:int","destination:int"],["Tensor"]],["intlist",["self:Tensor","source:int[]","destination:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $mse_loss = op("aten::mse_loss", [["",["self:Tensor","target:Tensor","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $msort = op("aten::msort", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $mul = op("aten::mul", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $mul_ = op("aten::mul_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $multi_margin_loss = op("aten::multi_margin_loss", [["",["self:Tensor","target:Tensor","p:Scalar=","margin:Scalar=","weight:Tensor?=","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $multilabel_margin_loss = op("aten::multilabel_margin_loss", [["",["self:Tensor","target:Tensor","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $multilabel_margin_loss_forward = op("aten::multilabel_margin_loss_forward", [["",["self:Tensor","target:Tensor","reduction:int"],["output:Tensor","is_target:Tensor"]]] as readonly OverloadDef[]);
-const $multinomial = op("aten::multinomial", [["",["self:Tensor","num_samples:int","replacement:bool=","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $multiply = op("aten::multiply", [["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $multiply_ = op("aten::multiply_", [["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $mv = op("aten::mv", [["",["self:Tensor","vec:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $mvlgamma = op("aten::mvlgamma", [["",["self:Tensor","p:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $mvlgamma_ = op("aten::mvlgamma_", [["",["self:Tensor","p:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $nan_to_num = op("aten::nan_to_num", [["",["self:Tensor","nan:float?=","posinf:float?=","neginf:float?="],["Tensor"]]] as readonly OverloadDef[]);
-const $nan_to_num_ = op("aten::nan_to_num_", [["",["self:Tensor","nan:float?=","posinf:float?=","neginf:float?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $nanmean = op("aten::nanmean", [["",["self:Tensor","dim:int[1]?=","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $nanmedian = op("aten::nanmedian", [["",["self:Tensor"],["Tensor"]],["dim",["self:Tensor","dim:int","keepdim:bool="],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $nanquantile = op("aten::nanquantile", [["",["self:Tensor","q:Tensor","dim:int?=","keepdim:bool=","*interpolation:str="],["Tensor"]],["scalar",["self:Tensor","q:float","dim:int?=","keepdim:bool=","*interpolation:str="],["Tensor"]]] as readonly OverloadDef[]);
-const $nansum = op("aten::nansum", [["",["self:Tensor","dim:int[1]?=","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $narrow = op("aten::narrow", [["",["self:Tensor","dim:int","start:int","length:int"],["Tensor"]],["Tensor",["self:Tensor","dim:int","start:Tensor","length:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $narrow_copy = op("aten::narrow_copy", [["",["self:Tensor","dim:int","start:SymInt","length:SymInt"],["Tensor"]]] as readonly OverloadDef[]);
-const $native_batch_norm = op("aten::native_batch_norm", [["",["input:Tensor","weight:Tensor?","bias:Tensor?","running_mean:Tensor?","running_var:Tensor?","training:bool","momentum:float","eps:float"],["Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $native_channel_shuffle = op("aten::native_channel_shuffle", [["",["self:Tensor","groups:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $native_dropout = op("aten::native_dropout", [["",["input:Tensor","p:float","train:bool?"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $native_group_norm = op("aten::native_group_norm", [["",["input:Tensor","weight:Tensor?","bias:Tensor?","N:SymInt","C:SymInt","HxW:SymInt","group:int","eps:float"],["Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $native_layer_norm = op("aten::native_layer_norm", [["",["input:Tensor","normalized_shape:SymInt[]","weight:Tensor?","bias:Tensor?","eps:float"],["Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $native_norm = op("aten::native_norm", [["",["self:Tensor","p:Scalar="],["Tensor"]],["ScalarOpt_dim_dtype",["self:Tensor","p:Scalar?","dim:int[1]","keepdim:bool","dtype:ScalarType?"],["Tensor"]]] as readonly OverloadDef[]);
-const $ne = op("aten::ne", [["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $ne_ = op("aten::ne_", [["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $neg = op("aten::neg", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $neg_ = op("aten::neg_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $negative = op("aten::negative", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $negative_ = op("aten::negative_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $nested_to_padded_tensor = op("aten::nested_to_padded_tensor", [["",["self:Tensor","padding:float","output_size:int[]?="],["Tensor"]]] as readonly OverloadDef[]);
-const $new_empty = op("aten::new_empty", [["",["self:Tensor","size:SymInt[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $new_empty_strided = op("aten::new_empty_strided", [["",["self:Tensor","size:SymInt[]","stride:SymInt[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $new_full = op("aten::new_full", [["",["self:Tensor","size:SymInt[]","fill_value:Scalar","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $new_ones = op("aten::new_ones", [["",["self:Tensor","size:SymInt[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $new_zeros = op("aten::new_zeros", [["",["self:Tensor","size:SymInt[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $nextafter = op("aten::nextafter", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $nextafter_ = op("aten::nextafter_", [["",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $nll_loss = op("aten::nll_loss", [["",["self:Tensor","target:Tensor","weight:Tensor?=","reduction:int=","ignore_index:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $nll_loss2d = op("aten::nll_loss2d", [["",["self:Tensor","target:Tensor","weight:Tensor?=","reduction:int=","ignore_index:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $nll_loss2d_forward = op("aten::nll_loss2d_forward", [["",["self:Tensor","target:Tensor","weight:Tensor?","reduction:int","ignore_index:int"],["output:Tensor","total_weight:Tensor"]]] as readonly OverloadDef[]);
-const $nll_loss_forward = op("aten::nll_loss_forward", [["",["self:Tensor","target:Tensor","weight:Tensor?","reduction:int","ignore_index:int"],["output:Tensor","total_weight:Tensor"]]] as readonly OverloadDef[]);
-const $nll_loss_nd = op("aten::nll_loss_nd", [["",["self:Tensor","target:Tensor","weight:Tensor?=","reduction:int=","ignore_index:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $nonzero = op("aten::nonzero", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $nonzero_numpy = op("aten::nonzero_numpy", [["",["self:Tensor"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $norm = op("aten::norm", [["Scalar",["self:Tensor","p:Scalar="],["Tensor"]],["ScalarOpt_dim_dtype",["self:Tensor","p:Scalar?","dim:int[1]","keepdim:bool","*dtype:ScalarType"],["Tensor"]],["ScalarOpt_dtype",["self:Tensor","p:Scalar?","*dtype:ScalarType"],["Tensor"]],["ScalarOpt_dim",["self:Tensor","p:Scalar?","dim:int[1]","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $norm_except_dim = op("aten::norm_except_dim", [["",["v:Tensor","pow:int=","dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $normal = op("aten::normal", [["float_Tensor",["mean:float","std:Tensor","*generator:Generator?="],["Tensor"]],["Tensor_float",["mean:Tensor","std:float=","*generator:Generator?="],["Tensor"]],["float_float",["mean:float","std:float","size:int[]","*generator:Generator?=","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["Tensor_Tensor",["mean:Tensor","std:Tensor","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $normal_ = op("aten::normal_", [["",["self:Tensor","mean:float=","std:float=","*generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $normal_functional = op("aten::normal_functional", [["",["self:Tensor","mean:float=","std:float=","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $not_equal = op("aten::not_equal", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $not_equal_ = op("aten::not_equal_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $nuclear_norm = op("aten::nuclear_norm", [["",["self:Tensor","keepdim:bool="],["Tensor"]],["dim",["self:Tensor","dim:int[2]","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $numpy_T = op("aten::numpy_T", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $one_hot = op("aten::one_hot", [["",["self:Tensor","num_classes:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $ones = op("aten::ones", [["",["size:SymInt[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $ones_like = op("aten::ones_like", [["",["self:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $orgqr = op("aten::orgqr", [["",["self:Tensor","input2:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $ormqr = op("aten::ormqr", [["",["self:Tensor","input2:Tensor","input3:Tensor","left:bool=","transpose:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $outer = op("aten::outer", [["",["self:Tensor","vec2:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $output_nr = op("aten::output_nr", [["",["self:Tensor"],["int"]]] as readonly OverloadDef[]);
-const $pad = op("aten::pad", [["",["self:Tensor","pad:int[]","mode:str=","value:float?="],["Tensor"]]] as readonly OverloadDef[]);
-const $pad_sequence = op("aten::pad_sequence", [["",["sequences:Tensor[]","batch_first:bool=","padding_value:float="],["Tensor"]]] as readonly OverloadDef[]);
-const $pairwise_distance = op("aten::pairwise_distance", [["",["x1:Tensor","x2:Tensor","p:float=","eps:float=","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $pdist = op("aten::pdist", [["",["self:Tensor","p:float="],["Tensor"]]] as readonly OverloadDef[]);
-const $permute = op("aten::permute", [["",["self:Tensor","dims:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $permute_copy = op("aten::permute_copy", [["",["self:Tensor","dims:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $pin_memory = op("aten::pin_memory", [["",["self:Tensor","device:Device?="],["Tensor"]]] as readonly OverloadDef[]);
-const $pinverse = op("aten::pinverse", [["",["self:Tensor","rcond:float="],["Tensor"]]] as readonly OverloadDef[]);
-const $pixel_shuffle = op("aten::pixel_shuffle", [["",["self:Tensor","upscale_factor:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $pixel_unshuffle = op("aten::pixel_unshuffle", [["",["self:Tensor","downscale_factor:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $poisson = op("aten::poisson", [["",["self:Tensor","generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $poisson_nll_loss = op("aten::poisson_nll_loss", [["",["input:Tensor","target:Tensor","log_input:bool","full:bool","eps:float","reduction:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $polar = op("aten::polar", [["",["abs:Tensor","angle:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $polygamma = op("aten::polygamma", [["",["n:int","self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $polygamma_ = op("aten::polygamma_", [["",["self:Tensor","n:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $positive = op("aten::positive", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $pow = op("aten::pow", [["Tensor_Scalar",["self:Tensor","exponent:Scalar"],["Tensor"]],["Scalar",["self:Scalar","exponent:Tensor"],["Tensor"]],["Tensor_Tensor",["self:Tensor","exponent:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $pow_ = op("aten::pow_", [["Tensor",["self:Tensor","exponent:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","exponent:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $prelu = op("aten::prelu", [["",["self:Tensor","weight:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $prod = op("aten::prod", [["",["self:Tensor","*dtype:ScalarType?="],["Tensor"]],["dim_int",["self:Tensor","dim:int","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $promote_types = op("aten::promote_types", [["",["type1:ScalarType","type2:ScalarType"],["ScalarType"]]] as readonly OverloadDef[]);
-const $put = op("aten::put", [["",["self:Tensor","index:Tensor","source:Tensor","accumulate:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $put_ = op("aten::put_", [["",["self:Tensor","index:Tensor","source:Tensor","accumulate:bool="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $q_per_channel_axis = op("aten::q_per_channel_axis", [["",["self:Tensor"],["int"]]] as readonly OverloadDef[]);
-const $q_per_channel_scales = op("aten::q_per_channel_scales", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $q_per_channel_zero_points = op("aten::q_per_channel_zero_points", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $q_scale = op("aten::q_scale", [["",["self:Tensor"],["float"]]] as readonly OverloadDef[]);
-const $q_zero_point = op("aten::q_zero_point", [["",["self:Tensor"],["int"]]] as readonly OverloadDef[]);
-const $qr = op("aten::qr", [["",["self:Tensor","some:bool="],["Q:Tensor","R:Tensor"]]] as readonly OverloadDef[]);
-const $qscheme = op("aten::qscheme", [["",["self:Tensor"],["QScheme"]]] as readonly OverloadDef[]);
-const $quantile = op("aten::quantile", [["",["self:Tensor","q:Tensor","dim:int?=","keepdim:bool=","*interpolation:str="],["Tensor"]],["scalar",["self:Tensor","q:float","dim:int?=","keepdim:bool=","*interpolation:str="],["Tensor"]]] as readonly OverloadDef[]);
-const $quantize_per_channel = op("aten::quantize_per_channel", [["",["self:Tensor","scales:Tensor","zero_points:Tensor","axis:int","dtype:ScalarType"],["Tensor"]]] as readonly OverloadDef[]);
-const $quantize_per_tensor = op("aten::quantize_per_tensor", [["",["self:Tensor","scale:float","zero_point:int","dtype:ScalarType"],["Tensor"]],["tensors",["tensors:Tensor[]","scales:Tensor","zero_points:Tensor","dtype:ScalarType"],["Tensor[]"]],["tensor_qparams",["self:Tensor","scale:Tensor","zero_point:Tensor","dtype:ScalarType"],["Tensor"]]] as readonly OverloadDef[]);
-const $quantize_per_tensor_dynamic = op("aten::quantize_per_tensor_dynamic", [["",["self:Tensor","dtype:ScalarType","reduce_range:bool"],["Tensor"]]] as readonly OverloadDef[]);
-const $quantized_batch_norm = op("aten::quantized_batch_norm", [["",["input:Tensor","weight:Tensor?","bias:Tensor?","mean:Tensor","var:Tensor","eps:float","output_scale:float","output_zero_point:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $quantized_gru = op("aten::quantized_gru", [["input_legacy",["input:Tensor","hx:Tensor","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","batch_first:bool"],["Tensor","Tensor"]],["data_legacy",["data:Tensor","batch_sizes:Tensor","hx:Tensor","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool"],["Tensor","Tensor"]],["data",["data:Tensor","batch_sizes:Tensor","hx:Tensor","params:__torch__.torch.classes.rnn.CellParamsBase[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool"],["Tensor","Tensor"]],["input",["input:Tensor","hx:Tensor","params:__torch__.torch.classes.rnn.CellParamsBase[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","batch_first:bool"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $quantized_gru_cell = op("aten::quantized_gru_cell", [["",["input:Tensor","hx:Tensor","w_ih:Tensor","w_hh:Tensor","b_ih:Tensor","b_hh:Tensor","packed_ih:Tensor","packed_hh:Tensor","col_offsets_ih:Tensor","col_offsets_hh:Tensor","scale_ih:Scalar","scale_hh:Scalar","zero_point_ih:Scalar","zero_point_hh:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $quantized_lstm = op("aten::quantized_lstm", [["input_legacy",["input:Tensor","hx:Tensor[]","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","batch_first:bool","*dtype:ScalarType?=","*use_dynamic:bool="],["Tensor","Tensor","Tensor"]],["data_legacy",["data:Tensor","batch_sizes:Tensor","hx:Tensor[]","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","*dtype:ScalarType?=","*use_dynamic:bool="],["Tensor","Tensor","Tensor"]],["input",["input:Tensor","hx:Tensor[]","params:__torch__.torch.classes.rnn.CellParamsBase[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","batch_first:bool","*dtype:ScalarType?=","*use_dynamic:bool="],["Tensor","Tensor","Tensor"]],["data",["data:Tensor","batch_sizes:Tensor","hx:Tensor[]","params:__torch__.torch.classes.rnn.CellParamsBase[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","*dtype:ScalarType?=","*use_dynamic:bool="],["Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $quantized_lstm_cell = op("aten::quantized_lstm_cell", [["",["input:Tensor","hx:Tensor[]","w_ih:Tensor","w_hh:Tensor","b_ih:Tensor","b_hh:Tensor","packed_ih:Tensor","packed_hh:Tensor","col_offsets_ih:Tensor","col_offsets_hh:Tensor","scale_ih:Scalar","scale_hh:Scalar","zero_point_ih:Scalar","zero_point_hh:Scalar"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $quantized_max_pool1d = op("aten::quantized_max_pool1d", [["",["self:Tensor","kernel_size:int[1]","stride:int[1]=","padding:int[1]=","dilation:int[1]=","ceil_mode:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $quantized_max_pool2d = op("aten::quantized_max_pool2d", [["",["self:Tensor","kernel_size:int[2]","stride:int[2]=","padding:int[2]=","dilation:int[2]=","ceil_mode:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $quantized_rnn_relu_cell = op("aten::quantized_rnn_relu_cell", [["",["input:Tensor","hx:Tensor","w_ih:Tensor","w_hh:Tensor","b_ih:Tensor","b_hh:Tensor","packed_ih:Tensor","packed_hh:Tensor","col_offsets_ih:Tensor","col_offsets_hh:Tensor","scale_ih:Scalar","scale_hh:Scalar","zero_point_ih:Scalar","zero_point_hh:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $quantized_rnn_tanh_cell = op("aten::quantized_rnn_tanh_cell", [["",["input:Tensor","hx:Tensor","w_ih:Tensor","w_hh:Tensor","b_ih:Tensor","b_hh:Tensor","packed_ih:Tensor","packed_hh:Tensor","col_offsets_ih:Tensor","col_offsets_hh:Tensor","scale_ih:Scalar","scale_hh:Scalar","zero_point_ih:Scalar","zero_point_hh:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $rad2deg = op("aten::rad2deg", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $rad2deg_ = op("aten::rad2deg_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $rand = op("aten::rand", [["",["size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["generator",["size:int[]","*generator:Generator?","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $rand_like = op("aten::rand_like", [["",["self:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $randint = op("aten::randint", [["",["high:int","size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["low",["low:int","high:int","size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["low_generator",["low:int","high:int","size:int[]","*generator:Generator?","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["generator",["high:int","size:int[]","*generator:Generator?","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $randint_like = op("aten::randint_like", [["",["self:Tensor","high:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]],["low_dtype",["self:Tensor","low:int","high:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $randn = op("aten::randn", [["",["size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["generator",["size:int[]","*generator:Generator?","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $randn_like = op("aten::randn_like", [["",["self:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $random = op("aten::random", [["",["self:Tensor","*generator:Generator?="],["Tensor"]],["from",["self:Tensor","from:int","to:int?","*generator:Generator?="],["Tensor"]],["to",["self:Tensor","to:int","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $random_ = op("aten::random_", [["",["self:Tensor","*generator:Generator?="],["Tensor@0"]],["to",["self:Tensor","to:int","*generator:Generator?="],["Tensor@0"]],["from",["self:Tensor","from:int","to:int?","*generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $randperm = op("aten::randperm", [["",["n:int","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["generator",["n:int","*generator:Generator?","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $range = op("aten::range", [["",["start:Scalar","end:Scalar","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["step",["start:Scalar","end:Scalar","step:Scalar=","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $ravel = op("aten::ravel", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $real = op("aten::real", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $reciprocal = op("aten::reciprocal", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $reciprocal_ = op("aten::reciprocal_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $record_stream = op("aten::record_stream", [["",["self:Tensor","s:Stream"],[]]] as readonly OverloadDef[]);
-const $reflection_pad1d = op("aten::reflection_pad1d", [["",["self:Tensor","padding:int[2]"],["Tensor"]]] as readonly OverloadDef[]);
-const $reflection_pad2d = op("aten::reflection_pad2d", [["",["self:Tensor","padding:int[4]"],["Tensor"]]] as readonly OverloadDef[]);
-const $reflection_pad3d = op("aten::reflection_pad3d", [["",["self:Tensor","padding:int[6]"],["Tensor"]]] as readonly OverloadDef[]);
-const $relu = op("aten::relu", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $relu6 = op("aten::relu6", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $relu6_ = op("aten::relu6_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $relu_ = op("aten::relu_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $remainder = op("aten::remainder", [["Scalar_Tensor",["self:Scalar","other:Tensor"],["Tensor"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $remainder_ = op("aten::remainder_", [["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $renorm = op("aten::renorm", [["",["self:Tensor","p:Scalar","dim:int","maxnorm:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $renorm_ = op("aten::renorm_", [["",["self:Tensor","p:Scalar","dim:int","maxnorm:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $repeat = op("aten::repeat", [["",["self:Tensor","repeats:SymInt[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $repeat_interleave = op("aten::repeat_interleave", [["Tensor",["repeats:Tensor","*output_size:int?="],["Tensor"]],["self_Tensor",["self:Tensor","repeats:Tensor","dim:int?=","*output_size:int?="],["Tensor"]],["self_int",["self:Tensor","repeats:int","dim:int?=","*output_size:int?="],["Tensor"]]] as readonly OverloadDef[]);
-const $replication_pad1d = op("aten::replication_pad1d", [["",["self:Tensor","padding:int[2]"],["Tensor"]]] as readonly OverloadDef[]);
-const $replication_pad2d = op("aten::replication_pad2d", [["",["self:Tensor","padding:int[4]"],["Tensor"]]] as readonly OverloadDef[]);
-const $replication_pad3d = op("aten::replication_pad3d", [["",["self:Tensor","padding:int[6]"],["Tensor"]]] as readonly OverloadDef[]);
-const $requires_grad_ = op("aten::requires_grad_", [["",["self:Tensor","requires_grad:bool="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $reshape = op("aten::reshape", [["",["self:Tensor","shape:SymInt[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $reshape_as = op("aten::reshape_as", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $resize = op("aten::resize", [["",["self:Tensor","size:SymInt[]","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $resize_ = op("aten::resize_", [["",["self:Tensor","size:SymInt[]","*memory_format:MemoryFormat?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $resize_as = op("aten::resize_as", [["",["self:Tensor","the_template:Tensor","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $resize_as_ = op("aten::resize_as_", [["",["self:Tensor","the_template:Tensor","*memory_format:MemoryFormat?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $resize_as_sparse = op("aten::resize_as_sparse", [["",["self:Tensor","the_template:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $resize_as_sparse_ = op("aten::resize_as_sparse_", [["",["self:Tensor","the_template:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $resolve_conj = op("aten::resolve_conj", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $resolve_neg = op("aten::resolve_neg", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $result_type = op("aten::result_type", [["Scalar",["tensor:Tensor","other:Scalar"],["ScalarType"]],["Scalar_Tensor",["scalar:Scalar","tensor:Tensor"],["ScalarType"]],["Tensor",["tensor:Tensor","other:Tensor"],["ScalarType"]],["Scalar_Scalar",["scalar1:Scalar","scalar2:Scalar"],["ScalarType"]]] as readonly OverloadDef[]);
-const $retain_grad = op("aten::retain_grad", [["",["self:Tensor"],[]]] as readonly OverloadDef[]);
-const $retains_grad = op("aten::retains_grad", [["",["self:Tensor"],["bool"]]] as readonly OverloadDef[]);
-const $rnn_relu = op("aten::rnn_relu", [["data",["data:Tensor","batch_sizes:Tensor","hx:Tensor","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool"],["Tensor","Tensor"]],["input",["input:Tensor","hx:Tensor","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","batch_first:bool"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $rnn_relu_cell = op("aten::rnn_relu_cell", [["",["input:Tensor","hx:Tensor","w_ih:Tensor","w_hh:Tensor","b_ih:Tensor?=","b_hh:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $rnn_tanh = op("aten::rnn_tanh", [["data",["data:Tensor","batch_sizes:Tensor","hx:Tensor","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool"],["Tensor","Tensor"]],["input",["input:Tensor","hx:Tensor","params:Tensor[]","has_biases:bool","num_layers:int","dropout:float","train:bool","bidirectional:bool","batch_first:bool"],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $rnn_tanh_cell = op("aten::rnn_tanh_cell", [["",["input:Tensor","hx:Tensor","w_ih:Tensor","w_hh:Tensor","b_ih:Tensor?=","b_hh:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $roll = op("aten::roll", [["",["self:Tensor","shifts:int[1]","dims:int[1]="],["Tensor"]]] as readonly OverloadDef[]);
-const $rot90 = op("aten::rot90", [["",["self:Tensor","k:int=","dims:int[]="],["Tensor"]]] as readonly OverloadDef[]);
-const $round = op("aten::round", [["",["self:Tensor"],["Tensor"]],["decimals",["self:Tensor","*decimals:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $round_ = op("aten::round_", [["",["self:Tensor"],["Tensor@0"]],["decimals",["self:Tensor","*decimals:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $row_indices = op("aten::row_indices", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $row_indices_copy = op("aten::row_indices_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $row_stack = op("aten::row_stack", [["",["tensors:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $rrelu = op("aten::rrelu", [["",["self:Tensor","lower:Scalar=","upper:Scalar=","training:bool=","generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $rrelu_ = op("aten::rrelu_", [["",["self:Tensor","lower:Scalar=","upper:Scalar=","training:bool=","generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $rrelu_with_noise = op("aten::rrelu_with_noise", [["",["self:Tensor","noise:Tensor","lower:Scalar=","upper:Scalar=","training:bool=","generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $rrelu_with_noise_ = op("aten::rrelu_with_noise_", [["",["self:Tensor","noise:Tensor","lower:Scalar=","upper:Scalar=","training:bool=","generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $rsqrt = op("aten::rsqrt", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $rsqrt_ = op("aten::rsqrt_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $rsub = op("aten::rsub", [["Scalar",["self:Tensor","other:Scalar","alpha:Scalar="],["Tensor"]],["Tensor",["self:Tensor","other:Tensor","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $scalar_tensor = op("aten::scalar_tensor", [["",["s:Scalar","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $scatter = op("aten::scatter", [["value",["self:Tensor","dim:int","index:Tensor","value:Scalar"],["Tensor"]],["value_reduce",["self:Tensor","dim:int","index:Tensor","value:Scalar","*reduce:str"],["Tensor"]],["reduce",["self:Tensor","dim:int","index:Tensor","src:Tensor","*reduce:str"],["Tensor"]],["src",["self:Tensor","dim:int","index:Tensor","src:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $scatter_ = op("aten::scatter_", [["value_reduce",["self:Tensor","dim:int","index:Tensor","value:Scalar","*reduce:str"],["Tensor@0"]],["value",["self:Tensor","dim:int","index:Tensor","value:Scalar"],["Tensor@0"]],["src",["self:Tensor","dim:int","index:Tensor","src:Tensor"],["Tensor@0"]],["reduce",["self:Tensor","dim:int","index:Tensor","src:Tensor","*reduce:str"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $scatter_add = op("aten::scatter_add", [["",["self:Tensor","dim:int","index:Tensor","src:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $scatter_add_ = op("aten::scatter_add_", [["",["self:Tensor","dim:int","index:Tensor","src:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $scatter_reduce = op("aten::scatter_reduce", [["two",["self:Tensor","dim:int","index:Tensor","src:Tensor","reduce:str","*include_self:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $scatter_reduce_ = op("aten::scatter_reduce_", [["two",["self:Tensor","dim:int","index:Tensor","src:Tensor","reduce:str","*include_self:bool="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $searchsorted = op("aten::searchsorted", [["Tensor",["sorted_sequence:Tensor","self:Tensor","*out_int32:bool=","*right:bool=","*side:str?=","*sorter:Tensor?="],["Tensor"]],["Scalar",["sorted_sequence:Tensor","self:Scalar","*out_int32:bool=","*right:bool=","*side:str?=","*sorter:Tensor?="],["Tensor"]]] as readonly OverloadDef[]);
-const $segment_reduce = op("aten::segment_reduce", [["",["data:Tensor","reduce:str","*lengths:Tensor?=","*indices:Tensor?=","*offsets:Tensor?=","*axis:int=","*unsafe:bool=","*initial:Scalar?="],["Tensor"]]] as readonly OverloadDef[]);
-const $select = op("aten::select", [["int",["self:Tensor","dim:int","index:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $select_copy = op("aten::select_copy", [["int",["self:Tensor","dim:int","index:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $select_scatter = op("aten::select_scatter", [["",["self:Tensor","src:Tensor","dim:int","index:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $selu = op("aten::selu", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $selu_ = op("aten::selu_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $set = op("aten::set", [["",["self:Tensor"],["Tensor"]],["source_Tensor",["self:Tensor","source:Tensor"],["Tensor"]],["source_Storage",["self:Tensor","source:Storage"],["Tensor"]],["source_Storage_storage_offset",["self:Tensor","source:Storage","storage_offset:SymInt","size:SymInt[]","stride:SymInt[]="],["Tensor"]]] as readonly OverloadDef[]);
-const $set_ = op("aten::set_", [["",["self:Tensor"],["Tensor@0"]],["source_Tensor_storage_offset",["self:Tensor","source:Tensor","storage_offset:SymInt","size:SymInt[]","stride:SymInt[]="],["Tensor@0"]],["source_Storage_storage_offset",["self:Tensor","source:Storage","storage_offset:SymInt","size:SymInt[]","stride:SymInt[]="],["Tensor@0"]],["source_Tensor",["self:Tensor","source:Tensor"],["Tensor@0"]],["source_Storage",["self:Tensor","source:Storage"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $set_data = op("aten::set_data", [["",["self:Tensor","new_data:Tensor"],[]]] as readonly OverloadDef[]);
-const $sgn = op("aten::sgn", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $sgn_ = op("aten::sgn_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $sigmoid = op("aten::sigmoid", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $sigmoid_ = op("aten::sigmoid_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $sign = op("aten::sign", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $sign_ = op("aten::sign_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $signbit = op("aten::signbit", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $silu = op("aten::silu", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $silu_ = op("aten::silu_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $sin = op("aten::sin", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $sin_ = op("aten::sin_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $sinc = op("aten::sinc", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $sinc_ = op("aten::sinc_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $sinh = op("aten::sinh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $sinh_ = op("aten::sinh_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $size = op("aten::size", [["int",["self:Tensor","dim:int"],["int"]]] as readonly OverloadDef[]);
-const $slice = op("aten::slice", [["Tensor",["self:Tensor","dim:int=","start:SymInt?=","end:SymInt?=","step:SymInt="],["Tensor"]]] as readonly OverloadDef[]);
-const $slice_copy = op("aten::slice_copy", [["Tensor",["self:Tensor","dim:int=","start:SymInt?=","end:SymInt?=","step:SymInt="],["Tensor"]]] as readonly OverloadDef[]);
-const $slice_scatter = op("aten::slice_scatter", [["",["self:Tensor","src:Tensor","dim:int=","start:SymInt?=","end:SymInt?=","step:SymInt="],["Tensor"]]] as readonly OverloadDef[]);
-const $slogdet = op("aten::slogdet", [["",["self:Tensor"],["sign:Tensor","logabsdet:Tensor"]]] as readonly OverloadDef[]);
-const $slow_conv3d = op("aten::slow_conv3d", [["",["self:Tensor","weight:Tensor","kernel_size:int[3]","bias:Tensor?=","stride:int[3]=","padding:int[3]="],["Tensor"]]] as readonly OverloadDef[]);
-const $slow_conv3d_forward = op("aten::slow_conv3d_forward", [["",["self:Tensor","weight:Tensor","kernel_size:int[3]","bias:Tensor?","stride:int[3]","padding:int[3]"],["Tensor"]]] as readonly OverloadDef[]);
-const $slow_conv_dilated2d = op("aten::slow_conv_dilated2d", [["",["self:Tensor","weight:Tensor","kernel_size:int[2]","bias:Tensor?=","stride:int[2]=","padding:int[2]=","dilation:int[2]="],["Tensor"]]] as readonly OverloadDef[]);
-const $slow_conv_dilated3d = op("aten::slow_conv_dilated3d", [["",["self:Tensor","weight:Tensor","kernel_size:int[3]","bias:Tensor?=","stride:int[3]=","padding:int[3]=","dilation:int[3]="],["Tensor"]]] as readonly OverloadDef[]);
-const $slow_conv_transpose2d = op("aten::slow_conv_transpose2d", [["",["self:Tensor","weight:Tensor","kernel_size:int[2]","bias:Tensor?=","stride:int[2]=","padding:int[2]=","output_padding:int[2]=","dilation:int[2]="],["Tensor"]]] as readonly OverloadDef[]);
-const $slow_conv_transpose3d = op("aten::slow_conv_transpose3d", [["",["self:Tensor","weight:Tensor","kernel_size:int[3]","bias:Tensor?=","stride:int[3]=","padding:int[3]=","output_padding:int[3]=","dilation:int[3]="],["Tensor"]]] as readonly OverloadDef[]);
-const $smm = op("aten::smm", [["",["self:Tensor","mat2:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $smooth_l1_loss = op("aten::smooth_l1_loss", [["",["self:Tensor","target:Tensor","reduction:int=","beta:float="],["Tensor"]]] as readonly OverloadDef[]);
-const $soft_margin_loss = op("aten::soft_margin_loss", [["",["self:Tensor","target:Tensor","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $softmax = op("aten::softmax", [["int",["self:Tensor","dim:int","dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $softplus = op("aten::softplus", [["",["self:Tensor","beta:Scalar=","threshold:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $softshrink = op("aten::softshrink", [["",["self:Tensor","lambd:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $sort = op("aten::sort", [["",["self:Tensor","dim:int=","descending:bool="],["values:Tensor","indices:Tensor"]],["stable",["self:Tensor","*stable:bool?","*dim:int=","*descending:bool="],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $sparse_bsc_tensor = op("aten::sparse_bsc_tensor", [["ccol_row_value",["ccol_indices:Tensor","row_indices:Tensor","values:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["ccol_row_value_size",["ccol_indices:Tensor","row_indices:Tensor","values:Tensor","size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $sparse_bsr_tensor = op("aten::sparse_bsr_tensor", [["crow_col_value_size",["crow_indices:Tensor","col_indices:Tensor","values:Tensor","size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["crow_col_value",["crow_indices:Tensor","col_indices:Tensor","values:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $sparse_compressed_tensor = op("aten::sparse_compressed_tensor", [["comp_plain_value_size",["compressed_indices:Tensor","plain_indices:Tensor","values:Tensor","size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["comp_plain_value",["compressed_indices:Tensor","plain_indices:Tensor","values:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $sparse_coo_tensor = op("aten::sparse_coo_tensor", [["indices",["indices:Tensor","values:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["indices_size",["indices:Tensor","values:Tensor","size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["size",["size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $sparse_csc_tensor = op("aten::sparse_csc_tensor", [["ccol_row_value_size",["ccol_indices:Tensor","row_indices:Tensor","values:Tensor","size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["ccol_row_value",["ccol_indices:Tensor","row_indices:Tensor","values:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $sparse_csr_tensor = op("aten::sparse_csr_tensor", [["crow_col_value_size",["crow_indices:Tensor","col_indices:Tensor","values:Tensor","size:int[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]],["crow_col_value",["crow_indices:Tensor","col_indices:Tensor","values:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $sparse_dim = op("aten::sparse_dim", [["",["self:Tensor"],["int"]]] as readonly OverloadDef[]);
-const $sparse_mask = op("aten::sparse_mask", [["",["self:Tensor","mask:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $sparse_resize = op("aten::sparse_resize", [["",["self:Tensor","size:int[]","sparse_dim:int","dense_dim:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $sparse_resize_ = op("aten::sparse_resize_", [["",["self:Tensor","size:int[]","sparse_dim:int","dense_dim:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $sparse_resize_and_clear = op("aten::sparse_resize_and_clear", [["",["self:Tensor","size:int[]","sparse_dim:int","dense_dim:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $sparse_resize_and_clear_ = op("aten::sparse_resize_and_clear_", [["",["self:Tensor","size:int[]","sparse_dim:int","dense_dim:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $sparse_sampled_addmm = op("aten::sparse_sampled_addmm", [["",["self:Tensor","mat1:Tensor","mat2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $special_airy_ai = op("aten::special_airy_ai", [["",["x:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_bessel_j0 = op("aten::special_bessel_j0", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_bessel_j1 = op("aten::special_bessel_j1", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_bessel_y0 = op("aten::special_bessel_y0", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_bessel_y1 = op("aten::special_bessel_y1", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_chebyshev_polynomial_t = op("aten::special_chebyshev_polynomial_t", [["",["x:Tensor","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_chebyshev_polynomial_u = op("aten::special_chebyshev_polynomial_u", [["",["x:Tensor","n:Tensor"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_chebyshev_polynomial_v = op("aten::special_chebyshev_polynomial_v", [["",["x:Tensor","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_chebyshev_polynomial_w = op("aten::special_chebyshev_polynomial_w", [["",["x:Tensor","n:Tensor"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_digamma = op("aten::special_digamma", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_entr = op("aten::special_entr", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_erf = op("aten::special_erf", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_erfc = op("aten::special_erfc", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_erfcx = op("aten::special_erfcx", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_erfinv = op("aten::special_erfinv", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_exp2 = op("aten::special_exp2", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_expit = op("aten::special_expit", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_expm1 = op("aten::special_expm1", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_gammainc = op("aten::special_gammainc", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_gammaincc = op("aten::special_gammaincc", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_gammaln = op("aten::special_gammaln", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_hermite_polynomial_h = op("aten::special_hermite_polynomial_h", [["",["x:Tensor","n:Tensor"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_hermite_polynomial_he = op("aten::special_hermite_polynomial_he", [["",["x:Tensor","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_i0 = op("aten::special_i0", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_i0e = op("aten::special_i0e", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_i1 = op("aten::special_i1", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_i1e = op("aten::special_i1e", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_laguerre_polynomial_l = op("aten::special_laguerre_polynomial_l", [["",["x:Tensor","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_legendre_polynomial_p = op("aten::special_legendre_polynomial_p", [["",["x:Tensor","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_log1p = op("aten::special_log1p", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_log_ndtr = op("aten::special_log_ndtr", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_log_softmax = op("aten::special_log_softmax", [["",["self:Tensor","dim:int","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $special_logit = op("aten::special_logit", [["",["self:Tensor","eps:float?="],["Tensor"]]] as readonly OverloadDef[]);
-const $special_logsumexp = op("aten::special_logsumexp", [["",["self:Tensor","dim:int[1]","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $special_modified_bessel_i0 = op("aten::special_modified_bessel_i0", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_modified_bessel_i1 = op("aten::special_modified_bessel_i1", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_modified_bessel_k0 = op("aten::special_modified_bessel_k0", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_modified_bessel_k1 = op("aten::special_modified_bessel_k1", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_multigammaln = op("aten::special_multigammaln", [["",["self:Tensor","p:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_ndtr = op("aten::special_ndtr", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_ndtri = op("aten::special_ndtri", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_polygamma = op("aten::special_polygamma", [["",["n:int","self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_psi = op("aten::special_psi", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_round = op("aten::special_round", [["",["self:Tensor","*decimals:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $special_scaled_modified_bessel_k0 = op("aten::special_scaled_modified_bessel_k0", [["",["x:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_scaled_modified_bessel_k1 = op("aten::special_scaled_modified_bessel_k1", [["",["x:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_shifted_chebyshev_polynomial_t = op("aten::special_shifted_chebyshev_polynomial_t", [["",["x:Tensor","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_shifted_chebyshev_polynomial_u = op("aten::special_shifted_chebyshev_polynomial_u", [["",["x:Tensor","n:Tensor"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_shifted_chebyshev_polynomial_v = op("aten::special_shifted_chebyshev_polynomial_v", [["",["x:Tensor","n:Tensor"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_shifted_chebyshev_polynomial_w = op("aten::special_shifted_chebyshev_polynomial_w", [["",["x:Tensor","n:Tensor"],["Tensor"]],["x_scalar",["x:Scalar","n:Tensor"],["Tensor"]],["n_scalar",["x:Tensor","n:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_sinc = op("aten::special_sinc", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_softmax = op("aten::special_softmax", [["",["self:Tensor","dim:int","dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $special_spherical_bessel_j0 = op("aten::special_spherical_bessel_j0", [["",["x:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_xlog1py = op("aten::special_xlog1py", [["",["self:Tensor","other:Tensor"],["Tensor"]],["self_scalar",["self:Scalar","other:Tensor"],["Tensor"]],["other_scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_xlogy = op("aten::special_xlogy", [["",["self:Tensor","other:Tensor"],["Tensor"]],["other_scalar",["self:Tensor","other:Scalar"],["Tensor"]],["self_scalar",["self:Scalar","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $special_zeta = op("aten::special_zeta", [["",["self:Tensor","other:Tensor"],["Tensor"]],["self_scalar",["self:Scalar","other:Tensor"],["Tensor"]],["other_scalar",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $split = op("aten::split", [["sizes",["self:Tensor","split_size:int[]","dim:int="],["Tensor[]"]],["Tensor",["self:Tensor","split_size:int","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $split_copy = op("aten::split_copy", [["Tensor",["self:Tensor","split_size:int","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $split_with_sizes = op("aten::split_with_sizes", [["",["self:Tensor","split_sizes:int[]","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $split_with_sizes_copy = op("aten::split_with_sizes_copy", [["",["self:Tensor","split_sizes:int[]","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $sqrt = op("aten::sqrt", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $sqrt_ = op("aten::sqrt_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $square = op("aten::square", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $square_ = op("aten::square_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $squeeze = op("aten::squeeze", [["",["self:Tensor"],["Tensor"]],["dim",["self:Tensor","dim:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $squeeze_ = op("aten::squeeze_", [["",["self:Tensor"],["Tensor@0"]],["dim",["self:Tensor","dim:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $squeeze_copy = op("aten::squeeze_copy", [["",["self:Tensor"],["Tensor"]],["dim",["self:Tensor","dim:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $sspaddmm = op("aten::sspaddmm", [["",["self:Tensor","mat1:Tensor","mat2:Tensor","*beta:Scalar=","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $stack = op("aten::stack", [["",["tensors:Tensor[]","dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $std = op("aten::std", [["",["self:Tensor","unbiased:bool="],["Tensor"]],["dim",["self:Tensor","dim:int[1]?","unbiased:bool=","keepdim:bool="],["Tensor"]],["correction",["self:Tensor","dim:int[1]?","*correction:int?","*keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $std_mean = op("aten::std_mean", [["",["self:Tensor","unbiased:bool="],["Tensor","Tensor"]],["correction",["self:Tensor","dim:int[1]?","*correction:int?","*keepdim:bool="],["Tensor","Tensor"]],["dim",["self:Tensor","dim:int[1]?","unbiased:bool=","keepdim:bool="],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $stft = op("aten::stft", [["",["self:Tensor","n_fft:int","hop_length:int?=","win_length:int?=","window:Tensor?=","normalized:bool=","onesided:bool?=","return_complex:bool?="],["Tensor"]],["center",["self:Tensor","n_fft:int","hop_length:int?=","win_length:int?=","window:Tensor?=","center:bool=","pad_mode:str=","normalized:bool=","onesided:bool?=","return_complex:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $stride = op("aten::stride", [["int",["self:Tensor","dim:int"],["int"]]] as readonly OverloadDef[]);
-const $sub = op("aten::sub", [["Tensor",["self:Tensor","other:Tensor","*alpha:Scalar="],["Tensor"]],["Scalar",["self:Tensor","other:Scalar","alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $sub_ = op("aten::sub_", [["Tensor",["self:Tensor","other:Tensor","*alpha:Scalar="],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar","alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $subtract = op("aten::subtract", [["Scalar",["self:Tensor","other:Scalar","alpha:Scalar="],["Tensor"]],["Tensor",["self:Tensor","other:Tensor","*alpha:Scalar="],["Tensor"]]] as readonly OverloadDef[]);
-const $subtract_ = op("aten::subtract_", [["Scalar",["self:Tensor","other:Scalar","alpha:Scalar="],["Tensor@0"]],["Tensor",["self:Tensor","other:Tensor","*alpha:Scalar="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $sum = op("aten::sum", [["",["self:Tensor","*dtype:ScalarType?="],["Tensor"]],["dim_IntList",["self:Tensor","dim:int[1]?","keepdim:bool=","*dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $sum_to_size = op("aten::sum_to_size", [["",["self:Tensor","size:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $svd = op("aten::svd", [["",["self:Tensor","some:bool=","compute_uv:bool="],["U:Tensor","S:Tensor","V:Tensor"]]] as readonly OverloadDef[]);
-const $swapaxes = op("aten::swapaxes", [["",["self:Tensor","axis0:int","axis1:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $swapaxes_ = op("aten::swapaxes_", [["",["self:Tensor","axis0:int","axis1:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $swapdims = op("aten::swapdims", [["",["self:Tensor","dim0:int","dim1:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $swapdims_ = op("aten::swapdims_", [["",["self:Tensor","dim0:int","dim1:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $symeig = op("aten::symeig", [["",["self:Tensor","eigenvectors:bool=","upper:bool="],["eigenvalues:Tensor","eigenvectors:Tensor"]]] as readonly OverloadDef[]);
-const $t = op("aten::t", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $t_ = op("aten::t_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $t_copy = op("aten::t_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $take = op("aten::take", [["",["self:Tensor","index:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $take_along_dim = op("aten::take_along_dim", [["",["self:Tensor","indices:Tensor","dim:int?="],["Tensor"]]] as readonly OverloadDef[]);
-const $tan = op("aten::tan", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $tan_ = op("aten::tan_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $tanh = op("aten::tanh", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $tanh_ = op("aten::tanh_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $tensor_split = op("aten::tensor_split", [["tensor_indices_or_sections",["self:Tensor","tensor_indices_or_sections:Tensor","dim:int="],["Tensor[]"]],["sections",["self:Tensor","sections:int","dim:int="],["Tensor[]"]],["indices",["self:Tensor","indices:int[]","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $tensordot = op("aten::tensordot", [["",["self:Tensor","other:Tensor","dims_self:int[]","dims_other:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $thnn_conv2d = op("aten::thnn_conv2d", [["",["self:Tensor","weight:Tensor","kernel_size:int[2]","bias:Tensor?=","stride:int[2]=","padding:int[2]="],["Tensor"]]] as readonly OverloadDef[]);
-const $threshold = op("aten::threshold", [["",["self:Tensor","threshold:Scalar","value:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $threshold_ = op("aten::threshold_", [["",["self:Tensor","threshold:Scalar","value:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $tile = op("aten::tile", [["",["self:Tensor","dims:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $to = op("aten::to", [["device",["self:Tensor","device:Device","dtype:ScalarType","non_blocking:bool=","copy:bool=","memory_format:MemoryFormat?="],["Tensor"]],["other",["self:Tensor","other:Tensor","non_blocking:bool=","copy:bool=","memory_format:MemoryFormat?="],["Tensor"]],["dtype",["self:Tensor","dtype:ScalarType","non_blocking:bool=","copy:bool=","memory_format:MemoryFormat?="],["Tensor"]],["dtype_layout",["self:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*non_blocking:bool=","*copy:bool=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
-const $to_dense = op("aten::to_dense", [["",["self:Tensor","dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $to_mkldnn = op("aten::to_mkldnn", [["",["self:Tensor","dtype:ScalarType?="],["Tensor"]]] as readonly OverloadDef[]);
-const $to_padded_tensor = op("aten::to_padded_tensor", [["",["self:Tensor","padding:float","output_size:int[]?="],["Tensor"]]] as readonly OverloadDef[]);
-const $to_sparse = op("aten::to_sparse", [["",["self:Tensor"],["Tensor"]],["sparse_dim",["self:Tensor","sparse_dim:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $to_sparse_bsc = op("aten::to_sparse_bsc", [["",["self:Tensor","blocksize:int[2]"],["Tensor"]]] as readonly OverloadDef[]);
-const $to_sparse_bsr = op("aten::to_sparse_bsr", [["",["self:Tensor","blocksize:int[2]"],["Tensor"]]] as readonly OverloadDef[]);
-const $to_sparse_csc = op("aten::to_sparse_csc", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $to_sparse_csr = op("aten::to_sparse_csr", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $topk = op("aten::topk", [["",["self:Tensor","k:int","dim:int=","largest:bool=","sorted:bool="],["values:Tensor","indices:Tensor"]]] as readonly OverloadDef[]);
-const $trace = op("aten::trace", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $transpose = op("aten::transpose", [["int",["self:Tensor","dim0:int","dim1:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $transpose_ = op("aten::transpose_", [["",["self:Tensor","dim0:int","dim1:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $transpose_copy = op("aten::transpose_copy", [["int",["self:Tensor","dim0:int","dim1:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $trapezoid = op("aten::trapezoid", [["x",["y:Tensor","x:Tensor","*dim:int="],["Tensor"]],["dx",["y:Tensor","*dx:Scalar=","*dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $trapz = op("aten::trapz", [["x",["y:Tensor","x:Tensor","*dim:int="],["Tensor"]],["dx",["y:Tensor","*dx:float=","*dim:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $triangular_solve = op("aten::triangular_solve", [["",["self:Tensor","A:Tensor","upper:bool=","transpose:bool=","unitriangular:bool="],["solution:Tensor","cloned_coefficient:Tensor"]]] as readonly OverloadDef[]);
-const $tril = op("aten::tril", [["",["self:Tensor","diagonal:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $tril_ = op("aten::tril_", [["",["self:Tensor","diagonal:int="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $tril_indices = op("aten::tril_indices", [["",["row:int","col:int","offset:int=","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $triplet_margin_loss = op("aten::triplet_margin_loss", [["",["anchor:Tensor","positive:Tensor","negative:Tensor","margin:float=","p:float=","eps:float=","swap:bool=","reduction:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $triu = op("aten::triu", [["",["self:Tensor","diagonal:int="],["Tensor"]]] as readonly OverloadDef[]);
-const $triu_ = op("aten::triu_", [["",["self:Tensor","diagonal:int="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $triu_indices = op("aten::triu_indices", [["",["row:int","col:int","offset:int=","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $true_divide = op("aten::true_divide", [["Scalar",["self:Tensor","other:Scalar"],["Tensor"]],["Tensor",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $true_divide_ = op("aten::true_divide_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $trunc = op("aten::trunc", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $trunc_ = op("aten::trunc_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $type_as = op("aten::type_as", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $unbind = op("aten::unbind", [["int",["self:Tensor","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $unbind_copy = op("aten::unbind_copy", [["int",["self:Tensor","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $unflatten = op("aten::unflatten", [["int",["self:Tensor","dim:int","sizes:int[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $unflatten_dense_tensors = op("aten::unflatten_dense_tensors", [["",["flat:Tensor","tensors:Tensor[]"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $unfold = op("aten::unfold", [["",["self:Tensor","dimension:int","size:int","step:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $unfold_copy = op("aten::unfold_copy", [["",["self:Tensor","dimension:int","size:int","step:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $uniform = op("aten::uniform", [["",["self:Tensor","from:float=","to:float=","*generator:Generator?="],["Tensor"]]] as readonly OverloadDef[]);
-const $uniform_ = op("aten::uniform_", [["",["self:Tensor","from:float=","to:float=","*generator:Generator?="],["Tensor@0"]]] as readonly OverloadDef[]);
-const $unique_consecutive = op("aten::unique_consecutive", [["",["self:Tensor","return_inverse:bool=","return_counts:bool=","dim:int?="],["Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $unique_dim = op("aten::unique_dim", [["",["self:Tensor","dim:int","sorted:bool=","return_inverse:bool=","return_counts:bool="],["Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $unique_dim_consecutive = op("aten::unique_dim_consecutive", [["",["self:Tensor","dim:int","return_inverse:bool=","return_counts:bool="],["Tensor","Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $unsafe_chunk = op("aten::unsafe_chunk", [["",["self:Tensor","chunks:int","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $unsafe_split = op("aten::unsafe_split", [["Tensor",["self:Tensor","split_size:int","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $unsafe_split_with_sizes = op("aten::unsafe_split_with_sizes", [["",["self:Tensor","split_sizes:int[]","dim:int="],["Tensor[]"]]] as readonly OverloadDef[]);
-const $unsqueeze = op("aten::unsqueeze", [["",["self:Tensor","dim:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $unsqueeze_ = op("aten::unsqueeze_", [["",["self:Tensor","dim:int"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $unsqueeze_copy = op("aten::unsqueeze_copy", [["",["self:Tensor","dim:int"],["Tensor"]]] as readonly OverloadDef[]);
-const $upsample_bicubic2d = op("aten::upsample_bicubic2d", [["",["self:Tensor","output_size:SymInt[2]","align_corners:bool","scales_h:float?=","scales_w:float?="],["Tensor"]],["vec",["input:Tensor","output_size:SymInt[]?","align_corners:bool","scale_factors:float[]?"],["Tensor"]]] as readonly OverloadDef[]);
-const $upsample_bilinear2d = op("aten::upsample_bilinear2d", [["",["self:Tensor","output_size:SymInt[2]","align_corners:bool","scales_h:float?=","scales_w:float?="],["Tensor"]],["vec",["input:Tensor","output_size:SymInt[]?","align_corners:bool","scale_factors:float[]?"],["Tensor"]]] as readonly OverloadDef[]);
-const $upsample_linear1d = op("aten::upsample_linear1d", [["",["self:Tensor","output_size:SymInt[1]","align_corners:bool","scales:float?="],["Tensor"]],["vec",["input:Tensor","output_size:SymInt[]?","align_corners:bool","scale_factors:float[]?"],["Tensor"]]] as readonly OverloadDef[]);
-const $upsample_nearest1d = op("aten::upsample_nearest1d", [["",["self:Tensor","output_size:SymInt[1]","scales:float?="],["Tensor"]],["vec",["input:Tensor","output_size:SymInt[]?","scale_factors:float[]?"],["Tensor"]]] as readonly OverloadDef[]);
-const $upsample_nearest2d = op("aten::upsample_nearest2d", [["",["self:Tensor","output_size:SymInt[2]","scales_h:float?=","scales_w:float?="],["Tensor"]],["vec",["input:Tensor","output_size:SymInt[]?","scale_factors:float[]?"],["Tensor"]]] as readonly OverloadDef[]);
-const $upsample_nearest3d = op("aten::upsample_nearest3d", [["",["self:Tensor","output_size:SymInt[3]","scales_d:float?=","scales_h:float?=","scales_w:float?="],["Tensor"]],["vec",["input:Tensor","output_size:SymInt[]?","scale_factors:float[]?"],["Tensor"]]] as readonly OverloadDef[]);
-const $upsample_trilinear3d = op("aten::upsample_trilinear3d", [["",["self:Tensor","output_size:SymInt[3]","align_corners:bool","scales_d:float?=","scales_h:float?=","scales_w:float?="],["Tensor"]],["vec",["input:Tensor","output_size:SymInt[]?","align_corners:bool","scale_factors:float[]?"],["Tensor"]]] as readonly OverloadDef[]);
-const $values = op("aten::values", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $values_copy = op("aten::values_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $vander = op("aten::vander", [["",["x:Tensor","N:int?=","increasing:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $var = op("aten::var", [["",["self:Tensor","unbiased:bool="],["Tensor"]],["correction",["self:Tensor","dim:int[1]?","*correction:int?","*keepdim:bool="],["Tensor"]],["dim",["self:Tensor","dim:int[1]?","unbiased:bool=","keepdim:bool="],["Tensor"]]] as readonly OverloadDef[]);
-const $var_mean = op("aten::var_mean", [["",["self:Tensor","unbiased:bool="],["Tensor","Tensor"]],["dim",["self:Tensor","dim:int[1]?","unbiased:bool=","keepdim:bool="],["Tensor","Tensor"]],["correction",["self:Tensor","dim:int[1]?","*correction:int?","*keepdim:bool="],["Tensor","Tensor"]]] as readonly OverloadDef[]);
-const $vdot = op("aten::vdot", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $view = op("aten::view", [["",["self:Tensor","size:SymInt[]"],["Tensor"]],["dtype",["self:Tensor","dtype:ScalarType"],["Tensor"]]] as readonly OverloadDef[]);
-const $view_as = op("aten::view_as", [["",["self:Tensor","other:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $view_as_complex = op("aten::view_as_complex", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $view_as_complex_copy = op("aten::view_as_complex_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $view_as_real = op("aten::view_as_real", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $view_as_real_copy = op("aten::view_as_real_copy", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $view_copy = op("aten::view_copy", [["",["self:Tensor","size:SymInt[]"],["Tensor"]],["dtype",["self:Tensor","dtype:ScalarType"],["Tensor"]]] as readonly OverloadDef[]);
-const $vsplit = op("aten::vsplit", [["int",["self:Tensor","sections:int"],["Tensor[]"]],["array",["self:Tensor","indices:int[]"],["Tensor[]"]]] as readonly OverloadDef[]);
-const $vstack = op("aten::vstack", [["",["tensors:Tensor[]"],["Tensor"]]] as readonly OverloadDef[]);
-const $where = op("aten::where", [["",["condition:Tensor"],["Tensor[]"]],["ScalarOther",["condition:Tensor","self:Tensor","other:Scalar"],["Tensor"]],["self",["condition:Tensor","self:Tensor","other:Tensor"],["Tensor"]],["ScalarSelf",["condition:Tensor","self:Scalar","other:Tensor"],["Tensor"]],["Scalar",["condition:Tensor","self:Scalar","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $xlogy = op("aten::xlogy", [["Tensor",["self:Tensor","other:Tensor"],["Tensor"]],["Scalar_Self",["self:Scalar","other:Tensor"],["Tensor"]],["Scalar_Other",["self:Tensor","other:Scalar"],["Tensor"]]] as readonly OverloadDef[]);
-const $xlogy_ = op("aten::xlogy_", [["Tensor",["self:Tensor","other:Tensor"],["Tensor@0"]],["Scalar_Other",["self:Tensor","other:Scalar"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $zero = op("aten::zero", [["",["self:Tensor"],["Tensor"]]] as readonly OverloadDef[]);
-const $zero_ = op("aten::zero_", [["",["self:Tensor"],["Tensor@0"]]] as readonly OverloadDef[]);
-const $zeros = op("aten::zeros", [["",["size:SymInt[]","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?="],["Tensor"]]] as readonly OverloadDef[]);
-const $zeros_like = op("aten::zeros_like", [["",["self:Tensor","*dtype:ScalarType?=","*layout:Layout?=","*device:Device?=","*pin_memory:bool?=","*memory_format:MemoryFormat?="],["Tensor"]]] as readonly OverloadDef[]);
+const META: Record<string, OverloadDef[]> = JSON.parse("{\"abs\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"abs_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"absolute\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"absolute_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"acos\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"acos_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"acosh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"acosh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"adaptive_avg_pool1d\":[[\"\",[\"self:Tensor\",\"output_size:int[1]\"],[\"Tensor\"]]],\"adaptive_avg_pool2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\"],[\"Tensor\"]]],\"adaptive_avg_pool3d\":[[\"\",[\"self:Tensor\",\"output_size:int[3]\"],[\"Tensor\"]]],\"adaptive_max_pool1d\":[[\"\",[\"self:Tensor\",\"output_size:int[1]\"],[\"Tensor\",\"Tensor\"]]],\"adaptive_max_pool2d\":[[\"\",[\"self:Tensor\",\"output_size:int[2]\"],[\"Tensor\",\"Tensor\"]]],\"adaptive_max_pool3d\":[[\"\",[\"self:Tensor\",\"output_size:int[3]\"],[\"Tensor\",\"Tensor\"]]],\"add\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"add_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor@0\"]]],\"addbmm\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addbmm_\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addcdiv\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor\"]]],\"addcdiv_\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor@0\"]]],\"addcmul\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor\"]]],\"addcmul_\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor@0\"]]],\"addmm\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addmm_\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addmv\":[[\"\",[\"self:Tensor\",\"mat:Tensor\",\"vec:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addmv_\":[[\"\",[\"self:Tensor\",\"mat:Tensor\",\"vec:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addr\":[[\"\",[\"self:Tensor\",\"vec1:Tensor\",\"vec2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addr_\":[[\"\",[\"self:Tensor\",\"vec1:Tensor\",\"vec2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"adjoint\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"affine_grid_generator\":[[\"\",[\"theta:Tensor\",\"size:int[]\",\"align_corners:bool\"],[\"Tensor\"]]],\"alias\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"alias_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"align_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"align_tensors\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"all\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"Tensor\"]]],\"allclose\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"rtol:float=\",\"atol:float=\",\"equal_nan:bool=\"],[\"bool\"]]],\"alpha_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"alpha_dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"amax\":[[\"\",[\"self:Tensor\",\"dim:int[1]=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"amin\":[[\"\",[\"self:Tensor\",\"dim:int[1]=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"aminmax\":[[\"\",[\"self:Tensor\",\"*dim:int?=\",\"*keepdim:bool=\"],[\"min:Tensor\",\"max:Tensor\"]]],\"angle\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"any\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"Tensor\"]]],\"arange\":[[\"\",[\"end:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"start_step\",[\"start:Scalar\",\"end:Scalar\",\"step:Scalar=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"start\",[\"start:Scalar\",\"end:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"arccos\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arccos_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arccosh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arccosh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arcsin\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arcsin_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arcsinh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arcsinh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arctan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arctan2\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"arctan2_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"arctan_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arctanh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arctanh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"argmax\":[[\"\",[\"self:Tensor\",\"dim:int?=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"argmin\":[[\"\",[\"self:Tensor\",\"dim:int?=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"argsort\":[[\"\",[\"self:Tensor\",\"dim:int=\",\"descending:bool=\"],[\"Tensor\"]],[\"stable\",[\"self:Tensor\",\"*stable:bool\",\"*dim:int=\",\"*descending:bool=\"],[\"Tensor\"]]],\"argwhere\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"as_strided\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor\"]]],\"as_strided_\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor@0\"]]],\"as_strided_copy\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor\"]]],\"as_strided_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor\"]]],\"asin\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"asin_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"asinh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"asinh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"atan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"atan2\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"atan2_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"atan_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"atanh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"atanh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"atleast_1d\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"Sequence\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"atleast_2d\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"Sequence\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"atleast_3d\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"Sequence\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"avg_pool1d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"ceil_mode:bool=\",\"count_include_pad:bool=\"],[\"Tensor\"]]],\"avg_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"ceil_mode:bool=\",\"count_include_pad:bool=\",\"divisor_override:int?=\"],[\"Tensor\"]]],\"avg_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"ceil_mode:bool=\",\"count_include_pad:bool=\",\"divisor_override:int?=\"],[\"Tensor\"]]],\"baddbmm\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"baddbmm_\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"bartlett_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"momentum:float\",\"eps:float\",\"cudnn_enabled:bool\"],[\"Tensor\"]]],\"batch_norm_elemt\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"mean:Tensor\",\"invstd:Tensor\",\"eps:float\"],[\"Tensor\"]]],\"batch_norm_gather_stats\":[[\"\",[\"input:Tensor\",\"mean:Tensor\",\"invstd:Tensor\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"momentum:float\",\"eps:float\",\"count:int\"],[\"Tensor\",\"Tensor\"]]],\"batch_norm_gather_stats_with_counts\":[[\"\",[\"input:Tensor\",\"mean:Tensor\",\"invstd:Tensor\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"momentum:float\",\"eps:float\",\"counts:Tensor\"],[\"Tensor\",\"Tensor\"]]],\"batch_norm_stats\":[[\"\",[\"input:Tensor\",\"eps:float\"],[\"Tensor\",\"Tensor\"]]],\"batch_norm_update_stats\":[[\"\",[\"input:Tensor\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"momentum:float\"],[\"Tensor\",\"Tensor\"]]],\"bernoulli\":[[\"\",[\"self:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"p\",[\"self:Tensor\",\"p:float\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"p:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"bernoulli_\":[[\"Tensor\",[\"self:Tensor\",\"p:Tensor\",\"*generator:Generator?=\"],[\"Tensor@0\"]],[\"float\",[\"self:Tensor\",\"p:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"bilinear\":[[\"\",[\"input1:Tensor\",\"input2:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\"],[\"Tensor\"]]],\"binary_cross_entropy\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\"],[\"Tensor\"]]],\"binary_cross_entropy_with_logits\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"pos_weight:Tensor?=\",\"reduction:int=\"],[\"Tensor\"]]],\"bincount\":[[\"\",[\"self:Tensor\",\"weights:Tensor?=\",\"minlength:int=\"],[\"Tensor\"]]],\"binomial\":[[\"\",[\"count:Tensor\",\"prob:Tensor\",\"generator:Generator?=\"],[\"Tensor\"]]],\"bitwise_and\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_and_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"bitwise_left_shift\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"bitwise_left_shift_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"bitwise_not\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"bitwise_not_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"bitwise_or\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_or_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"bitwise_right_shift\":[[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_right_shift_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"bitwise_xor\":[[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_xor_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"blackman_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"block_diag\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"bmm\":[[\"\",[\"self:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"broadcast_tensors\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"broadcast_to\":[[\"\",[\"self:Tensor\",\"size:int[]\"],[\"Tensor\"]]],\"bucketize\":[[\"Tensor\",[\"self:Tensor\",\"boundaries:Tensor\",\"*out_int32:bool=\",\"*right:bool=\"],[\"Tensor\"]],[\"Scalar\",[\"self:Scalar\",\"boundaries:Tensor\",\"*out_int32:bool=\",\"*right:bool=\"],[\"Tensor\"]]],\"can_cast\":[[\"\",[\"from:ScalarType\",\"to:ScalarType\"],[\"bool\"]]],\"cartesian_prod\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"cat\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"cauchy\":[[\"\",[\"self:Tensor\",\"median:float=\",\"sigma:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"cauchy_\":[[\"\",[\"self:Tensor\",\"median:float=\",\"sigma:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"ccol_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"ccol_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cdist\":[[\"\",[\"x1:Tensor\",\"x2:Tensor\",\"p:float=\",\"compute_mode:int?=\"],[\"Tensor\"]]],\"ceil\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"ceil_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"celu\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\"],[\"Tensor\"]]],\"celu_\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\"],[\"Tensor@0\"]]],\"chain_matmul\":[[\"\",[\"matrices:Tensor[]\"],[\"Tensor\"]]],\"chalf\":[[\"\",[\"self:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"channel_shuffle\":[[\"\",[\"self:Tensor\",\"groups:int\"],[\"Tensor\"]]],\"cholesky\":[[\"\",[\"self:Tensor\",\"upper:bool=\"],[\"Tensor\"]]],\"cholesky_inverse\":[[\"\",[\"self:Tensor\",\"upper:bool=\"],[\"Tensor\"]]],\"cholesky_solve\":[[\"\",[\"self:Tensor\",\"input2:Tensor\",\"upper:bool=\"],[\"Tensor\"]]],\"choose_qparams_optimized\":[[\"\",[\"input:Tensor\",\"numel:int\",\"n_bins:int\",\"ratio:float\",\"bit_width:int\"],[\"Tensor\",\"Tensor\"]]],\"chunk\":[[\"\",[\"self:Tensor\",\"chunks:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"clamp\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor\"]]],\"clamp_\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor@0\"]]],\"clamp_max\":[[\"\",[\"self:Tensor\",\"max:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"max:Tensor\"],[\"Tensor\"]]],\"clamp_max_\":[[\"\",[\"self:Tensor\",\"max:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"max:Tensor\"],[\"Tensor@0\"]]],\"clamp_min\":[[\"\",[\"self:Tensor\",\"min:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor\"],[\"Tensor\"]]],\"clamp_min_\":[[\"\",[\"self:Tensor\",\"min:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor\"],[\"Tensor@0\"]]],\"clip\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor\"]]],\"clip_\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor@0\"]]],\"clone\":[[\"\",[\"self:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"coalesce\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"col2im\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"kernel_size:int[2]\",\"dilation:int[2]\",\"padding:int[2]\",\"stride:int[2]\"],[\"Tensor\"]]],\"col_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"col_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"column_stack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"combinations\":[[\"\",[\"self:Tensor\",\"r:int=\",\"with_replacement:bool=\"],[\"Tensor\"]]],\"complex\":[[\"\",[\"real:Tensor\",\"imag:Tensor\"],[\"Tensor\"]]],\"concat\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"concatenate\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"conj\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"conj_physical\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"conj_physical_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"constant_pad_nd\":[[\"\",[\"self:Tensor\",\"pad:int[]\",\"value:Scalar=\"],[\"Tensor\"]]],\"contiguous\":[[\"\",[\"self:Tensor\",\"*memory_format:MemoryFormat=\"],[\"Tensor\"]]],\"conv1d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"groups:int=\"],[\"Tensor\"]],[\"padding\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[1]=\",\"padding:str=\",\"dilation:int[1]=\",\"groups:int=\"],[\"Tensor\"]]],\"conv2d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"groups:int=\"],[\"Tensor\"]],[\"padding\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:str=\",\"dilation:int[2]=\",\"groups:int=\"],[\"Tensor\"]]],\"conv3d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"groups:int=\"],[\"Tensor\"]],[\"padding\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:str=\",\"dilation:int[3]=\",\"groups:int=\"],[\"Tensor\"]]],\"conv_depthwise3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?\",\"stride:int[3]\",\"padding:int[3]\",\"dilation:int[3]\"],[\"Tensor\"]]],\"conv_tbc\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor\",\"pad:int=\"],[\"Tensor\"]]],\"conv_transpose1d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[1]=\",\"padding:int[1]=\",\"output_padding:int[1]=\",\"groups:int=\",\"dilation:int[1]=\"],[\"Tensor\"]]],\"conv_transpose2d\":[[\"input\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"output_padding:int[2]=\",\"groups:int=\",\"dilation:int[2]=\"],[\"Tensor\"]]],\"conv_transpose3d\":[[\"input\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"output_padding:int[3]=\",\"groups:int=\",\"dilation:int[3]=\"],[\"Tensor\"]]],\"convolution\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"transposed:bool\",\"output_padding:int[]\",\"groups:int\"],[\"Tensor\"]]],\"convolution_overrideable\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"transposed:bool\",\"output_padding:int[]\",\"groups:int\"],[\"Tensor\"]]],\"copy\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor\"]]],\"copy_\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor@0\"]]],\"copy_sparse_to_sparse\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor\"]]],\"copy_sparse_to_sparse_\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor@0\"]]],\"copysign\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"copysign_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"corrcoef\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cos\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cos_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"cosh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cosh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"cosine_embedding_loss\":[[\"\",[\"input1:Tensor\",\"input2:Tensor\",\"target:Tensor\",\"margin:float=\",\"reduction:int=\"],[\"Tensor\"]]],\"cosine_similarity\":[[\"\",[\"x1:Tensor\",\"x2:Tensor\",\"dim:int=\",\"eps:float=\"],[\"Tensor\"]]],\"count_nonzero\":[[\"\",[\"self:Tensor\",\"dim:int?=\"],[\"Tensor\"]],[\"dim_IntList\",[\"self:Tensor\",\"dim:int[]\"],[\"Tensor\"]]],\"cov\":[[\"\",[\"self:Tensor\",\"*correction:int=\",\"*fweights:Tensor?=\",\"*aweights:Tensor?=\"],[\"Tensor\"]]],\"cross\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"dim:int?=\"],[\"Tensor\"]]],\"cross_entropy_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\",\"label_smoothing:float=\"],[\"Tensor\"]]],\"crow_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"crow_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"ctc_loss\":[[\"Tensor\",[\"log_probs:Tensor\",\"targets:Tensor\",\"input_lengths:Tensor\",\"target_lengths:Tensor\",\"blank:int=\",\"reduction:int=\",\"zero_infinity:bool=\"],[\"Tensor\"]],[\"IntList\",[\"log_probs:Tensor\",\"targets:Tensor\",\"input_lengths:int[]\",\"target_lengths:int[]\",\"blank:int=\",\"reduction:int=\",\"zero_infinity:bool=\"],[\"Tensor\"]]],\"cudnn_affine_grid_generator\":[[\"\",[\"theta:Tensor\",\"N:int\",\"C:int\",\"H:int\",\"W:int\"],[\"grid:Tensor\"]]],\"cudnn_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"exponential_average_factor:float\",\"epsilon:float\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]]],\"cudnn_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\",\"allow_tf32:bool\"],[\"Tensor\"]]],\"cudnn_convolution_add_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"z:Tensor\",\"alpha:Scalar?\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"cudnn_convolution_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"cudnn_convolution_transpose\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"padding:int[]\",\"output_padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\",\"allow_tf32:bool\"],[\"Tensor\"]]],\"cudnn_grid_sampler\":[[\"\",[\"self:Tensor\",\"grid:Tensor\"],[\"output:Tensor\"]]],\"cudnn_is_acceptable\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"cummax\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"cummin\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"cumprod\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"cumprod_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor@0\"]]],\"cumsum\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"cumsum_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor@0\"]]],\"cumulative_trapezoid\":[[\"x\",[\"y:Tensor\",\"x:Tensor\",\"*dim:int=\"],[\"Tensor\"]],[\"dx\",[\"y:Tensor\",\"*dx:Scalar=\",\"*dim:int=\"],[\"Tensor\"]]],\"data\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"deg2rad\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"deg2rad_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"dense_dim\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"dequantize\":[[\"self\",[\"self:Tensor\"],[\"Tensor\"]],[\"tensors\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"det\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"detach\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"detach_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"detach_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"diag\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor\"]]],\"diag_embed\":[[\"\",[\"self:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diagflat\":[[\"\",[\"self:Tensor\",\"offset:int=\"],[\"Tensor\"]]],\"diagonal\":[[\"\",[\"self:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diagonal_copy\":[[\"\",[\"self:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diagonal_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diff\":[[\"\",[\"self:Tensor\",\"n:int=\",\"dim:int=\",\"prepend:Tensor?=\",\"append:Tensor?=\"],[\"Tensor\"]]],\"digamma\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"digamma_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"dist\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"p:Scalar=\"],[\"Tensor\"]]],\"div\":[[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor\"]]],\"div_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor@0\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor@0\"]]],\"divide\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor\"]],[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"divide_\":[[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"dot\":[[\"\",[\"self:Tensor\",\"tensor:Tensor\"],[\"Tensor\"]]],\"dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"dsplit\":[[\"array\",[\"self:Tensor\",\"indices:int[]\"],[\"Tensor[]\"]],[\"int\",[\"self:Tensor\",\"sections:int\"],[\"Tensor[]\"]]],\"dstack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"einsum\":[[\"\",[\"equation:str\",\"tensors:Tensor[]\",\"*path:int[]?=\"],[\"Tensor\"]]],\"elu\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\",\"scale:Scalar=\",\"input_scale:Scalar=\"],[\"Tensor\"]]],\"elu_\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\",\"scale:Scalar=\",\"input_scale:Scalar=\"],[\"Tensor@0\"]]],\"embedding\":[[\"\",[\"weight:Tensor\",\"indices:Tensor\",\"padding_idx:int=\",\"scale_grad_by_freq:bool=\",\"sparse:bool=\"],[\"Tensor\"]]],\"embedding_bag\":[[\"\",[\"weight:Tensor\",\"indices:Tensor\",\"offsets:Tensor\",\"scale_grad_by_freq:bool=\",\"mode:int=\",\"sparse:bool=\",\"per_sample_weights:Tensor?=\",\"include_last_offset:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]],[\"padding_idx\",[\"weight:Tensor\",\"indices:Tensor\",\"offsets:Tensor\",\"scale_grad_by_freq:bool\",\"mode:int\",\"sparse:bool\",\"per_sample_weights:Tensor?\",\"include_last_offset:bool\",\"padding_idx:int?\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]]],\"embedding_renorm\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"max_norm:float\",\"norm_type:float\"],[\"Tensor\"]]],\"embedding_renorm_\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"max_norm:float\",\"norm_type:float\"],[\"Tensor@0\"]]],\"empty\":[[\"memory_format\",[\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"empty_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"empty_quantized\":[[\"\",[\"size:int[]\",\"qtensor:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"empty_strided\":[[\"\",[\"size:SymInt[]\",\"stride:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"eq\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"eq_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"equal\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"bool\"]]],\"erf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"erf_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"erfc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"erfc_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"erfinv\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"erfinv_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"exp\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"exp2\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"exp2_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"exp_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"expand\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*implicit:bool=\"],[\"Tensor\"]]],\"expand_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"expand_copy\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*implicit:bool=\"],[\"Tensor\"]]],\"expm1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"expm1_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"exponential\":[[\"\",[\"self:Tensor\",\"lambd:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"exponential_\":[[\"\",[\"self:Tensor\",\"lambd:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"eye\":[[\"\",[\"n:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"m\",[\"n:int\",\"m:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"fake_quantize_per_channel_affine\":[[\"\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"axis:int\",\"quant_min:int\",\"quant_max:int\"],[\"Tensor\"]]],\"fake_quantize_per_channel_affine_cachemask\":[[\"\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"axis:int\",\"quant_min:int\",\"quant_max:int\"],[\"output:Tensor\",\"mask:Tensor\"]]],\"fake_quantize_per_tensor_affine\":[[\"\",[\"self:Tensor\",\"scale:float\",\"zero_point:int\",\"quant_min:int\",\"quant_max:int\"],[\"Tensor\"]],[\"tensor_qparams\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"quant_min:int\",\"quant_max:int\"],[\"Tensor\"]]],\"fake_quantize_per_tensor_affine_cachemask\":[[\"\",[\"self:Tensor\",\"scale:float\",\"zero_point:int\",\"quant_min:int\",\"quant_max:int\"],[\"output:Tensor\",\"mask:Tensor\"]]],\"fbgemm_linear_fp16_weight\":[[\"\",[\"input:Tensor\",\"packed_weight:Tensor\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_fp16_weight_fp32_activation\":[[\"\",[\"input:Tensor\",\"packed_weight:Tensor\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_int8_weight\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"packed:Tensor\",\"col_offsets:Tensor\",\"weight_scale:Scalar\",\"weight_zero_point:Scalar\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_int8_weight_fp32_activation\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"packed:Tensor\",\"col_offsets:Tensor\",\"weight_scale:Scalar\",\"weight_zero_point:Scalar\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_quantize_weight\":[[\"\",[\"input:Tensor\"],[\"Tensor\",\"Tensor\",\"float\",\"int\"]]],\"fbgemm_pack_gemm_matrix_fp16\":[[\"\",[\"input:Tensor\"],[\"Tensor\"]]],\"fbgemm_pack_quantized_matrix\":[[\"\",[\"input:Tensor\"],[\"Tensor\"]],[\"KN\",[\"input:Tensor\",\"K:int\",\"N:int\"],[\"Tensor\"]]],\"feature_alpha_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"feature_alpha_dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"feature_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"feature_dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"fft_fft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_fft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_fftfreq\":[[\"\",[\"n:int\",\"d:float=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"fft_fftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_fftshift\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\"],[\"Tensor\"]]],\"fft_hfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_hfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_hfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifftshift\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\"],[\"Tensor\"]]],\"fft_ihfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ihfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ihfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_irfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_irfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_irfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_rfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_rfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_rfftfreq\":[[\"\",[\"n:int\",\"d:float=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"fft_rfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fill\":[[\"Scalar\",[\"self:Tensor\",\"value:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"value:Tensor\"],[\"Tensor\"]]],\"fill_\":[[\"Scalar\",[\"self:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"value:Tensor\"],[\"Tensor@0\"]]],\"fill_diagonal_\":[[\"\",[\"self:Tensor\",\"fill_value:Scalar\",\"wrap:bool=\"],[\"Tensor@0\"]]],\"fix\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"fix_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"flatten\":[[\"using_ints\",[\"self:Tensor\",\"start_dim:int=\",\"end_dim:int=\"],[\"Tensor\"]]],\"flatten_dense_tensors\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"flip\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"fliplr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"flipud\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"float_power\":[[\"Tensor_Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor\"]],[\"Scalar\",[\"self:Scalar\",\"exponent:Tensor\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor\"]]],\"float_power_\":[[\"Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor@0\"]]],\"floor\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"floor_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"floor_divide\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"floor_divide_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"fmax\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"fmin\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"fmod\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"fmod_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"frac\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"frac_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"fractional_max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"output_size:int[2]\",\"random_samples:Tensor\"],[\"Tensor\",\"Tensor\"]]],\"fractional_max_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"output_size:int[3]\",\"random_samples:Tensor\"],[\"Tensor\",\"Tensor\"]]],\"frexp\":[[\"Tensor\",[\"self:Tensor\"],[\"mantissa:Tensor\",\"exponent:Tensor\"]]],\"frobenius_norm\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"from_file\":[[\"\",[\"filename:str\",\"shared:bool?=\",\"size:int?=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"full\":[[\"\",[\"size:SymInt[]\",\"fill_value:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"full_like\":[[\"\",[\"self:Tensor\",\"fill_value:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"fused_moving_avg_obs_fake_quant\":[[\"\",[\"self:Tensor\",\"observer_on:Tensor\",\"fake_quant_on:Tensor\",\"running_min:Tensor\",\"running_max:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"averaging_const:float\",\"quant_min:int\",\"quant_max:int\",\"ch_axis:int\",\"per_row_fake_quant:bool=\",\"symmetric_quant:bool=\"],[\"Tensor\"]]],\"gather\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"*sparse_grad:bool=\"],[\"Tensor\"]]],\"gcd\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"gcd_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"ge\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"ge_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"gelu\":[[\"\",[\"self:Tensor\",\"*approximate:str=\"],[\"Tensor\"]]],\"gelu_\":[[\"\",[\"self:Tensor\",\"*approximate:str=\"],[\"Tensor@0\"]]],\"geometric\":[[\"\",[\"self:Tensor\",\"p:float\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"geometric_\":[[\"\",[\"self:Tensor\",\"p:float\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"geqrf\":[[\"\",[\"self:Tensor\"],[\"a:Tensor\",\"tau:Tensor\"]]],\"ger\":[[\"\",[\"self:Tensor\",\"vec2:Tensor\"],[\"Tensor\"]]],\"get_gradients\":[[\"\",[\"context_id:int\"],[\"Dict(Tensor, Tensor)\"]]],\"glu\":[[\"\",[\"self:Tensor\",\"dim:int=\"],[\"Tensor\"]]],\"glu_jvp\":[[\"\",[\"glu:Tensor\",\"x:Tensor\",\"dx:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"gradient\":[[\"scalarrayint\",[\"self:Tensor\",\"*spacing:Scalar[]\",\"*dim:int?=\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"array\",[\"self:Tensor\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalararray\",[\"self:Tensor\",\"*spacing:Scalar\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalarint\",[\"self:Tensor\",\"*spacing:Scalar?=\",\"*dim:int?=\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"tensorarrayint\",[\"self:Tensor\",\"*spacing:Tensor[]\",\"*dim:int?=\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"tensorarray\",[\"self:Tensor\",\"*spacing:Tensor[]\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalarrayarray\",[\"self:Tensor\",\"*spacing:Scalar[]\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]]],\"greater\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"greater_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"greater_equal\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"greater_equal_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"grid_sampler\":[[\"\",[\"input:Tensor\",\"grid:Tensor\",\"interpolation_mode:int\",\"padding_mode:int\",\"align_corners:bool\"],[\"Tensor\"]]],\"grid_sampler_2d\":[[\"\",[\"input:Tensor\",\"grid:Tensor\",\"interpolation_mode:int\",\"padding_mode:int\",\"align_corners:bool\"],[\"Tensor\"]]],\"grid_sampler_3d\":[[\"\",[\"input:Tensor\",\"grid:Tensor\",\"interpolation_mode:int\",\"padding_mode:int\",\"align_corners:bool\"],[\"Tensor\"]]],\"group_norm\":[[\"\",[\"input:Tensor\",\"num_groups:int\",\"weight:Tensor?=\",\"bias:Tensor?=\",\"eps:float=\",\"cudnn_enabled:bool=\"],[\"Tensor\"]]],\"gru\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"gru_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\"]]],\"gt\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"gt_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"hamming_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic_alpha\",[\"window_length:int\",\"periodic:bool\",\"alpha:float\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic_alpha_beta\",[\"window_length:int\",\"periodic:bool\",\"alpha:float\",\"beta:float\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"hann_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"hardshrink\":[[\"\",[\"self:Tensor\",\"lambd:Scalar=\"],[\"Tensor\"]]],\"hardsigmoid\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"hardsigmoid_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"hardswish\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"hardswish_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"hardtanh\":[[\"\",[\"self:Tensor\",\"min_val:Scalar=\",\"max_val:Scalar=\"],[\"Tensor\"]]],\"hardtanh_\":[[\"\",[\"self:Tensor\",\"min_val:Scalar=\",\"max_val:Scalar=\"],[\"Tensor@0\"]]],\"heaviside\":[[\"\",[\"self:Tensor\",\"values:Tensor\"],[\"Tensor\"]]],\"heaviside_\":[[\"\",[\"self:Tensor\",\"values:Tensor\"],[\"Tensor@0\"]]],\"hinge_embedding_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"margin:float=\",\"reduction:int=\"],[\"Tensor\"]]],\"histc\":[[\"\",[\"self:Tensor\",\"bins:int=\",\"min:Scalar=\",\"max:Scalar=\"],[\"Tensor\"]]],\"histogram\":[[\"bin_ct\",[\"self:Tensor\",\"bins:int=\",\"*range:float[]?=\",\"*weight:Tensor?=\",\"*density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor\"]],[\"bins_tensor\",[\"self:Tensor\",\"bins:Tensor\",\"*weight:Tensor?=\",\"*density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor\"]]],\"histogramdd\":[[\"\",[\"self:Tensor\",\"bins:int[]\",\"range:float[]?=\",\"weight:Tensor?=\",\"density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor[]\"]],[\"int_bins\",[\"self:Tensor\",\"bins:int\",\"range:float[]?=\",\"weight:Tensor?=\",\"density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor[]\"]],[\"TensorList_bins\",[\"self:Tensor\",\"bins:Tensor[]\",\"range:float[]?=\",\"weight:Tensor?=\",\"density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor[]\"]]],\"hsplit\":[[\"array\",[\"self:Tensor\",\"indices:int[]\"],[\"Tensor[]\"]],[\"int\",[\"self:Tensor\",\"sections:int\"],[\"Tensor[]\"]]],\"hspmm\":[[\"\",[\"mat1:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"hstack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"huber_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\",\"delta:float=\"],[\"Tensor\"]]],\"hypot\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"hypot_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"i0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"i0_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"igamma\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"igamma_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"igammac\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"igammac_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"im2col\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"dilation:int[2]\",\"padding:int[2]\",\"stride:int[2]\"],[\"Tensor\"]]],\"imag\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"index\":[[\"Tensor\",[\"self:Tensor\",\"indices:Tensor?[]\"],[\"Tensor\"]]],\"index_add\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"index_add_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"index_copy\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\"],[\"Tensor\"]]],\"index_copy_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\"],[\"Tensor@0\"]]],\"index_fill\":[[\"int_Tensor\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Tensor\"],[\"Tensor\"]],[\"int_Scalar\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor\"]]],\"index_fill_\":[[\"int_Tensor\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Tensor\"],[\"Tensor@0\"]],[\"int_Scalar\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]]],\"index_put\":[[\"\",[\"self:Tensor\",\"indices:Tensor?[]\",\"values:Tensor\",\"accumulate:bool=\"],[\"Tensor\"]]],\"index_put_\":[[\"\",[\"self:Tensor\",\"indices:Tensor?[]\",\"values:Tensor\",\"accumulate:bool=\"],[\"Tensor@0\"]]],\"index_reduce\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor\"]]],\"index_reduce_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor@0\"]]],\"index_select\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\"],[\"Tensor\"]]],\"indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"inner\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"instance_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"use_input_stats:bool\",\"momentum:float\",\"eps:float\",\"cudnn_enabled:bool\"],[\"Tensor\"]]],\"int_repr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"inverse\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"is_coalesced\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_complex\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_conj\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_distributed\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_floating_point\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_inference\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_leaf\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_neg\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_nonzero\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_pinned\":[[\"\",[\"self:Tensor\",\"device:Device?=\"],[\"bool\"]]],\"is_same_size\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"bool\"]]],\"is_set_to\":[[\"\",[\"self:Tensor\",\"tensor:Tensor\"],[\"bool\"]]],\"is_signed\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_vulkan_available\":[[\"\",[],[\"bool\"]]],\"isclose\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"rtol:float=\",\"atol:float=\",\"equal_nan:bool=\"],[\"Tensor\"]]],\"isfinite\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isin\":[[\"Scalar_Tensor\",[\"element:Scalar\",\"test_elements:Tensor\",\"*assume_unique:bool=\",\"*invert:bool=\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"elements:Tensor\",\"test_element:Scalar\",\"*assume_unique:bool=\",\"*invert:bool=\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"elements:Tensor\",\"test_elements:Tensor\",\"*assume_unique:bool=\",\"*invert:bool=\"],[\"Tensor\"]]],\"isinf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isnan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isneginf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isposinf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isreal\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"istft\":[[\"\",[\"self:Tensor\",\"n_fft:int\",\"hop_length:int?=\",\"win_length:int?=\",\"window:Tensor?=\",\"center:bool=\",\"normalized:bool=\",\"onesided:bool?=\",\"length:int?=\",\"return_complex:bool=\"],[\"Tensor\"]]],\"item\":[[\"\",[\"self:Tensor\"],[\"Scalar\"]]],\"kaiser_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"beta\",[\"window_length:int\",\"periodic:bool\",\"beta:float\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"kl_div\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\",\"*log_target:bool=\"],[\"Tensor\"]]],\"kron\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"kthvalue\":[[\"\",[\"self:Tensor\",\"k:int\",\"dim:int=\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"l1_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"layer_norm\":[[\"\",[\"input:Tensor\",\"normalized_shape:int[]\",\"weight:Tensor?=\",\"bias:Tensor?=\",\"eps:float=\",\"cudnn_enable:bool=\"],[\"Tensor\"]]],\"lcm\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"lcm_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"ldexp\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"ldexp_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"le\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"le_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"leaky_relu\":[[\"\",[\"self:Tensor\",\"negative_slope:Scalar=\"],[\"Tensor\"]]],\"leaky_relu_\":[[\"\",[\"self:Tensor\",\"negative_slope:Scalar=\"],[\"Tensor@0\"]]],\"lerp\":[[\"Tensor\",[\"self:Tensor\",\"end:Tensor\",\"weight:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"end:Tensor\",\"weight:Scalar\"],[\"Tensor\"]]],\"lerp_\":[[\"Tensor\",[\"self:Tensor\",\"end:Tensor\",\"weight:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"end:Tensor\",\"weight:Scalar\"],[\"Tensor@0\"]]],\"less\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"less_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"less_equal\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"less_equal_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"lgamma\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"lgamma_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"lift\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"lift_fresh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"lift_fresh_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"linalg_cholesky\":[[\"\",[\"self:Tensor\",\"*upper:bool=\"],[\"Tensor\"]]],\"linalg_cholesky_ex\":[[\"\",[\"self:Tensor\",\"*upper:bool=\",\"*check_errors:bool=\"],[\"L:Tensor\",\"info:Tensor\"]]],\"linalg_cond\":[[\"\",[\"self:Tensor\",\"p:Scalar?=\"],[\"Tensor\"]],[\"p_str\",[\"self:Tensor\",\"p:str\"],[\"Tensor\"]]],\"linalg_cross\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"*dim:int=\"],[\"Tensor\"]]],\"linalg_det\":[[\"\",[\"A:Tensor\"],[\"Tensor\"]]],\"linalg_diagonal\":[[\"\",[\"A:Tensor\",\"*offset:int=\",\"*dim1:int=\",\"*dim2:int=\"],[\"Tensor\"]]],\"linalg_eig\":[[\"\",[\"self:Tensor\"],[\"eigenvalues:Tensor\",\"eigenvectors:Tensor\"]]],\"linalg_eigh\":[[\"\",[\"self:Tensor\",\"UPLO:str=\"],[\"eigenvalues:Tensor\",\"eigenvectors:Tensor\"]]],\"linalg_eigvals\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"linalg_eigvalsh\":[[\"\",[\"self:Tensor\",\"UPLO:str=\"],[\"Tensor\"]]],\"linalg_householder_product\":[[\"\",[\"input:Tensor\",\"tau:Tensor\"],[\"Tensor\"]]],\"linalg_inv\":[[\"\",[\"A:Tensor\"],[\"Tensor\"]]],\"linalg_inv_ex\":[[\"\",[\"A:Tensor\",\"*check_errors:bool=\"],[\"inverse:Tensor\",\"info:Tensor\"]]],\"linalg_ldl_factor\":[[\"\",[\"self:Tensor\",\"*hermitian:bool=\"],[\"LD:Tensor\",\"pivots:Tensor\"]]],\"linalg_ldl_factor_ex\":[[\"\",[\"self:Tensor\",\"*hermitian:bool=\",\"*check_errors:bool=\"],[\"LD:Tensor\",\"pivots:Tensor\",\"info:Tensor\"]]],\"linalg_ldl_solve\":[[\"\",[\"LD:Tensor\",\"pivots:Tensor\",\"B:Tensor\",\"*hermitian:bool=\"],[\"Tensor\"]]],\"linalg_lstsq\":[[\"\",[\"self:Tensor\",\"b:Tensor\",\"rcond:float?=\",\"*driver:str?=\"],[\"solution:Tensor\",\"residuals:Tensor\",\"rank:Tensor\",\"singular_values:Tensor\"]]],\"linalg_lu\":[[\"\",[\"A:Tensor\",\"*pivot:bool=\"],[\"P:Tensor\",\"L:Tensor\",\"U:Tensor\"]]],\"linalg_lu_factor\":[[\"\",[\"A:Tensor\",\"*pivot:bool=\"],[\"LU:Tensor\",\"pivots:Tensor\"]]],\"linalg_lu_factor_ex\":[[\"\",[\"A:Tensor\",\"*pivot:bool=\",\"*check_errors:bool=\"],[\"LU:Tensor\",\"pivots:Tensor\",\"info:Tensor\"]]],\"linalg_lu_solve\":[[\"\",[\"LU:Tensor\",\"pivots:Tensor\",\"B:Tensor\",\"*left:bool=\",\"*adjoint:bool=\"],[\"Tensor\"]]],\"linalg_matmul\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"linalg_matrix_exp\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"linalg_matrix_norm\":[[\"\",[\"self:Tensor\",\"ord:Scalar\",\"dim:int[]=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"str_ord\",[\"self:Tensor\",\"ord:str=\",\"dim:int[]=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"linalg_matrix_power\":[[\"\",[\"self:Tensor\",\"n:int\"],[\"Tensor\"]]],\"linalg_matrix_rank\":[[\"\",[\"self:Tensor\",\"tol:float\",\"hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_tensor\",[\"input:Tensor\",\"*atol:Tensor?=\",\"*rtol:Tensor?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_float\",[\"self:Tensor\",\"*atol:float?=\",\"*rtol:float?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"tol_tensor\",[\"input:Tensor\",\"tol:Tensor\",\"hermitian:bool=\"],[\"Tensor\"]]],\"linalg_multi_dot\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"linalg_norm\":[[\"\",[\"self:Tensor\",\"ord:Scalar?=\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"ord_str\",[\"self:Tensor\",\"ord:str\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"linalg_pinv\":[[\"\",[\"self:Tensor\",\"rcond:float\",\"hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_float\",[\"self:Tensor\",\"*atol:float?=\",\"*rtol:float?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"rcond_tensor\",[\"self:Tensor\",\"rcond:Tensor\",\"hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_tensor\",[\"self:Tensor\",\"*atol:Tensor?=\",\"*rtol:Tensor?=\",\"*hermitian:bool=\"],[\"Tensor\"]]],\"linalg_qr\":[[\"\",[\"A:Tensor\",\"mode:str=\"],[\"Q:Tensor\",\"R:Tensor\"]]],\"linalg_slogdet\":[[\"\",[\"A:Tensor\"],[\"sign:Tensor\",\"logabsdet:Tensor\"]]],\"linalg_solve\":[[\"\",[\"A:Tensor\",\"B:Tensor\",\"*left:bool=\"],[\"Tensor\"]]],\"linalg_solve_ex\":[[\"\",[\"A:Tensor\",\"B:Tensor\",\"*left:bool=\",\"*check_errors:bool=\"],[\"result:Tensor\",\"info:Tensor\"]]],\"linalg_solve_triangular\":[[\"\",[\"self:Tensor\",\"B:Tensor\",\"*upper:bool\",\"*left:bool=\",\"*unitriangular:bool=\"],[\"Tensor\"]]],\"linalg_svd\":[[\"\",[\"A:Tensor\",\"full_matrices:bool=\",\"*driver:str?=\"],[\"U:Tensor\",\"S:Tensor\",\"Vh:Tensor\"]]],\"linalg_svdvals\":[[\"\",[\"A:Tensor\",\"*driver:str?=\"],[\"Tensor\"]]],\"linalg_tensorinv\":[[\"\",[\"self:Tensor\",\"ind:int=\"],[\"Tensor\"]]],\"linalg_tensorsolve\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"dims:int[]?=\"],[\"Tensor\"]]],\"linalg_vander\":[[\"\",[\"x:Tensor\",\"*N:int?=\"],[\"Tensor\"]]],\"linalg_vecdot\":[[\"\",[\"x:Tensor\",\"y:Tensor\",\"*dim:int=\"],[\"Tensor\"]]],\"linalg_vector_norm\":[[\"\",[\"self:Tensor\",\"ord:Scalar=\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"linear\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\"],[\"Tensor\"]]],\"linspace\":[[\"\",[\"start:Scalar\",\"end:Scalar\",\"steps:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"log\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log10\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log10_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log1p\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log1p_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log2\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log2_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log_normal\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"log_normal_\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"log_sigmoid\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log_sigmoid_forward\":[[\"\",[\"self:Tensor\"],[\"output:Tensor\",\"buffer:Tensor\"]]],\"log_softmax\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"logaddexp\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logaddexp2\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logcumsumexp\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"logdet\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"logical_and\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logical_and_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"logical_not\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"logical_not_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"logical_or\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logical_or_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"logical_xor\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logical_xor_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"logit\":[[\"\",[\"self:Tensor\",\"eps:float?=\"],[\"Tensor\"]]],\"logit_\":[[\"\",[\"self:Tensor\",\"eps:float?=\"],[\"Tensor@0\"]]],\"logspace\":[[\"\",[\"start:Scalar\",\"end:Scalar\",\"steps:int\",\"base:float=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"logsumexp\":[[\"\",[\"self:Tensor\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"lstm\":[[\"input\",[\"input:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"lstm_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor[]\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\",\"Tensor\"]]],\"lt\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"lt_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"lu_solve\":[[\"\",[\"self:Tensor\",\"LU_data:Tensor\",\"LU_pivots:Tensor\"],[\"Tensor\"]]],\"lu_unpack\":[[\"\",[\"LU_data:Tensor\",\"LU_pivots:Tensor\",\"unpack_data:bool=\",\"unpack_pivots:bool=\"],[\"P:Tensor\",\"L:Tensor\",\"U:Tensor\"]]],\"mH\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"mT\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"margin_ranking_loss\":[[\"\",[\"input1:Tensor\",\"input2:Tensor\",\"target:Tensor\",\"margin:float=\",\"reduction:int=\"],[\"Tensor\"]]],\"masked_fill\":[[\"Tensor\",[\"self:Tensor\",\"mask:Tensor\",\"value:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"mask:Tensor\",\"value:Scalar\"],[\"Tensor\"]]],\"masked_fill_\":[[\"Tensor\",[\"self:Tensor\",\"mask:Tensor\",\"value:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"mask:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]]],\"masked_scatter\":[[\"\",[\"self:Tensor\",\"mask:Tensor\",\"source:Tensor\"],[\"Tensor\"]]],\"masked_scatter_\":[[\"\",[\"self:Tensor\",\"mask:Tensor\",\"source:Tensor\"],[\"Tensor@0\"]]],\"masked_select\":[[\"\",[\"self:Tensor\",\"mask:Tensor\"],[\"Tensor\"]]],\"matmul\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"matrix_H\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"matrix_exp\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"matrix_power\":[[\"\",[\"self:Tensor\",\"n:int\"],[\"Tensor\"]]],\"max\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"other\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"max_pool1d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"max_pool1d_with_indices\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"ceil_mode:bool=\"],[\"Tensor\",\"Tensor\"]]],\"max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"max_pool2d_with_indices\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\",\"Tensor\"]]],\"max_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"max_pool3d_with_indices\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"ceil_mode:bool=\"],[\"Tensor\",\"Tensor\"]]],\"max_unpool2d\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"output_size:int[2]\"],[\"Tensor\"]]],\"max_unpool3d\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"output_size:int[3]\",\"stride:int[3]\",\"padding:int[3]\"],[\"Tensor\"]]],\"maximum\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"mean\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"median\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"meshgrid\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]],[\"indexing\",[\"tensors:Tensor[]\",\"*indexing:str\"],[\"Tensor[]\"]]],\"min\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"other\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"minimum\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"miopen_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"exponential_average_factor:float\",\"epsilon:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"miopen_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\"],[\"Tensor\"]]],\"miopen_convolution_add_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"z:Tensor\",\"alpha:Scalar?\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"miopen_convolution_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"miopen_convolution_transpose\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"output_padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\"],[\"Tensor\"]]],\"miopen_depthwise_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\"],[\"Tensor\"]]],\"miopen_rnn\":[[\"\",[\"input:Tensor\",\"weight:Tensor[]\",\"weight_stride0:int\",\"hx:Tensor\",\"cx:Tensor?\",\"mode:int\",\"hidden_size:int\",\"num_layers:int\",\"batch_first:bool\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_sizes:int[]\",\"dropout_state:Tensor?\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]]],\"mish\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"mish_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"mkldnn_adaptive_avg_pool2d\":[[\"\",[\"self:Tensor\",\"output_size:int[2]\"],[\"Tensor\"]]],\"mkldnn_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"mkldnn_linear\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\"],[\"Tensor\"]]],\"mkldnn_max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"mkldnn_max_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"mkldnn_reorder_conv2d_weight\":[[\"\",[\"self:Tensor\",\"padding:int[2]=\",\"stride:int[2]=\",\"dilation:int[2]=\",\"groups:int=\"],[\"Tensor\"]]],\"mkldnn_reorder_conv3d_weight\":[[\"\",[\"self:Tensor\",\"padding:int[3]=\",\"stride:int[3]=\",\"dilation:int[3]=\",\"groups:int=\"],[\"Tensor\"]]],\"mm\":[[\"\",[\"self:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"mode\":[[\"\",[\"self:Tensor\",\"dim:int=\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"moveaxis\":[[\"int\",[\"self:Tensor\",\"source:int\",\"destination:int\"],[\"Tensor\"]],[\"intlist\",[\"self:Tensor\",\"source:int[]\",\"destination:int[]\"],[\"Tensor\"]]],\"movedim\":[[\"int\",[\"self:Tensor\",\"source:int\",\"destination:int\"],[\"Tensor\"]],[\"intlist\",[\"self:Tensor\",\"source:int[]\",\"destination:int[]\"],[\"Tensor\"]]],\"mse_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"msort\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"mul\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"mul_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"multi_margin_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"p:Scalar=\",\"margin:Scalar=\",\"weight:Tensor?=\",\"reduction:int=\"],[\"Tensor\"]]],\"multilabel_margin_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"multilabel_margin_loss_forward\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int\"],[\"output:Tensor\",\"is_target:Tensor\"]]],\"multinomial\":[[\"\",[\"self:Tensor\",\"num_samples:int\",\"replacement:bool=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"multiply\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"multiply_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"mv\":[[\"\",[\"self:Tensor\",\"vec:Tensor\"],[\"Tensor\"]]],\"mvlgamma\":[[\"\",[\"self:Tensor\",\"p:int\"],[\"Tensor\"]]],\"mvlgamma_\":[[\"\",[\"self:Tensor\",\"p:int\"],[\"Tensor@0\"]]],\"nan_to_num\":[[\"\",[\"self:Tensor\",\"nan:float?=\",\"posinf:float?=\",\"neginf:float?=\"],[\"Tensor\"]]],\"nan_to_num_\":[[\"\",[\"self:Tensor\",\"nan:float?=\",\"posinf:float?=\",\"neginf:float?=\"],[\"Tensor@0\"]]],\"nanmean\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"nanmedian\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"nanquantile\":[[\"\",[\"self:Tensor\",\"q:Tensor\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]],[\"scalar\",[\"self:Tensor\",\"q:float\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]]],\"nansum\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"narrow\":[[\"\",[\"self:Tensor\",\"dim:int\",\"start:int\",\"length:int\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"dim:int\",\"start:Tensor\",\"length:int\"],[\"Tensor\"]]],\"narrow_copy\":[[\"\",[\"self:Tensor\",\"dim:int\",\"start:SymInt\",\"length:SymInt\"],[\"Tensor\"]]],\"native_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"momentum:float\",\"eps:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"native_channel_shuffle\":[[\"\",[\"self:Tensor\",\"groups:int\"],[\"Tensor\"]]],\"native_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool?\"],[\"Tensor\",\"Tensor\"]]],\"native_group_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"N:SymInt\",\"C:SymInt\",\"HxW:SymInt\",\"group:int\",\"eps:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"native_layer_norm\":[[\"\",[\"input:Tensor\",\"normalized_shape:SymInt[]\",\"weight:Tensor?\",\"bias:Tensor?\",\"eps:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"native_norm\":[[\"\",[\"self:Tensor\",\"p:Scalar=\"],[\"Tensor\"]],[\"ScalarOpt_dim_dtype\",[\"self:Tensor\",\"p:Scalar?\",\"dim:int[1]\",\"keepdim:bool\",\"dtype:ScalarType?\"],[\"Tensor\"]]],\"ne\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"ne_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"neg\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"neg_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"negative\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"negative_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"nested_to_padded_tensor\":[[\"\",[\"self:Tensor\",\"padding:float\",\"output_size:int[]?=\"],[\"Tensor\"]]],\"new_empty\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_empty_strided\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_full\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"fill_value:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_ones\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_zeros\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"nextafter\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"nextafter_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"nll_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\"],[\"Tensor\"]]],\"nll_loss2d\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\"],[\"Tensor\"]]],\"nll_loss2d_forward\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?\",\"reduction:int\",\"ignore_index:int\"],[\"output:Tensor\",\"total_weight:Tensor\"]]],\"nll_loss_forward\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?\",\"reduction:int\",\"ignore_index:int\"],[\"output:Tensor\",\"total_weight:Tensor\"]]],\"nll_loss_nd\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\"],[\"Tensor\"]]],\"nonzero\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"nonzero_numpy\":[[\"\",[\"self:Tensor\"],[\"Tensor[]\"]]],\"norm\":[[\"Scalar\",[\"self:Tensor\",\"p:Scalar=\"],[\"Tensor\"]],[\"ScalarOpt_dim_dtype\",[\"self:Tensor\",\"p:Scalar?\",\"dim:int[1]\",\"keepdim:bool\",\"*dtype:ScalarType\"],[\"Tensor\"]],[\"ScalarOpt_dtype\",[\"self:Tensor\",\"p:Scalar?\",\"*dtype:ScalarType\"],[\"Tensor\"]],[\"ScalarOpt_dim\",[\"self:Tensor\",\"p:Scalar?\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"norm_except_dim\":[[\"\",[\"v:Tensor\",\"pow:int=\",\"dim:int=\"],[\"Tensor\"]]],\"normal\":[[\"float_Tensor\",[\"mean:float\",\"std:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"Tensor_float\",[\"mean:Tensor\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"float_float\",[\"mean:float\",\"std:float\",\"size:int[]\",\"*generator:Generator?=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"mean:Tensor\",\"std:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"normal_\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"normal_functional\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"not_equal\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"not_equal_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"nuclear_norm\":[[\"\",[\"self:Tensor\",\"keepdim:bool=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[2]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"numpy_T\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"one_hot\":[[\"\",[\"self:Tensor\",\"num_classes:int=\"],[\"Tensor\"]]],\"ones\":[[\"\",[\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"ones_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"orgqr\":[[\"\",[\"self:Tensor\",\"input2:Tensor\"],[\"Tensor\"]]],\"ormqr\":[[\"\",[\"self:Tensor\",\"input2:Tensor\",\"input3:Tensor\",\"left:bool=\",\"transpose:bool=\"],[\"Tensor\"]]],\"outer\":[[\"\",[\"self:Tensor\",\"vec2:Tensor\"],[\"Tensor\"]]],\"output_nr\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"pad\":[[\"\",[\"self:Tensor\",\"pad:int[]\",\"mode:str=\",\"value:float?=\"],[\"Tensor\"]]],\"pad_sequence\":[[\"\",[\"sequences:Tensor[]\",\"batch_first:bool=\",\"padding_value:float=\"],[\"Tensor\"]]],\"pairwise_distance\":[[\"\",[\"x1:Tensor\",\"x2:Tensor\",\"p:float=\",\"eps:float=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"pdist\":[[\"\",[\"self:Tensor\",\"p:float=\"],[\"Tensor\"]]],\"permute\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"permute_copy\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"pin_memory\":[[\"\",[\"self:Tensor\",\"device:Device?=\"],[\"Tensor\"]]],\"pinverse\":[[\"\",[\"self:Tensor\",\"rcond:float=\"],[\"Tensor\"]]],\"pixel_shuffle\":[[\"\",[\"self:Tensor\",\"upscale_factor:int\"],[\"Tensor\"]]],\"pixel_unshuffle\":[[\"\",[\"self:Tensor\",\"downscale_factor:int\"],[\"Tensor\"]]],\"poisson\":[[\"\",[\"self:Tensor\",\"generator:Generator?=\"],[\"Tensor\"]]],\"poisson_nll_loss\":[[\"\",[\"input:Tensor\",\"target:Tensor\",\"log_input:bool\",\"full:bool\",\"eps:float\",\"reduction:int\"],[\"Tensor\"]]],\"polar\":[[\"\",[\"abs:Tensor\",\"angle:Tensor\"],[\"Tensor\"]]],\"polygamma\":[[\"\",[\"n:int\",\"self:Tensor\"],[\"Tensor\"]]],\"polygamma_\":[[\"\",[\"self:Tensor\",\"n:int\"],[\"Tensor@0\"]]],\"positive\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"pow\":[[\"Tensor_Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor\"]],[\"Scalar\",[\"self:Scalar\",\"exponent:Tensor\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor\"]]],\"pow_\":[[\"Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor@0\"]]],\"prelu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\"],[\"Tensor\"]]],\"prod\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"dim_int\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"promote_types\":[[\"\",[\"type1:ScalarType\",\"type2:ScalarType\"],[\"ScalarType\"]]],\"put\":[[\"\",[\"self:Tensor\",\"index:Tensor\",\"source:Tensor\",\"accumulate:bool=\"],[\"Tensor\"]]],\"put_\":[[\"\",[\"self:Tensor\",\"index:Tensor\",\"source:Tensor\",\"accumulate:bool=\"],[\"Tensor@0\"]]],\"q_per_channel_axis\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"q_per_channel_scales\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"q_per_channel_zero_points\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"q_scale\":[[\"\",[\"self:Tensor\"],[\"float\"]]],\"q_zero_point\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"qr\":[[\"\",[\"self:Tensor\",\"some:bool=\"],[\"Q:Tensor\",\"R:Tensor\"]]],\"qscheme\":[[\"\",[\"self:Tensor\"],[\"QScheme\"]]],\"quantile\":[[\"\",[\"self:Tensor\",\"q:Tensor\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]],[\"scalar\",[\"self:Tensor\",\"q:float\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]]],\"quantize_per_channel\":[[\"\",[\"self:Tensor\",\"scales:Tensor\",\"zero_points:Tensor\",\"axis:int\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"quantize_per_tensor\":[[\"\",[\"self:Tensor\",\"scale:float\",\"zero_point:int\",\"dtype:ScalarType\"],[\"Tensor\"]],[\"tensors\",[\"tensors:Tensor[]\",\"scales:Tensor\",\"zero_points:Tensor\",\"dtype:ScalarType\"],[\"Tensor[]\"]],[\"tensor_qparams\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"quantize_per_tensor_dynamic\":[[\"\",[\"self:Tensor\",\"dtype:ScalarType\",\"reduce_range:bool\"],[\"Tensor\"]]],\"quantized_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"mean:Tensor\",\"var:Tensor\",\"eps:float\",\"output_scale:float\",\"output_zero_point:int\"],[\"Tensor\"]]],\"quantized_gru\":[[\"input_legacy\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]],[\"data_legacy\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"quantized_gru_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\"]]],\"quantized_lstm\":[[\"input_legacy\",[\"input:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"data_legacy\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor[]\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor[]\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"quantized_lstm_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor[]\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\",\"Tensor\"]]],\"quantized_max_pool1d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"quantized_max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"quantized_rnn_relu_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\"]]],\"quantized_rnn_tanh_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\"]]],\"rad2deg\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"rad2deg_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"rand\":[[\"\",[\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"rand_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"randint\":[[\"\",[\"high:int\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"low\",[\"low:int\",\"high:int\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"low_generator\",[\"low:int\",\"high:int\",\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"high:int\",\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"randint_like\":[[\"\",[\"self:Tensor\",\"high:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"low_dtype\",[\"self:Tensor\",\"low:int\",\"high:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"randn\":[[\"\",[\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"randn_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"random\":[[\"\",[\"self:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"from\",[\"self:Tensor\",\"from:int\",\"to:int?\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"to\",[\"self:Tensor\",\"to:int\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"random_\":[[\"\",[\"self:Tensor\",\"*generator:Generator?=\"],[\"Tensor@0\"]],[\"to\",[\"self:Tensor\",\"to:int\",\"*generator:Generator?=\"],[\"Tensor@0\"]],[\"from\",[\"self:Tensor\",\"from:int\",\"to:int?\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"randperm\":[[\"\",[\"n:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"n:int\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"range\":[[\"\",[\"start:Scalar\",\"end:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"step\",[\"start:Scalar\",\"end:Scalar\",\"step:Scalar=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"ravel\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"real\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"reciprocal\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"reciprocal_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"record_stream\":[[\"\",[\"self:Tensor\",\"s:Stream\"],[]]],\"reflection_pad1d\":[[\"\",[\"self:Tensor\",\"padding:int[2]\"],[\"Tensor\"]]],\"reflection_pad2d\":[[\"\",[\"self:Tensor\",\"padding:int[4]\"],[\"Tensor\"]]],\"reflection_pad3d\":[[\"\",[\"self:Tensor\",\"padding:int[6]\"],[\"Tensor\"]]],\"relu\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"relu6\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"relu6_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"relu_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"remainder\":[[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"remainder_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"renorm\":[[\"\",[\"self:Tensor\",\"p:Scalar\",\"dim:int\",\"maxnorm:Scalar\"],[\"Tensor\"]]],\"renorm_\":[[\"\",[\"self:Tensor\",\"p:Scalar\",\"dim:int\",\"maxnorm:Scalar\"],[\"Tensor@0\"]]],\"repeat\":[[\"\",[\"self:Tensor\",\"repeats:SymInt[]\"],[\"Tensor\"]]],\"repeat_interleave\":[[\"Tensor\",[\"repeats:Tensor\",\"*output_size:int?=\"],[\"Tensor\"]],[\"self_Tensor\",[\"self:Tensor\",\"repeats:Tensor\",\"dim:int?=\",\"*output_size:int?=\"],[\"Tensor\"]],[\"self_int\",[\"self:Tensor\",\"repeats:int\",\"dim:int?=\",\"*output_size:int?=\"],[\"Tensor\"]]],\"replication_pad1d\":[[\"\",[\"self:Tensor\",\"padding:int[2]\"],[\"Tensor\"]]],\"replication_pad2d\":[[\"\",[\"self:Tensor\",\"padding:int[4]\"],[\"Tensor\"]]],\"replication_pad3d\":[[\"\",[\"self:Tensor\",\"padding:int[6]\"],[\"Tensor\"]]],\"requires_grad_\":[[\"\",[\"self:Tensor\",\"requires_grad:bool=\"],[\"Tensor@0\"]]],\"reshape\":[[\"\",[\"self:Tensor\",\"shape:SymInt[]\"],[\"Tensor\"]]],\"reshape_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"resize\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"resize_\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*memory_format:MemoryFormat?=\"],[\"Tensor@0\"]]],\"resize_as\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"resize_as_\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor@0\"]]],\"resize_as_sparse\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\"],[\"Tensor\"]]],\"resize_as_sparse_\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\"],[\"Tensor@0\"]]],\"resolve_conj\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"resolve_neg\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"result_type\":[[\"Scalar\",[\"tensor:Tensor\",\"other:Scalar\"],[\"ScalarType\"]],[\"Scalar_Tensor\",[\"scalar:Scalar\",\"tensor:Tensor\"],[\"ScalarType\"]],[\"Tensor\",[\"tensor:Tensor\",\"other:Tensor\"],[\"ScalarType\"]],[\"Scalar_Scalar\",[\"scalar1:Scalar\",\"scalar2:Scalar\"],[\"ScalarType\"]]],\"retain_grad\":[[\"\",[\"self:Tensor\"],[]]],\"retains_grad\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"rnn_relu\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"rnn_relu_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\"]]],\"rnn_tanh\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"rnn_tanh_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\"]]],\"roll\":[[\"\",[\"self:Tensor\",\"shifts:int[1]\",\"dims:int[1]=\"],[\"Tensor\"]]],\"rot90\":[[\"\",[\"self:Tensor\",\"k:int=\",\"dims:int[]=\"],[\"Tensor\"]]],\"round\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"decimals\",[\"self:Tensor\",\"*decimals:int\"],[\"Tensor\"]]],\"round_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]],[\"decimals\",[\"self:Tensor\",\"*decimals:int\"],[\"Tensor@0\"]]],\"row_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"row_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"row_stack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"rrelu\":[[\"\",[\"self:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor\"]]],\"rrelu_\":[[\"\",[\"self:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor@0\"]]],\"rrelu_with_noise\":[[\"\",[\"self:Tensor\",\"noise:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor\"]]],\"rrelu_with_noise_\":[[\"\",[\"self:Tensor\",\"noise:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor@0\"]]],\"rsqrt\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"rsqrt_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"rsub\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"scalar_tensor\":[[\"\",[\"s:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"scatter\":[[\"value\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor\"]],[\"value_reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\",\"*reduce:str\"],[\"Tensor\"]],[\"reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"*reduce:str\"],[\"Tensor\"]],[\"src\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor\"]]],\"scatter_\":[[\"value_reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\",\"*reduce:str\"],[\"Tensor@0\"]],[\"value\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]],[\"src\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor@0\"]],[\"reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"*reduce:str\"],[\"Tensor@0\"]]],\"scatter_add\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor\"]]],\"scatter_add_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor@0\"]]],\"scatter_reduce\":[[\"two\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor\"]]],\"scatter_reduce_\":[[\"two\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor@0\"]]],\"searchsorted\":[[\"Tensor\",[\"sorted_sequence:Tensor\",\"self:Tensor\",\"*out_int32:bool=\",\"*right:bool=\",\"*side:str?=\",\"*sorter:Tensor?=\"],[\"Tensor\"]],[\"Scalar\",[\"sorted_sequence:Tensor\",\"self:Scalar\",\"*out_int32:bool=\",\"*right:bool=\",\"*side:str?=\",\"*sorter:Tensor?=\"],[\"Tensor\"]]],\"segment_reduce\":[[\"\",[\"data:Tensor\",\"reduce:str\",\"*lengths:Tensor?=\",\"*indices:Tensor?=\",\"*offsets:Tensor?=\",\"*axis:int=\",\"*unsafe:bool=\",\"*initial:Scalar?=\"],[\"Tensor\"]]],\"select\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"index:int\"],[\"Tensor\"]]],\"select_copy\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"index:int\"],[\"Tensor\"]]],\"select_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"dim:int\",\"index:int\"],[\"Tensor\"]]],\"selu\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"selu_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"set\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"source_Tensor\",[\"self:Tensor\",\"source:Tensor\"],[\"Tensor\"]],[\"source_Storage\",[\"self:Tensor\",\"source:Storage\"],[\"Tensor\"]],[\"source_Storage_storage_offset\",[\"self:Tensor\",\"source:Storage\",\"storage_offset:SymInt\",\"size:SymInt[]\",\"stride:SymInt[]=\"],[\"Tensor\"]]],\"set_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]],[\"source_Tensor_storage_offset\",[\"self:Tensor\",\"source:Tensor\",\"storage_offset:SymInt\",\"size:SymInt[]\",\"stride:SymInt[]=\"],[\"Tensor@0\"]],[\"source_Storage_storage_offset\",[\"self:Tensor\",\"source:Storage\",\"storage_offset:SymInt\",\"size:SymInt[]\",\"stride:SymInt[]=\"],[\"Tensor@0\"]],[\"source_Tensor\",[\"self:Tensor\",\"source:Tensor\"],[\"Tensor@0\"]],[\"source_Storage\",[\"self:Tensor\",\"source:Storage\"],[\"Tensor@0\"]]],\"set_data\":[[\"\",[\"self:Tensor\",\"new_data:Tensor\"],[]]],\"sgn\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sgn_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sigmoid\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sigmoid_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sign\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sign_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"signbit\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"silu\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"silu_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sin\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sin_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sinc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sinc_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sinh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sinh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"size\":[[\"int\",[\"self:Tensor\",\"dim:int\"],[\"int\"]]],\"slice\":[[\"Tensor\",[\"self:Tensor\",\"dim:int=\",\"start:SymInt?=\",\"end:SymInt?=\",\"step:SymInt=\"],[\"Tensor\"]]],\"slice_copy\":[[\"Tensor\",[\"self:Tensor\",\"dim:int=\",\"start:SymInt?=\",\"end:SymInt?=\",\"step:SymInt=\"],[\"Tensor\"]]],\"slice_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"dim:int=\",\"start:SymInt?=\",\"end:SymInt?=\",\"step:SymInt=\"],[\"Tensor\"]]],\"slogdet\":[[\"\",[\"self:Tensor\"],[\"sign:Tensor\",\"logabsdet:Tensor\"]]],\"slow_conv3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\"],[\"Tensor\"]]],\"slow_conv3d_forward\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?\",\"stride:int[3]\",\"padding:int[3]\"],[\"Tensor\"]]],\"slow_conv_dilated2d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[2]\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\"],[\"Tensor\"]]],\"slow_conv_dilated3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\"],[\"Tensor\"]]],\"slow_conv_transpose2d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[2]\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"output_padding:int[2]=\",\"dilation:int[2]=\"],[\"Tensor\"]]],\"slow_conv_transpose3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"output_padding:int[3]=\",\"dilation:int[3]=\"],[\"Tensor\"]]],\"smm\":[[\"\",[\"self:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"smooth_l1_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\",\"beta:float=\"],[\"Tensor\"]]],\"soft_margin_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"softmax\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"softplus\":[[\"\",[\"self:Tensor\",\"beta:Scalar=\",\"threshold:Scalar=\"],[\"Tensor\"]]],\"softshrink\":[[\"\",[\"self:Tensor\",\"lambd:Scalar=\"],[\"Tensor\"]]],\"sort\":[[\"\",[\"self:Tensor\",\"dim:int=\",\"descending:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]],[\"stable\",[\"self:Tensor\",\"*stable:bool?\",\"*dim:int=\",\"*descending:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"sparse_bsc_tensor\":[[\"ccol_row_value\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"ccol_row_value_size\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_bsr_tensor\":[[\"crow_col_value_size\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"crow_col_value\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_compressed_tensor\":[[\"comp_plain_value_size\",[\"compressed_indices:Tensor\",\"plain_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"comp_plain_value\",[\"compressed_indices:Tensor\",\"plain_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_coo_tensor\":[[\"indices\",[\"indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"indices_size\",[\"indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"size\",[\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_csc_tensor\":[[\"ccol_row_value_size\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"ccol_row_value\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_csr_tensor\":[[\"crow_col_value_size\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"crow_col_value\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_dim\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"sparse_mask\":[[\"\",[\"self:Tensor\",\"mask:Tensor\"],[\"Tensor\"]]],\"sparse_resize\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor\"]]],\"sparse_resize_\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor@0\"]]],\"sparse_resize_and_clear\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor\"]]],\"sparse_resize_and_clear_\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor@0\"]]],\"sparse_sampled_addmm\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"special_airy_ai\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_bessel_j0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_bessel_j1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_bessel_y0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_bessel_y1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_t\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_u\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_v\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_w\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_digamma\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_entr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erfc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erfcx\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erfinv\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_exp2\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_expit\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_expm1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_gammainc\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"special_gammaincc\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"special_gammaln\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_hermite_polynomial_h\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_hermite_polynomial_he\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_i0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_i0e\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_i1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_i1e\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_laguerre_polynomial_l\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_legendre_polynomial_p\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_log1p\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_log_ndtr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_log_softmax\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"special_logit\":[[\"\",[\"self:Tensor\",\"eps:float?=\"],[\"Tensor\"]]],\"special_logsumexp\":[[\"\",[\"self:Tensor\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"special_modified_bessel_i0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_modified_bessel_i1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_modified_bessel_k0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_modified_bessel_k1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_multigammaln\":[[\"\",[\"self:Tensor\",\"p:int\"],[\"Tensor\"]]],\"special_ndtr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_ndtri\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_polygamma\":[[\"\",[\"n:int\",\"self:Tensor\"],[\"Tensor\"]]],\"special_psi\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_round\":[[\"\",[\"self:Tensor\",\"*decimals:int=\"],[\"Tensor\"]]],\"special_scaled_modified_bessel_k0\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_scaled_modified_bessel_k1\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_t\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_u\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_v\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_w\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_sinc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_softmax\":[[\"\",[\"self:Tensor\",\"dim:int\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"special_spherical_bessel_j0\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_xlog1py\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"self_scalar\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"other_scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"special_xlogy\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"other_scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"self_scalar\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]]],\"special_zeta\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"self_scalar\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"other_scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"split\":[[\"sizes\",[\"self:Tensor\",\"split_size:int[]\",\"dim:int=\"],[\"Tensor[]\"]],[\"Tensor\",[\"self:Tensor\",\"split_size:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"split_copy\":[[\"Tensor\",[\"self:Tensor\",\"split_size:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"split_with_sizes\":[[\"\",[\"self:Tensor\",\"split_sizes:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"split_with_sizes_copy\":[[\"\",[\"self:Tensor\",\"split_sizes:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"sqrt\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sqrt_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"square\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"square_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"squeeze\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"squeeze_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]],[\"dim\",[\"self:Tensor\",\"dim:int\"],[\"Tensor@0\"]]],\"squeeze_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"sspaddmm\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"stack\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"std\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\"]]],\"std_mean\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\",\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\",\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\",\"Tensor\"]]],\"stft\":[[\"\",[\"self:Tensor\",\"n_fft:int\",\"hop_length:int?=\",\"win_length:int?=\",\"window:Tensor?=\",\"normalized:bool=\",\"onesided:bool?=\",\"return_complex:bool?=\"],[\"Tensor\"]],[\"center\",[\"self:Tensor\",\"n_fft:int\",\"hop_length:int?=\",\"win_length:int?=\",\"window:Tensor?=\",\"center:bool=\",\"pad_mode:str=\",\"normalized:bool=\",\"onesided:bool?=\",\"return_complex:bool?=\"],[\"Tensor\"]]],\"stride\":[[\"int\",[\"self:Tensor\",\"dim:int\"],[\"int\"]]],\"sub\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]]],\"sub_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor@0\"]]],\"subtract\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"subtract_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"sum\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"dim_IntList\",[\"self:Tensor\",\"dim:int[1]?\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"sum_to_size\":[[\"\",[\"self:Tensor\",\"size:int[]\"],[\"Tensor\"]]],\"svd\":[[\"\",[\"self:Tensor\",\"some:bool=\",\"compute_uv:bool=\"],[\"U:Tensor\",\"S:Tensor\",\"V:Tensor\"]]],\"swapaxes\":[[\"\",[\"self:Tensor\",\"axis0:int\",\"axis1:int\"],[\"Tensor\"]]],\"swapaxes_\":[[\"\",[\"self:Tensor\",\"axis0:int\",\"axis1:int\"],[\"Tensor@0\"]]],\"swapdims\":[[\"\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor\"]]],\"swapdims_\":[[\"\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor@0\"]]],\"symeig\":[[\"\",[\"self:Tensor\",\"eigenvectors:bool=\",\"upper:bool=\"],[\"eigenvalues:Tensor\",\"eigenvectors:Tensor\"]]],\"t\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"t_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"t_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"take\":[[\"\",[\"self:Tensor\",\"index:Tensor\"],[\"Tensor\"]]],\"take_along_dim\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"dim:int?=\"],[\"Tensor\"]]],\"tan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"tan_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"tanh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"tanh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"tensor_split\":[[\"tensor_indices_or_sections\",[\"self:Tensor\",\"tensor_indices_or_sections:Tensor\",\"dim:int=\"],[\"Tensor[]\"]],[\"sections\",[\"self:Tensor\",\"sections:int\",\"dim:int=\"],[\"Tensor[]\"]],[\"indices\",[\"self:Tensor\",\"indices:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"tensordot\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"dims_self:int[]\",\"dims_other:int[]\"],[\"Tensor\"]]],\"thnn_conv2d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[2]\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\"],[\"Tensor\"]]],\"threshold\":[[\"\",[\"self:Tensor\",\"threshold:Scalar\",\"value:Scalar\"],[\"Tensor\"]]],\"threshold_\":[[\"\",[\"self:Tensor\",\"threshold:Scalar\",\"value:Scalar\"],[\"Tensor@0\"]]],\"tile\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"to\":[[\"device\",[\"self:Tensor\",\"device:Device\",\"dtype:ScalarType\",\"non_blocking:bool=\",\"copy:bool=\",\"memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"other\",[\"self:Tensor\",\"other:Tensor\",\"non_blocking:bool=\",\"copy:bool=\",\"memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"dtype\",[\"self:Tensor\",\"dtype:ScalarType\",\"non_blocking:bool=\",\"copy:bool=\",\"memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"dtype_layout\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*non_blocking:bool=\",\"*copy:bool=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"to_dense\":[[\"\",[\"self:Tensor\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"to_mkldnn\":[[\"\",[\"self:Tensor\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"to_padded_tensor\":[[\"\",[\"self:Tensor\",\"padding:float\",\"output_size:int[]?=\"],[\"Tensor\"]]],\"to_sparse\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"sparse_dim\",[\"self:Tensor\",\"sparse_dim:int\"],[\"Tensor\"]]],\"to_sparse_bsc\":[[\"\",[\"self:Tensor\",\"blocksize:int[2]\"],[\"Tensor\"]]],\"to_sparse_bsr\":[[\"\",[\"self:Tensor\",\"blocksize:int[2]\"],[\"Tensor\"]]],\"to_sparse_csc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"to_sparse_csr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"topk\":[[\"\",[\"self:Tensor\",\"k:int\",\"dim:int=\",\"largest:bool=\",\"sorted:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"trace\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"transpose\":[[\"int\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor\"]]],\"transpose_\":[[\"\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor@0\"]]],\"transpose_copy\":[[\"int\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor\"]]],\"trapezoid\":[[\"x\",[\"y:Tensor\",\"x:Tensor\",\"*dim:int=\"],[\"Tensor\"]],[\"dx\",[\"y:Tensor\",\"*dx:Scalar=\",\"*dim:int=\"],[\"Tensor\"]]],\"trapz\":[[\"x\",[\"y:Tensor\",\"x:Tensor\",\"*dim:int=\"],[\"Tensor\"]],[\"dx\",[\"y:Tensor\",\"*dx:float=\",\"*dim:int=\"],[\"Tensor\"]]],\"triangular_solve\":[[\"\",[\"self:Tensor\",\"A:Tensor\",\"upper:bool=\",\"transpose:bool=\",\"unitriangular:bool=\"],[\"solution:Tensor\",\"cloned_coefficient:Tensor\"]]],\"tril\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor\"]]],\"tril_\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor@0\"]]],\"tril_indices\":[[\"\",[\"row:int\",\"col:int\",\"offset:int=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"triplet_margin_loss\":[[\"\",[\"anchor:Tensor\",\"positive:Tensor\",\"negative:Tensor\",\"margin:float=\",\"p:float=\",\"eps:float=\",\"swap:bool=\",\"reduction:int=\"],[\"Tensor\"]]],\"triu\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor\"]]],\"triu_\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor@0\"]]],\"triu_indices\":[[\"\",[\"row:int\",\"col:int\",\"offset:int=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"true_divide\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"true_divide_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"trunc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"trunc_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"type_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"unbind\":[[\"int\",[\"self:Tensor\",\"dim:int=\"],[\"Tensor[]\"]]],\"unbind_copy\":[[\"int\",[\"self:Tensor\",\"dim:int=\"],[\"Tensor[]\"]]],\"unflatten\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"sizes:int[]\"],[\"Tensor\"]]],\"unflatten_dense_tensors\":[[\"\",[\"flat:Tensor\",\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"unfold\":[[\"\",[\"self:Tensor\",\"dimension:int\",\"size:int\",\"step:int\"],[\"Tensor\"]]],\"unfold_copy\":[[\"\",[\"self:Tensor\",\"dimension:int\",\"size:int\",\"step:int\"],[\"Tensor\"]]],\"uniform\":[[\"\",[\"self:Tensor\",\"from:float=\",\"to:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"uniform_\":[[\"\",[\"self:Tensor\",\"from:float=\",\"to:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"unique_consecutive\":[[\"\",[\"self:Tensor\",\"return_inverse:bool=\",\"return_counts:bool=\",\"dim:int?=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"unique_dim\":[[\"\",[\"self:Tensor\",\"dim:int\",\"sorted:bool=\",\"return_inverse:bool=\",\"return_counts:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"unique_dim_consecutive\":[[\"\",[\"self:Tensor\",\"dim:int\",\"return_inverse:bool=\",\"return_counts:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"unsafe_chunk\":[[\"\",[\"self:Tensor\",\"chunks:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"unsafe_split\":[[\"Tensor\",[\"self:Tensor\",\"split_size:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"unsafe_split_with_sizes\":[[\"\",[\"self:Tensor\",\"split_sizes:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"unsqueeze\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"unsqueeze_\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor@0\"]]],\"unsqueeze_copy\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"upsample_bicubic2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"align_corners:bool\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_bilinear2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"align_corners:bool\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_linear1d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[1]\",\"align_corners:bool\",\"scales:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_nearest1d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[1]\",\"scales:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_nearest2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_nearest3d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[3]\",\"scales_d:float?=\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_trilinear3d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[3]\",\"align_corners:bool\",\"scales_d:float?=\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"values\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"values_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"vander\":[[\"\",[\"x:Tensor\",\"N:int?=\",\"increasing:bool=\"],[\"Tensor\"]]],\"var\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"var_mean\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\",\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\",\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\",\"Tensor\"]]],\"vdot\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"view\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\"],[\"Tensor\"]],[\"dtype\",[\"self:Tensor\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"view_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"view_as_complex\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_as_complex_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_as_real\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_as_real_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_copy\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\"],[\"Tensor\"]],[\"dtype\",[\"self:Tensor\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"vsplit\":[[\"int\",[\"self:Tensor\",\"sections:int\"],[\"Tensor[]\"]],[\"array\",[\"self:Tensor\",\"indices:int[]\"],[\"Tensor[]\"]]],\"vstack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"where\":[[\"\",[\"condition:Tensor\"],[\"Tensor[]\"]],[\"ScalarOther\",[\"condition:Tensor\",\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"self\",[\"condition:Tensor\",\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"ScalarSelf\",[\"condition:Tensor\",\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"condition:Tensor\",\"self:Scalar\",\"other:Scalar\"],[\"Tensor\"]]],\"xlogy\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_Self\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_Other\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"xlogy_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar_Other\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"zero\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"zero_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"zeros\":[[\"\",[\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"zeros_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]]}");
+const $abs = op("aten::abs", META["abs"]);
+const $abs_ = op("aten::abs_", META["abs_"]);
+const $absolute = op("aten::absolute", META["absolute"]);
+const $absolute_ = op("aten::absolute_", META["absolute_"]);
+const $acos = op("aten::acos", META["acos"]);
+const $acos_ = op("aten::acos_", META["acos_"]);
+const $acosh = op("aten::acosh", META["acosh"]);
+const $acosh_ = op("aten::acosh_", META["acosh_"]);
+const $adaptive_avg_pool1d = op("aten::adaptive_avg_pool1d", META["adaptive_avg_pool1d"]);
+const $adaptive_avg_pool2d = op("aten::adaptive_avg_pool2d", META["adaptive_avg_pool2d"]);
+const $adaptive_avg_pool3d = op("aten::adaptive_avg_pool3d", META["adaptive_avg_pool3d"]);
+const $adaptive_max_pool1d = op("aten::adaptive_max_pool1d", META["adaptive_max_pool1d"]);
+const $adaptive_max_pool2d = op("aten::adaptive_max_pool2d", META["adaptive_max_pool2d"]);
+const $adaptive_max_pool3d = op("aten::adaptive_max_pool3d", META["adaptive_max_pool3d"]);
+const $add = op("aten::add", META["add"]);
+const $add_ = op("aten::add_", META["add_"]);
+const $addbmm = op("aten::addbmm", META["addbmm"]);
+const $addbmm_ = op("aten::addbmm_", META["addbmm_"]);
+const $addcdiv = op("aten::addcdiv", META["addcdiv"]);
+const $addcdiv_ = op("aten::addcdiv_", META["addcdiv_"]);
+const $addcmul = op("aten::addcmul", META["addcmul"]);
+const $addcmul_ = op("aten::addcmul_", META["addcmul_"]);
+const $addmm = op("aten::addmm", META["addmm"]);
+const $addmm_ = op("aten::addmm_", META["addmm_"]);
+const $addmv = op("aten::addmv", META["addmv"]);
+const $addmv_ = op("aten::addmv_", META["addmv_"]);
+const $addr = op("aten::addr", META["addr"]);
+const $addr_ = op("aten::addr_", META["addr_"]);
+const $adjoint = op("aten::adjoint", META["adjoint"]);
+const $affine_grid_generator = op("aten::affine_grid_generator", META["affine_grid_generator"]);
+const $alias = op("aten::alias", META["alias"]);
+const $alias_copy = op("aten::alias_copy", META["alias_copy"]);
+const $align_as = op("aten::align_as", META["align_as"]);
+const $align_tensors = op("aten::align_tensors", META["align_tensors"]);
+const $all = op("aten::all", META["all"]);
+const $allclose = op("aten::allclose", META["allclose"]);
+const $alpha_dropout = op("aten::alpha_dropout", META["alpha_dropout"]);
+const $alpha_dropout_ = op("aten::alpha_dropout_", META["alpha_dropout_"]);
+const $amax = op("aten::amax", META["amax"]);
+const $amin = op("aten::amin", META["amin"]);
+const $aminmax = op("aten::aminmax", META["aminmax"]);
+const $angle = op("aten::angle", META["angle"]);
+const $any = op("aten::any", META["any"]);
+const $arange = op("aten::arange", META["arange"]);
+const $arccos = op("aten::arccos", META["arccos"]);
+const $arccos_ = op("aten::arccos_", META["arccos_"]);
+const $arccosh = op("aten::arccosh", META["arccosh"]);
+const $arccosh_ = op("aten::arccosh_", META["arccosh_"]);
+const $arcsin = op("aten::arcsin", META["arcsin"]);
+const $arcsin_ = op("aten::arcsin_", META["arcsin_"]);
+const $arcsinh = op("aten::arcsinh", META["arcsinh"]);
+const $arcsinh_ = op("aten::arcsinh_", META["arcsinh_"]);
+const $arctan = op("aten::arctan", META["arctan"]);
+const $arctan2 = op("aten::arctan2", META["arctan2"]);
+const $arctan2_ = op("aten::arctan2_", META["arctan2_"]);
+const $arctan_ = op("aten::arctan_", META["arctan_"]);
+const $arctanh = op("aten::arctanh", META["arctanh"]);
+const $arctanh_ = op("aten::arctanh_", META["arctanh_"]);
+const $argmax = op("aten::argmax", META["argmax"]);
+const $argmin = op("aten::argmin", META["argmin"]);
+const $argsort = op("aten::argsort", META["argsort"]);
+const $argwhere = op("aten::argwhere", META["argwhere"]);
+const $as_strided = op("aten::as_strided", META["as_strided"]);
+const $as_strided_ = op("aten::as_strided_", META["as_strided_"]);
+const $as_strided_copy = op("aten::as_strided_copy", META["as_strided_copy"]);
+const $as_strided_scatter = op("aten::as_strided_scatter", META["as_strided_scatter"]);
+const $asin = op("aten::asin", META["asin"]);
+const $asin_ = op("aten::asin_", META["asin_"]);
+const $asinh = op("aten::asinh", META["asinh"]);
+const $asinh_ = op("aten::asinh_", META["asinh_"]);
+const $atan = op("aten::atan", META["atan"]);
+const $atan2 = op("aten::atan2", META["atan2"]);
+const $atan2_ = op("aten::atan2_", META["atan2_"]);
+const $atan_ = op("aten::atan_", META["atan_"]);
+const $atanh = op("aten::atanh", META["atanh"]);
+const $atanh_ = op("aten::atanh_", META["atanh_"]);
+const $atleast_1d = op("aten::atleast_1d", META["atleast_1d"]);
+const $atleast_2d = op("aten::atleast_2d", META["atleast_2d"]);
+const $atleast_3d = op("aten::atleast_3d", META["atleast_3d"]);
+const $avg_pool1d = op("aten::avg_pool1d", META["avg_pool1d"]);
+const $avg_pool2d = op("aten::avg_pool2d", META["avg_pool2d"]);
+const $avg_pool3d = op("aten::avg_pool3d", META["avg_pool3d"]);
+const $baddbmm = op("aten::baddbmm", META["baddbmm"]);
+const $baddbmm_ = op("aten::baddbmm_", META["baddbmm_"]);
+const $bartlett_window = op("aten::bartlett_window", META["bartlett_window"]);
+const $batch_norm = op("aten::batch_norm", META["batch_norm"]);
+const $batch_norm_elemt = op("aten::batch_norm_elemt", META["batch_norm_elemt"]);
+const $batch_norm_gather_stats = op("aten::batch_norm_gather_stats", META["batch_norm_gather_stats"]);
+const $batch_norm_gather_stats_with_counts = op("aten::batch_norm_gather_stats_with_counts", META["batch_norm_gather_stats_with_counts"]);
+const $batch_norm_stats = op("aten::batch_norm_stats", META["batch_norm_stats"]);
+const $batch_norm_update_stats = op("aten::batch_norm_update_stats", META["batch_norm_update_stats"]);
+const $bernoulli = op("aten::bernoulli", META["bernoulli"]);
+const $bernoulli_ = op("aten::bernoulli_", META["bernoulli_"]);
+const $bilinear = op("aten::bilinear", META["bilinear"]);
+const $binary_cross_entropy = op("aten::binary_cross_entropy", META["binary_cross_entropy"]);
+const $binary_cross_entropy_with_logits = op("aten::binary_cross_entropy_with_logits", META["binary_cross_entropy_with_logits"]);
+const $bincount = op("aten::bincount", META["bincount"]);
+const $binomial = op("aten::binomial", META["binomial"]);
+const $bitwise_and = op("aten::bitwise_and", META["bitwise_and"]);
+const $bitwise_and_ = op("aten::bitwise_and_", META["bitwise_and_"]);
+const $bitwise_left_shift = op("aten::bitwise_left_shift", META["bitwise_left_shift"]);
+const $bitwise_left_shift_ = op("aten::bitwise_left_shift_", META["bitwise_left_shift_"]);
+const $bitwise_not = op("aten::bitwise_not", META["bitwise_not"]);
+const $bitwise_not_ = op("aten::bitwise_not_", META["bitwise_not_"]);
+const $bitwise_or = op("aten::bitwise_or", META["bitwise_or"]);
+const $bitwise_or_ = op("aten::bitwise_or_", META["bitwise_or_"]);
+const $bitwise_right_shift = op("aten::bitwise_right_shift", META["bitwise_right_shift"]);
+const $bitwise_right_shift_ = op("aten::bitwise_right_shift_", META["bitwise_right_shift_"]);
+const $bitwise_xor = op("aten::bitwise_xor", META["bitwise_xor"]);
+const $bitwise_xor_ = op("aten::bitwise_xor_", META["bitwise_xor_"]);
+const $blackman_window = op("aten::blackman_window", META["blackman_window"]);
+const $block_diag = op("aten::block_diag", META["block_diag"]);
+const $bmm = op("aten::bmm", META["bmm"]);
+const $broadcast_tensors = op("aten::broadcast_tensors", META["broadcast_tensors"]);
+const $broadcast_to = op("aten::broadcast_to", META["broadcast_to"]);
+const $bucketize = op("aten::bucketize", META["bucketize"]);
+const $can_cast = op("aten::can_cast", META["can_cast"]);
+const $cartesian_prod = op("aten::cartesian_prod", META["cartesian_prod"]);
+const $cat = op("aten::cat", META["cat"]);
+const $cauchy = op("aten::cauchy", META["cauchy"]);
+const $cauchy_ = op("aten::cauchy_", META["cauchy_"]);
+const $ccol_indices = op("aten::ccol_indices", META["ccol_indices"]);
+const $ccol_indices_copy = op("aten::ccol_indices_copy", META["ccol_indices_copy"]);
+const $cdist = op("aten::cdist", META["cdist"]);
+const $ceil = op("aten::ceil", META["ceil"]);
+const $ceil_ = op("aten::ceil_", META["ceil_"]);
+const $celu = op("aten::celu", META["celu"]);
+const $celu_ = op("aten::celu_", META["celu_"]);
+const $chain_matmul = op("aten::chain_matmul", META["chain_matmul"]);
+const $chalf = op("aten::chalf", META["chalf"]);
+const $channel_shuffle = op("aten::channel_shuffle", META["channel_shuffle"]);
+const $cholesky = op("aten::cholesky", META["cholesky"]);
+const $cholesky_inverse = op("aten::cholesky_inverse", META["cholesky_inverse"]);
+const $cholesky_solve = op("aten::cholesky_solve", META["cholesky_solve"]);
+const $choose_qparams_optimized = op("aten::choose_qparams_optimized", META["choose_qparams_optimized"]);
+const $chunk = op("aten::chunk", META["chunk"]);
+const $clamp = op("aten::clamp", META["clamp"]);
+const $clamp_ = op("aten::clamp_", META["clamp_"]);
+const $clamp_max = op("aten::clamp_max", META["clamp_max"]);
+const $clamp_max_ = op("aten::clamp_max_", META["clamp_max_"]);
+const $clamp_min = op("aten::clamp_min", META["clamp_min"]);
+const $clamp_min_ = op("aten::clamp_min_", META["clamp_min_"]);
+const $clip = op("aten::clip", META["clip"]);
+const $clip_ = op("aten::clip_", META["clip_"]);
+const $clone = op("aten::clone", META["clone"]);
+const $coalesce = op("aten::coalesce", META["coalesce"]);
+const $col2im = op("aten::col2im", META["col2im"]);
+const $col_indices = op("aten::col_indices", META["col_indices"]);
+const $col_indices_copy = op("aten::col_indices_copy", META["col_indices_copy"]);
+const $column_stack = op("aten::column_stack", META["column_stack"]);
+const $combinations = op("aten::combinations", META["combinations"]);
+const $complex = op("aten::complex", META["complex"]);
+const $concat = op("aten::concat", META["concat"]);
+const $concatenate = op("aten::concatenate", META["concatenate"]);
+const $conj = op("aten::conj", META["conj"]);
+const $conj_physical = op("aten::conj_physical", META["conj_physical"]);
+const $conj_physical_ = op("aten::conj_physical_", META["conj_physical_"]);
+const $constant_pad_nd = op("aten::constant_pad_nd", META["constant_pad_nd"]);
+const $contiguous = op("aten::contiguous", META["contiguous"]);
+const $conv1d = op("aten::conv1d", META["conv1d"]);
+const $conv2d = op("aten::conv2d", META["conv2d"]);
+const $conv3d = op("aten::conv3d", META["conv3d"]);
+const $conv_depthwise3d = op("aten::conv_depthwise3d", META["conv_depthwise3d"]);
+const $conv_tbc = op("aten::conv_tbc", META["conv_tbc"]);
+const $conv_transpose1d = op("aten::conv_transpose1d", META["conv_transpose1d"]);
+const $conv_transpose2d = op("aten::conv_transpose2d", META["conv_transpose2d"]);
+const $conv_transpose3d = op("aten::conv_transpose3d", META["conv_transpose3d"]);
+const $convolution = op("aten::convolution", META["convolution"]);
+const $convolution_overrideable = op("aten::convolution_overrideable", META["convolution_overrideable"]);
+const $copy = op("aten::copy", META["copy"]);
+const $copy_ = op("aten::copy_", META["copy_"]);
+const $copy_sparse_to_sparse = op("aten::copy_sparse_to_sparse", META["copy_sparse_to_sparse"]);
+const $copy_sparse_to_sparse_ = op("aten::copy_sparse_to_sparse_", META["copy_sparse_to_sparse_"]);
+const $copysign = op("aten::copysign", META["copysign"]);
+const $copysign_ = op("aten::copysign_", META["copysign_"]);
+const $corrcoef = op("aten::corrcoef", META["corrcoef"]);
+const $cos = op("aten::cos", META["cos"]);
+const $cos_ = op("aten::cos_", META["cos_"]);
+const $cosh = op("aten::cosh", META["cosh"]);
+const $cosh_ = op("aten::cosh_", META["cosh_"]);
+const $cosine_embedding_loss = op("aten::cosine_embedding_loss", META["cosine_embedding_loss"]);
+const $cosine_similarity = op("aten::cosine_similarity", META["cosine_similarity"]);
+const $count_nonzero = op("aten::count_nonzero", META["count_nonzero"]);
+const $cov = op("aten::cov", META["cov"]);
+const $cross = op("aten::cross", META["cross"]);
+const $cross_entropy_loss = op("aten::cross_entropy_loss", META["cross_entropy_loss"]);
+const $crow_indices = op("aten::crow_indices", META["crow_indices"]);
+const $crow_indices_copy = op("aten::crow_indices_copy", META["crow_indices_copy"]);
+const $ctc_loss = op("aten::ctc_loss", META["ctc_loss"]);
+const $cudnn_affine_grid_generator = op("aten::cudnn_affine_grid_generator", META["cudnn_affine_grid_generator"]);
+const $cudnn_batch_norm = op("aten::cudnn_batch_norm", META["cudnn_batch_norm"]);
+const $cudnn_convolution = op("aten::cudnn_convolution", META["cudnn_convolution"]);
+const $cudnn_convolution_add_relu = op("aten::cudnn_convolution_add_relu", META["cudnn_convolution_add_relu"]);
+const $cudnn_convolution_relu = op("aten::cudnn_convolution_relu", META["cudnn_convolution_relu"]);
+const $cudnn_convolution_transpose = op("aten::cudnn_convolution_transpose", META["cudnn_convolution_transpose"]);
+const $cudnn_grid_sampler = op("aten::cudnn_grid_sampler", META["cudnn_grid_sampler"]);
+const $cudnn_is_acceptable = op("aten::cudnn_is_acceptable", META["cudnn_is_acceptable"]);
+const $cummax = op("aten::cummax", META["cummax"]);
+const $cummin = op("aten::cummin", META["cummin"]);
+const $cumprod = op("aten::cumprod", META["cumprod"]);
+const $cumprod_ = op("aten::cumprod_", META["cumprod_"]);
+const $cumsum = op("aten::cumsum", META["cumsum"]);
+const $cumsum_ = op("aten::cumsum_", META["cumsum_"]);
+const $cumulative_trapezoid = op("aten::cumulative_trapezoid", META["cumulative_trapezoid"]);
+const $data = op("aten::data", META["data"]);
+const $deg2rad = op("aten::deg2rad", META["deg2rad"]);
+const $deg2rad_ = op("aten::deg2rad_", META["deg2rad_"]);
+const $dense_dim = op("aten::dense_dim", META["dense_dim"]);
+const $dequantize = op("aten::dequantize", META["dequantize"]);
+const $det = op("aten::det", META["det"]);
+const $detach = op("aten::detach", META["detach"]);
+const $detach_ = op("aten::detach_", META["detach_"]);
+const $detach_copy = op("aten::detach_copy", META["detach_copy"]);
+const $diag = op("aten::diag", META["diag"]);
+const $diag_embed = op("aten::diag_embed", META["diag_embed"]);
+const $diagflat = op("aten::diagflat", META["diagflat"]);
+const $diagonal = op("aten::diagonal", META["diagonal"]);
+const $diagonal_copy = op("aten::diagonal_copy", META["diagonal_copy"]);
+const $diagonal_scatter = op("aten::diagonal_scatter", META["diagonal_scatter"]);
+const $diff = op("aten::diff", META["diff"]);
+const $digamma = op("aten::digamma", META["digamma"]);
+const $digamma_ = op("aten::digamma_", META["digamma_"]);
+const $dist = op("aten::dist", META["dist"]);
+const $div = op("aten::div", META["div"]);
+const $div_ = op("aten::div_", META["div_"]);
+const $divide = op("aten::divide", META["divide"]);
+const $divide_ = op("aten::divide_", META["divide_"]);
+const $dot = op("aten::dot", META["dot"]);
+const $dropout = op("aten::dropout", META["dropout"]);
+const $dropout_ = op("aten::dropout_", META["dropout_"]);
+const $dsplit = op("aten::dsplit", META["dsplit"]);
+const $dstack = op("aten::dstack", META["dstack"]);
+const $einsum = op("aten::einsum", META["einsum"]);
+const $elu = op("aten::elu", META["elu"]);
+const $elu_ = op("aten::elu_", META["elu_"]);
+const $embedding = op("aten::embedding", META["embedding"]);
+const $embedding_bag = op("aten::embedding_bag", META["embedding_bag"]);
+const $embedding_renorm = op("aten::embedding_renorm", META["embedding_renorm"]);
+const $embedding_renorm_ = op("aten::embedding_renorm_", META["embedding_renorm_"]);
+const $empty = op("aten::empty", META["empty"]);
+const $empty_like = op("aten::empty_like", META["empty_like"]);
+const $empty_quantized = op("aten::empty_quantized", META["empty_quantized"]);
+const $empty_strided = op("aten::empty_strided", META["empty_strided"]);
+const $eq = op("aten::eq", META["eq"]);
+const $eq_ = op("aten::eq_", META["eq_"]);
+const $equal = op("aten::equal", META["equal"]);
+const $erf = op("aten::erf", META["erf"]);
+const $erf_ = op("aten::erf_", META["erf_"]);
+const $erfc = op("aten::erfc", META["erfc"]);
+const $erfc_ = op("aten::erfc_", META["erfc_"]);
+const $erfinv = op("aten::erfinv", META["erfinv"]);
+const $erfinv_ = op("aten::erfinv_", META["erfinv_"]);
+const $exp = op("aten::exp", META["exp"]);
+const $exp2 = op("aten::exp2", META["exp2"]);
+const $exp2_ = op("aten::exp2_", META["exp2_"]);
+const $exp_ = op("aten::exp_", META["exp_"]);
+const $expand = op("aten::expand", META["expand"]);
+const $expand_as = op("aten::expand_as", META["expand_as"]);
+const $expand_copy = op("aten::expand_copy", META["expand_copy"]);
+const $expm1 = op("aten::expm1", META["expm1"]);
+const $expm1_ = op("aten::expm1_", META["expm1_"]);
+const $exponential = op("aten::exponential", META["exponential"]);
+const $exponential_ = op("aten::exponential_", META["exponential_"]);
+const $eye = op("aten::eye", META["eye"]);
+const $fake_quantize_per_channel_affine = op("aten::fake_quantize_per_channel_affine", META["fake_quantize_per_channel_affine"]);
+const $fake_quantize_per_channel_affine_cachemask = op("aten::fake_quantize_per_channel_affine_cachemask", META["fake_quantize_per_channel_affine_cachemask"]);
+const $fake_quantize_per_tensor_affine = op("aten::fake_quantize_per_tensor_affine", META["fake_quantize_per_tensor_affine"]);
+const $fake_quantize_per_tensor_affine_cachemask = op("aten::fake_quantize_per_tensor_affine_cachemask", META["fake_quantize_per_tensor_affine_cachemask"]);
+const $fbgemm_linear_fp16_weight = op("aten::fbgemm_linear_fp16_weight", META["fbgemm_linear_fp16_weight"]);
+const $fbgemm_linear_fp16_weight_fp32_activation = op("aten::fbgemm_linear_fp16_weight_fp32_activation", META["fbgemm_linear_fp16_weight_fp32_activation"]);
+const $fbgemm_linear_int8_weight = op("aten::fbgemm_linear_int8_weight", META["fbgemm_linear_int8_weight"]);
+const $fbgemm_linear_int8_weight_fp32_activation = op("aten::fbgemm_linear_int8_weight_fp32_activation", META["fbgemm_linear_int8_weight_fp32_activation"]);
+const $fbgemm_linear_quantize_weight = op("aten::fbgemm_linear_quantize_weight", META["fbgemm_linear_quantize_weight"]);
+const $fbgemm_pack_gemm_matrix_fp16 = op("aten::fbgemm_pack_gemm_matrix_fp16", META["fbgemm_pack_gemm_matrix_fp16"]);
+const $fbgemm_pack_quantized_matrix = op("aten::fbgemm_pack_quantized_matrix", META["fbgemm_pack_quantized_matrix"]);
+const $feature_alpha_dropout = op("aten::feature_alpha_dropout", META["feature_alpha_dropout"]);
+const $feature_alpha_dropout_ = op("aten::feature_alpha_dropout_", META["feature_alpha_dropout_"]);
+const $feature_dropout = op("aten::feature_dropout", META["feature_dropout"]);
+const $feature_dropout_ = op("aten::feature_dropout_", META["feature_dropout_"]);
+const $fft_fft = op("aten::fft_fft", META["fft_fft"]);
+const $fft_fft2 = op("aten::fft_fft2", META["fft_fft2"]);
+const $fft_fftfreq = op("aten::fft_fftfreq", META["fft_fftfreq"]);
+const $fft_fftn = op("aten::fft_fftn", META["fft_fftn"]);
+const $fft_fftshift = op("aten::fft_fftshift", META["fft_fftshift"]);
+const $fft_hfft = op("aten::fft_hfft", META["fft_hfft"]);
+const $fft_hfft2 = op("aten::fft_hfft2", META["fft_hfft2"]);
+const $fft_hfftn = op("aten::fft_hfftn", META["fft_hfftn"]);
+const $fft_ifft = op("aten::fft_ifft", META["fft_ifft"]);
+const $fft_ifft2 = op("aten::fft_ifft2", META["fft_ifft2"]);
+const $fft_ifftn = op("aten::fft_ifftn", META["fft_ifftn"]);
+const $fft_ifftshift = op("aten::fft_ifftshift", META["fft_ifftshift"]);
+const $fft_ihfft = op("aten::fft_ihfft", META["fft_ihfft"]);
+const $fft_ihfft2 = op("aten::fft_ihfft2", META["fft_ihfft2"]);
+const $fft_ihfftn = op("aten::fft_ihfftn", META["fft_ihfftn"]);
+const $fft_irfft = op("aten::fft_irfft", META["fft_irfft"]);
+const $fft_irfft2 = op("aten::fft_irfft2", META["fft_irfft2"]);
+const $fft_irfftn = op("aten::fft_irfftn", META["fft_irfftn"]);
+const $fft_rfft = op("aten::fft_rfft", META["fft_rfft"]);
+const $fft_rfft2 = op("aten::fft_rfft2", META["fft_rfft2"]);
+const $fft_rfftfreq = op("aten::fft_rfftfreq", META["fft_rfftfreq"]);
+const $fft_rfftn = op("aten::fft_rfftn", META["fft_rfftn"]);
+const $fill = op("aten::fill", META["fill"]);
+const $fill_ = op("aten::fill_", META["fill_"]);
+const $fill_diagonal_ = op("aten::fill_diagonal_", META["fill_diagonal_"]);
+const $fix = op("aten::fix", META["fix"]);
+const $fix_ = op("aten::fix_", META["fix_"]);
+const $flatten = op("aten::flatten", META["flatten"]);
+const $flatten_dense_tensors = op("aten::flatten_dense_tensors", META["flatten_dense_tensors"]);
+const $flip = op("aten::flip", META["flip"]);
+const $fliplr = op("aten::fliplr", META["fliplr"]);
+const $flipud = op("aten::flipud", META["flipud"]);
+const $float_power = op("aten::float_power", META["float_power"]);
+const $float_power_ = op("aten::float_power_", META["float_power_"]);
+const $floor = op("aten::floor", META["floor"]);
+const $floor_ = op("aten::floor_", META["floor_"]);
+const $floor_divide = op("aten::floor_divide", META["floor_divide"]);
+const $floor_divide_ = op("aten::floor_divide_", META["floor_divide_"]);
+const $fmax = op("aten::fmax", META["fmax"]);
+const $fmin = op("aten::fmin", META["fmin"]);
+const $fmod = op("aten::fmod", META["fmod"]);
+const $fmod_ = op("aten::fmod_", META["fmod_"]);
+const $frac = op("aten::frac", META["frac"]);
+const $frac_ = op("aten::frac_", META["frac_"]);
+const $fractional_max_pool2d = op("aten::fractional_max_pool2d", META["fractional_max_pool2d"]);
+const $fractional_max_pool3d = op("aten::fractional_max_pool3d", META["fractional_max_pool3d"]);
+const $frexp = op("aten::frexp", META["frexp"]);
+const $frobenius_norm = op("aten::frobenius_norm", META["frobenius_norm"]);
+const $from_file = op("aten::from_file", META["from_file"]);
+const $full = op("aten::full", META["full"]);
+const $full_like = op("aten::full_like", META["full_like"]);
+const $fused_moving_avg_obs_fake_quant = op("aten::fused_moving_avg_obs_fake_quant", META["fused_moving_avg_obs_fake_quant"]);
+const $gather = op("aten::gather", META["gather"]);
+const $gcd = op("aten::gcd", META["gcd"]);
+const $gcd_ = op("aten::gcd_", META["gcd_"]);
+const $ge = op("aten::ge", META["ge"]);
+const $ge_ = op("aten::ge_", META["ge_"]);
+const $gelu = op("aten::gelu", META["gelu"]);
+const $gelu_ = op("aten::gelu_", META["gelu_"]);
+const $geometric = op("aten::geometric", META["geometric"]);
+const $geometric_ = op("aten::geometric_", META["geometric_"]);
+const $geqrf = op("aten::geqrf", META["geqrf"]);
+const $ger = op("aten::ger", META["ger"]);
+const $get_gradients = op("aten::get_gradients", META["get_gradients"]);
+const $glu = op("aten::glu", META["glu"]);
+const $glu_jvp = op("aten::glu_jvp", META["glu_jvp"]);
+const $gradient = op("aten::gradient", META["gradient"]);
+const $greater = op("aten::greater", META["greater"]);
+const $greater_ = op("aten::greater_", META["greater_"]);
+const $greater_equal = op("aten::greater_equal", META["greater_equal"]);
+const $greater_equal_ = op("aten::greater_equal_", META["greater_equal_"]);
+const $grid_sampler = op("aten::grid_sampler", META["grid_sampler"]);
+const $grid_sampler_2d = op("aten::grid_sampler_2d", META["grid_sampler_2d"]);
+const $grid_sampler_3d = op("aten::grid_sampler_3d", META["grid_sampler_3d"]);
+const $group_norm = op("aten::group_norm", META["group_norm"]);
+const $gru = op("aten::gru", META["gru"]);
+const $gru_cell = op("aten::gru_cell", META["gru_cell"]);
+const $gt = op("aten::gt", META["gt"]);
+const $gt_ = op("aten::gt_", META["gt_"]);
+const $hamming_window = op("aten::hamming_window", META["hamming_window"]);
+const $hann_window = op("aten::hann_window", META["hann_window"]);
+const $hardshrink = op("aten::hardshrink", META["hardshrink"]);
+const $hardsigmoid = op("aten::hardsigmoid", META["hardsigmoid"]);
+const $hardsigmoid_ = op("aten::hardsigmoid_", META["hardsigmoid_"]);
+const $hardswish = op("aten::hardswish", META["hardswish"]);
+const $hardswish_ = op("aten::hardswish_", META["hardswish_"]);
+const $hardtanh = op("aten::hardtanh", META["hardtanh"]);
+const $hardtanh_ = op("aten::hardtanh_", META["hardtanh_"]);
+const $heaviside = op("aten::heaviside", META["heaviside"]);
+const $heaviside_ = op("aten::heaviside_", META["heaviside_"]);
+const $hinge_embedding_loss = op("aten::hinge_embedding_loss", META["hinge_embedding_loss"]);
+const $histc = op("aten::histc", META["histc"]);
+const $histogram = op("aten::histogram", META["histogram"]);
+const $histogramdd = op("aten::histogramdd", META["histogramdd"]);
+const $hsplit = op("aten::hsplit", META["hsplit"]);
+const $hspmm = op("aten::hspmm", META["hspmm"]);
+const $hstack = op("aten::hstack", META["hstack"]);
+const $huber_loss = op("aten::huber_loss", META["huber_loss"]);
+const $hypot = op("aten::hypot", META["hypot"]);
+const $hypot_ = op("aten::hypot_", META["hypot_"]);
+const $i0 = op("aten::i0", META["i0"]);
+const $i0_ = op("aten::i0_", META["i0_"]);
+const $igamma = op("aten::igamma", META["igamma"]);
+const $igamma_ = op("aten::igamma_", META["igamma_"]);
+const $igammac = op("aten::igammac", META["igammac"]);
+const $igammac_ = op("aten::igammac_", META["igammac_"]);
+const $im2col = op("aten::im2col", META["im2col"]);
+const $imag = op("aten::imag", META["imag"]);
+const $index = op("aten::index", META["index"]);
+const $index_add = op("aten::index_add", META["index_add"]);
+const $index_add_ = op("aten::index_add_", META["index_add_"]);
+const $index_copy = op("aten::index_copy", META["index_copy"]);
+const $index_copy_ = op("aten::index_copy_", META["index_copy_"]);
+const $index_fill = op("aten::index_fill", META["index_fill"]);
+const $index_fill_ = op("aten::index_fill_", META["index_fill_"]);
+const $index_put = op("aten::index_put", META["index_put"]);
+const $index_put_ = op("aten::index_put_", META["index_put_"]);
+const $index_reduce = op("aten::index_reduce", META["index_reduce"]);
+const $index_reduce_ = op("aten::index_reduce_", META["index_reduce_"]);
+const $index_select = op("aten::index_select", META["index_select"]);
+const $indices = op("aten::indices", META["indices"]);
+const $indices_copy = op("aten::indices_copy", META["indices_copy"]);
+const $inner = op("aten::inner", META["inner"]);
+const $instance_norm = op("aten::instance_norm", META["instance_norm"]);
+const $int_repr = op("aten::int_repr", META["int_repr"]);
+const $inverse = op("aten::inverse", META["inverse"]);
+const $is_coalesced = op("aten::is_coalesced", META["is_coalesced"]);
+const $is_complex = op("aten::is_complex", META["is_complex"]);
+const $is_conj = op("aten::is_conj", META["is_conj"]);
+const $is_distributed = op("aten::is_distributed", META["is_distributed"]);
+const $is_floating_point = op("aten::is_floating_point", META["is_floating_point"]);
+const $is_inference = op("aten::is_inference", META["is_inference"]);
+const $is_leaf = op("aten::is_leaf", META["is_leaf"]);
+const $is_neg = op("aten::is_neg", META["is_neg"]);
+const $is_nonzero = op("aten::is_nonzero", META["is_nonzero"]);
+const $is_pinned = op("aten::is_pinned", META["is_pinned"]);
+const $is_same_size = op("aten::is_same_size", META["is_same_size"]);
+const $is_set_to = op("aten::is_set_to", META["is_set_to"]);
+const $is_signed = op("aten::is_signed", META["is_signed"]);
+const $is_vulkan_available = op("aten::is_vulkan_available", META["is_vulkan_available"]);
+const $isclose = op("aten::isclose", META["isclose"]);
+const $isfinite = op("aten::isfinite", META["isfinite"]);
+const $isin = op("aten::isin", META["isin"]);
+const $isinf = op("aten::isinf", META["isinf"]);
+const $isnan = op("aten::isnan", META["isnan"]);
+const $isneginf = op("aten::isneginf", META["isneginf"]);
+const $isposinf = op("aten::isposinf", META["isposinf"]);
+const $isreal = op("aten::isreal", META["isreal"]);
+const $istft = op("aten::istft", META["istft"]);
+const $item = op("aten::item", META["item"]);
+const $kaiser_window = op("aten::kaiser_window", META["kaiser_window"]);
+const $kl_div = op("aten::kl_div", META["kl_div"]);
+const $kron = op("aten::kron", META["kron"]);
+const $kthvalue = op("aten::kthvalue", META["kthvalue"]);
+const $l1_loss = op("aten::l1_loss", META["l1_loss"]);
+const $layer_norm = op("aten::layer_norm", META["layer_norm"]);
+const $lcm = op("aten::lcm", META["lcm"]);
+const $lcm_ = op("aten::lcm_", META["lcm_"]);
+const $ldexp = op("aten::ldexp", META["ldexp"]);
+const $ldexp_ = op("aten::ldexp_", META["ldexp_"]);
+const $le = op("aten::le", META["le"]);
+const $le_ = op("aten::le_", META["le_"]);
+const $leaky_relu = op("aten::leaky_relu", META["leaky_relu"]);
+const $leaky_relu_ = op("aten::leaky_relu_", META["leaky_relu_"]);
+const $lerp = op("aten::lerp", META["lerp"]);
+const $lerp_ = op("aten::lerp_", META["lerp_"]);
+const $less = op("aten::less", META["less"]);
+const $less_ = op("aten::less_", META["less_"]);
+const $less_equal = op("aten::less_equal", META["less_equal"]);
+const $less_equal_ = op("aten::less_equal_", META["less_equal_"]);
+const $lgamma = op("aten::lgamma", META["lgamma"]);
+const $lgamma_ = op("aten::lgamma_", META["lgamma_"]);
+const $lift = op("aten::lift", META["lift"]);
+const $lift_fresh = op("aten::lift_fresh", META["lift_fresh"]);
+const $lift_fresh_copy = op("aten::lift_fresh_copy", META["lift_fresh_copy"]);
+const $linalg_cholesky = op("aten::linalg_cholesky", META["linalg_cholesky"]);
+const $linalg_cholesky_ex = op("aten::linalg_cholesky_ex", META["linalg_cholesky_ex"]);
+const $linalg_cond = op("aten::linalg_cond", META["linalg_cond"]);
+const $linalg_cross = op("aten::linalg_cross", META["linalg_cross"]);
+const $linalg_det = op("aten::linalg_det", META["linalg_det"]);
+const $linalg_diagonal = op("aten::linalg_diagonal", META["linalg_diagonal"]);
+const $linalg_eig = op("aten::linalg_eig", META["linalg_eig"]);
+const $linalg_eigh = op("aten::linalg_eigh", META["linalg_eigh"]);
+const $linalg_eigvals = op("aten::linalg_eigvals", META["linalg_eigvals"]);
+const $linalg_eigvalsh = op("aten::linalg_eigvalsh", META["linalg_eigvalsh"]);
+const $linalg_householder_product = op("aten::linalg_householder_product", META["linalg_householder_product"]);
+const $linalg_inv = op("aten::linalg_inv", META["linalg_inv"]);
+const $linalg_inv_ex = op("aten::linalg_inv_ex", META["linalg_inv_ex"]);
+const $linalg_ldl_factor = op("aten::linalg_ldl_factor", META["linalg_ldl_factor"]);
+const $linalg_ldl_factor_ex = op("aten::linalg_ldl_factor_ex", META["linalg_ldl_factor_ex"]);
+const $linalg_ldl_solve = op("aten::linalg_ldl_solve", META["linalg_ldl_solve"]);
+const $linalg_lstsq = op("aten::linalg_lstsq", META["linalg_lstsq"]);
+const $linalg_lu = op("aten::linalg_lu", META["linalg_lu"]);
+const $linalg_lu_factor = op("aten::linalg_lu_factor", META["linalg_lu_factor"]);
+const $linalg_lu_factor_ex = op("aten::linalg_lu_factor_ex", META["linalg_lu_factor_ex"]);
+const $linalg_lu_solve = op("aten::linalg_lu_solve", META["linalg_lu_solve"]);
+const $linalg_matmul = op("aten::linalg_matmul", META["linalg_matmul"]);
+const $linalg_matrix_exp = op("aten::linalg_matrix_exp", META["linalg_matrix_exp"]);
+const $linalg_matrix_norm = op("aten::linalg_matrix_norm", META["linalg_matrix_norm"]);
+const $linalg_matrix_power = op("aten::linalg_matrix_power", META["linalg_matrix_power"]);
+const $linalg_matrix_rank = op("aten::linalg_matrix_rank", META["linalg_matrix_rank"]);
+const $linalg_multi_dot = op("aten::linalg_multi_dot", META["linalg_multi_dot"]);
+const $linalg_norm = op("aten::linalg_norm", META["linalg_norm"]);
+const $linalg_pinv = op("aten::linalg_pinv", META["linalg_pinv"]);
+const $linalg_qr = op("aten::linalg_qr", META["linalg_qr"]);
+const $linalg_slogdet = op("aten::linalg_slogdet", META["linalg_slogdet"]);
+const $linalg_solve = op("aten::linalg_solve", META["linalg_solve"]);
+const $linalg_solve_ex = op("aten::linalg_solve_ex", META["linalg_solve_ex"]);
+const $linalg_solve_triangular = op("aten::linalg_solve_triangular", META["linalg_solve_triangular"]);
+const $linalg_svd = op("aten::linalg_svd", META["linalg_svd"]);
+const $linalg_svdvals = op("aten::linalg_svdvals", META["linalg_svdvals"]);
+const $linalg_tensorinv = op("aten::linalg_tensorinv", META["linalg_tensorinv"]);
+const $linalg_tensorsolve = op("aten::linalg_tensorsolve", META["linalg_tensorsolve"]);
+const $linalg_vander = op("aten::linalg_vander", META["linalg_vander"]);
+const $linalg_vecdot = op("aten::linalg_vecdot", META["linalg_vecdot"]);
+const $linalg_vector_norm = op("aten::linalg_vector_norm", META["linalg_vector_norm"]);
+const $linear = op("aten::linear", META["linear"]);
+const $linspace = op("aten::linspace", META["linspace"]);
+const $log = op("aten::log", META["log"]);
+const $log10 = op("aten::log10", META["log10"]);
+const $log10_ = op("aten::log10_", META["log10_"]);
+const $log1p = op("aten::log1p", META["log1p"]);
+const $log1p_ = op("aten::log1p_", META["log1p_"]);
+const $log2 = op("aten::log2", META["log2"]);
+const $log2_ = op("aten::log2_", META["log2_"]);
+const $log_ = op("aten::log_", META["log_"]);
+const $log_normal = op("aten::log_normal", META["log_normal"]);
+const $log_normal_ = op("aten::log_normal_", META["log_normal_"]);
+const $log_sigmoid = op("aten::log_sigmoid", META["log_sigmoid"]);
+const $log_sigmoid_forward = op("aten::log_sigmoid_forward", META["log_sigmoid_forward"]);
+const $log_softmax = op("aten::log_softmax", META["log_softmax"]);
+const $logaddexp = op("aten::logaddexp", META["logaddexp"]);
+const $logaddexp2 = op("aten::logaddexp2", META["logaddexp2"]);
+const $logcumsumexp = op("aten::logcumsumexp", META["logcumsumexp"]);
+const $logdet = op("aten::logdet", META["logdet"]);
+const $logical_and = op("aten::logical_and", META["logical_and"]);
+const $logical_and_ = op("aten::logical_and_", META["logical_and_"]);
+const $logical_not = op("aten::logical_not", META["logical_not"]);
+const $logical_not_ = op("aten::logical_not_", META["logical_not_"]);
+const $logical_or = op("aten::logical_or", META["logical_or"]);
+const $logical_or_ = op("aten::logical_or_", META["logical_or_"]);
+const $logical_xor = op("aten::logical_xor", META["logical_xor"]);
+const $logical_xor_ = op("aten::logical_xor_", META["logical_xor_"]);
+const $logit = op("aten::logit", META["logit"]);
+const $logit_ = op("aten::logit_", META["logit_"]);
+const $logspace = op("aten::logspace", META["logspace"]);
+const $logsumexp = op("aten::logsumexp", META["logsumexp"]);
+const $lstm = op("aten::lstm", META["lstm"]);
+const $lstm_cell = op("aten::lstm_cell", META["lstm_cell"]);
+const $lt = op("aten::lt", META["lt"]);
+const $lt_ = op("aten::lt_", META["lt_"]);
+const $lu_solve = op("aten::lu_solve", META["lu_solve"]);
+const $lu_unpack = op("aten::lu_unpack", META["lu_unpack"]);
+const $mH = op("aten::mH", META["mH"]);
+const $mT = op("aten::mT", META["mT"]);
+const $margin_ranking_loss = op("aten::margin_ranking_loss", META["margin_ranking_loss"]);
+const $masked_fill = op("aten::masked_fill", META["masked_fill"]);
+const $masked_fill_ = op("aten::masked_fill_", META["masked_fill_"]);
+const $masked_scatter = op("aten::masked_scatter", META["masked_scatter"]);
+const $masked_scatter_ = op("aten::masked_scatter_", META["masked_scatter_"]);
+const $masked_select = op("aten::masked_select", META["masked_select"]);
+const $matmul = op("aten::matmul", META["matmul"]);
+const $matrix_H = op("aten::matrix_H", META["matrix_H"]);
+const $matrix_exp = op("aten::matrix_exp", META["matrix_exp"]);
+const $matrix_power = op("aten::matrix_power", META["matrix_power"]);
+const $max = op("aten::max", META["max"]);
+const $max_pool1d = op("aten::max_pool1d", META["max_pool1d"]);
+const $max_pool1d_with_indices = op("aten::max_pool1d_with_indices", META["max_pool1d_with_indices"]);
+const $max_pool2d = op("aten::max_pool2d", META["max_pool2d"]);
+const $max_pool2d_with_indices = op("aten::max_pool2d_with_indices", META["max_pool2d_with_indices"]);
+const $max_pool3d = op("aten::max_pool3d", META["max_pool3d"]);
+const $max_pool3d_with_indices = op("aten::max_pool3d_with_indices", META["max_pool3d_with_indices"]);
+const $max_unpool2d = op("aten::max_unpool2d", META["max_unpool2d"]);
+const $max_unpool3d = op("aten::max_unpool3d", META["max_unpool3d"]);
+const $maximum = op("aten::maximum", META["maximum"]);
+const $mean = op("aten::mean", META["mean"]);
+const $median = op("aten::median", META["median"]);
+const $meshgrid = op("aten::meshgrid", META["meshgrid"]);
+const $min = op("aten::min", META["min"]);
+const $minimum = op("aten::minimum", META["minimum"]);
+const $miopen_batch_norm = op("aten::miopen_batch_norm", META["miopen_batch_norm"]);
+const $miopen_convolution = op("aten::miopen_convolution", META["miopen_convolution"]);
+const $miopen_convolution_add_relu = op("aten::miopen_convolution_add_relu", META["miopen_convolution_add_relu"]);
+const $miopen_convolution_relu = op("aten::miopen_convolution_relu", META["miopen_convolution_relu"]);
+const $miopen_convolution_transpose = op("aten::miopen_convolution_transpose", META["miopen_convolution_transpose"]);
+const $miopen_depthwise_convolution = op("aten::miopen_depthwise_convolution", META["miopen_depthwise_convolution"]);
+const $miopen_rnn = op("aten::miopen_rnn", META["miopen_rnn"]);
+const $mish = op("aten::mish", META["mish"]);
+const $mish_ = op("aten::mish_", META["mish_"]);
+const $mkldnn_adaptive_avg_pool2d = op("aten::mkldnn_adaptive_avg_pool2d", META["mkldnn_adaptive_avg_pool2d"]);
+const $mkldnn_convolution = op("aten::mkldnn_convolution", META["mkldnn_convolution"]);
+const $mkldnn_linear = op("aten::mkldnn_linear", META["mkldnn_linear"]);
+const $mkldnn_max_pool2d = op("aten::mkldnn_max_pool2d", META["mkldnn_max_pool2d"]);
+const $mkldnn_max_pool3d = op("aten::mkldnn_max_pool3d", META["mkldnn_max_pool3d"]);
+const $mkldnn_reorder_conv2d_weight = op("aten::mkldnn_reorder_conv2d_weight", META["mkldnn_reorder_conv2d_weight"]);
+const $mkldnn_reorder_conv3d_weight = op("aten::mkldnn_reorder_conv3d_weight", META["mkldnn_reorder_conv3d_weight"]);
+const $mm = op("aten::mm", META["mm"]);
+const $mode = op("aten::mode", META["mode"]);
+const $moveaxis = op("aten::moveaxis", META["moveaxis"]);
+const $movedim = op("aten::movedim", META["movedim"]);
+const $mse_loss = op("aten::mse_loss", META["mse_loss"]);
+const $msort = op("aten::msort", META["msort"]);
+const $mul = op("aten::mul", META["mul"]);
+const $mul_ = op("aten::mul_", META["mul_"]);
+const $multi_margin_loss = op("aten::multi_margin_loss", META["multi_margin_loss"]);
+const $multilabel_margin_loss = op("aten::multilabel_margin_loss", META["multilabel_margin_loss"]);
+const $multilabel_margin_loss_forward = op("aten::multilabel_margin_loss_forward", META["multilabel_margin_loss_forward"]);
+const $multinomial = op("aten::multinomial", META["multinomial"]);
+const $multiply = op("aten::multiply", META["multiply"]);
+const $multiply_ = op("aten::multiply_", META["multiply_"]);
+const $mv = op("aten::mv", META["mv"]);
+const $mvlgamma = op("aten::mvlgamma", META["mvlgamma"]);
+const $mvlgamma_ = op("aten::mvlgamma_", META["mvlgamma_"]);
+const $nan_to_num = op("aten::nan_to_num", META["nan_to_num"]);
+const $nan_to_num_ = op("aten::nan_to_num_", META["nan_to_num_"]);
+const $nanmean = op("aten::nanmean", META["nanmean"]);
+const $nanmedian = op("aten::nanmedian", META["nanmedian"]);
+const $nanquantile = op("aten::nanquantile", META["nanquantile"]);
+const $nansum = op("aten::nansum", META["nansum"]);
+const $narrow = op("aten::narrow", META["narrow"]);
+const $narrow_copy = op("aten::narrow_copy", META["narrow_copy"]);
+const $native_batch_norm = op("aten::native_batch_norm", META["native_batch_norm"]);
+const $native_channel_shuffle = op("aten::native_channel_shuffle", META["native_channel_shuffle"]);
+const $native_dropout = op("aten::native_dropout", META["native_dropout"]);
+const $native_group_norm = op("aten::native_group_norm", META["native_group_norm"]);
+const $native_layer_norm = op("aten::native_layer_norm", META["native_layer_norm"]);
+const $native_norm = op("aten::native_norm", META["native_norm"]);
+const $ne = op("aten::ne", META["ne"]);
+const $ne_ = op("aten::ne_", META["ne_"]);
+const $neg = op("aten::neg", META["neg"]);
+const $neg_ = op("aten::neg_", META["neg_"]);
+const $negative = op("aten::negative", META["negative"]);
+const $negative_ = op("aten::negative_", META["negative_"]);
+const $nested_to_padded_tensor = op("aten::nested_to_padded_tensor", META["nested_to_padded_tensor"]);
+const $new_empty = op("aten::new_empty", META["new_empty"]);
+const $new_empty_strided = op("aten::new_empty_strided", META["new_empty_strided"]);
+const $new_full = op("aten::new_full", META["new_full"]);
+const $new_ones = op("aten::new_ones", META["new_ones"]);
+const $new_zeros = op("aten::new_zeros", META["new_zeros"]);
+const $nextafter = op("aten::nextafter", META["nextafter"]);
+const $nextafter_ = op("aten::nextafter_", META["nextafter_"]);
+const $nll_loss = op("aten::nll_loss", META["nll_loss"]);
+const $nll_loss2d = op("aten::nll_loss2d", META["nll_loss2d"]);
+const $nll_loss2d_forward = op("aten::nll_loss2d_forward", META["nll_loss2d_forward"]);
+const $nll_loss_forward = op("aten::nll_loss_forward", META["nll_loss_forward"]);
+const $nll_loss_nd = op("aten::nll_loss_nd", META["nll_loss_nd"]);
+const $nonzero = op("aten::nonzero", META["nonzero"]);
+const $nonzero_numpy = op("aten::nonzero_numpy", META["nonzero_numpy"]);
+const $norm = op("aten::norm", META["norm"]);
+const $norm_except_dim = op("aten::norm_except_dim", META["norm_except_dim"]);
+const $normal = op("aten::normal", META["normal"]);
+const $normal_ = op("aten::normal_", META["normal_"]);
+const $normal_functional = op("aten::normal_functional", META["normal_functional"]);
+const $not_equal = op("aten::not_equal", META["not_equal"]);
+const $not_equal_ = op("aten::not_equal_", META["not_equal_"]);
+const $nuclear_norm = op("aten::nuclear_norm", META["nuclear_norm"]);
+const $numpy_T = op("aten::numpy_T", META["numpy_T"]);
+const $one_hot = op("aten::one_hot", META["one_hot"]);
+const $ones = op("aten::ones", META["ones"]);
+const $ones_like = op("aten::ones_like", META["ones_like"]);
+const $orgqr = op("aten::orgqr", META["orgqr"]);
+const $ormqr = op("aten::ormqr", META["ormqr"]);
+const $outer = op("aten::outer", META["outer"]);
+const $output_nr = op("aten::output_nr", META["output_nr"]);
+const $pad = op("aten::pad", META["pad"]);
+const $pad_sequence = op("aten::pad_sequence", META["pad_sequence"]);
+const $pairwise_distance = op("aten::pairwise_distance", META["pairwise_distance"]);
+const $pdist = op("aten::pdist", META["pdist"]);
+const $permute = op("aten::permute", META["permute"]);
+const $permute_copy = op("aten::permute_copy", META["permute_copy"]);
+const $pin_memory = op("aten::pin_memory", META["pin_memory"]);
+const $pinverse = op("aten::pinverse", META["pinverse"]);
+const $pixel_shuffle = op("aten::pixel_shuffle", META["pixel_shuffle"]);
+const $pixel_unshuffle = op("aten::pixel_unshuffle", META["pixel_unshuffle"]);
+const $poisson = op("aten::poisson", META["poisson"]);
+const $poisson_nll_loss = op("aten::poisson_nll_loss", META["poisson_nll_loss"]);
+const $polar = op("aten::polar", META["polar"]);
+const $polygamma = op("aten::polygamma", META["polygamma"]);
+const $polygamma_ = op("aten::polygamma_", META["polygamma_"]);
+const $positive = op("aten::positive", META["positive"]);
+const $pow = op("aten::pow", META["pow"]);
+const $pow_ = op("aten::pow_", META["pow_"]);
+const $prelu = op("aten::prelu", META["prelu"]);
+const $prod = op("aten::prod", META["prod"]);
+const $promote_types = op("aten::promote_types", META["promote_types"]);
+const $put = op("aten::put", META["put"]);
+const $put_ = op("aten::put_", META["put_"]);
+const $q_per_channel_axis = op("aten::q_per_channel_axis", META["q_per_channel_axis"]);
+const $q_per_channel_scales = op("aten::q_per_channel_scales", META["q_per_channel_scales"]);
+const $q_per_channel_zero_points = op("aten::q_per_channel_zero_points", META["q_per_channel_zero_points"]);
+const $q_scale = op("aten::q_scale", META["q_scale"]);
+const $q_zero_point = op("aten::q_zero_point", META["q_zero_point"]);
+const $qr = op("aten::qr", META["qr"]);
+const $qscheme = op("aten::qscheme", META["qscheme"]);
+const $quantile = op("aten::quantile", META["quantile"]);
+const $quantize_per_channel = op("aten::quantize_per_channel", META["quantize_per_channel"]);
+const $quantize_per_tensor = op("aten::quantize_per_tensor", META["quantize_per_tensor"]);
+const $quantize_per_tensor_dynamic = op("aten::quantize_per_tensor_dynamic", META["quantize_per_tensor_dynamic"]);
+const $quantized_batch_norm = op("aten::quantized_batch_norm", META["quantized_batch_norm"]);
+const $quantized_gru = op("aten::quantized_gru", META["quantized_gru"]);
+const $quantized_gru_cell = op("aten::quantized_gru_cell", META["quantized_gru_cell"]);
+const $quantized_lstm = op("aten::quantized_lstm", META["quantized_lstm"]);
+const $quantized_lstm_cell = op("aten::quantized_lstm_cell", META["quantized_lstm_cell"]);
+const $quantized_max_pool1d = op("aten::quantized_max_pool1d", META["quantized_max_pool1d"]);
+const $quantized_max_pool2d = op("aten::quantized_max_pool2d", META["quantized_max_pool2d"]);
+const $quantized_rnn_relu_cell = op("aten::quantized_rnn_relu_cell", META["quantized_rnn_relu_cell"]);
+const $quantized_rnn_tanh_cell = op("aten::quantized_rnn_tanh_cell", META["quantized_rnn_tanh_cell"]);
+const $rad2deg = op("aten::rad2deg", META["rad2deg"]);
+const $rad2deg_ = op("aten::rad2deg_", META["rad2deg_"]);
+const $rand = op("aten::rand", META["rand"]);
+const $rand_like = op("aten::rand_like", META["rand_like"]);
+const $randint = op("aten::randint", META["randint"]);
+const $randint_like = op("aten::randint_like", META["randint_like"]);
+const $randn = op("aten::randn", META["randn"]);
+const $randn_like = op("aten::randn_like", META["randn_like"]);
+const $random = op("aten::random", META["random"]);
+const $random_ = op("aten::random_", META["random_"]);
+const $randperm = op("aten::randperm", META["randperm"]);
+const $range = op("aten::range", META["range"]);
+const $ravel = op("aten::ravel", META["ravel"]);
+const $real = op("aten::real", META["real"]);
+const $reciprocal = op("aten::reciprocal", META["reciprocal"]);
+const $reciprocal_ = op("aten::reciprocal_", META["reciprocal_"]);
+const $record_stream = op("aten::record_stream", META["record_stream"]);
+const $reflection_pad1d = op("aten::reflection_pad1d", META["reflection_pad1d"]);
+const $reflection_pad2d = op("aten::reflection_pad2d", META["reflection_pad2d"]);
+const $reflection_pad3d = op("aten::reflection_pad3d", META["reflection_pad3d"]);
+const $relu = op("aten::relu", META["relu"]);
+const $relu6 = op("aten::relu6", META["relu6"]);
+const $relu6_ = op("aten::relu6_", META["relu6_"]);
+const $relu_ = op("aten::relu_", META["relu_"]);
+const $remainder = op("aten::remainder", META["remainder"]);
+const $remainder_ = op("aten::remainder_", META["remainder_"]);
+const $renorm = op("aten::renorm", META["renorm"]);
+const $renorm_ = op("aten::renorm_", META["renorm_"]);
+const $repeat = op("aten::repeat", META["repeat"]);
+const $repeat_interleave = op("aten::repeat_interleave", META["repeat_interleave"]);
+const $replication_pad1d = op("aten::replication_pad1d", META["replication_pad1d"]);
+const $replication_pad2d = op("aten::replication_pad2d", META["replication_pad2d"]);
+const $replication_pad3d = op("aten::replication_pad3d", META["replication_pad3d"]);
+const $requires_grad_ = op("aten::requires_grad_", META["requires_grad_"]);
+const $reshape = op("aten::reshape", META["reshape"]);
+const $reshape_as = op("aten::reshape_as", META["reshape_as"]);
+const $resize = op("aten::resize", META["resize"]);
+const $resize_ = op("aten::resize_", META["resize_"]);
+const $resize_as = op("aten::resize_as", META["resize_as"]);
+const $resize_as_ = op("aten::resize_as_", META["resize_as_"]);
+const $resize_as_sparse = op("aten::resize_as_sparse", META["resize_as_sparse"]);
+const $resize_as_sparse_ = op("aten::resize_as_sparse_", META["resize_as_sparse_"]);
+const $resolve_conj = op("aten::resolve_conj", META["resolve_conj"]);
+const $resolve_neg = op("aten::resolve_neg", META["resolve_neg"]);
+const $result_type = op("aten::result_type", META["result_type"]);
+const $retain_grad = op("aten::retain_grad", META["retain_grad"]);
+const $retains_grad = op("aten::retains_grad", META["retains_grad"]);
+const $rnn_relu = op("aten::rnn_relu", META["rnn_relu"]);
+const $rnn_relu_cell = op("aten::rnn_relu_cell", META["rnn_relu_cell"]);
+const $rnn_tanh = op("aten::rnn_tanh", META["rnn_tanh"]);
+const $rnn_tanh_cell = op("aten::rnn_tanh_cell", META["rnn_tanh_cell"]);
+const $roll = op("aten::roll", META["roll"]);
+const $rot90 = op("aten::rot90", META["rot90"]);
+const $round = op("aten::round", META["round"]);
+const $round_ = op("aten::round_", META["round_"]);
+const $row_indices = op("aten::row_indices", META["row_indices"]);
+const $row_indices_copy = op("aten::row_indices_copy", META["row_indices_copy"]);
+const $row_stack = op("aten::row_stack", META["row_stack"]);
+const $rrelu = op("aten::rrelu", META["rrelu"]);
+const $rrelu_ = op("aten::rrelu_", META["rrelu_"]);
+const $rrelu_with_noise = op("aten::rrelu_with_noise", META["rrelu_with_noise"]);
+const $rrelu_with_noise_ = op("aten::rrelu_with_noise_", META["rrelu_with_noise_"]);
+const $rsqrt = op("aten::rsqrt", META["rsqrt"]);
+const $rsqrt_ = op("aten::rsqrt_", META["rsqrt_"]);
+const $rsub = op("aten::rsub", META["rsub"]);
+const $scalar_tensor = op("aten::scalar_tensor", META["scalar_tensor"]);
+const $scatter = op("aten::scatter", META["scatter"]);
+const $scatter_ = op("aten::scatter_", META["scatter_"]);
+const $scatter_add = op("aten::scatter_add", META["scatter_add"]);
+const $scatter_add_ = op("aten::scatter_add_", META["scatter_add_"]);
+const $scatter_reduce = op("aten::scatter_reduce", META["scatter_reduce"]);
+const $scatter_reduce_ = op("aten::scatter_reduce_", META["scatter_reduce_"]);
+const $searchsorted = op("aten::searchsorted", META["searchsorted"]);
+const $segment_reduce = op("aten::segment_reduce", META["segment_reduce"]);
+const $select = op("aten::select", META["select"]);
+const $select_copy = op("aten::select_copy", META["select_copy"]);
+const $select_scatter = op("aten::select_scatter", META["select_scatter"]);
+const $selu = op("aten::selu", META["selu"]);
+const $selu_ = op("aten::selu_", META["selu_"]);
+const $set = op("aten::set", META["set"]);
+const $set_ = op("aten::set_", META["set_"]);
+const $set_data = op("aten::set_data", META["set_data"]);
+const $sgn = op("aten::sgn", META["sgn"]);
+const $sgn_ = op("aten::sgn_", META["sgn_"]);
+const $sigmoid = op("aten::sigmoid", META["sigmoid"]);
+const $sigmoid_ = op("aten::sigmoid_", META["sigmoid_"]);
+const $sign = op("aten::sign", META["sign"]);
+const $sign_ = op("aten::sign_", META["sign_"]);
+const $signbit = op("aten::signbit", META["signbit"]);
+const $silu = op("aten::silu", META["silu"]);
+const $silu_ = op("aten::silu_", META["silu_"]);
+const $sin = op("aten::sin", META["sin"]);
+const $sin_ = op("aten::sin_", META["sin_"]);
+const $sinc = op("aten::sinc", META["sinc"]);
+const $sinc_ = op("aten::sinc_", META["sinc_"]);
+const $sinh = op("aten::sinh", META["sinh"]);
+const $sinh_ = op("aten::sinh_", META["sinh_"]);
+const $size = op("aten::size", META["size"]);
+const $slice = op("aten::slice", META["slice"]);
+const $slice_copy = op("aten::slice_copy", META["slice_copy"]);
+const $slice_scatter = op("aten::slice_scatter", META["slice_scatter"]);
+const $slogdet = op("aten::slogdet", META["slogdet"]);
+const $slow_conv3d = op("aten::slow_conv3d", META["slow_conv3d"]);
+const $slow_conv3d_forward = op("aten::slow_conv3d_forward", META["slow_conv3d_forward"]);
+const $slow_conv_dilated2d = op("aten::slow_conv_dilated2d", META["slow_conv_dilated2d"]);
+const $slow_conv_dilated3d = op("aten::slow_conv_dilated3d", META["slow_conv_dilated3d"]);
+const $slow_conv_transpose2d = op("aten::slow_conv_transpose2d", META["slow_conv_transpose2d"]);
+const $slow_conv_transpose3d = op("aten::slow_conv_transpose3d", META["slow_conv_transpose3d"]);
+const $smm = op("aten::smm", META["smm"]);
+const $smooth_l1_loss = op("aten::smooth_l1_loss", META["smooth_l1_loss"]);
+const $soft_margin_loss = op("aten::soft_margin_loss", META["soft_margin_loss"]);
+const $softmax = op("aten::softmax", META["softmax"]);
+const $softplus = op("aten::softplus", META["softplus"]);
+const $softshrink = op("aten::softshrink", META["softshrink"]);
+const $sort = op("aten::sort", META["sort"]);
+const $sparse_bsc_tensor = op("aten::sparse_bsc_tensor", META["sparse_bsc_tensor"]);
+const $sparse_bsr_tensor = op("aten::sparse_bsr_tensor", META["sparse_bsr_tensor"]);
+const $sparse_compressed_tensor = op("aten::sparse_compressed_tensor", META["sparse_compressed_tensor"]);
+const $sparse_coo_tensor = op("aten::sparse_coo_tensor", META["sparse_coo_tensor"]);
+const $sparse_csc_tensor = op("aten::sparse_csc_tensor", META["sparse_csc_tensor"]);
+const $sparse_csr_tensor = op("aten::sparse_csr_tensor", META["sparse_csr_tensor"]);
+const $sparse_dim = op("aten::sparse_dim", META["sparse_dim"]);
+const $sparse_mask = op("aten::sparse_mask", META["sparse_mask"]);
+const $sparse_resize = op("aten::sparse_resize", META["sparse_resize"]);
+const $sparse_resize_ = op("aten::sparse_resize_", META["sparse_resize_"]);
+const $sparse_resize_and_clear = op("aten::sparse_resize_and_clear", META["sparse_resize_and_clear"]);
+const $sparse_resize_and_clear_ = op("aten::sparse_resize_and_clear_", META["sparse_resize_and_clear_"]);
+const $sparse_sampled_addmm = op("aten::sparse_sampled_addmm", META["sparse_sampled_addmm"]);
+const $special_airy_ai = op("aten::special_airy_ai", META["special_airy_ai"]);
+const $special_bessel_j0 = op("aten::special_bessel_j0", META["special_bessel_j0"]);
+const $special_bessel_j1 = op("aten::special_bessel_j1", META["special_bessel_j1"]);
+const $special_bessel_y0 = op("aten::special_bessel_y0", META["special_bessel_y0"]);
+const $special_bessel_y1 = op("aten::special_bessel_y1", META["special_bessel_y1"]);
+const $special_chebyshev_polynomial_t = op("aten::special_chebyshev_polynomial_t", META["special_chebyshev_polynomial_t"]);
+const $special_chebyshev_polynomial_u = op("aten::special_chebyshev_polynomial_u", META["special_chebyshev_polynomial_u"]);
+const $special_chebyshev_polynomial_v = op("aten::special_chebyshev_polynomial_v", META["special_chebyshev_polynomial_v"]);
+const $special_chebyshev_polynomial_w = op("aten::special_chebyshev_polynomial_w", META["special_chebyshev_polynomial_w"]);
+const $special_digamma = op("aten::special_digamma", META["special_digamma"]);
+const $special_entr = op("aten::special_entr", META["special_entr"]);
+const $special_erf = op("aten::special_erf", META["special_erf"]);
+const $special_erfc = op("aten::special_erfc", META["special_erfc"]);
+const $special_erfcx = op("aten::special_erfcx", META["special_erfcx"]);
+const $special_erfinv = op("aten::special_erfinv", META["special_erfinv"]);
+const $special_exp2 = op("aten::special_exp2", META["special_exp2"]);
+const $special_expit = op("aten::special_expit", META["special_expit"]);
+const $special_expm1 = op("aten::special_expm1", META["special_expm1"]);
+const $special_gammainc = op("aten::special_gammainc", META["special_gammainc"]);
+const $special_gammaincc = op("aten::special_gammaincc", META["special_gammaincc"]);
+const $special_gammaln = op("aten::special_gammaln", META["special_gammaln"]);
+const $special_hermite_polynomial_h = op("aten::special_hermite_polynomial_h", META["special_hermite_polynomial_h"]);
+const $special_hermite_polynomial_he = op("aten::special_hermite_polynomial_he", META["special_hermite_polynomial_he"]);
+const $special_i0 = op("aten::special_i0", META["special_i0"]);
+const $special_i0e = op("aten::special_i0e", META["special_i0e"]);
+const $special_i1 = op("aten::special_i1", META["special_i1"]);
+const $special_i1e = op("aten::special_i1e", META["special_i1e"]);
+const $special_laguerre_polynomial_l = op("aten::special_laguerre_polynomial_l", META["special_laguerre_polynomial_l"]);
+const $special_legendre_polynomial_p = op("aten::special_legendre_polynomial_p", META["special_legendre_polynomial_p"]);
+const $special_log1p = op("aten::special_log1p", META["special_log1p"]);
+const $special_log_ndtr = op("aten::special_log_ndtr", META["special_log_ndtr"]);
+const $special_log_softmax = op("aten::special_log_softmax", META["special_log_softmax"]);
+const $special_logit = op("aten::special_logit", META["special_logit"]);
+const $special_logsumexp = op("aten::special_logsumexp", META["special_logsumexp"]);
+const $special_modified_bessel_i0 = op("aten::special_modified_bessel_i0", META["special_modified_bessel_i0"]);
+const $special_modified_bessel_i1 = op("aten::special_modified_bessel_i1", META["special_modified_bessel_i1"]);
+const $special_modified_bessel_k0 = op("aten::special_modified_bessel_k0", META["special_modified_bessel_k0"]);
+const $special_modified_bessel_k1 = op("aten::special_modified_bessel_k1", META["special_modified_bessel_k1"]);
+const $special_multigammaln = op("aten::special_multigammaln", META["special_multigammaln"]);
+const $special_ndtr = op("aten::special_ndtr", META["special_ndtr"]);
+const $special_ndtri = op("aten::special_ndtri", META["special_ndtri"]);
+const $special_polygamma = op("aten::special_polygamma", META["special_polygamma"]);
+const $special_psi = op("aten::special_psi", META["special_psi"]);
+const $special_round = op("aten::special_round", META["special_round"]);
+const $special_scaled_modified_bessel_k0 = op("aten::special_scaled_modified_bessel_k0", META["special_scaled_modified_bessel_k0"]);
+const $special_scaled_modified_bessel_k1 = op("aten::special_scaled_modified_bessel_k1", META["special_scaled_modified_bessel_k1"]);
+const $special_shifted_chebyshev_polynomial_t = op("aten::special_shifted_chebyshev_polynomial_t", META["special_shifted_chebyshev_polynomial_t"]);
+const $special_shifted_chebyshev_polynomial_u = op("aten::special_shifted_chebyshev_polynomial_u", META["special_shifted_chebyshev_polynomial_u"]);
+const $special_shifted_chebyshev_polynomial_v = op("aten::special_shifted_chebyshev_polynomial_v", META["special_shifted_chebyshev_polynomial_v"]);
+const $special_shifted_chebyshev_polynomial_w = op("aten::special_shifted_chebyshev_polynomial_w", META["special_shifted_chebyshev_polynomial_w"]);
+const $special_sinc = op("aten::special_sinc", META["special_sinc"]);
+const $special_softmax = op("aten::special_softmax", META["special_softmax"]);
+const $special_spherical_bessel_j0 = op("aten::special_spherical_bessel_j0", META["special_spherical_bessel_j0"]);
+const $special_xlog1py = op("aten::special_xlog1py", META["special_xlog1py"]);
+const $special_xlogy = op("aten::special_xlogy", META["special_xlogy"]);
+const $special_zeta = op("aten::special_zeta", META["special_zeta"]);
+const $split = op("aten::split", META["split"]);
+const $split_copy = op("aten::split_copy", META["split_copy"]);
+const $split_with_sizes = op("aten::split_with_sizes", META["split_with_sizes"]);
+const $split_with_sizes_copy = op("aten::split_with_sizes_copy", META["split_with_sizes_copy"]);
+const $sqrt = op("aten::sqrt", META["sqrt"]);
+const $sqrt_ = op("aten::sqrt_", META["sqrt_"]);
+const $square = op("aten::square", META["square"]);
+const $square_ = op("aten::square_", META["square_"]);
+const $squeeze = op("aten::squeeze", META["squeeze"]);
+const $squeeze_ = op("aten::squeeze_", META["squeeze_"]);
+const $squeeze_copy = op("aten::squeeze_copy", META["squeeze_copy"]);
+const $sspaddmm = op("aten::sspaddmm", META["sspaddmm"]);
+const $stack = op("aten::stack", META["stack"]);
+const $std = op("aten::std", META["std"]);
+const $std_mean = op("aten::std_mean", META["std_mean"]);
+const $stft = op("aten::stft", META["stft"]);
+const $stride = op("aten::stride", META["stride"]);
+const $sub = op("aten::sub", META["sub"]);
+const $sub_ = op("aten::sub_", META["sub_"]);
+const $subtract = op("aten::subtract", META["subtract"]);
+const $subtract_ = op("aten::subtract_", META["subtract_"]);
+const $sum = op("aten::sum", META["sum"]);
+const $sum_to_size = op("aten::sum_to_size", META["sum_to_size"]);
+const $svd = op("aten::svd", META["svd"]);
+const $swapaxes = op("aten::swapaxes", META["swapaxes"]);
+const $swapaxes_ = op("aten::swapaxes_", META["swapaxes_"]);
+const $swapdims = op("aten::swapdims", META["swapdims"]);
+const $swapdims_ = op("aten::swapdims_", META["swapdims_"]);
+const $symeig = op("aten::symeig", META["symeig"]);
+const $t = op("aten::t", META["t"]);
+const $t_ = op("aten::t_", META["t_"]);
+const $t_copy = op("aten::t_copy", META["t_copy"]);
+const $take = op("aten::take", META["take"]);
+const $take_along_dim = op("aten::take_along_dim", META["take_along_dim"]);
+const $tan = op("aten::tan", META["tan"]);
+const $tan_ = op("aten::tan_", META["tan_"]);
+const $tanh = op("aten::tanh", META["tanh"]);
+const $tanh_ = op("aten::tanh_", META["tanh_"]);
+const $tensor_split = op("aten::tensor_split", META["tensor_split"]);
+const $tensordot = op("aten::tensordot", META["tensordot"]);
+const $thnn_conv2d = op("aten::thnn_conv2d", META["thnn_conv2d"]);
+const $threshold = op("aten::threshold", META["threshold"]);
+const $threshold_ = op("aten::threshold_", META["threshold_"]);
+const $tile = op("aten::tile", META["tile"]);
+const $to = op("aten::to", META["to"]);
+const $to_dense = op("aten::to_dense", META["to_dense"]);
+const $to_mkldnn = op("aten::to_mkldnn", META["to_mkldnn"]);
+const $to_padded_tensor = op("aten::to_padded_tensor", META["to_padded_tensor"]);
+const $to_sparse = op("aten::to_sparse", META["to_sparse"]);
+const $to_sparse_bsc = op("aten::to_sparse_bsc", META["to_sparse_bsc"]);
+const $to_sparse_bsr = op("aten::to_sparse_bsr", META["to_sparse_bsr"]);
+const $to_sparse_csc = op("aten::to_sparse_csc", META["to_sparse_csc"]);
+const $to_sparse_csr = op("aten::to_sparse_csr", META["to_sparse_csr"]);
+const $topk = op("aten::topk", META["topk"]);
+const $trace = op("aten::trace", META["trace"]);
+const $transpose = op("aten::transpose", META["transpose"]);
+const $transpose_ = op("aten::transpose_", META["transpose_"]);
+const $transpose_copy = op("aten::transpose_copy", META["transpose_copy"]);
+const $trapezoid = op("aten::trapezoid", META["trapezoid"]);
+const $trapz = op("aten::trapz", META["trapz"]);
+const $triangular_solve = op("aten::triangular_solve", META["triangular_solve"]);
+const $tril = op("aten::tril", META["tril"]);
+const $tril_ = op("aten::tril_", META["tril_"]);
+const $tril_indices = op("aten::tril_indices", META["tril_indices"]);
+const $triplet_margin_loss = op("aten::triplet_margin_loss", META["triplet_margin_loss"]);
+const $triu = op("aten::triu", META["triu"]);
+const $triu_ = op("aten::triu_", META["triu_"]);
+const $triu_indices = op("aten::triu_indices", META["triu_indices"]);
+const $true_divide = op("aten::true_divide", META["true_divide"]);
+const $true_divide_ = op("aten::true_divide_", META["true_divide_"]);
+const $trunc = op("aten::trunc", META["trunc"]);
+const $trunc_ = op("aten::trunc_", META["trunc_"]);
+const $type_as = op("aten::type_as", META["type_as"]);
+const $unbind = op("aten::unbind", META["unbind"]);
+const $unbind_copy = op("aten::unbind_copy", META["unbind_copy"]);
+const $unflatten = op("aten::unflatten", META["unflatten"]);
+const $unflatten_dense_tensors = op("aten::unflatten_dense_tensors", META["unflatten_dense_tensors"]);
+const $unfold = op("aten::unfold", META["unfold"]);
+const $unfold_copy = op("aten::unfold_copy", META["unfold_copy"]);
+const $uniform = op("aten::uniform", META["uniform"]);
+const $uniform_ = op("aten::uniform_", META["uniform_"]);
+const $unique_consecutive = op("aten::unique_consecutive", META["unique_consecutive"]);
+const $unique_dim = op("aten::unique_dim", META["unique_dim"]);
+const $unique_dim_consecutive = op("aten::unique_dim_consecutive", META["unique_dim_consecutive"]);
+const $unsafe_chunk = op("aten::unsafe_chunk", META["unsafe_chunk"]);
+const $unsafe_split = op("aten::unsafe_split", META["unsafe_split"]);
+const $unsafe_split_with_sizes = op("aten::unsafe_split_with_sizes", META["unsafe_split_with_sizes"]);
+const $unsqueeze = op("aten::unsqueeze", META["unsqueeze"]);
+const $unsqueeze_ = op("aten::unsqueeze_", META["unsqueeze_"]);
+const $unsqueeze_copy = op("aten::unsqueeze_copy", META["unsqueeze_copy"]);
+const $upsample_bicubic2d = op("aten::upsample_bicubic2d", META["upsample_bicubic2d"]);
+const $upsample_bilinear2d = op("aten::upsample_bilinear2d", META["upsample_bilinear2d"]);
+const $upsample_linear1d = op("aten::upsample_linear1d", META["upsample_linear1d"]);
+const $upsample_nearest1d = op("aten::upsample_nearest1d", META["upsample_nearest1d"]);
+const $upsample_nearest2d = op("aten::upsample_nearest2d", META["upsample_nearest2d"]);
+const $upsample_nearest3d = op("aten::upsample_nearest3d", META["upsample_nearest3d"]);
+const $upsample_trilinear3d = op("aten::upsample_trilinear3d", META["upsample_trilinear3d"]);
+const $values = op("aten::values", META["values"]);
+const $values_copy = op("aten::values_copy", META["values_copy"]);
+const $vander = op("aten::vander", META["vander"]);
+const $var = op("aten::var", META["var"]);
+const $var_mean = op("aten::var_mean", META["var_mean"]);
+const $vdot = op("aten::vdot", META["vdot"]);
+const $view = op("aten::view", META["view"]);
+const $view_as = op("aten::view_as", META["view_as"]);
+const $view_as_complex = op("aten::view_as_complex", META["view_as_complex"]);
+const $view_as_complex_copy = op("aten::view_as_complex_copy", META["view_as_complex_copy"]);
+const $view_as_real = op("aten::view_as_real", META["view_as_real"]);
+const $view_as_real_copy = op("aten::view_as_real_copy", META["view_as_real_copy"]);
+const $view_copy = op("aten::view_copy", META["view_copy"]);
+const $vsplit = op("aten::vsplit", META["vsplit"]);
+const $vstack = op("aten::vstack", META["vstack"]);
+const $where = op("aten::where", META["where"]);
+const $xlogy = op("aten::xlogy", META["xlogy"]);
+const $xlogy_ = op("aten::xlogy_", META["xlogy_"]);
+const $zero = op("aten::zero", META["zero"]);
+const $zero_ = op("aten::zero_", META["zero_"]);
+const $zeros = op("aten::zeros", META["zeros"]);
+const $zeros_like = op("aten::zeros_like", META["zeros_like"]);
 
 // ---- functions: torch.ops.* (all), torch.* (those in functions.ts) ----
 /**
@@ -3496,7 +3497,7 @@ export function empty(...size_: number[]): Tensor;
 /**
  * `aten::empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor`
  */
-export function empty(...args: [...size: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }]): Tensor;
+export function empty(...args: [...size__: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }]): Tensor;
 export function empty(...args: unknown[]): any {
   return call($empty, args);
 }
@@ -7552,7 +7553,7 @@ export function ones(...size_: number[]): Tensor;
 /**
  * `aten::ones(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function ones(...args: [...size: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
+export function ones(...args: [...size__: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
 export function ones(...args: unknown[]): any {
   return call($ones, args);
 }
@@ -8084,7 +8085,7 @@ export function rand(...size_: number[]): Tensor;
 /**
  * `aten::rand(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function rand(...args: [...size: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
+export function rand(...args: [...size__: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
 /**
  * `aten::rand.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
@@ -8096,7 +8097,7 @@ export function rand(...size_: number[]): Tensor;
 /**
  * `aten::rand.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function rand(...args: [...size: number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
+export function rand(...args: [...size__: number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
 export function rand(...args: unknown[]): any {
   return call($rand, args);
 }
@@ -8152,7 +8153,7 @@ export function randn(...size_: number[]): Tensor;
 /**
  * `aten::randn(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function randn(...args: [...size: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
+export function randn(...args: [...size__: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
 /**
  * `aten::randn.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
@@ -8164,7 +8165,7 @@ export function randn(...size_: number[]): Tensor;
 /**
  * `aten::randn.generator(int[] size, *, Generator? generator, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function randn(...args: [...size: number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
+export function randn(...args: [...size__: number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
 export function randn(...args: unknown[]): any {
   return call($randn, args);
 }
@@ -9344,7 +9345,7 @@ export function sparseCooTensor(...size_: number[]): Tensor;
 /**
  * `aten::sparse_coo_tensor.size(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
-export function sparseCooTensor(...args: [...size: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
+export function sparseCooTensor(...args: [...size__: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
 export function sparseCooTensor(...args: unknown[]): any {
   return call($sparse_coo_tensor, args);
 }
@@ -11380,7 +11381,7 @@ export function zeros(...size_: number[]): Tensor;
 /**
  * `aten::zeros(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function zeros(...args: [...size: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
+export function zeros(...args: [...size__: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
 export function zeros(...args: unknown[]): any {
   return call($zeros, args);
 }
@@ -11430,49 +11431,25 @@ declare module '../tensor' {
      */
     adaptiveAvgPool1d(outputSize: number | readonly number[]): Tensor;
     /**
-     * `aten::adaptive_avg_pool1d(Tensor self, int[1] output_size) -> Tensor`
-     */
-    adaptiveAvgPool1d(...outputSize_: number[]): Tensor;
-    /**
      * `aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor`
      */
     adaptiveAvgPool2d(outputSize: number | readonly number[]): Tensor;
-    /**
-     * `aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor`
-     */
-    adaptiveAvgPool2d(...outputSize_: number[]): Tensor;
     /**
      * `aten::adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor`
      */
     adaptiveAvgPool3d(outputSize: number | readonly number[]): Tensor;
     /**
-     * `aten::adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor`
-     */
-    adaptiveAvgPool3d(...outputSize_: number[]): Tensor;
-    /**
      * `aten::adaptive_max_pool1d(Tensor self, int[1] output_size) -> (Tensor, Tensor)`
      */
     adaptiveMaxPool1d(outputSize: number | readonly number[]): [Tensor, Tensor];
-    /**
-     * `aten::adaptive_max_pool1d(Tensor self, int[1] output_size) -> (Tensor, Tensor)`
-     */
-    adaptiveMaxPool1d(...outputSize_: number[]): [Tensor, Tensor];
     /**
      * `aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor)`
      */
     adaptiveMaxPool2d(outputSize: number | readonly number[]): [Tensor, Tensor];
     /**
-     * `aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor)`
-     */
-    adaptiveMaxPool2d(...outputSize_: number[]): [Tensor, Tensor];
-    /**
      * `aten::adaptive_max_pool3d(Tensor self, int[3] output_size) -> (Tensor, Tensor)`
      */
     adaptiveMaxPool3d(outputSize: number | readonly number[]): [Tensor, Tensor];
-    /**
-     * `aten::adaptive_max_pool3d(Tensor self, int[3] output_size) -> (Tensor, Tensor)`
-     */
-    adaptiveMaxPool3d(...outputSize_: number[]): [Tensor, Tensor];
     /**
      * `aten::addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
@@ -11536,11 +11513,7 @@ declare module '../tensor' {
     /**
      * `aten::all.dim(Tensor self, int dim, bool keepdim=False) -> Tensor`
      */
-    all(dim: number, keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
-    /**
-     * `aten::all.dim(Tensor self, int dim, bool keepdim=False) -> Tensor`
-     */
-    all(dim: number, options?: { keepdim?: boolean }): Tensor;
+    all(dim: number, keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
     /**
      * `aten::alpha_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!)`
      */
@@ -11548,19 +11521,11 @@ declare module '../tensor' {
     /**
      * `aten::amax(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor`
      */
-    amax(dim?: number | readonly number[], keepdim?: boolean, options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor;
-    /**
-     * `aten::amax(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor`
-     */
-    amax(options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor;
+    amax(dim?: number | readonly number[] | { dim?: number | readonly number[]; keepdim?: boolean }, keepdim?: boolean, options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor;
     /**
      * `aten::amin(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor`
      */
-    amin(dim?: number | readonly number[], keepdim?: boolean, options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor;
-    /**
-     * `aten::amin(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor`
-     */
-    amin(options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor;
+    amin(dim?: number | readonly number[] | { dim?: number | readonly number[]; keepdim?: boolean }, keepdim?: boolean, options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor;
     /**
      * `aten::aminmax(Tensor self, *, int? dim=None, bool keepdim=False) -> (Tensor min, Tensor max)`
      */
@@ -11576,11 +11541,7 @@ declare module '../tensor' {
     /**
      * `aten::any.dim(Tensor self, int dim, bool keepdim=False) -> Tensor`
      */
-    any(dim: number, keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
-    /**
-     * `aten::any.dim(Tensor self, int dim, bool keepdim=False) -> Tensor`
-     */
-    any(dim: number, options?: { keepdim?: boolean }): Tensor;
+    any(dim: number, keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
     /**
      * `aten::arccos(Tensor self) -> Tensor`
      */
@@ -11640,11 +11601,7 @@ declare module '../tensor' {
     /**
      * `aten::argsort(Tensor self, int dim=-1, bool descending=False) -> Tensor`
      */
-    argsort(dim?: number, descending?: boolean, options?: { dim?: number; descending?: boolean }): Tensor;
-    /**
-     * `aten::argsort(Tensor self, int dim=-1, bool descending=False) -> Tensor`
-     */
-    argsort(options?: { dim?: number; descending?: boolean }): Tensor;
+    argsort(dim?: number | { dim?: number; descending?: boolean }, descending?: boolean, options?: { dim?: number; descending?: boolean }): Tensor;
     /**
      * `aten::argsort.stable(Tensor self, *, bool stable, int dim=-1, bool descending=False) -> Tensor`
      */
@@ -11656,35 +11613,19 @@ declare module '../tensor' {
     /**
      * `aten::as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)`
      */
-    asStrided(size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
-    /**
-     * `aten::as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)`
-     */
-    asStrided(size: number | readonly number[], stride: number | readonly number[], options?: { storageOffset?: number | null }): Tensor;
+    asStrided(size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): Tensor;
     /**
      * `aten::as_strided_(Tensor(a!) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a!)`
      */
-    asStrided_(size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): this;
-    /**
-     * `aten::as_strided_(Tensor(a!) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a!)`
-     */
-    asStrided_(size: number | readonly number[], stride: number | readonly number[], options?: { storageOffset?: number | null }): this;
+    asStrided_(size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): this;
     /**
      * `aten::as_strided_copy(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
      */
-    asStridedCopy(size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
-    /**
-     * `aten::as_strided_copy(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
-     */
-    asStridedCopy(size: number | readonly number[], stride: number | readonly number[], options?: { storageOffset?: number | null }): Tensor;
+    asStridedCopy(size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): Tensor;
     /**
      * `aten::as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
      */
-    asStridedScatter(src: Tensor, size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
-    /**
-     * `aten::as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
-     */
-    asStridedScatter(src: Tensor, size: number | readonly number[], stride: number | readonly number[], options?: { storageOffset?: number | null }): Tensor;
+    asStridedScatter(src: Tensor, size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): Tensor;
     /**
      * `aten::asin(Tensor self) -> Tensor`
      */
@@ -11740,27 +11681,15 @@ declare module '../tensor' {
     /**
      * `aten::avg_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], bool ceil_mode=False, bool count_include_pad=True) -> Tensor`
      */
-    avgPool1d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], ceilMode?: boolean, countIncludePad?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean }): Tensor;
-    /**
-     * `aten::avg_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], bool ceil_mode=False, bool count_include_pad=True) -> Tensor`
-     */
-    avgPool1d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean }): Tensor;
+    avgPool1d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean }, padding?: number | readonly number[], ceilMode?: boolean, countIncludePad?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean }): Tensor;
     /**
      * `aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor`
      */
-    avgPool2d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], ceilMode?: boolean, countIncludePad?: boolean, divisorOverride?: number | null, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number | null }): Tensor;
-    /**
-     * `aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor`
-     */
-    avgPool2d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number | null }): Tensor;
+    avgPool2d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number | null }, padding?: number | readonly number[], ceilMode?: boolean, countIncludePad?: boolean, divisorOverride?: number | null, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number | null }): Tensor;
     /**
      * `aten::avg_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor`
      */
-    avgPool3d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], ceilMode?: boolean, countIncludePad?: boolean, divisorOverride?: number | null, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number | null }): Tensor;
-    /**
-     * `aten::avg_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor`
-     */
-    avgPool3d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number | null }): Tensor;
+    avgPool3d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number | null }, padding?: number | readonly number[], ceilMode?: boolean, countIncludePad?: boolean, divisorOverride?: number | null, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number | null }): Tensor;
     /**
      * `aten::baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
@@ -11784,27 +11713,15 @@ declare module '../tensor' {
     /**
      * `aten::binary_cross_entropy(Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor`
      */
-    binaryCrossEntropy(target: Tensor, weight?: Tensor | null, reduction?: number, options?: { weight?: Tensor | null; reduction?: number }): Tensor;
-    /**
-     * `aten::binary_cross_entropy(Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor`
-     */
-    binaryCrossEntropy(target: Tensor, options?: { weight?: Tensor | null; reduction?: number }): Tensor;
+    binaryCrossEntropy(target: Tensor, weight?: Tensor | null | { weight?: Tensor | null; reduction?: number }, reduction?: number, options?: { weight?: Tensor | null; reduction?: number }): Tensor;
     /**
      * `aten::binary_cross_entropy_with_logits(Tensor self, Tensor target, Tensor? weight=None, Tensor? pos_weight=None, int reduction=1) -> Tensor`
      */
-    binaryCrossEntropyWithLogits(target: Tensor, weight?: Tensor | null, posWeight?: Tensor | null, reduction?: number, options?: { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: number }): Tensor;
-    /**
-     * `aten::binary_cross_entropy_with_logits(Tensor self, Tensor target, Tensor? weight=None, Tensor? pos_weight=None, int reduction=1) -> Tensor`
-     */
-    binaryCrossEntropyWithLogits(target: Tensor, options?: { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: number }): Tensor;
+    binaryCrossEntropyWithLogits(target: Tensor, weight?: Tensor | null | { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: number }, posWeight?: Tensor | null, reduction?: number, options?: { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: number }): Tensor;
     /**
      * `aten::bincount(Tensor self, Tensor? weights=None, int minlength=0) -> Tensor`
      */
-    bincount(weights?: Tensor | null, minlength?: number, options?: { weights?: Tensor | null; minlength?: number }): Tensor;
-    /**
-     * `aten::bincount(Tensor self, Tensor? weights=None, int minlength=0) -> Tensor`
-     */
-    bincount(options?: { weights?: Tensor | null; minlength?: number }): Tensor;
+    bincount(weights?: Tensor | null | { weights?: Tensor | null; minlength?: number }, minlength?: number, options?: { weights?: Tensor | null; minlength?: number }): Tensor;
     /**
      * `aten::bitwise_and.Scalar(Tensor self, Scalar other) -> Tensor`
      */
@@ -11902,29 +11819,17 @@ declare module '../tensor' {
      */
     broadcastTo(size: number | readonly number[]): Tensor;
     /**
-     * `aten::broadcast_to(Tensor(a) self, int[] size) -> Tensor(a)`
-     */
-    broadcastTo(...size_: number[]): Tensor;
-    /**
      * `aten::bucketize.Tensor(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor`
      */
     bucketize(boundaries: Tensor, options?: { outInt32?: boolean; right?: boolean }): Tensor;
     /**
      * `aten::cauchy(Tensor self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor`
      */
-    cauchy(median?: number, sigma?: number, options?: { median?: number; sigma?: number; generator?: GeneratorLike | null }): Tensor;
-    /**
-     * `aten::cauchy(Tensor self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor`
-     */
-    cauchy(options?: { median?: number; sigma?: number; generator?: GeneratorLike | null }): Tensor;
+    cauchy(median?: number | { median?: number; sigma?: number; generator?: GeneratorLike | null }, sigma?: number, options?: { median?: number; sigma?: number; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::cauchy_(Tensor(a!) self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor(a!)`
      */
-    cauchy_(median?: number, sigma?: number, options?: { median?: number; sigma?: number; generator?: GeneratorLike | null }): this;
-    /**
-     * `aten::cauchy_(Tensor(a!) self, float median=0., float sigma=1., *, Generator? generator=None) -> Tensor(a!)`
-     */
-    cauchy_(options?: { median?: number; sigma?: number; generator?: GeneratorLike | null }): this;
+    cauchy_(median?: number | { median?: number; sigma?: number; generator?: GeneratorLike | null }, sigma?: number, options?: { median?: number; sigma?: number; generator?: GeneratorLike | null }): this;
     /**
      * `aten::ccol_indices(Tensor(a) self) -> Tensor(a)`
      */
@@ -11940,19 +11845,11 @@ declare module '../tensor' {
     /**
      * `aten::celu(Tensor self, Scalar alpha=1.) -> Tensor`
      */
-    celu(alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
-    /**
-     * `aten::celu(Tensor self, Scalar alpha=1.) -> Tensor`
-     */
-    celu(options?: { alpha?: Scalar }): Tensor;
+    celu(alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
     /**
      * `aten::celu_(Tensor(a!) self, Scalar alpha=1.) -> Tensor(a!)`
      */
-    celu_(alpha?: Scalar, options?: { alpha?: Scalar }): this;
-    /**
-     * `aten::celu_(Tensor(a!) self, Scalar alpha=1.) -> Tensor(a!)`
-     */
-    celu_(options?: { alpha?: Scalar }): this;
+    celu_(alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): this;
     /**
      * `aten::chalf(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor`
      */
@@ -11964,27 +11861,15 @@ declare module '../tensor' {
     /**
      * `aten::cholesky(Tensor self, bool upper=False) -> Tensor`
      */
-    cholesky(upper?: boolean, options?: { upper?: boolean }): Tensor;
-    /**
-     * `aten::cholesky(Tensor self, bool upper=False) -> Tensor`
-     */
-    cholesky(options?: { upper?: boolean }): Tensor;
+    cholesky(upper?: boolean | { upper?: boolean }, options?: { upper?: boolean }): Tensor;
     /**
      * `aten::cholesky_inverse(Tensor self, bool upper=False) -> Tensor`
      */
-    choleskyInverse(upper?: boolean, options?: { upper?: boolean }): Tensor;
-    /**
-     * `aten::cholesky_inverse(Tensor self, bool upper=False) -> Tensor`
-     */
-    choleskyInverse(options?: { upper?: boolean }): Tensor;
+    choleskyInverse(upper?: boolean | { upper?: boolean }, options?: { upper?: boolean }): Tensor;
     /**
      * `aten::cholesky_solve(Tensor self, Tensor input2, bool upper=False) -> Tensor`
      */
-    choleskySolve(input2: Tensor, upper?: boolean, options?: { upper?: boolean }): Tensor;
-    /**
-     * `aten::cholesky_solve(Tensor self, Tensor input2, bool upper=False) -> Tensor`
-     */
-    choleskySolve(input2: Tensor, options?: { upper?: boolean }): Tensor;
+    choleskySolve(input2: Tensor, upper?: boolean | { upper?: boolean }, options?: { upper?: boolean }): Tensor;
     /**
      * `aten::clamp_max(Tensor self, Scalar max) -> Tensor`
      */
@@ -12020,35 +11905,19 @@ declare module '../tensor' {
     /**
      * `aten::clip(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor`
      */
-    clip(min?: Scalar | null, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
-    /**
-     * `aten::clip(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor`
-     */
-    clip(options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+    clip(min?: Scalar | null | { min?: Scalar | null; max?: Scalar | null }, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
     /**
      * `aten::clip.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor`
      */
-    clip(min?: Tensor | null, max?: Tensor | null, options?: { min?: Tensor | null; max?: Tensor | null }): Tensor;
-    /**
-     * `aten::clip.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor`
-     */
-    clip(options?: { min?: Tensor | null; max?: Tensor | null }): Tensor;
+    clip(min?: Tensor | null | { min?: Tensor | null; max?: Tensor | null }, max?: Tensor | null, options?: { min?: Tensor | null; max?: Tensor | null }): Tensor;
     /**
      * `aten::clip_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)`
      */
-    clip_(min?: Scalar | null, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): this;
-    /**
-     * `aten::clip_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)`
-     */
-    clip_(options?: { min?: Scalar | null; max?: Scalar | null }): this;
+    clip_(min?: Scalar | null | { min?: Scalar | null; max?: Scalar | null }, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): this;
     /**
      * `aten::clip_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!)`
      */
-    clip_(min?: Tensor | null, max?: Tensor | null, options?: { min?: Tensor | null; max?: Tensor | null }): this;
-    /**
-     * `aten::clip_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!)`
-     */
-    clip_(options?: { min?: Tensor | null; max?: Tensor | null }): this;
+    clip_(min?: Tensor | null | { min?: Tensor | null; max?: Tensor | null }, max?: Tensor | null, options?: { min?: Tensor | null; max?: Tensor | null }): this;
     /**
      * `aten::coalesce(Tensor(a) self) -> Tensor(a)`
      */
@@ -12068,11 +11937,7 @@ declare module '../tensor' {
     /**
      * `aten::combinations(Tensor self, int r=2, bool with_replacement=False) -> Tensor`
      */
-    combinations(r?: number, withReplacement?: boolean, options?: { r?: number; withReplacement?: boolean }): Tensor;
-    /**
-     * `aten::combinations(Tensor self, int r=2, bool with_replacement=False) -> Tensor`
-     */
-    combinations(options?: { r?: number; withReplacement?: boolean }): Tensor;
+    combinations(r?: number | { r?: number; withReplacement?: boolean }, withReplacement?: boolean, options?: { r?: number; withReplacement?: boolean }): Tensor;
     /**
      * `aten::conj(Tensor(a) self) -> Tensor(a)`
      */
@@ -12088,11 +11953,7 @@ declare module '../tensor' {
     /**
      * `aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor`
      */
-    constantPadNd(pad: number | readonly number[], value?: Scalar, options?: { value?: Scalar }): Tensor;
-    /**
-     * `aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor`
-     */
-    constantPadNd(pad: number | readonly number[], options?: { value?: Scalar }): Tensor;
+    constantPadNd(pad: number | readonly number[], value?: Scalar | { value?: Scalar }, options?: { value?: Scalar }): Tensor;
     /**
      * `aten::conv_depthwise3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, int[3] dilation) -> Tensor`
      */
@@ -12100,35 +11961,19 @@ declare module '../tensor' {
     /**
      * `aten::conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor`
      */
-    convTbc(weight: Tensor, bias: Tensor, pad?: number, options?: { pad?: number }): Tensor;
-    /**
-     * `aten::conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor`
-     */
-    convTbc(weight: Tensor, bias: Tensor, options?: { pad?: number }): Tensor;
+    convTbc(weight: Tensor, bias: Tensor, pad?: number | { pad?: number }, options?: { pad?: number }): Tensor;
     /**
      * `aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor`
      */
-    copy(src: Tensor, nonBlocking?: boolean, options?: { nonBlocking?: boolean }): Tensor;
-    /**
-     * `aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor`
-     */
-    copy(src: Tensor, options?: { nonBlocking?: boolean }): Tensor;
+    copy(src: Tensor, nonBlocking?: boolean | { nonBlocking?: boolean }, options?: { nonBlocking?: boolean }): Tensor;
     /**
      * `aten::copy_sparse_to_sparse(Tensor self, Tensor src, bool non_blocking=False) -> Tensor`
      */
-    copySparseToSparse(src: Tensor, nonBlocking?: boolean, options?: { nonBlocking?: boolean }): Tensor;
-    /**
-     * `aten::copy_sparse_to_sparse(Tensor self, Tensor src, bool non_blocking=False) -> Tensor`
-     */
-    copySparseToSparse(src: Tensor, options?: { nonBlocking?: boolean }): Tensor;
+    copySparseToSparse(src: Tensor, nonBlocking?: boolean | { nonBlocking?: boolean }, options?: { nonBlocking?: boolean }): Tensor;
     /**
      * `aten::copy_sparse_to_sparse_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!)`
      */
-    copySparseToSparse_(src: Tensor, nonBlocking?: boolean, options?: { nonBlocking?: boolean }): this;
-    /**
-     * `aten::copy_sparse_to_sparse_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!)`
-     */
-    copySparseToSparse_(src: Tensor, options?: { nonBlocking?: boolean }): this;
+    copySparseToSparse_(src: Tensor, nonBlocking?: boolean | { nonBlocking?: boolean }, options?: { nonBlocking?: boolean }): this;
     /**
      * `aten::copysign.Scalar(Tensor self, Scalar other) -> Tensor`
      */
@@ -12168,19 +12013,11 @@ declare module '../tensor' {
     /**
      * `aten::count_nonzero(Tensor self, int? dim=None) -> Tensor`
      */
-    countNonzero(dim?: number | null, options?: { dim?: number | null }): Tensor;
-    /**
-     * `aten::count_nonzero(Tensor self, int? dim=None) -> Tensor`
-     */
-    countNonzero(options?: { dim?: number | null }): Tensor;
+    countNonzero(dim?: number | null | { dim?: number | null }, options?: { dim?: number | null }): Tensor;
     /**
      * `aten::count_nonzero.dim_IntList(Tensor self, int[] dim) -> Tensor`
      */
     countNonzero(dim: number | readonly number[]): Tensor;
-    /**
-     * `aten::count_nonzero.dim_IntList(Tensor self, int[] dim) -> Tensor`
-     */
-    countNonzero(...dim_: number[]): Tensor;
     /**
      * `aten::cov(Tensor self, *, int correction=1, Tensor? fweights=None, Tensor? aweights=None) -> Tensor`
      */
@@ -12188,19 +12025,11 @@ declare module '../tensor' {
     /**
      * `aten::cross(Tensor self, Tensor other, int? dim=None) -> Tensor`
      */
-    cross(other: Tensor, dim?: number | null, options?: { dim?: number | null }): Tensor;
-    /**
-     * `aten::cross(Tensor self, Tensor other, int? dim=None) -> Tensor`
-     */
-    cross(other: Tensor, options?: { dim?: number | null }): Tensor;
+    cross(other: Tensor, dim?: number | null | { dim?: number | null }, options?: { dim?: number | null }): Tensor;
     /**
      * `aten::cross_entropy_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, float label_smoothing=0.) -> Tensor`
      */
-    crossEntropyLoss(target: Tensor, weight?: Tensor | null, reduction?: number, ignoreIndex?: number, labelSmoothing?: number, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number; labelSmoothing?: number }): Tensor;
-    /**
-     * `aten::cross_entropy_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100, float label_smoothing=0.) -> Tensor`
-     */
-    crossEntropyLoss(target: Tensor, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number; labelSmoothing?: number }): Tensor;
+    crossEntropyLoss(target: Tensor, weight?: Tensor | null | { weight?: Tensor | null; reduction?: number; ignoreIndex?: number; labelSmoothing?: number }, reduction?: number, ignoreIndex?: number, labelSmoothing?: number, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number; labelSmoothing?: number }): Tensor;
     /**
      * `aten::crow_indices(Tensor(a) self) -> Tensor(a)`
      */
@@ -12292,59 +12121,31 @@ declare module '../tensor' {
     /**
      * `aten::diag(Tensor self, int diagonal=0) -> Tensor`
      */
-    diag(diagonal?: number, options?: { diagonal?: number }): Tensor;
-    /**
-     * `aten::diag(Tensor self, int diagonal=0) -> Tensor`
-     */
-    diag(options?: { diagonal?: number }): Tensor;
+    diag(diagonal?: number | { diagonal?: number }, options?: { diagonal?: number }): Tensor;
     /**
      * `aten::diag_embed(Tensor self, int offset=0, int dim1=-2, int dim2=-1) -> Tensor`
      */
-    diagEmbed(offset?: number, dim1?: number, dim2?: number, options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
-    /**
-     * `aten::diag_embed(Tensor self, int offset=0, int dim1=-2, int dim2=-1) -> Tensor`
-     */
-    diagEmbed(options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
+    diagEmbed(offset?: number | { offset?: number; dim1?: number; dim2?: number }, dim1?: number, dim2?: number, options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
     /**
      * `aten::diagflat(Tensor self, int offset=0) -> Tensor`
      */
-    diagflat(offset?: number, options?: { offset?: number }): Tensor;
-    /**
-     * `aten::diagflat(Tensor self, int offset=0) -> Tensor`
-     */
-    diagflat(options?: { offset?: number }): Tensor;
+    diagflat(offset?: number | { offset?: number }, options?: { offset?: number }): Tensor;
     /**
      * `aten::diagonal(Tensor(a) self, int offset=0, int dim1=0, int dim2=1) -> Tensor(a)`
      */
-    diagonal(offset?: number, dim1?: number, dim2?: number, options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
-    /**
-     * `aten::diagonal(Tensor(a) self, int offset=0, int dim1=0, int dim2=1) -> Tensor(a)`
-     */
-    diagonal(options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
+    diagonal(offset?: number | { offset?: number; dim1?: number; dim2?: number }, dim1?: number, dim2?: number, options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
     /**
      * `aten::diagonal_copy(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor`
      */
-    diagonalCopy(offset?: number, dim1?: number, dim2?: number, options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
-    /**
-     * `aten::diagonal_copy(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor`
-     */
-    diagonalCopy(options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
+    diagonalCopy(offset?: number | { offset?: number; dim1?: number; dim2?: number }, dim1?: number, dim2?: number, options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
     /**
      * `aten::diagonal_scatter(Tensor self, Tensor src, int offset=0, int dim1=0, int dim2=1) -> Tensor`
      */
-    diagonalScatter(src: Tensor, offset?: number, dim1?: number, dim2?: number, options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
-    /**
-     * `aten::diagonal_scatter(Tensor self, Tensor src, int offset=0, int dim1=0, int dim2=1) -> Tensor`
-     */
-    diagonalScatter(src: Tensor, options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
+    diagonalScatter(src: Tensor, offset?: number | { offset?: number; dim1?: number; dim2?: number }, dim1?: number, dim2?: number, options?: { offset?: number; dim1?: number; dim2?: number }): Tensor;
     /**
      * `aten::diff(Tensor self, int n=1, int dim=-1, Tensor? prepend=None, Tensor? append=None) -> Tensor`
      */
-    diff(n?: number, dim?: number, prepend?: Tensor | null, append?: Tensor | null, options?: { n?: number; dim?: number; prepend?: Tensor | null; append?: Tensor | null }): Tensor;
-    /**
-     * `aten::diff(Tensor self, int n=1, int dim=-1, Tensor? prepend=None, Tensor? append=None) -> Tensor`
-     */
-    diff(options?: { n?: number; dim?: number; prepend?: Tensor | null; append?: Tensor | null }): Tensor;
+    diff(n?: number | { n?: number; dim?: number; prepend?: Tensor | null; append?: Tensor | null }, dim?: number, prepend?: Tensor | null, append?: Tensor | null, options?: { n?: number; dim?: number; prepend?: Tensor | null; append?: Tensor | null }): Tensor;
     /**
      * `aten::digamma(Tensor self) -> Tensor`
      */
@@ -12356,11 +12157,7 @@ declare module '../tensor' {
     /**
      * `aten::dist(Tensor self, Tensor other, Scalar p=2) -> Tensor`
      */
-    dist(other: Tensor, p?: Scalar, options?: { p?: Scalar }): Tensor;
-    /**
-     * `aten::dist(Tensor self, Tensor other, Scalar p=2) -> Tensor`
-     */
-    dist(other: Tensor, options?: { p?: Scalar }): Tensor;
+    dist(other: Tensor, p?: Scalar | { p?: Scalar }, options?: { p?: Scalar }): Tensor;
     /**
      * `aten::divide.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -12406,29 +12203,17 @@ declare module '../tensor' {
      */
     dsplit(indices: number | readonly number[]): Tensor[];
     /**
-     * `aten::dsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
-     */
-    dsplit(...indices_: number[]): Tensor[];
-    /**
      * `aten::dsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
      */
     dsplit(sections: number): Tensor[];
     /**
      * `aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor`
      */
-    elu(alpha?: Scalar, scale?: Scalar, inputScale?: Scalar, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): Tensor;
-    /**
-     * `aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor`
-     */
-    elu(options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): Tensor;
+    elu(alpha?: Scalar | { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }, scale?: Scalar, inputScale?: Scalar, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): Tensor;
     /**
      * `aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)`
      */
-    elu_(alpha?: Scalar, scale?: Scalar, inputScale?: Scalar, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): this;
-    /**
-     * `aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)`
-     */
-    elu_(options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): this;
+    elu_(alpha?: Scalar | { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }, scale?: Scalar, inputScale?: Scalar, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): this;
     /**
      * `aten::embedding_renorm(Tensor self, Tensor indices, float max_norm, float norm_type) -> Tensor`
      */
@@ -12494,14 +12279,6 @@ declare module '../tensor' {
      */
     expandCopy(size: number | readonly number[], options?: { implicit?: boolean }): Tensor;
     /**
-     * `aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor`
-     */
-    expandCopy(...size_: number[]): Tensor;
-    /**
-     * `aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor`
-     */
-    expandCopy(...args: [...size: number[], options: { implicit?: boolean }]): Tensor;
-    /**
      * `aten::expm1(Tensor self) -> Tensor`
      */
     expm1(): Tensor;
@@ -12512,19 +12289,11 @@ declare module '../tensor' {
     /**
      * `aten::exponential(Tensor self, float lambd=1., *, Generator? generator=None) -> Tensor`
      */
-    exponential(lambd?: number, options?: { lambd?: number; generator?: GeneratorLike | null }): Tensor;
-    /**
-     * `aten::exponential(Tensor self, float lambd=1., *, Generator? generator=None) -> Tensor`
-     */
-    exponential(options?: { lambd?: number; generator?: GeneratorLike | null }): Tensor;
+    exponential(lambd?: number | { lambd?: number; generator?: GeneratorLike | null }, options?: { lambd?: number; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::exponential_(Tensor(a!) self, float lambd=1., *, Generator? generator=None) -> Tensor(a!)`
      */
-    exponential_(lambd?: number, options?: { lambd?: number; generator?: GeneratorLike | null }): this;
-    /**
-     * `aten::exponential_(Tensor(a!) self, float lambd=1., *, Generator? generator=None) -> Tensor(a!)`
-     */
-    exponential_(options?: { lambd?: number; generator?: GeneratorLike | null }): this;
+    exponential_(lambd?: number | { lambd?: number; generator?: GeneratorLike | null }, options?: { lambd?: number; generator?: GeneratorLike | null }): this;
     /**
      * `aten::fake_quantize_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> Tensor`
      */
@@ -12556,179 +12325,83 @@ declare module '../tensor' {
     /**
      * `aten::fft_fft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
      */
-    fftFft(n?: number | null, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_fft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
-     */
-    fftFft(options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
+    fftFft(n?: number | null | { n?: number | null; dim?: number; norm?: string | null }, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
     /**
      * `aten::fft_fft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
      */
-    fftFft2(s?: (number | readonly number[]) | null, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_fft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
-     */
-    fftFft2(options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
+    fftFft2(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
     /**
      * `aten::fft_fftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
      */
-    fftFftn(s?: (number | readonly number[]) | null, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_fftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
-     */
-    fftFftn(options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
+    fftFftn(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
     /**
      * `aten::fft_fftshift(Tensor self, int[1]? dim=None) -> Tensor`
      */
-    fftFftshift(dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null }): Tensor;
-    /**
-     * `aten::fft_fftshift(Tensor self, int[1]? dim=None) -> Tensor`
-     */
-    fftFftshift(options?: { dim?: (number | readonly number[]) | null }): Tensor;
-    /**
-     * `aten::fft_fftshift(Tensor self, int[1]? dim=None) -> Tensor`
-     */
-    fftFftshift(...dim_: number[]): Tensor;
-    /**
-     * `aten::fft_fftshift(Tensor self, int[1]? dim=None) -> Tensor`
-     */
-    fftFftshift(...args: [...size: number[], options: { dim?: (number | readonly number[]) | null }]): Tensor;
+    fftFftshift(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null }, options?: { dim?: (number | readonly number[]) | null }): Tensor;
     /**
      * `aten::fft_hfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
      */
-    fftHfft(n?: number | null, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_hfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
-     */
-    fftHfft(options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
+    fftHfft(n?: number | null | { n?: number | null; dim?: number; norm?: string | null }, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
     /**
      * `aten::fft_hfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
      */
-    fftHfft2(s?: (number | readonly number[]) | null, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_hfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
-     */
-    fftHfft2(options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
+    fftHfft2(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
     /**
      * `aten::fft_hfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
      */
-    fftHfftn(s?: (number | readonly number[]) | null, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_hfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
-     */
-    fftHfftn(options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
+    fftHfftn(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
     /**
      * `aten::fft_ifft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
      */
-    fftIfft(n?: number | null, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_ifft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
-     */
-    fftIfft(options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
+    fftIfft(n?: number | null | { n?: number | null; dim?: number; norm?: string | null }, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
     /**
      * `aten::fft_ifft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
      */
-    fftIfft2(s?: (number | readonly number[]) | null, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_ifft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
-     */
-    fftIfft2(options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
+    fftIfft2(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
     /**
      * `aten::fft_ifftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
      */
-    fftIfftn(s?: (number | readonly number[]) | null, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_ifftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
-     */
-    fftIfftn(options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
+    fftIfftn(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
     /**
      * `aten::fft_ifftshift(Tensor self, int[1]? dim=None) -> Tensor`
      */
-    fftIfftshift(dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null }): Tensor;
-    /**
-     * `aten::fft_ifftshift(Tensor self, int[1]? dim=None) -> Tensor`
-     */
-    fftIfftshift(options?: { dim?: (number | readonly number[]) | null }): Tensor;
-    /**
-     * `aten::fft_ifftshift(Tensor self, int[1]? dim=None) -> Tensor`
-     */
-    fftIfftshift(...dim_: number[]): Tensor;
-    /**
-     * `aten::fft_ifftshift(Tensor self, int[1]? dim=None) -> Tensor`
-     */
-    fftIfftshift(...args: [...size: number[], options: { dim?: (number | readonly number[]) | null }]): Tensor;
+    fftIfftshift(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null }, options?: { dim?: (number | readonly number[]) | null }): Tensor;
     /**
      * `aten::fft_ihfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
      */
-    fftIhfft(n?: number | null, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_ihfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
-     */
-    fftIhfft(options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
+    fftIhfft(n?: number | null | { n?: number | null; dim?: number; norm?: string | null }, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
     /**
      * `aten::fft_ihfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
      */
-    fftIhfft2(s?: (number | readonly number[]) | null, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_ihfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
-     */
-    fftIhfft2(options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
+    fftIhfft2(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
     /**
      * `aten::fft_ihfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
      */
-    fftIhfftn(s?: (number | readonly number[]) | null, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_ihfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
-     */
-    fftIhfftn(options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
+    fftIhfftn(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
     /**
      * `aten::fft_irfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
      */
-    fftIrfft(n?: number | null, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_irfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
-     */
-    fftIrfft(options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
+    fftIrfft(n?: number | null | { n?: number | null; dim?: number; norm?: string | null }, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
     /**
      * `aten::fft_irfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
      */
-    fftIrfft2(s?: (number | readonly number[]) | null, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_irfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
-     */
-    fftIrfft2(options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
+    fftIrfft2(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
     /**
      * `aten::fft_irfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
      */
-    fftIrfftn(s?: (number | readonly number[]) | null, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_irfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
-     */
-    fftIrfftn(options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
+    fftIrfftn(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
     /**
      * `aten::fft_rfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
      */
-    fftRfft(n?: number | null, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_rfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
-     */
-    fftRfft(options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
+    fftRfft(n?: number | null | { n?: number | null; dim?: number; norm?: string | null }, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
     /**
      * `aten::fft_rfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
      */
-    fftRfft2(s?: (number | readonly number[]) | null, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_rfft2(Tensor self, int[1]? s=None, int[1] dim=[-2, -1], str? norm=None) -> Tensor`
-     */
-    fftRfft2(options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
+    fftRfft2(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }, dim?: number | readonly number[], norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: number | readonly number[]; norm?: string | null }): Tensor;
     /**
      * `aten::fft_rfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
      */
-    fftRfftn(s?: (number | readonly number[]) | null, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
-    /**
-     * `aten::fft_rfftn(Tensor self, int[1]? s=None, int[1]? dim=None, str? norm=None) -> Tensor`
-     */
-    fftRfftn(options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
+    fftRfftn(s?: (number | readonly number[]) | null | { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }, dim?: (number | readonly number[]) | null, norm?: string | null, options?: { s?: (number | readonly number[]) | null; dim?: (number | readonly number[]) | null; norm?: string | null }): Tensor;
     /**
      * `aten::fill.Scalar(Tensor self, Scalar value) -> Tensor`
      */
@@ -12740,11 +12413,7 @@ declare module '../tensor' {
     /**
      * `aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!)`
      */
-    fillDiagonal_(fillValue: Scalar, wrap?: boolean, options?: { wrap?: boolean }): this;
-    /**
-     * `aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!)`
-     */
-    fillDiagonal_(fillValue: Scalar, options?: { wrap?: boolean }): this;
+    fillDiagonal_(fillValue: Scalar, wrap?: boolean | { wrap?: boolean }, options?: { wrap?: boolean }): this;
     /**
      * `aten::fix(Tensor self) -> Tensor`
      */
@@ -12757,10 +12426,6 @@ declare module '../tensor' {
      * `aten::flip(Tensor self, int[] dims) -> Tensor`
      */
     flip(dims: number | readonly number[]): Tensor;
-    /**
-     * `aten::flip(Tensor self, int[] dims) -> Tensor`
-     */
-    flip(...dims_: number[]): Tensor;
     /**
      * `aten::fliplr(Tensor self) -> Tensor`
      */
@@ -12856,11 +12521,7 @@ declare module '../tensor' {
     /**
      * `aten::frobenius_norm.dim(Tensor self, int[1] dim, bool keepdim=False) -> Tensor`
      */
-    frobeniusNorm(dim: number | readonly number[], keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
-    /**
-     * `aten::frobenius_norm.dim(Tensor self, int[1] dim, bool keepdim=False) -> Tensor`
-     */
-    frobeniusNorm(dim: number | readonly number[], options?: { keepdim?: boolean }): Tensor;
+    frobeniusNorm(dim: number | readonly number[], keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
     /**
      * `aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor`
      */
@@ -12868,11 +12529,7 @@ declare module '../tensor' {
     /**
      * `aten::fused_moving_avg_obs_fake_quant(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor(a!) running_min, Tensor(b!) running_max, Tensor(c!) scale, Tensor(d!) zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False) -> Tensor`
      */
-    fusedMovingAvgObsFakeQuant(observerOn: Tensor, fakeQuantOn: Tensor, runningMin: Tensor, runningMax: Tensor, scale: Tensor, zeroPoint: Tensor, averagingConst: number, quantMin: number, quantMax: number, chAxis: number, perRowFakeQuant?: boolean, symmetricQuant?: boolean, options?: { perRowFakeQuant?: boolean; symmetricQuant?: boolean }): Tensor;
-    /**
-     * `aten::fused_moving_avg_obs_fake_quant(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor(a!) running_min, Tensor(b!) running_max, Tensor(c!) scale, Tensor(d!) zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False) -> Tensor`
-     */
-    fusedMovingAvgObsFakeQuant(observerOn: Tensor, fakeQuantOn: Tensor, runningMin: Tensor, runningMax: Tensor, scale: Tensor, zeroPoint: Tensor, averagingConst: number, quantMin: number, quantMax: number, chAxis: number, options?: { perRowFakeQuant?: boolean; symmetricQuant?: boolean }): Tensor;
+    fusedMovingAvgObsFakeQuant(observerOn: Tensor, fakeQuantOn: Tensor, runningMin: Tensor, runningMax: Tensor, scale: Tensor, zeroPoint: Tensor, averagingConst: number, quantMin: number, quantMax: number, chAxis: number, perRowFakeQuant?: boolean | { perRowFakeQuant?: boolean; symmetricQuant?: boolean }, symmetricQuant?: boolean, options?: { perRowFakeQuant?: boolean; symmetricQuant?: boolean }): Tensor;
     /**
      * `aten::gcd(Tensor self, Tensor other) -> Tensor`
      */
@@ -12916,11 +12573,7 @@ declare module '../tensor' {
     /**
      * `aten::glu(Tensor self, int dim=-1) -> Tensor`
      */
-    glu(dim?: number, options?: { dim?: number }): Tensor;
-    /**
-     * `aten::glu(Tensor self, int dim=-1) -> Tensor`
-     */
-    glu(options?: { dim?: number }): Tensor;
+    glu(dim?: number | { dim?: number }, options?: { dim?: number }): Tensor;
     /**
      * `aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
      */
@@ -12992,11 +12645,7 @@ declare module '../tensor' {
     /**
      * `aten::hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
      */
-    hardshrink(lambd?: Scalar, options?: { lambd?: Scalar }): Tensor;
-    /**
-     * `aten::hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
-     */
-    hardshrink(options?: { lambd?: Scalar }): Tensor;
+    hardshrink(lambd?: Scalar | { lambd?: Scalar }, options?: { lambd?: Scalar }): Tensor;
     /**
      * `aten::hardsigmoid(Tensor self) -> Tensor`
      */
@@ -13016,19 +12665,11 @@ declare module '../tensor' {
     /**
      * `aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor`
      */
-    hardtanh(minVal?: Scalar, maxVal?: Scalar, options?: { minVal?: Scalar; maxVal?: Scalar }): Tensor;
-    /**
-     * `aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor`
-     */
-    hardtanh(options?: { minVal?: Scalar; maxVal?: Scalar }): Tensor;
+    hardtanh(minVal?: Scalar | { minVal?: Scalar; maxVal?: Scalar }, maxVal?: Scalar, options?: { minVal?: Scalar; maxVal?: Scalar }): Tensor;
     /**
      * `aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)`
      */
-    hardtanh_(minVal?: Scalar, maxVal?: Scalar, options?: { minVal?: Scalar; maxVal?: Scalar }): this;
-    /**
-     * `aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)`
-     */
-    hardtanh_(options?: { minVal?: Scalar; maxVal?: Scalar }): this;
+    hardtanh_(minVal?: Scalar | { minVal?: Scalar; maxVal?: Scalar }, maxVal?: Scalar, options?: { minVal?: Scalar; maxVal?: Scalar }): this;
     /**
      * `aten::heaviside(Tensor self, Tensor values) -> Tensor`
      */
@@ -13040,27 +12681,15 @@ declare module '../tensor' {
     /**
      * `aten::hinge_embedding_loss(Tensor self, Tensor target, float margin=1., int reduction=1) -> Tensor`
      */
-    hingeEmbeddingLoss(target: Tensor, margin?: number, reduction?: number, options?: { margin?: number; reduction?: number }): Tensor;
-    /**
-     * `aten::hinge_embedding_loss(Tensor self, Tensor target, float margin=1., int reduction=1) -> Tensor`
-     */
-    hingeEmbeddingLoss(target: Tensor, options?: { margin?: number; reduction?: number }): Tensor;
+    hingeEmbeddingLoss(target: Tensor, margin?: number | { margin?: number; reduction?: number }, reduction?: number, options?: { margin?: number; reduction?: number }): Tensor;
     /**
      * `aten::histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor`
      */
-    histc(bins?: number, min?: Scalar, max?: Scalar, options?: { bins?: number; min?: Scalar; max?: Scalar }): Tensor;
-    /**
-     * `aten::histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor`
-     */
-    histc(options?: { bins?: number; min?: Scalar; max?: Scalar }): Tensor;
+    histc(bins?: number | { bins?: number; min?: Scalar; max?: Scalar }, min?: Scalar, max?: Scalar, options?: { bins?: number; min?: Scalar; max?: Scalar }): Tensor;
     /**
      * `aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)`
      */
-    histogram(bins?: number, options?: { bins?: number; range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor] & { hist: Tensor; bin_edges: Tensor };
-    /**
-     * `aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)`
-     */
-    histogram(options?: { bins?: number; range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor] & { hist: Tensor; bin_edges: Tensor };
+    histogram(bins?: number | { bins?: number; range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, options?: { bins?: number; range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor] & { hist: Tensor; bin_edges: Tensor };
     /**
      * `aten::histogram.bins_tensor(Tensor self, Tensor bins, *, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)`
      */
@@ -13068,35 +12697,19 @@ declare module '../tensor' {
     /**
      * `aten::histogramdd(Tensor self, int[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
      */
-    histogramdd(bins: number | readonly number[], range?: (number | readonly number[]) | null, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
-    /**
-     * `aten::histogramdd(Tensor self, int[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
-     */
-    histogramdd(bins: number | readonly number[], options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+    histogramdd(bins: number | readonly number[], range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
     /**
      * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
      */
-    histogramdd(bins: number, range?: (number | readonly number[]) | null, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
-    /**
-     * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
-     */
-    histogramdd(bins: number, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+    histogramdd(bins: number, range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
     /**
      * `aten::histogramdd.TensorList_bins(Tensor self, Tensor[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
      */
-    histogramdd(bins: Tensor[], range?: (number | readonly number[]) | null, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
-    /**
-     * `aten::histogramdd.TensorList_bins(Tensor self, Tensor[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
-     */
-    histogramdd(bins: Tensor[], options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+    histogramdd(bins: Tensor[], range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
     /**
      * `aten::hsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
      */
     hsplit(indices: number | readonly number[]): Tensor[];
-    /**
-     * `aten::hsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
-     */
-    hsplit(...indices_: number[]): Tensor[];
     /**
      * `aten::hsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
      */
@@ -13104,11 +12717,7 @@ declare module '../tensor' {
     /**
      * `aten::huber_loss(Tensor self, Tensor target, int reduction=1, float delta=1.) -> Tensor`
      */
-    huberLoss(target: Tensor, reduction?: number, delta?: number, options?: { reduction?: number; delta?: number }): Tensor;
-    /**
-     * `aten::huber_loss(Tensor self, Tensor target, int reduction=1, float delta=1.) -> Tensor`
-     */
-    huberLoss(target: Tensor, options?: { reduction?: number; delta?: number }): Tensor;
+    huberLoss(target: Tensor, reduction?: number | { reduction?: number; delta?: number }, delta?: number, options?: { reduction?: number; delta?: number }): Tensor;
     /**
      * `aten::hypot(Tensor self, Tensor other) -> Tensor`
      */
@@ -13188,19 +12797,11 @@ declare module '../tensor' {
     /**
      * `aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor`
      */
-    indexPut(indices: (Tensor | null)[], values: Tensor, accumulate?: boolean, options?: { accumulate?: boolean }): Tensor;
-    /**
-     * `aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor`
-     */
-    indexPut(indices: (Tensor | null)[], values: Tensor, options?: { accumulate?: boolean }): Tensor;
+    indexPut(indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | { accumulate?: boolean }, options?: { accumulate?: boolean }): Tensor;
     /**
      * `aten::index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!)`
      */
-    indexPut_(indices: (Tensor | null)[], values: Tensor, accumulate?: boolean, options?: { accumulate?: boolean }): this;
-    /**
-     * `aten::index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!)`
-     */
-    indexPut_(indices: (Tensor | null)[], values: Tensor, options?: { accumulate?: boolean }): this;
+    indexPut_(indices: (Tensor | null)[], values: Tensor, accumulate?: boolean | { accumulate?: boolean }, options?: { accumulate?: boolean }): this;
     /**
      * `aten::index_reduce(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor`
      */
@@ -13260,11 +12861,7 @@ declare module '../tensor' {
     /**
      * `aten::is_pinned(Tensor self, Device? device=None) -> bool`
      */
-    isPinned(device?: DeviceType | null, options?: { device?: DeviceType | null }): boolean;
-    /**
-     * `aten::is_pinned(Tensor self, Device? device=None) -> bool`
-     */
-    isPinned(options?: { device?: DeviceType | null }): boolean;
+    isPinned(device?: DeviceType | null | { device?: DeviceType | null }, options?: { device?: DeviceType | null }): boolean;
     /**
      * `aten::is_same_size(Tensor self, Tensor other) -> bool`
      */
@@ -13280,11 +12877,7 @@ declare module '../tensor' {
     /**
      * `aten::isclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> Tensor`
      */
-    isclose(other: Tensor, rtol?: number, atol?: number, equalNan?: boolean, options?: { rtol?: number; atol?: number; equalNan?: boolean }): Tensor;
-    /**
-     * `aten::isclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> Tensor`
-     */
-    isclose(other: Tensor, options?: { rtol?: number; atol?: number; equalNan?: boolean }): Tensor;
+    isclose(other: Tensor, rtol?: number | { rtol?: number; atol?: number; equalNan?: boolean }, atol?: number, equalNan?: boolean, options?: { rtol?: number; atol?: number; equalNan?: boolean }): Tensor;
     /**
      * `aten::isfinite(Tensor self) -> Tensor`
      */
@@ -13308,19 +12901,11 @@ declare module '../tensor' {
     /**
      * `aten::istft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, bool normalized=False, bool? onesided=None, int? length=None, bool return_complex=False) -> Tensor`
      */
-    istft(nFft: number, hopLength?: number | null, winLength?: number | null, window?: Tensor | null, center?: boolean, normalized?: boolean, onesided?: boolean | null, length?: number | null, returnComplex?: boolean, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; normalized?: boolean; onesided?: boolean | null; length?: number | null; returnComplex?: boolean }): Tensor;
-    /**
-     * `aten::istft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, bool normalized=False, bool? onesided=None, int? length=None, bool return_complex=False) -> Tensor`
-     */
-    istft(nFft: number, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; normalized?: boolean; onesided?: boolean | null; length?: number | null; returnComplex?: boolean }): Tensor;
+    istft(nFft: number, hopLength?: number | null | { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; normalized?: boolean; onesided?: boolean | null; length?: number | null; returnComplex?: boolean }, winLength?: number | null, window?: Tensor | null, center?: boolean, normalized?: boolean, onesided?: boolean | null, length?: number | null, returnComplex?: boolean, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; normalized?: boolean; onesided?: boolean | null; length?: number | null; returnComplex?: boolean }): Tensor;
     /**
      * `aten::kl_div(Tensor self, Tensor target, int reduction=1, *, bool log_target=False) -> Tensor`
      */
-    klDiv(target: Tensor, reduction?: number, options?: { reduction?: number; logTarget?: boolean }): Tensor;
-    /**
-     * `aten::kl_div(Tensor self, Tensor target, int reduction=1, *, bool log_target=False) -> Tensor`
-     */
-    klDiv(target: Tensor, options?: { reduction?: number; logTarget?: boolean }): Tensor;
+    klDiv(target: Tensor, reduction?: number | { reduction?: number; logTarget?: boolean }, options?: { reduction?: number; logTarget?: boolean }): Tensor;
     /**
      * `aten::kron(Tensor self, Tensor other) -> Tensor`
      */
@@ -13328,19 +12913,11 @@ declare module '../tensor' {
     /**
      * `aten::kthvalue(Tensor self, int k, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)`
      */
-    kthvalue(k: number, dim?: number, keepdim?: boolean, options?: { dim?: number; keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
-    /**
-     * `aten::kthvalue(Tensor self, int k, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)`
-     */
-    kthvalue(k: number, options?: { dim?: number; keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+    kthvalue(k: number, dim?: number | { dim?: number; keepdim?: boolean }, keepdim?: boolean, options?: { dim?: number; keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
     /**
      * `aten::l1_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
      */
-    l1Loss(target: Tensor, reduction?: number, options?: { reduction?: number }): Tensor;
-    /**
-     * `aten::l1_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
-     */
-    l1Loss(target: Tensor, options?: { reduction?: number }): Tensor;
+    l1Loss(target: Tensor, reduction?: number | { reduction?: number }, options?: { reduction?: number }): Tensor;
     /**
      * `aten::lcm(Tensor self, Tensor other) -> Tensor`
      */
@@ -13368,19 +12945,11 @@ declare module '../tensor' {
     /**
      * `aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor`
      */
-    leakyRelu(negativeSlope?: Scalar, options?: { negativeSlope?: Scalar }): Tensor;
-    /**
-     * `aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor`
-     */
-    leakyRelu(options?: { negativeSlope?: Scalar }): Tensor;
+    leakyRelu(negativeSlope?: Scalar | { negativeSlope?: Scalar }, options?: { negativeSlope?: Scalar }): Tensor;
     /**
      * `aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)`
      */
-    leakyRelu_(negativeSlope?: Scalar, options?: { negativeSlope?: Scalar }): this;
-    /**
-     * `aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)`
-     */
-    leakyRelu_(options?: { negativeSlope?: Scalar }): this;
+    leakyRelu_(negativeSlope?: Scalar | { negativeSlope?: Scalar }, options?: { negativeSlope?: Scalar }): this;
     /**
      * `aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor`
      */
@@ -13452,11 +13021,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_cond(Tensor self, Scalar? p=None) -> Tensor`
      */
-    linalgCond(p?: Scalar | null, options?: { p?: Scalar | null }): Tensor;
-    /**
-     * `aten::linalg_cond(Tensor self, Scalar? p=None) -> Tensor`
-     */
-    linalgCond(options?: { p?: Scalar | null }): Tensor;
+    linalgCond(p?: Scalar | null | { p?: Scalar | null }, options?: { p?: Scalar | null }): Tensor;
     /**
      * `aten::linalg_cond.p_str(Tensor self, str p) -> Tensor`
      */
@@ -13472,11 +13037,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_eigh(Tensor self, str UPLO="L") -> (Tensor eigenvalues, Tensor eigenvectors)`
      */
-    linalgEigh(UPLO?: string, options?: { UPLO?: string }): [Tensor, Tensor] & { eigenvalues: Tensor; eigenvectors: Tensor };
-    /**
-     * `aten::linalg_eigh(Tensor self, str UPLO="L") -> (Tensor eigenvalues, Tensor eigenvectors)`
-     */
-    linalgEigh(options?: { UPLO?: string }): [Tensor, Tensor] & { eigenvalues: Tensor; eigenvectors: Tensor };
+    linalgEigh(UPLO?: string | { UPLO?: string }, options?: { UPLO?: string }): [Tensor, Tensor] & { eigenvalues: Tensor; eigenvectors: Tensor };
     /**
      * `aten::linalg_eigvals(Tensor self) -> Tensor`
      */
@@ -13484,11 +13045,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_eigvalsh(Tensor self, str UPLO="L") -> Tensor`
      */
-    linalgEigvalsh(UPLO?: string, options?: { UPLO?: string }): Tensor;
-    /**
-     * `aten::linalg_eigvalsh(Tensor self, str UPLO="L") -> Tensor`
-     */
-    linalgEigvalsh(options?: { UPLO?: string }): Tensor;
+    linalgEigvalsh(UPLO?: string | { UPLO?: string }, options?: { UPLO?: string }): Tensor;
     /**
      * `aten::linalg_ldl_factor(Tensor self, *, bool hermitian=False) -> (Tensor LD, Tensor pivots)`
      */
@@ -13500,11 +13057,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_lstsq(Tensor self, Tensor b, float? rcond=None, *, str? driver=None) -> (Tensor solution, Tensor residuals, Tensor rank, Tensor singular_values)`
      */
-    linalgLstsq(b: Tensor, rcond?: number | null, options?: { rcond?: number | null; driver?: string | null }): [Tensor, Tensor, Tensor, Tensor] & { solution: Tensor; residuals: Tensor; rank: Tensor; singular_values: Tensor };
-    /**
-     * `aten::linalg_lstsq(Tensor self, Tensor b, float? rcond=None, *, str? driver=None) -> (Tensor solution, Tensor residuals, Tensor rank, Tensor singular_values)`
-     */
-    linalgLstsq(b: Tensor, options?: { rcond?: number | null; driver?: string | null }): [Tensor, Tensor, Tensor, Tensor] & { solution: Tensor; residuals: Tensor; rank: Tensor; singular_values: Tensor };
+    linalgLstsq(b: Tensor, rcond?: number | null | { rcond?: number | null; driver?: string | null }, options?: { rcond?: number | null; driver?: string | null }): [Tensor, Tensor, Tensor, Tensor] & { solution: Tensor; residuals: Tensor; rank: Tensor; singular_values: Tensor };
     /**
      * `aten::linalg_matmul(Tensor self, Tensor other) -> Tensor`
      */
@@ -13516,19 +13069,11 @@ declare module '../tensor' {
     /**
      * `aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgMatrixNorm(ord: Scalar, dim?: number | readonly number[], keepdim?: boolean, options?: { dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
-     */
-    linalgMatrixNorm(ord: Scalar, options?: { dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgMatrixNorm(ord: Scalar, dim?: number | readonly number[] | { dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }, keepdim?: boolean, options?: { dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::linalg_matrix_norm.str_ord(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgMatrixNorm(ord?: string, dim?: number | readonly number[], keepdim?: boolean, options?: { ord?: string; dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::linalg_matrix_norm.str_ord(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
-     */
-    linalgMatrixNorm(options?: { ord?: string; dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgMatrixNorm(ord?: string | { ord?: string; dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }, dim?: number | readonly number[], keepdim?: boolean, options?: { ord?: string; dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::linalg_matrix_power(Tensor self, int n) -> Tensor`
      */
@@ -13536,11 +13081,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_matrix_rank(Tensor self, float tol, bool hermitian=False) -> Tensor`
      */
-    linalgMatrixRank(tol: number, hermitian?: boolean, options?: { hermitian?: boolean }): Tensor;
-    /**
-     * `aten::linalg_matrix_rank(Tensor self, float tol, bool hermitian=False) -> Tensor`
-     */
-    linalgMatrixRank(tol: number, options?: { hermitian?: boolean }): Tensor;
+    linalgMatrixRank(tol: number, hermitian?: boolean | { hermitian?: boolean }, options?: { hermitian?: boolean }): Tensor;
     /**
      * `aten::linalg_matrix_rank.atol_rtol_float(Tensor self, *, float? atol=None, float? rtol=None, bool hermitian=False) -> Tensor`
      */
@@ -13548,27 +13089,15 @@ declare module '../tensor' {
     /**
      * `aten::linalg_norm(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgNorm(ord?: Scalar | null, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::linalg_norm(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
-     */
-    linalgNorm(options?: { ord?: Scalar | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgNorm(ord?: Scalar | null | { ord?: Scalar | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::linalg_norm.ord_str(Tensor self, str ord, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgNorm(ord: string, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::linalg_norm.ord_str(Tensor self, str ord, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
-     */
-    linalgNorm(ord: string, options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgNorm(ord: string, dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, keepdim?: boolean, options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::linalg_pinv(Tensor self, float rcond, bool hermitian=False) -> Tensor`
      */
-    linalgPinv(rcond: number, hermitian?: boolean, options?: { hermitian?: boolean }): Tensor;
-    /**
-     * `aten::linalg_pinv(Tensor self, float rcond, bool hermitian=False) -> Tensor`
-     */
-    linalgPinv(rcond: number, options?: { hermitian?: boolean }): Tensor;
+    linalgPinv(rcond: number, hermitian?: boolean | { hermitian?: boolean }, options?: { hermitian?: boolean }): Tensor;
     /**
      * `aten::linalg_pinv.atol_rtol_float(Tensor self, *, float? atol=None, float? rtol=None, bool hermitian=False) -> Tensor`
      */
@@ -13576,11 +13105,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_pinv.rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False) -> Tensor`
      */
-    linalgPinv(rcond: Tensor, hermitian?: boolean, options?: { hermitian?: boolean }): Tensor;
-    /**
-     * `aten::linalg_pinv.rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False) -> Tensor`
-     */
-    linalgPinv(rcond: Tensor, options?: { hermitian?: boolean }): Tensor;
+    linalgPinv(rcond: Tensor, hermitian?: boolean | { hermitian?: boolean }, options?: { hermitian?: boolean }): Tensor;
     /**
      * `aten::linalg_pinv.atol_rtol_tensor(Tensor self, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor`
      */
@@ -13592,27 +13117,15 @@ declare module '../tensor' {
     /**
      * `aten::linalg_tensorinv(Tensor self, int ind=2) -> Tensor`
      */
-    linalgTensorinv(ind?: number, options?: { ind?: number }): Tensor;
-    /**
-     * `aten::linalg_tensorinv(Tensor self, int ind=2) -> Tensor`
-     */
-    linalgTensorinv(options?: { ind?: number }): Tensor;
+    linalgTensorinv(ind?: number | { ind?: number }, options?: { ind?: number }): Tensor;
     /**
      * `aten::linalg_tensorsolve(Tensor self, Tensor other, int[]? dims=None) -> Tensor`
      */
-    linalgTensorsolve(other: Tensor, dims?: (number | readonly number[]) | null, options?: { dims?: (number | readonly number[]) | null }): Tensor;
-    /**
-     * `aten::linalg_tensorsolve(Tensor self, Tensor other, int[]? dims=None) -> Tensor`
-     */
-    linalgTensorsolve(other: Tensor, options?: { dims?: (number | readonly number[]) | null }): Tensor;
+    linalgTensorsolve(other: Tensor, dims?: (number | readonly number[]) | null | { dims?: (number | readonly number[]) | null }, options?: { dims?: (number | readonly number[]) | null }): Tensor;
     /**
      * `aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgVectorNorm(ord?: Scalar, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
-     */
-    linalgVectorNorm(options?: { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgVectorNorm(ord?: Scalar | { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::log10(Tensor self) -> Tensor`
      */
@@ -13644,19 +13157,11 @@ declare module '../tensor' {
     /**
      * `aten::log_normal(Tensor self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor`
      */
-    logNormal(mean?: number, std?: number, options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): Tensor;
-    /**
-     * `aten::log_normal(Tensor self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor`
-     */
-    logNormal(options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): Tensor;
+    logNormal(mean?: number | { mean?: number; std?: number; generator?: GeneratorLike | null }, std?: number, options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::log_normal_(Tensor(a!) self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor(a!)`
      */
-    logNormal_(mean?: number, std?: number, options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): this;
-    /**
-     * `aten::log_normal_(Tensor(a!) self, float mean=1., float std=2., *, Generator? generator=None) -> Tensor(a!)`
-     */
-    logNormal_(options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): this;
+    logNormal_(mean?: number | { mean?: number; std?: number; generator?: GeneratorLike | null }, std?: number, options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): this;
     /**
      * `aten::log_sigmoid(Tensor self) -> Tensor`
      */
@@ -13668,11 +13173,7 @@ declare module '../tensor' {
     /**
      * `aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor`
      */
-    logSoftmax(dim: number, dtype?: OpDType | null, options?: { dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor`
-     */
-    logSoftmax(dim: number, options?: { dtype?: OpDType | null }): Tensor;
+    logSoftmax(dim: number, dtype?: OpDType | null | { dtype?: OpDType | null }, options?: { dtype?: OpDType | null }): Tensor;
     /**
      * `aten::logaddexp(Tensor self, Tensor other) -> Tensor`
      */
@@ -13720,27 +13221,15 @@ declare module '../tensor' {
     /**
      * `aten::logit(Tensor self, float? eps=None) -> Tensor`
      */
-    logit(eps?: number | null, options?: { eps?: number | null }): Tensor;
-    /**
-     * `aten::logit(Tensor self, float? eps=None) -> Tensor`
-     */
-    logit(options?: { eps?: number | null }): Tensor;
+    logit(eps?: number | null | { eps?: number | null }, options?: { eps?: number | null }): Tensor;
     /**
      * `aten::logit_(Tensor(a!) self, float? eps=None) -> Tensor(a!)`
      */
-    logit_(eps?: number | null, options?: { eps?: number | null }): this;
-    /**
-     * `aten::logit_(Tensor(a!) self, float? eps=None) -> Tensor(a!)`
-     */
-    logit_(options?: { eps?: number | null }): this;
+    logit_(eps?: number | null | { eps?: number | null }, options?: { eps?: number | null }): this;
     /**
      * `aten::logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor`
      */
-    logsumexp(dim: number | readonly number[], keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
-    /**
-     * `aten::logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor`
-     */
-    logsumexp(dim: number | readonly number[], options?: { keepdim?: boolean }): Tensor;
+    logsumexp(dim: number | readonly number[], keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
     /**
      * `aten::lt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
@@ -13796,51 +13285,27 @@ declare module '../tensor' {
     /**
      * `aten::max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor`
      */
-    maxPool1d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
-    /**
-     * `aten::max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor`
-     */
-    maxPool1d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
+    maxPool1d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
     /**
      * `aten::max_pool1d_with_indices(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> (Tensor, Tensor)`
      */
-    maxPool1dWithIndices(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): [Tensor, Tensor];
-    /**
-     * `aten::max_pool1d_with_indices(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> (Tensor, Tensor)`
-     */
-    maxPool1dWithIndices(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): [Tensor, Tensor];
+    maxPool1dWithIndices(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): [Tensor, Tensor];
     /**
      * `aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor`
      */
-    maxPool2d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
-    /**
-     * `aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor`
-     */
-    maxPool2d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
+    maxPool2d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
     /**
      * `aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)`
      */
-    maxPool2dWithIndices(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): [Tensor, Tensor];
-    /**
-     * `aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)`
-     */
-    maxPool2dWithIndices(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): [Tensor, Tensor];
+    maxPool2dWithIndices(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): [Tensor, Tensor];
     /**
      * `aten::max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor`
      */
-    maxPool3d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
-    /**
-     * `aten::max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor`
-     */
-    maxPool3d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
+    maxPool3d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
     /**
      * `aten::max_pool3d_with_indices(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)`
      */
-    maxPool3dWithIndices(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): [Tensor, Tensor];
-    /**
-     * `aten::max_pool3d_with_indices(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)`
-     */
-    maxPool3dWithIndices(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): [Tensor, Tensor];
+    maxPool3dWithIndices(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): [Tensor, Tensor];
     /**
      * `aten::max_unpool2d(Tensor self, Tensor indices, int[2] output_size) -> Tensor`
      */
@@ -13856,11 +13321,7 @@ declare module '../tensor' {
     /**
      * `aten::median.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
      */
-    median(dim: number, keepdim?: boolean, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
-    /**
-     * `aten::median.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
-     */
-    median(dim: number, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+    median(dim: number, keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
     /**
      * `aten::minimum(Tensor self, Tensor other) -> Tensor`
      */
@@ -13898,53 +13359,29 @@ declare module '../tensor' {
      */
     mkldnnAdaptiveAvgPool2d(outputSize: number | readonly number[]): Tensor;
     /**
-     * `aten::mkldnn_adaptive_avg_pool2d(Tensor self, int[2] output_size) -> Tensor`
-     */
-    mkldnnAdaptiveAvgPool2d(...outputSize_: number[]): Tensor;
-    /**
      * `aten::mkldnn_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor`
      */
     mkldnnConvolution(weight: Tensor, bias: Tensor | null, padding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
     /**
      * `aten::mkldnn_linear(Tensor self, Tensor weight, Tensor? bias=None) -> Tensor`
      */
-    mkldnnLinear(weight: Tensor, bias?: Tensor | null, options?: { bias?: Tensor | null }): Tensor;
-    /**
-     * `aten::mkldnn_linear(Tensor self, Tensor weight, Tensor? bias=None) -> Tensor`
-     */
-    mkldnnLinear(weight: Tensor, options?: { bias?: Tensor | null }): Tensor;
+    mkldnnLinear(weight: Tensor, bias?: Tensor | null | { bias?: Tensor | null }, options?: { bias?: Tensor | null }): Tensor;
     /**
      * `aten::mkldnn_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor`
      */
-    mkldnnMaxPool2d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
-    /**
-     * `aten::mkldnn_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor`
-     */
-    mkldnnMaxPool2d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
+    mkldnnMaxPool2d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
     /**
      * `aten::mkldnn_max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor`
      */
-    mkldnnMaxPool3d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
-    /**
-     * `aten::mkldnn_max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> Tensor`
-     */
-    mkldnnMaxPool3d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
+    mkldnnMaxPool3d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
     /**
      * `aten::mkldnn_reorder_conv2d_weight(Tensor self, int[2] padding=0, int[2] stride=1, int[2] dilation=1, int groups=1) -> Tensor`
      */
-    mkldnnReorderConv2dWeight(padding?: number | readonly number[], stride?: number | readonly number[], dilation?: number | readonly number[], groups?: number, options?: { padding?: number | readonly number[]; stride?: number | readonly number[]; dilation?: number | readonly number[]; groups?: number }): Tensor;
-    /**
-     * `aten::mkldnn_reorder_conv2d_weight(Tensor self, int[2] padding=0, int[2] stride=1, int[2] dilation=1, int groups=1) -> Tensor`
-     */
-    mkldnnReorderConv2dWeight(options?: { padding?: number | readonly number[]; stride?: number | readonly number[]; dilation?: number | readonly number[]; groups?: number }): Tensor;
+    mkldnnReorderConv2dWeight(padding?: number | readonly number[] | { padding?: number | readonly number[]; stride?: number | readonly number[]; dilation?: number | readonly number[]; groups?: number }, stride?: number | readonly number[], dilation?: number | readonly number[], groups?: number, options?: { padding?: number | readonly number[]; stride?: number | readonly number[]; dilation?: number | readonly number[]; groups?: number }): Tensor;
     /**
      * `aten::mkldnn_reorder_conv3d_weight(Tensor self, int[3] padding=0, int[3] stride=1, int[3] dilation=1, int groups=1) -> Tensor`
      */
-    mkldnnReorderConv3dWeight(padding?: number | readonly number[], stride?: number | readonly number[], dilation?: number | readonly number[], groups?: number, options?: { padding?: number | readonly number[]; stride?: number | readonly number[]; dilation?: number | readonly number[]; groups?: number }): Tensor;
-    /**
-     * `aten::mkldnn_reorder_conv3d_weight(Tensor self, int[3] padding=0, int[3] stride=1, int[3] dilation=1, int groups=1) -> Tensor`
-     */
-    mkldnnReorderConv3dWeight(options?: { padding?: number | readonly number[]; stride?: number | readonly number[]; dilation?: number | readonly number[]; groups?: number }): Tensor;
+    mkldnnReorderConv3dWeight(padding?: number | readonly number[] | { padding?: number | readonly number[]; stride?: number | readonly number[]; dilation?: number | readonly number[]; groups?: number }, stride?: number | readonly number[], dilation?: number | readonly number[], groups?: number, options?: { padding?: number | readonly number[]; stride?: number | readonly number[]; dilation?: number | readonly number[]; groups?: number }): Tensor;
     /**
      * `aten::mm(Tensor self, Tensor mat2) -> Tensor`
      */
@@ -13952,11 +13389,7 @@ declare module '../tensor' {
     /**
      * `aten::mode(Tensor self, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)`
      */
-    mode(dim?: number, keepdim?: boolean, options?: { dim?: number; keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
-    /**
-     * `aten::mode(Tensor self, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)`
-     */
-    mode(options?: { dim?: number; keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+    mode(dim?: number | { dim?: number; keepdim?: boolean }, keepdim?: boolean, options?: { dim?: number; keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
     /**
      * `aten::moveaxis.int(Tensor(a) self, int source, int destination) -> Tensor(a)`
      */
@@ -13976,11 +13409,7 @@ declare module '../tensor' {
     /**
      * `aten::mse_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
      */
-    mseLoss(target: Tensor, reduction?: number, options?: { reduction?: number }): Tensor;
-    /**
-     * `aten::mse_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
-     */
-    mseLoss(target: Tensor, options?: { reduction?: number }): Tensor;
+    mseLoss(target: Tensor, reduction?: number | { reduction?: number }, options?: { reduction?: number }): Tensor;
     /**
      * `aten::msort(Tensor self) -> Tensor`
      */
@@ -13988,19 +13417,11 @@ declare module '../tensor' {
     /**
      * `aten::multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor`
      */
-    multiMarginLoss(target: Tensor, p?: Scalar, margin?: Scalar, weight?: Tensor | null, reduction?: number, options?: { p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number }): Tensor;
-    /**
-     * `aten::multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor`
-     */
-    multiMarginLoss(target: Tensor, options?: { p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number }): Tensor;
+    multiMarginLoss(target: Tensor, p?: Scalar | { p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number }, margin?: Scalar, weight?: Tensor | null, reduction?: number, options?: { p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number }): Tensor;
     /**
      * `aten::multilabel_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
      */
-    multilabelMarginLoss(target: Tensor, reduction?: number, options?: { reduction?: number }): Tensor;
-    /**
-     * `aten::multilabel_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
-     */
-    multilabelMarginLoss(target: Tensor, options?: { reduction?: number }): Tensor;
+    multilabelMarginLoss(target: Tensor, reduction?: number | { reduction?: number }, options?: { reduction?: number }): Tensor;
     /**
      * `aten::multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)`
      */
@@ -14008,11 +13429,7 @@ declare module '../tensor' {
     /**
      * `aten::multinomial(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor`
      */
-    multinomial(numSamples: number, replacement?: boolean, options?: { replacement?: boolean; generator?: GeneratorLike | null }): Tensor;
-    /**
-     * `aten::multinomial(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor`
-     */
-    multinomial(numSamples: number, options?: { replacement?: boolean; generator?: GeneratorLike | null }): Tensor;
+    multinomial(numSamples: number, replacement?: boolean | { replacement?: boolean; generator?: GeneratorLike | null }, options?: { replacement?: boolean; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::multiply.Scalar(Tensor self, Scalar other) -> Tensor`
      */
@@ -14044,27 +13461,15 @@ declare module '../tensor' {
     /**
      * `aten::nan_to_num(Tensor self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor`
      */
-    nanToNum(nan?: number | null, posinf?: number | null, neginf?: number | null, options?: { nan?: number | null; posinf?: number | null; neginf?: number | null }): Tensor;
-    /**
-     * `aten::nan_to_num(Tensor self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor`
-     */
-    nanToNum(options?: { nan?: number | null; posinf?: number | null; neginf?: number | null }): Tensor;
+    nanToNum(nan?: number | null | { nan?: number | null; posinf?: number | null; neginf?: number | null }, posinf?: number | null, neginf?: number | null, options?: { nan?: number | null; posinf?: number | null; neginf?: number | null }): Tensor;
     /**
      * `aten::nan_to_num_(Tensor(a!) self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor(a!)`
      */
-    nanToNum_(nan?: number | null, posinf?: number | null, neginf?: number | null, options?: { nan?: number | null; posinf?: number | null; neginf?: number | null }): this;
-    /**
-     * `aten::nan_to_num_(Tensor(a!) self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor(a!)`
-     */
-    nanToNum_(options?: { nan?: number | null; posinf?: number | null; neginf?: number | null }): this;
+    nanToNum_(nan?: number | null | { nan?: number | null; posinf?: number | null; neginf?: number | null }, posinf?: number | null, neginf?: number | null, options?: { nan?: number | null; posinf?: number | null; neginf?: number | null }): this;
     /**
      * `aten::nanmean(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    nanmean(dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::nanmean(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
-     */
-    nanmean(options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    nanmean(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, keepdim?: boolean, options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::nanmedian(Tensor self) -> Tensor`
      */
@@ -14072,35 +13477,19 @@ declare module '../tensor' {
     /**
      * `aten::nanmedian.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
      */
-    nanmedian(dim: number, keepdim?: boolean, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
-    /**
-     * `aten::nanmedian.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
-     */
-    nanmedian(dim: number, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+    nanmedian(dim: number, keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
     /**
      * `aten::nanquantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor`
      */
-    nanquantile(q: Tensor, dim?: number | null, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
-    /**
-     * `aten::nanquantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor`
-     */
-    nanquantile(q: Tensor, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
+    nanquantile(q: Tensor, dim?: number | null | { dim?: number | null; keepdim?: boolean; interpolation?: string }, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
     /**
      * `aten::nanquantile.scalar(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor`
      */
-    nanquantile(q: number, dim?: number | null, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
-    /**
-     * `aten::nanquantile.scalar(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor`
-     */
-    nanquantile(q: number, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
+    nanquantile(q: number, dim?: number | null | { dim?: number | null; keepdim?: boolean; interpolation?: string }, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
     /**
      * `aten::nansum(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    nansum(dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::nansum(Tensor self, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
-     */
-    nansum(options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    nansum(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, keepdim?: boolean, options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::narrow_copy(Tensor self, int dim, SymInt start, SymInt length) -> Tensor`
      */
@@ -14112,11 +13501,7 @@ declare module '../tensor' {
     /**
      * `aten::native_norm(Tensor self, Scalar p=2) -> Tensor`
      */
-    nativeNorm(p?: Scalar, options?: { p?: Scalar }): Tensor;
-    /**
-     * `aten::native_norm(Tensor self, Scalar p=2) -> Tensor`
-     */
-    nativeNorm(options?: { p?: Scalar }): Tensor;
+    nativeNorm(p?: Scalar | { p?: Scalar }, options?: { p?: Scalar }): Tensor;
     /**
      * `aten::native_norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, ScalarType? dtype) -> Tensor`
      */
@@ -14140,23 +13525,11 @@ declare module '../tensor' {
     /**
      * `aten::nested_to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
      */
-    nestedToPaddedTensor(padding: number, outputSize?: (number | readonly number[]) | null, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
-    /**
-     * `aten::nested_to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
-     */
-    nestedToPaddedTensor(padding: number, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
+    nestedToPaddedTensor(padding: number, outputSize?: (number | readonly number[]) | null | { outputSize?: (number | readonly number[]) | null }, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
     /**
      * `aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
     newEmpty(size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
-    /**
-     * `aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
-     */
-    newEmpty(...size_: number[]): Tensor;
-    /**
-     * `aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
-     */
-    newEmpty(...args: [...size: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
     /**
      * `aten::new_empty_strided(Tensor self, SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
@@ -14170,25 +13543,9 @@ declare module '../tensor' {
      */
     newOnes(size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
     /**
-     * `aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
-     */
-    newOnes(...size_: number[]): Tensor;
-    /**
-     * `aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
-     */
-    newOnes(...args: [...size: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
-    /**
      * `aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
     newZeros(size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
-    /**
-     * `aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
-     */
-    newZeros(...size_: number[]): Tensor;
-    /**
-     * `aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
-     */
-    newZeros(...args: [...size: number[], options: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }]): Tensor;
     /**
      * `aten::nextafter(Tensor self, Tensor other) -> Tensor`
      */
@@ -14200,19 +13557,11 @@ declare module '../tensor' {
     /**
      * `aten::nll_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor`
      */
-    nllLoss(target: Tensor, weight?: Tensor | null, reduction?: number, ignoreIndex?: number, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }): Tensor;
-    /**
-     * `aten::nll_loss(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor`
-     */
-    nllLoss(target: Tensor, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }): Tensor;
+    nllLoss(target: Tensor, weight?: Tensor | null | { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }, reduction?: number, ignoreIndex?: number, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }): Tensor;
     /**
      * `aten::nll_loss2d(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor`
      */
-    nllLoss2d(target: Tensor, weight?: Tensor | null, reduction?: number, ignoreIndex?: number, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }): Tensor;
-    /**
-     * `aten::nll_loss2d(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor`
-     */
-    nllLoss2d(target: Tensor, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }): Tensor;
+    nllLoss2d(target: Tensor, weight?: Tensor | null | { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }, reduction?: number, ignoreIndex?: number, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }): Tensor;
     /**
      * `aten::nll_loss2d_forward(Tensor self, Tensor target, Tensor? weight, int reduction, int ignore_index) -> (Tensor output, Tensor total_weight)`
      */
@@ -14224,11 +13573,7 @@ declare module '../tensor' {
     /**
      * `aten::nll_loss_nd(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor`
      */
-    nllLossNd(target: Tensor, weight?: Tensor | null, reduction?: number, ignoreIndex?: number, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }): Tensor;
-    /**
-     * `aten::nll_loss_nd(Tensor self, Tensor target, Tensor? weight=None, int reduction=1, int ignore_index=-100) -> Tensor`
-     */
-    nllLossNd(target: Tensor, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }): Tensor;
+    nllLossNd(target: Tensor, weight?: Tensor | null | { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }, reduction?: number, ignoreIndex?: number, options?: { weight?: Tensor | null; reduction?: number; ignoreIndex?: number }): Tensor;
     /**
      * `aten::nonzero(Tensor self) -> Tensor`
      */
@@ -14240,11 +13585,7 @@ declare module '../tensor' {
     /**
      * `aten::normal_functional(Tensor self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor`
      */
-    normalFunctional(mean?: number, std?: number, options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): Tensor;
-    /**
-     * `aten::normal_functional(Tensor self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor`
-     */
-    normalFunctional(options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): Tensor;
+    normalFunctional(mean?: number | { mean?: number; std?: number; generator?: GeneratorLike | null }, std?: number, options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::not_equal.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -14264,19 +13605,11 @@ declare module '../tensor' {
     /**
      * `aten::nuclear_norm(Tensor self, bool keepdim=False) -> Tensor`
      */
-    nuclearNorm(keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
-    /**
-     * `aten::nuclear_norm(Tensor self, bool keepdim=False) -> Tensor`
-     */
-    nuclearNorm(options?: { keepdim?: boolean }): Tensor;
+    nuclearNorm(keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
     /**
      * `aten::nuclear_norm.dim(Tensor self, int[2] dim, bool keepdim=False) -> Tensor`
      */
-    nuclearNorm(dim: number | readonly number[], keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
-    /**
-     * `aten::nuclear_norm.dim(Tensor self, int[2] dim, bool keepdim=False) -> Tensor`
-     */
-    nuclearNorm(dim: number | readonly number[], options?: { keepdim?: boolean }): Tensor;
+    nuclearNorm(dim: number | readonly number[], keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
     /**
      * `aten::numpy_T(Tensor(a) self) -> Tensor(a)`
      */
@@ -14284,11 +13617,7 @@ declare module '../tensor' {
     /**
      * `aten::one_hot(Tensor self, int num_classes=-1) -> Tensor`
      */
-    oneHot(numClasses?: number, options?: { numClasses?: number }): Tensor;
-    /**
-     * `aten::one_hot(Tensor self, int num_classes=-1) -> Tensor`
-     */
-    oneHot(options?: { numClasses?: number }): Tensor;
+    oneHot(numClasses?: number | { numClasses?: number }, options?: { numClasses?: number }): Tensor;
     /**
      * `aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor`
      */
@@ -14300,11 +13629,7 @@ declare module '../tensor' {
     /**
      * `aten::ormqr(Tensor self, Tensor input2, Tensor input3, bool left=True, bool transpose=False) -> Tensor`
      */
-    ormqr(input2: Tensor, input3: Tensor, left?: boolean, transpose?: boolean, options?: { left?: boolean; transpose?: boolean }): Tensor;
-    /**
-     * `aten::ormqr(Tensor self, Tensor input2, Tensor input3, bool left=True, bool transpose=False) -> Tensor`
-     */
-    ormqr(input2: Tensor, input3: Tensor, options?: { left?: boolean; transpose?: boolean }): Tensor;
+    ormqr(input2: Tensor, input3: Tensor, left?: boolean | { left?: boolean; transpose?: boolean }, transpose?: boolean, options?: { left?: boolean; transpose?: boolean }): Tensor;
     /**
      * `aten::outer(Tensor self, Tensor vec2) -> Tensor`
      */
@@ -14316,43 +13641,23 @@ declare module '../tensor' {
     /**
      * `aten::pad(Tensor self, int[] pad, str mode="constant", float? value=None) -> Tensor`
      */
-    pad(pad: number | readonly number[], mode?: string, value?: number | null, options?: { mode?: string; value?: number | null }): Tensor;
-    /**
-     * `aten::pad(Tensor self, int[] pad, str mode="constant", float? value=None) -> Tensor`
-     */
-    pad(pad: number | readonly number[], options?: { mode?: string; value?: number | null }): Tensor;
+    pad(pad: number | readonly number[], mode?: string | { mode?: string; value?: number | null }, value?: number | null, options?: { mode?: string; value?: number | null }): Tensor;
     /**
      * `aten::pdist(Tensor self, float p=2.) -> Tensor`
      */
-    pdist(p?: number, options?: { p?: number }): Tensor;
-    /**
-     * `aten::pdist(Tensor self, float p=2.) -> Tensor`
-     */
-    pdist(options?: { p?: number }): Tensor;
+    pdist(p?: number | { p?: number }, options?: { p?: number }): Tensor;
     /**
      * `aten::permute_copy(Tensor self, int[] dims) -> Tensor`
      */
     permuteCopy(dims: number | readonly number[]): Tensor;
     /**
-     * `aten::permute_copy(Tensor self, int[] dims) -> Tensor`
-     */
-    permuteCopy(...dims_: number[]): Tensor;
-    /**
      * `aten::pin_memory(Tensor(a) self, Device? device=None) -> Tensor(a)`
      */
-    pinMemory(device?: DeviceType | null, options?: { device?: DeviceType | null }): Tensor;
-    /**
-     * `aten::pin_memory(Tensor(a) self, Device? device=None) -> Tensor(a)`
-     */
-    pinMemory(options?: { device?: DeviceType | null }): Tensor;
+    pinMemory(device?: DeviceType | null | { device?: DeviceType | null }, options?: { device?: DeviceType | null }): Tensor;
     /**
      * `aten::pinverse(Tensor self, float rcond=1.0000000000000001e-15) -> Tensor`
      */
-    pinverse(rcond?: number, options?: { rcond?: number }): Tensor;
-    /**
-     * `aten::pinverse(Tensor self, float rcond=1.0000000000000001e-15) -> Tensor`
-     */
-    pinverse(options?: { rcond?: number }): Tensor;
+    pinverse(rcond?: number | { rcond?: number }, options?: { rcond?: number }): Tensor;
     /**
      * `aten::pixel_shuffle(Tensor self, int upscale_factor) -> Tensor`
      */
@@ -14364,11 +13669,7 @@ declare module '../tensor' {
     /**
      * `aten::poisson(Tensor self, Generator? generator=None) -> Tensor`
      */
-    poisson(generator?: GeneratorLike | null, options?: { generator?: GeneratorLike | null }): Tensor;
-    /**
-     * `aten::poisson(Tensor self, Generator? generator=None) -> Tensor`
-     */
-    poisson(options?: { generator?: GeneratorLike | null }): Tensor;
+    poisson(generator?: GeneratorLike | null | { generator?: GeneratorLike | null }, options?: { generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::polygamma_(Tensor(a!) self, int n) -> Tensor(a!)`
      */
@@ -14384,19 +13685,11 @@ declare module '../tensor' {
     /**
      * `aten::put(Tensor self, Tensor index, Tensor source, bool accumulate=False) -> Tensor`
      */
-    put(index: Tensor, source: Tensor, accumulate?: boolean, options?: { accumulate?: boolean }): Tensor;
-    /**
-     * `aten::put(Tensor self, Tensor index, Tensor source, bool accumulate=False) -> Tensor`
-     */
-    put(index: Tensor, source: Tensor, options?: { accumulate?: boolean }): Tensor;
+    put(index: Tensor, source: Tensor, accumulate?: boolean | { accumulate?: boolean }, options?: { accumulate?: boolean }): Tensor;
     /**
      * `aten::put_(Tensor(a!) self, Tensor index, Tensor source, bool accumulate=False) -> Tensor(a!)`
      */
-    put_(index: Tensor, source: Tensor, accumulate?: boolean, options?: { accumulate?: boolean }): this;
-    /**
-     * `aten::put_(Tensor(a!) self, Tensor index, Tensor source, bool accumulate=False) -> Tensor(a!)`
-     */
-    put_(index: Tensor, source: Tensor, options?: { accumulate?: boolean }): this;
+    put_(index: Tensor, source: Tensor, accumulate?: boolean | { accumulate?: boolean }, options?: { accumulate?: boolean }): this;
     /**
      * `aten::q_per_channel_axis(Tensor self) -> int`
      */
@@ -14420,11 +13713,7 @@ declare module '../tensor' {
     /**
      * `aten::qr(Tensor self, bool some=True) -> (Tensor Q, Tensor R)`
      */
-    qr(some?: boolean, options?: { some?: boolean }): [Tensor, Tensor] & { Q: Tensor; R: Tensor };
-    /**
-     * `aten::qr(Tensor self, bool some=True) -> (Tensor Q, Tensor R)`
-     */
-    qr(options?: { some?: boolean }): [Tensor, Tensor] & { Q: Tensor; R: Tensor };
+    qr(some?: boolean | { some?: boolean }, options?: { some?: boolean }): [Tensor, Tensor] & { Q: Tensor; R: Tensor };
     /**
      * `aten::qscheme(Tensor self) -> QScheme`
      */
@@ -14432,19 +13721,11 @@ declare module '../tensor' {
     /**
      * `aten::quantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor`
      */
-    quantile(q: Tensor, dim?: number | null, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
-    /**
-     * `aten::quantile(Tensor self, Tensor q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor`
-     */
-    quantile(q: Tensor, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
+    quantile(q: Tensor, dim?: number | null | { dim?: number | null; keepdim?: boolean; interpolation?: string }, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
     /**
      * `aten::quantile.scalar(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor`
      */
-    quantile(q: number, dim?: number | null, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
-    /**
-     * `aten::quantile.scalar(Tensor self, float q, int? dim=None, bool keepdim=False, *, str interpolation="linear") -> Tensor`
-     */
-    quantile(q: number, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
+    quantile(q: number, dim?: number | null | { dim?: number | null; keepdim?: boolean; interpolation?: string }, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean; interpolation?: string }): Tensor;
     /**
      * `aten::quantize_per_channel(Tensor self, Tensor scales, Tensor zero_points, int axis, ScalarType dtype) -> Tensor`
      */
@@ -14464,19 +13745,11 @@ declare module '../tensor' {
     /**
      * `aten::quantized_max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor`
      */
-    quantizedMaxPool1d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
-    /**
-     * `aten::quantized_max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor`
-     */
-    quantizedMaxPool1d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
+    quantizedMaxPool1d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
     /**
      * `aten::quantized_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor`
      */
-    quantizedMaxPool2d(kernelSize: number | readonly number[], stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
-    /**
-     * `aten::quantized_max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor`
-     */
-    quantizedMaxPool2d(kernelSize: number | readonly number[], options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
+    quantizedMaxPool2d(kernelSize: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }, padding?: number | readonly number[], dilation?: number | readonly number[], ceilMode?: boolean, options?: { stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[]; ceilMode?: boolean }): Tensor;
     /**
      * `aten::rad2deg(Tensor self) -> Tensor`
      */
@@ -14538,25 +13811,13 @@ declare module '../tensor' {
      */
     reflectionPad1d(padding: number | readonly number[]): Tensor;
     /**
-     * `aten::reflection_pad1d(Tensor self, int[2] padding) -> Tensor`
-     */
-    reflectionPad1d(...padding_: number[]): Tensor;
-    /**
      * `aten::reflection_pad2d(Tensor self, int[4] padding) -> Tensor`
      */
     reflectionPad2d(padding: number | readonly number[]): Tensor;
     /**
-     * `aten::reflection_pad2d(Tensor self, int[4] padding) -> Tensor`
-     */
-    reflectionPad2d(...padding_: number[]): Tensor;
-    /**
      * `aten::reflection_pad3d(Tensor self, int[6] padding) -> Tensor`
      */
     reflectionPad3d(padding: number | readonly number[]): Tensor;
-    /**
-     * `aten::reflection_pad3d(Tensor self, int[6] padding) -> Tensor`
-     */
-    reflectionPad3d(...padding_: number[]): Tensor;
     /**
      * `aten::relu6(Tensor self) -> Tensor`
      */
@@ -14584,43 +13845,23 @@ declare module '../tensor' {
     /**
      * `aten::repeat_interleave.self_Tensor(Tensor self, Tensor repeats, int? dim=None, *, int? output_size=None) -> Tensor`
      */
-    repeatInterleave(repeats: Tensor, dim?: number | null, options?: { dim?: number | null; outputSize?: number | null }): Tensor;
-    /**
-     * `aten::repeat_interleave.self_Tensor(Tensor self, Tensor repeats, int? dim=None, *, int? output_size=None) -> Tensor`
-     */
-    repeatInterleave(repeats: Tensor, options?: { dim?: number | null; outputSize?: number | null }): Tensor;
+    repeatInterleave(repeats: Tensor, dim?: number | null | { dim?: number | null; outputSize?: number | null }, options?: { dim?: number | null; outputSize?: number | null }): Tensor;
     /**
      * `aten::repeat_interleave.self_int(Tensor self, int repeats, int? dim=None, *, int? output_size=None) -> Tensor`
      */
-    repeatInterleave(repeats: number, dim?: number | null, options?: { dim?: number | null; outputSize?: number | null }): Tensor;
-    /**
-     * `aten::repeat_interleave.self_int(Tensor self, int repeats, int? dim=None, *, int? output_size=None) -> Tensor`
-     */
-    repeatInterleave(repeats: number, options?: { dim?: number | null; outputSize?: number | null }): Tensor;
+    repeatInterleave(repeats: number, dim?: number | null | { dim?: number | null; outputSize?: number | null }, options?: { dim?: number | null; outputSize?: number | null }): Tensor;
     /**
      * `aten::replication_pad1d(Tensor self, int[2] padding) -> Tensor`
      */
     replicationPad1d(padding: number | readonly number[]): Tensor;
     /**
-     * `aten::replication_pad1d(Tensor self, int[2] padding) -> Tensor`
-     */
-    replicationPad1d(...padding_: number[]): Tensor;
-    /**
      * `aten::replication_pad2d(Tensor self, int[4] padding) -> Tensor`
      */
     replicationPad2d(padding: number | readonly number[]): Tensor;
     /**
-     * `aten::replication_pad2d(Tensor self, int[4] padding) -> Tensor`
-     */
-    replicationPad2d(...padding_: number[]): Tensor;
-    /**
      * `aten::replication_pad3d(Tensor self, int[6] padding) -> Tensor`
      */
     replicationPad3d(padding: number | readonly number[]): Tensor;
-    /**
-     * `aten::replication_pad3d(Tensor self, int[6] padding) -> Tensor`
-     */
-    replicationPad3d(...padding_: number[]): Tensor;
     /**
      * `aten::reshape_as(Tensor(a) self, Tensor other) -> Tensor(a)`
      */
@@ -14630,25 +13871,9 @@ declare module '../tensor' {
      */
     resize(size: number | readonly number[], options?: { memoryFormat?: MemoryFormat | null }): Tensor;
     /**
-     * `aten::resize(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor`
-     */
-    resize(...size_: number[]): Tensor;
-    /**
-     * `aten::resize(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor`
-     */
-    resize(...args: [...size: number[], options: { memoryFormat?: MemoryFormat | null }]): Tensor;
-    /**
      * `aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!)`
      */
     resize_(size: number | readonly number[], options?: { memoryFormat?: MemoryFormat | null }): this;
-    /**
-     * `aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!)`
-     */
-    resize_(...size_: number[]): this;
-    /**
-     * `aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!)`
-     */
-    resize_(...args: [...size: number[], options: { memoryFormat?: MemoryFormat | null }]): this;
     /**
      * `aten::resize_as(Tensor self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor`
      */
@@ -14684,19 +13909,11 @@ declare module '../tensor' {
     /**
      * `aten::roll(Tensor self, int[1] shifts, int[1] dims=[]) -> Tensor`
      */
-    roll(shifts: number | readonly number[], dims?: number | readonly number[], options?: { dims?: number | readonly number[] }): Tensor;
-    /**
-     * `aten::roll(Tensor self, int[1] shifts, int[1] dims=[]) -> Tensor`
-     */
-    roll(shifts: number | readonly number[], options?: { dims?: number | readonly number[] }): Tensor;
+    roll(shifts: number | readonly number[], dims?: number | readonly number[] | { dims?: number | readonly number[] }, options?: { dims?: number | readonly number[] }): Tensor;
     /**
      * `aten::rot90(Tensor self, int k=1, int[] dims=[0, 1]) -> Tensor`
      */
-    rot90(k?: number, dims?: number | readonly number[], options?: { k?: number; dims?: number | readonly number[] }): Tensor;
-    /**
-     * `aten::rot90(Tensor self, int k=1, int[] dims=[0, 1]) -> Tensor`
-     */
-    rot90(options?: { k?: number; dims?: number | readonly number[] }): Tensor;
+    rot90(k?: number | { k?: number; dims?: number | readonly number[] }, dims?: number | readonly number[], options?: { k?: number; dims?: number | readonly number[] }): Tensor;
     /**
      * `aten::round_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -14716,35 +13933,19 @@ declare module '../tensor' {
     /**
      * `aten::rrelu(Tensor self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor`
      */
-    rrelu(lower?: Scalar, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
-    /**
-     * `aten::rrelu(Tensor self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor`
-     */
-    rrelu(options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+    rrelu(lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::rrelu_(Tensor(a!) self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)`
      */
-    rrelu_(lower?: Scalar, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): this;
-    /**
-     * `aten::rrelu_(Tensor(a!) self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)`
-     */
-    rrelu_(options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): this;
+    rrelu_(lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): this;
     /**
      * `aten::rrelu_with_noise(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor`
      */
-    rreluWithNoise(noise: Tensor, lower?: Scalar, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
-    /**
-     * `aten::rrelu_with_noise(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor`
-     */
-    rreluWithNoise(noise: Tensor, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+    rreluWithNoise(noise: Tensor, lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::rrelu_with_noise_(Tensor(a!) self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)`
      */
-    rreluWithNoise_(noise: Tensor, lower?: Scalar, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): this;
-    /**
-     * `aten::rrelu_with_noise_(Tensor(a!) self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)`
-     */
-    rreluWithNoise_(noise: Tensor, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): this;
+    rreluWithNoise_(noise: Tensor, lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): this;
     /**
      * `aten::rsqrt_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -14752,11 +13953,7 @@ declare module '../tensor' {
     /**
      * `aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
      */
-    rsub(other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
-    /**
-     * `aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
-     */
-    rsub(other: Scalar, options?: { alpha?: Scalar }): Tensor;
+    rsub(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
     /**
      * `aten::rsub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
      */
@@ -14840,11 +14037,7 @@ declare module '../tensor' {
     /**
      * `aten::set.source_Storage_storage_offset(Tensor self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor`
      */
-    set(source: never, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
-    /**
-     * `aten::set.source_Storage_storage_offset(Tensor self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor`
-     */
-    set(source: never, storageOffset: number, size: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+    set(source: never, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[] }, options?: { stride?: number | readonly number[] }): Tensor;
     /**
      * `aten::set_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -14852,19 +14045,11 @@ declare module '../tensor' {
     /**
      * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
      */
-    set_(source: Tensor, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[], options?: { stride?: number | readonly number[] }): this;
-    /**
-     * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
-     */
-    set_(source: Tensor, storageOffset: number, size: number | readonly number[], options?: { stride?: number | readonly number[] }): this;
+    set_(source: Tensor, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[] }, options?: { stride?: number | readonly number[] }): this;
     /**
      * `aten::set_.source_Storage_storage_offset(Tensor(a!) self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
      */
-    set_(source: never, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[], options?: { stride?: number | readonly number[] }): this;
-    /**
-     * `aten::set_.source_Storage_storage_offset(Tensor(a!) self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
-     */
-    set_(source: never, storageOffset: number, size: number | readonly number[], options?: { stride?: number | readonly number[] }): this;
+    set_(source: never, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[] }, options?: { stride?: number | readonly number[] }): this;
     /**
      * `aten::set_.source_Tensor(Tensor(a!) self, Tensor source) -> Tensor(a!)`
      */
@@ -14932,19 +14117,11 @@ declare module '../tensor' {
     /**
      * `aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor`
      */
-    sliceCopy(dim?: number, start?: number | null, end?: number | null, step?: number, options?: { dim?: number; start?: number | null; end?: number | null; step?: number }): Tensor;
-    /**
-     * `aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor`
-     */
-    sliceCopy(options?: { dim?: number; start?: number | null; end?: number | null; step?: number }): Tensor;
+    sliceCopy(dim?: number | { dim?: number; start?: number | null; end?: number | null; step?: number }, start?: number | null, end?: number | null, step?: number, options?: { dim?: number; start?: number | null; end?: number | null; step?: number }): Tensor;
     /**
      * `aten::slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor`
      */
-    sliceScatter(src: Tensor, dim?: number, start?: number | null, end?: number | null, step?: number, options?: { dim?: number; start?: number | null; end?: number | null; step?: number }): Tensor;
-    /**
-     * `aten::slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor`
-     */
-    sliceScatter(src: Tensor, options?: { dim?: number; start?: number | null; end?: number | null; step?: number }): Tensor;
+    sliceScatter(src: Tensor, dim?: number | { dim?: number; start?: number | null; end?: number | null; step?: number }, start?: number | null, end?: number | null, step?: number, options?: { dim?: number; start?: number | null; end?: number | null; step?: number }): Tensor;
     /**
      * `aten::slogdet(Tensor self) -> (Tensor sign, Tensor logabsdet)`
      */
@@ -14952,11 +14129,7 @@ declare module '../tensor' {
     /**
      * `aten::slow_conv3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0) -> Tensor`
      */
-    slowConv3d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null, stride?: number | readonly number[], padding?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[] }): Tensor;
-    /**
-     * `aten::slow_conv3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0) -> Tensor`
-     */
-    slowConv3d(weight: Tensor, kernelSize: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[] }): Tensor;
+    slowConv3d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null | { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[] }, stride?: number | readonly number[], padding?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[] }): Tensor;
     /**
      * `aten::slow_conv3d_forward(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding) -> Tensor`
      */
@@ -14964,35 +14137,19 @@ declare module '../tensor' {
     /**
      * `aten::slow_conv_dilated2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1) -> Tensor`
      */
-    slowConvDilated2d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null, stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
-    /**
-     * `aten::slow_conv_dilated2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1) -> Tensor`
-     */
-    slowConvDilated2d(weight: Tensor, kernelSize: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
+    slowConvDilated2d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null | { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[] }, stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
     /**
      * `aten::slow_conv_dilated3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1) -> Tensor`
      */
-    slowConvDilated3d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null, stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
-    /**
-     * `aten::slow_conv_dilated3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] dilation=1) -> Tensor`
-     */
-    slowConvDilated3d(weight: Tensor, kernelSize: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
+    slowConvDilated3d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null | { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[] }, stride?: number | readonly number[], padding?: number | readonly number[], dilation?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
     /**
      * `aten::slow_conv_transpose2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1) -> Tensor`
      */
-    slowConvTranspose2d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null, stride?: number | readonly number[], padding?: number | readonly number[], outputPadding?: number | readonly number[], dilation?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; outputPadding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
-    /**
-     * `aten::slow_conv_transpose2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1) -> Tensor`
-     */
-    slowConvTranspose2d(weight: Tensor, kernelSize: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; outputPadding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
+    slowConvTranspose2d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null | { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; outputPadding?: number | readonly number[]; dilation?: number | readonly number[] }, stride?: number | readonly number[], padding?: number | readonly number[], outputPadding?: number | readonly number[], dilation?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; outputPadding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
     /**
      * `aten::slow_conv_transpose3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int[3] dilation=1) -> Tensor`
      */
-    slowConvTranspose3d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null, stride?: number | readonly number[], padding?: number | readonly number[], outputPadding?: number | readonly number[], dilation?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; outputPadding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
-    /**
-     * `aten::slow_conv_transpose3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias=None, int[3] stride=1, int[3] padding=0, int[3] output_padding=0, int[3] dilation=1) -> Tensor`
-     */
-    slowConvTranspose3d(weight: Tensor, kernelSize: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; outputPadding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
+    slowConvTranspose3d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null | { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; outputPadding?: number | readonly number[]; dilation?: number | readonly number[] }, stride?: number | readonly number[], padding?: number | readonly number[], outputPadding?: number | readonly number[], dilation?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[]; outputPadding?: number | readonly number[]; dilation?: number | readonly number[] }): Tensor;
     /**
      * `aten::smm(Tensor self, Tensor mat2) -> Tensor`
      */
@@ -15000,51 +14157,27 @@ declare module '../tensor' {
     /**
      * `aten::smooth_l1_loss(Tensor self, Tensor target, int reduction=1, float beta=1.) -> Tensor`
      */
-    smoothL1Loss(target: Tensor, reduction?: number, beta?: number, options?: { reduction?: number; beta?: number }): Tensor;
-    /**
-     * `aten::smooth_l1_loss(Tensor self, Tensor target, int reduction=1, float beta=1.) -> Tensor`
-     */
-    smoothL1Loss(target: Tensor, options?: { reduction?: number; beta?: number }): Tensor;
+    smoothL1Loss(target: Tensor, reduction?: number | { reduction?: number; beta?: number }, beta?: number, options?: { reduction?: number; beta?: number }): Tensor;
     /**
      * `aten::soft_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
      */
-    softMarginLoss(target: Tensor, reduction?: number, options?: { reduction?: number }): Tensor;
-    /**
-     * `aten::soft_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
-     */
-    softMarginLoss(target: Tensor, options?: { reduction?: number }): Tensor;
+    softMarginLoss(target: Tensor, reduction?: number | { reduction?: number }, options?: { reduction?: number }): Tensor;
     /**
      * `aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor`
      */
-    softmax(dim: number, dtype?: OpDType | null, options?: { dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor`
-     */
-    softmax(dim: number, options?: { dtype?: OpDType | null }): Tensor;
+    softmax(dim: number, dtype?: OpDType | null | { dtype?: OpDType | null }, options?: { dtype?: OpDType | null }): Tensor;
     /**
      * `aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor`
      */
-    softplus(beta?: Scalar, threshold?: Scalar, options?: { beta?: Scalar; threshold?: Scalar }): Tensor;
-    /**
-     * `aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor`
-     */
-    softplus(options?: { beta?: Scalar; threshold?: Scalar }): Tensor;
+    softplus(beta?: Scalar | { beta?: Scalar; threshold?: Scalar }, threshold?: Scalar, options?: { beta?: Scalar; threshold?: Scalar }): Tensor;
     /**
      * `aten::softshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
      */
-    softshrink(lambd?: Scalar, options?: { lambd?: Scalar }): Tensor;
-    /**
-     * `aten::softshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
-     */
-    softshrink(options?: { lambd?: Scalar }): Tensor;
+    softshrink(lambd?: Scalar | { lambd?: Scalar }, options?: { lambd?: Scalar }): Tensor;
     /**
      * `aten::sort(Tensor self, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices)`
      */
-    sort(dim?: number, descending?: boolean, options?: { dim?: number; descending?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
-    /**
-     * `aten::sort(Tensor self, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices)`
-     */
-    sort(options?: { dim?: number; descending?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+    sort(dim?: number | { dim?: number; descending?: boolean }, descending?: boolean, options?: { dim?: number; descending?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
     /**
      * `aten::sort.stable(Tensor self, *, bool? stable, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices)`
      */
@@ -15172,19 +14305,11 @@ declare module '../tensor' {
     /**
      * `aten::special_logit(Tensor self, float? eps=None) -> Tensor`
      */
-    specialLogit(eps?: number | null, options?: { eps?: number | null }): Tensor;
-    /**
-     * `aten::special_logit(Tensor self, float? eps=None) -> Tensor`
-     */
-    specialLogit(options?: { eps?: number | null }): Tensor;
+    specialLogit(eps?: number | null | { eps?: number | null }, options?: { eps?: number | null }): Tensor;
     /**
      * `aten::special_logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor`
      */
-    specialLogsumexp(dim: number | readonly number[], keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
-    /**
-     * `aten::special_logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor`
-     */
-    specialLogsumexp(dim: number | readonly number[], options?: { keepdim?: boolean }): Tensor;
+    specialLogsumexp(dim: number | readonly number[], keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
     /**
      * `aten::special_modified_bessel_i0(Tensor self) -> Tensor`
      */
@@ -15228,11 +14353,7 @@ declare module '../tensor' {
     /**
      * `aten::special_softmax(Tensor self, int dim, ScalarType? dtype=None) -> Tensor`
      */
-    specialSoftmax(dim: number, dtype?: OpDType | null, options?: { dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::special_softmax(Tensor self, int dim, ScalarType? dtype=None) -> Tensor`
-     */
-    specialSoftmax(dim: number, options?: { dtype?: OpDType | null }): Tensor;
+    specialSoftmax(dim: number, dtype?: OpDType | null | { dtype?: OpDType | null }, options?: { dtype?: OpDType | null }): Tensor;
     /**
      * `aten::special_xlog1py(Tensor self, Tensor other) -> Tensor`
      */
@@ -15260,27 +14381,15 @@ declare module '../tensor' {
     /**
      * `aten::split_copy.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[]`
      */
-    splitCopy(splitSize: number, dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::split_copy.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[]`
-     */
-    splitCopy(splitSize: number, options?: { dim?: number }): Tensor[];
+    splitCopy(splitSize: number, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::split_with_sizes(Tensor(a -> *) self, int[] split_sizes, int dim=0) -> Tensor(a)[]`
      */
-    splitWithSizes(splitSizes: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::split_with_sizes(Tensor(a -> *) self, int[] split_sizes, int dim=0) -> Tensor(a)[]`
-     */
-    splitWithSizes(splitSizes: number | readonly number[], options?: { dim?: number }): Tensor[];
+    splitWithSizes(splitSizes: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::split_with_sizes_copy(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
      */
-    splitWithSizesCopy(splitSizes: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::split_with_sizes_copy(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
-     */
-    splitWithSizesCopy(splitSizes: number | readonly number[], options?: { dim?: number }): Tensor[];
+    splitWithSizesCopy(splitSizes: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::square_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -15308,55 +14417,27 @@ declare module '../tensor' {
     /**
      * `aten::std_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor)`
      */
-    stdMean(unbiased?: boolean, options?: { unbiased?: boolean }): [Tensor, Tensor];
-    /**
-     * `aten::std_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor)`
-     */
-    stdMean(options?: { unbiased?: boolean }): [Tensor, Tensor];
+    stdMean(unbiased?: boolean | { unbiased?: boolean }, options?: { unbiased?: boolean }): [Tensor, Tensor];
     /**
      * `aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
      */
     stdMean(dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): [Tensor, Tensor];
     /**
-     * `aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
-     */
-    stdMean(...dim_: number[]): [Tensor, Tensor];
-    /**
-     * `aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
-     */
-    stdMean(...args: [...size: number[], options: { correction: number | null; keepdim?: boolean }]): [Tensor, Tensor];
-    /**
      * `aten::std_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
      */
-    stdMean(dim: (number | readonly number[]) | null, unbiased?: boolean, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
-    /**
-     * `aten::std_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
-     */
-    stdMean(dim: (number | readonly number[]) | null, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
+    stdMean(dim: (number | readonly number[]) | null, unbiased?: boolean | { unbiased?: boolean; keepdim?: boolean }, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
     /**
      * `aten::stft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor`
      */
-    stft(nFft: number, hopLength?: number | null, winLength?: number | null, window?: Tensor | null, normalized?: boolean, onesided?: boolean | null, returnComplex?: boolean | null, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }): Tensor;
-    /**
-     * `aten::stft(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor`
-     */
-    stft(nFft: number, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }): Tensor;
+    stft(nFft: number, hopLength?: number | null | { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }, winLength?: number | null, window?: Tensor | null, normalized?: boolean, onesided?: boolean | null, returnComplex?: boolean | null, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }): Tensor;
     /**
      * `aten::stft.center(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, str pad_mode="reflect", bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor`
      */
-    stft(nFft: number, hopLength?: number | null, winLength?: number | null, window?: Tensor | null, center?: boolean, padMode?: string, normalized?: boolean, onesided?: boolean | null, returnComplex?: boolean | null, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; padMode?: string; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }): Tensor;
-    /**
-     * `aten::stft.center(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, str pad_mode="reflect", bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor`
-     */
-    stft(nFft: number, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; padMode?: string; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }): Tensor;
+    stft(nFft: number, hopLength?: number | null | { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; padMode?: string; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }, winLength?: number | null, window?: Tensor | null, center?: boolean, padMode?: string, normalized?: boolean, onesided?: boolean | null, returnComplex?: boolean | null, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; padMode?: string; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }): Tensor;
     /**
      * `aten::subtract.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
      */
-    subtract(other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
-    /**
-     * `aten::subtract.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
-     */
-    subtract(other: Scalar, options?: { alpha?: Scalar }): Tensor;
+    subtract(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
     /**
      * `aten::subtract.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
      */
@@ -15364,11 +14445,7 @@ declare module '../tensor' {
     /**
      * `aten::subtract_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
      */
-    subtract_(other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): this;
-    /**
-     * `aten::subtract_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
-     */
-    subtract_(other: Scalar, options?: { alpha?: Scalar }): this;
+    subtract_(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): this;
     /**
      * `aten::subtract_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
      */
@@ -15378,17 +14455,9 @@ declare module '../tensor' {
      */
     sumToSize(size: number | readonly number[]): Tensor;
     /**
-     * `aten::sum_to_size(Tensor self, int[] size) -> Tensor`
-     */
-    sumToSize(...size_: number[]): Tensor;
-    /**
      * `aten::svd(Tensor self, bool some=True, bool compute_uv=True) -> (Tensor U, Tensor S, Tensor V)`
      */
-    svd(some?: boolean, computeUv?: boolean, options?: { some?: boolean; computeUv?: boolean }): [Tensor, Tensor, Tensor] & { U: Tensor; S: Tensor; V: Tensor };
-    /**
-     * `aten::svd(Tensor self, bool some=True, bool compute_uv=True) -> (Tensor U, Tensor S, Tensor V)`
-     */
-    svd(options?: { some?: boolean; computeUv?: boolean }): [Tensor, Tensor, Tensor] & { U: Tensor; S: Tensor; V: Tensor };
+    svd(some?: boolean | { some?: boolean; computeUv?: boolean }, computeUv?: boolean, options?: { some?: boolean; computeUv?: boolean }): [Tensor, Tensor, Tensor] & { U: Tensor; S: Tensor; V: Tensor };
     /**
      * `aten::swapaxes(Tensor(a) self, int axis0, int axis1) -> Tensor(a)`
      */
@@ -15408,11 +14477,7 @@ declare module '../tensor' {
     /**
      * `aten::symeig(Tensor self, bool eigenvectors=False, bool upper=True) -> (Tensor eigenvalues, Tensor eigenvectors)`
      */
-    symeig(eigenvectors?: boolean, upper?: boolean, options?: { eigenvectors?: boolean; upper?: boolean }): [Tensor, Tensor] & { eigenvalues: Tensor; eigenvectors: Tensor };
-    /**
-     * `aten::symeig(Tensor self, bool eigenvectors=False, bool upper=True) -> (Tensor eigenvalues, Tensor eigenvectors)`
-     */
-    symeig(options?: { eigenvectors?: boolean; upper?: boolean }): [Tensor, Tensor] & { eigenvalues: Tensor; eigenvectors: Tensor };
+    symeig(eigenvectors?: boolean | { eigenvectors?: boolean; upper?: boolean }, upper?: boolean, options?: { eigenvectors?: boolean; upper?: boolean }): [Tensor, Tensor] & { eigenvalues: Tensor; eigenvectors: Tensor };
     /**
      * `aten::t_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -15428,11 +14493,7 @@ declare module '../tensor' {
     /**
      * `aten::take_along_dim(Tensor self, Tensor indices, int? dim=None) -> Tensor`
      */
-    takeAlongDim(indices: Tensor, dim?: number | null, options?: { dim?: number | null }): Tensor;
-    /**
-     * `aten::take_along_dim(Tensor self, Tensor indices, int? dim=None) -> Tensor`
-     */
-    takeAlongDim(indices: Tensor, options?: { dim?: number | null }): Tensor;
+    takeAlongDim(indices: Tensor, dim?: number | null | { dim?: number | null }, options?: { dim?: number | null }): Tensor;
     /**
      * `aten::tan(Tensor self) -> Tensor`
      */
@@ -15448,27 +14509,15 @@ declare module '../tensor' {
     /**
      * `aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[]`
      */
-    tensorSplit(tensorIndicesOrSections: Tensor, dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[]`
-     */
-    tensorSplit(tensorIndicesOrSections: Tensor, options?: { dim?: number }): Tensor[];
+    tensorSplit(tensorIndicesOrSections: Tensor, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::tensor_split.sections(Tensor(a -> *) self, int sections, int dim=0) -> Tensor(a)[]`
      */
-    tensorSplit(sections: number, dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::tensor_split.sections(Tensor(a -> *) self, int sections, int dim=0) -> Tensor(a)[]`
-     */
-    tensorSplit(sections: number, options?: { dim?: number }): Tensor[];
+    tensorSplit(sections: number, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
      */
-    tensorSplit(indices: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
-     */
-    tensorSplit(indices: number | readonly number[], options?: { dim?: number }): Tensor[];
+    tensorSplit(indices: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::tensordot(Tensor self, Tensor other, int[] dims_self, int[] dims_other) -> Tensor`
      */
@@ -15476,11 +14525,7 @@ declare module '../tensor' {
     /**
      * `aten::thnn_conv2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0) -> Tensor`
      */
-    thnnConv2d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null, stride?: number | readonly number[], padding?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[] }): Tensor;
-    /**
-     * `aten::thnn_conv2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0) -> Tensor`
-     */
-    thnnConv2d(weight: Tensor, kernelSize: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[] }): Tensor;
+    thnnConv2d(weight: Tensor, kernelSize: number | readonly number[], bias?: Tensor | null | { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[] }, stride?: number | readonly number[], padding?: number | readonly number[], options?: { bias?: Tensor | null; stride?: number | readonly number[]; padding?: number | readonly number[] }): Tensor;
     /**
      * `aten::threshold(Tensor self, Scalar threshold, Scalar value) -> Tensor`
      */
@@ -15494,33 +14539,17 @@ declare module '../tensor' {
      */
     tile(dims: number | readonly number[]): Tensor;
     /**
-     * `aten::tile(Tensor self, int[] dims) -> Tensor`
-     */
-    tile(...dims_: number[]): Tensor;
-    /**
      * `aten::to_dense(Tensor self, ScalarType? dtype=None) -> Tensor`
      */
-    toDense(dtype?: OpDType | null, options?: { dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::to_dense(Tensor self, ScalarType? dtype=None) -> Tensor`
-     */
-    toDense(options?: { dtype?: OpDType | null }): Tensor;
+    toDense(dtype?: OpDType | null | { dtype?: OpDType | null }, options?: { dtype?: OpDType | null }): Tensor;
     /**
      * `aten::to_mkldnn(Tensor self, ScalarType? dtype=None) -> Tensor`
      */
-    toMkldnn(dtype?: OpDType | null, options?: { dtype?: OpDType | null }): Tensor;
-    /**
-     * `aten::to_mkldnn(Tensor self, ScalarType? dtype=None) -> Tensor`
-     */
-    toMkldnn(options?: { dtype?: OpDType | null }): Tensor;
+    toMkldnn(dtype?: OpDType | null | { dtype?: OpDType | null }, options?: { dtype?: OpDType | null }): Tensor;
     /**
      * `aten::to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
      */
-    toPaddedTensor(padding: number, outputSize?: (number | readonly number[]) | null, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
-    /**
-     * `aten::to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
-     */
-    toPaddedTensor(padding: number, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
+    toPaddedTensor(padding: number, outputSize?: (number | readonly number[]) | null | { outputSize?: (number | readonly number[]) | null }, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
     /**
      * `aten::to_sparse(Tensor self) -> Tensor`
      */
@@ -15534,17 +14563,9 @@ declare module '../tensor' {
      */
     toSparseBsc(blocksize: number | readonly number[]): Tensor;
     /**
-     * `aten::to_sparse_bsc(Tensor self, int[2] blocksize) -> Tensor`
-     */
-    toSparseBsc(...blocksize_: number[]): Tensor;
-    /**
      * `aten::to_sparse_bsr(Tensor self, int[2] blocksize) -> Tensor`
      */
     toSparseBsr(blocksize: number | readonly number[]): Tensor;
-    /**
-     * `aten::to_sparse_bsr(Tensor self, int[2] blocksize) -> Tensor`
-     */
-    toSparseBsr(...blocksize_: number[]): Tensor;
     /**
      * `aten::to_sparse_csc(Tensor self) -> Tensor`
      */
@@ -15556,11 +14577,7 @@ declare module '../tensor' {
     /**
      * `aten::topk(Tensor self, int k, int dim=-1, bool largest=True, bool sorted=True) -> (Tensor values, Tensor indices)`
      */
-    topk(k: number, dim?: number, largest?: boolean, sorted?: boolean, options?: { dim?: number; largest?: boolean; sorted?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
-    /**
-     * `aten::topk(Tensor self, int k, int dim=-1, bool largest=True, bool sorted=True) -> (Tensor values, Tensor indices)`
-     */
-    topk(k: number, options?: { dim?: number; largest?: boolean; sorted?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+    topk(k: number, dim?: number | { dim?: number; largest?: boolean; sorted?: boolean }, largest?: boolean, sorted?: boolean, options?: { dim?: number; largest?: boolean; sorted?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
     /**
      * `aten::trace(Tensor self) -> Tensor`
      */
@@ -15576,43 +14593,23 @@ declare module '../tensor' {
     /**
      * `aten::triangular_solve(Tensor self, Tensor A, bool upper=True, bool transpose=False, bool unitriangular=False) -> (Tensor solution, Tensor cloned_coefficient)`
      */
-    triangularSolve(A: Tensor, upper?: boolean, transpose?: boolean, unitriangular?: boolean, options?: { upper?: boolean; transpose?: boolean; unitriangular?: boolean }): [Tensor, Tensor] & { solution: Tensor; cloned_coefficient: Tensor };
-    /**
-     * `aten::triangular_solve(Tensor self, Tensor A, bool upper=True, bool transpose=False, bool unitriangular=False) -> (Tensor solution, Tensor cloned_coefficient)`
-     */
-    triangularSolve(A: Tensor, options?: { upper?: boolean; transpose?: boolean; unitriangular?: boolean }): [Tensor, Tensor] & { solution: Tensor; cloned_coefficient: Tensor };
+    triangularSolve(A: Tensor, upper?: boolean | { upper?: boolean; transpose?: boolean; unitriangular?: boolean }, transpose?: boolean, unitriangular?: boolean, options?: { upper?: boolean; transpose?: boolean; unitriangular?: boolean }): [Tensor, Tensor] & { solution: Tensor; cloned_coefficient: Tensor };
     /**
      * `aten::tril(Tensor self, int diagonal=0) -> Tensor`
      */
-    tril(diagonal?: number, options?: { diagonal?: number }): Tensor;
-    /**
-     * `aten::tril(Tensor self, int diagonal=0) -> Tensor`
-     */
-    tril(options?: { diagonal?: number }): Tensor;
+    tril(diagonal?: number | { diagonal?: number }, options?: { diagonal?: number }): Tensor;
     /**
      * `aten::tril_(Tensor(a!) self, int diagonal=0) -> Tensor(a!)`
      */
-    tril_(diagonal?: number, options?: { diagonal?: number }): this;
-    /**
-     * `aten::tril_(Tensor(a!) self, int diagonal=0) -> Tensor(a!)`
-     */
-    tril_(options?: { diagonal?: number }): this;
+    tril_(diagonal?: number | { diagonal?: number }, options?: { diagonal?: number }): this;
     /**
      * `aten::triu(Tensor self, int diagonal=0) -> Tensor`
      */
-    triu(diagonal?: number, options?: { diagonal?: number }): Tensor;
-    /**
-     * `aten::triu(Tensor self, int diagonal=0) -> Tensor`
-     */
-    triu(options?: { diagonal?: number }): Tensor;
+    triu(diagonal?: number | { diagonal?: number }, options?: { diagonal?: number }): Tensor;
     /**
      * `aten::triu_(Tensor(a!) self, int diagonal=0) -> Tensor(a!)`
      */
-    triu_(diagonal?: number, options?: { diagonal?: number }): this;
-    /**
-     * `aten::triu_(Tensor(a!) self, int diagonal=0) -> Tensor(a!)`
-     */
-    triu_(options?: { diagonal?: number }): this;
+    triu_(diagonal?: number | { diagonal?: number }, options?: { diagonal?: number }): this;
     /**
      * `aten::true_divide.Scalar(Tensor self, Scalar other) -> Tensor`
      */
@@ -15644,19 +14641,11 @@ declare module '../tensor' {
     /**
      * `aten::unbind.int(Tensor(a -> *) self, int dim=0) -> Tensor(a)[]`
      */
-    unbind(dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::unbind.int(Tensor(a -> *) self, int dim=0) -> Tensor(a)[]`
-     */
-    unbind(options?: { dim?: number }): Tensor[];
+    unbind(dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::unbind_copy.int(Tensor self, int dim=0) -> Tensor[]`
      */
-    unbindCopy(dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::unbind_copy.int(Tensor self, int dim=0) -> Tensor[]`
-     */
-    unbindCopy(options?: { dim?: number }): Tensor[];
+    unbindCopy(dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::unflatten.int(Tensor(a) self, int dim, int[] sizes) -> Tensor(a)`
      */
@@ -15672,59 +14661,31 @@ declare module '../tensor' {
     /**
      * `aten::uniform(Tensor self, float from=0., float to=1., *, Generator? generator=None) -> Tensor`
      */
-    uniform(from?: number, to?: number, options?: { from?: number; to?: number; generator?: GeneratorLike | null }): Tensor;
-    /**
-     * `aten::uniform(Tensor self, float from=0., float to=1., *, Generator? generator=None) -> Tensor`
-     */
-    uniform(options?: { from?: number; to?: number; generator?: GeneratorLike | null }): Tensor;
+    uniform(from?: number | { from?: number; to?: number; generator?: GeneratorLike | null }, to?: number, options?: { from?: number; to?: number; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::unique_consecutive(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None) -> (Tensor, Tensor, Tensor)`
      */
-    uniqueConsecutive(returnInverse?: boolean, returnCounts?: boolean, dim?: number | null, options?: { returnInverse?: boolean; returnCounts?: boolean; dim?: number | null }): [Tensor, Tensor, Tensor];
-    /**
-     * `aten::unique_consecutive(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None) -> (Tensor, Tensor, Tensor)`
-     */
-    uniqueConsecutive(options?: { returnInverse?: boolean; returnCounts?: boolean; dim?: number | null }): [Tensor, Tensor, Tensor];
+    uniqueConsecutive(returnInverse?: boolean | { returnInverse?: boolean; returnCounts?: boolean; dim?: number | null }, returnCounts?: boolean, dim?: number | null, options?: { returnInverse?: boolean; returnCounts?: boolean; dim?: number | null }): [Tensor, Tensor, Tensor];
     /**
      * `aten::unique_dim(Tensor self, int dim, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)`
      */
-    uniqueDim(dim: number, sorted?: boolean, returnInverse?: boolean, returnCounts?: boolean, options?: { sorted?: boolean; returnInverse?: boolean; returnCounts?: boolean }): [Tensor, Tensor, Tensor];
-    /**
-     * `aten::unique_dim(Tensor self, int dim, bool sorted=True, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)`
-     */
-    uniqueDim(dim: number, options?: { sorted?: boolean; returnInverse?: boolean; returnCounts?: boolean }): [Tensor, Tensor, Tensor];
+    uniqueDim(dim: number, sorted?: boolean | { sorted?: boolean; returnInverse?: boolean; returnCounts?: boolean }, returnInverse?: boolean, returnCounts?: boolean, options?: { sorted?: boolean; returnInverse?: boolean; returnCounts?: boolean }): [Tensor, Tensor, Tensor];
     /**
      * `aten::unique_dim_consecutive(Tensor self, int dim, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)`
      */
-    uniqueDimConsecutive(dim: number, returnInverse?: boolean, returnCounts?: boolean, options?: { returnInverse?: boolean; returnCounts?: boolean }): [Tensor, Tensor, Tensor];
-    /**
-     * `aten::unique_dim_consecutive(Tensor self, int dim, bool return_inverse=False, bool return_counts=False) -> (Tensor, Tensor, Tensor)`
-     */
-    uniqueDimConsecutive(dim: number, options?: { returnInverse?: boolean; returnCounts?: boolean }): [Tensor, Tensor, Tensor];
+    uniqueDimConsecutive(dim: number, returnInverse?: boolean | { returnInverse?: boolean; returnCounts?: boolean }, returnCounts?: boolean, options?: { returnInverse?: boolean; returnCounts?: boolean }): [Tensor, Tensor, Tensor];
     /**
      * `aten::unsafe_chunk(Tensor self, int chunks, int dim=0) -> Tensor[]`
      */
-    unsafeChunk(chunks: number, dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::unsafe_chunk(Tensor self, int chunks, int dim=0) -> Tensor[]`
-     */
-    unsafeChunk(chunks: number, options?: { dim?: number }): Tensor[];
+    unsafeChunk(chunks: number, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::unsafe_split.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[]`
      */
-    unsafeSplit(splitSize: number, dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::unsafe_split.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[]`
-     */
-    unsafeSplit(splitSize: number, options?: { dim?: number }): Tensor[];
+    unsafeSplit(splitSize: number, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
      */
-    unsafeSplitWithSizes(splitSizes: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
-    /**
-     * `aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
-     */
-    unsafeSplitWithSizes(splitSizes: number | readonly number[], options?: { dim?: number }): Tensor[];
+    unsafeSplitWithSizes(splitSizes: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::unsqueeze_(Tensor(a!) self, int dim) -> Tensor(a!)`
      */
@@ -15736,59 +14697,31 @@ declare module '../tensor' {
     /**
      * `aten::upsample_bicubic2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor`
      */
-    upsampleBicubic2d(outputSize: number | readonly number[], alignCorners: boolean, scalesH?: number | null, scalesW?: number | null, options?: { scalesH?: number | null; scalesW?: number | null }): Tensor;
-    /**
-     * `aten::upsample_bicubic2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor`
-     */
-    upsampleBicubic2d(outputSize: number | readonly number[], alignCorners: boolean, options?: { scalesH?: number | null; scalesW?: number | null }): Tensor;
+    upsampleBicubic2d(outputSize: number | readonly number[], alignCorners: boolean, scalesH?: number | null | { scalesH?: number | null; scalesW?: number | null }, scalesW?: number | null, options?: { scalesH?: number | null; scalesW?: number | null }): Tensor;
     /**
      * `aten::upsample_bilinear2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor`
      */
-    upsampleBilinear2d(outputSize: number | readonly number[], alignCorners: boolean, scalesH?: number | null, scalesW?: number | null, options?: { scalesH?: number | null; scalesW?: number | null }): Tensor;
-    /**
-     * `aten::upsample_bilinear2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor`
-     */
-    upsampleBilinear2d(outputSize: number | readonly number[], alignCorners: boolean, options?: { scalesH?: number | null; scalesW?: number | null }): Tensor;
+    upsampleBilinear2d(outputSize: number | readonly number[], alignCorners: boolean, scalesH?: number | null | { scalesH?: number | null; scalesW?: number | null }, scalesW?: number | null, options?: { scalesH?: number | null; scalesW?: number | null }): Tensor;
     /**
      * `aten::upsample_linear1d(Tensor self, SymInt[1] output_size, bool align_corners, float? scales=None) -> Tensor`
      */
-    upsampleLinear1d(outputSize: number | readonly number[], alignCorners: boolean, scales?: number | null, options?: { scales?: number | null }): Tensor;
-    /**
-     * `aten::upsample_linear1d(Tensor self, SymInt[1] output_size, bool align_corners, float? scales=None) -> Tensor`
-     */
-    upsampleLinear1d(outputSize: number | readonly number[], alignCorners: boolean, options?: { scales?: number | null }): Tensor;
+    upsampleLinear1d(outputSize: number | readonly number[], alignCorners: boolean, scales?: number | null | { scales?: number | null }, options?: { scales?: number | null }): Tensor;
     /**
      * `aten::upsample_nearest1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor`
      */
-    upsampleNearest1d(outputSize: number | readonly number[], scales?: number | null, options?: { scales?: number | null }): Tensor;
-    /**
-     * `aten::upsample_nearest1d(Tensor self, SymInt[1] output_size, float? scales=None) -> Tensor`
-     */
-    upsampleNearest1d(outputSize: number | readonly number[], options?: { scales?: number | null }): Tensor;
+    upsampleNearest1d(outputSize: number | readonly number[], scales?: number | null | { scales?: number | null }, options?: { scales?: number | null }): Tensor;
     /**
      * `aten::upsample_nearest2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor`
      */
-    upsampleNearest2d(outputSize: number | readonly number[], scalesH?: number | null, scalesW?: number | null, options?: { scalesH?: number | null; scalesW?: number | null }): Tensor;
-    /**
-     * `aten::upsample_nearest2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor`
-     */
-    upsampleNearest2d(outputSize: number | readonly number[], options?: { scalesH?: number | null; scalesW?: number | null }): Tensor;
+    upsampleNearest2d(outputSize: number | readonly number[], scalesH?: number | null | { scalesH?: number | null; scalesW?: number | null }, scalesW?: number | null, options?: { scalesH?: number | null; scalesW?: number | null }): Tensor;
     /**
      * `aten::upsample_nearest3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor`
      */
-    upsampleNearest3d(outputSize: number | readonly number[], scalesD?: number | null, scalesH?: number | null, scalesW?: number | null, options?: { scalesD?: number | null; scalesH?: number | null; scalesW?: number | null }): Tensor;
-    /**
-     * `aten::upsample_nearest3d(Tensor self, SymInt[3] output_size, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor`
-     */
-    upsampleNearest3d(outputSize: number | readonly number[], options?: { scalesD?: number | null; scalesH?: number | null; scalesW?: number | null }): Tensor;
+    upsampleNearest3d(outputSize: number | readonly number[], scalesD?: number | null | { scalesD?: number | null; scalesH?: number | null; scalesW?: number | null }, scalesH?: number | null, scalesW?: number | null, options?: { scalesD?: number | null; scalesH?: number | null; scalesW?: number | null }): Tensor;
     /**
      * `aten::upsample_trilinear3d(Tensor self, SymInt[3] output_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor`
      */
-    upsampleTrilinear3d(outputSize: number | readonly number[], alignCorners: boolean, scalesD?: number | null, scalesH?: number | null, scalesW?: number | null, options?: { scalesD?: number | null; scalesH?: number | null; scalesW?: number | null }): Tensor;
-    /**
-     * `aten::upsample_trilinear3d(Tensor self, SymInt[3] output_size, bool align_corners, float? scales_d=None, float? scales_h=None, float? scales_w=None) -> Tensor`
-     */
-    upsampleTrilinear3d(outputSize: number | readonly number[], alignCorners: boolean, options?: { scalesD?: number | null; scalesH?: number | null; scalesW?: number | null }): Tensor;
+    upsampleTrilinear3d(outputSize: number | readonly number[], alignCorners: boolean, scalesD?: number | null | { scalesD?: number | null; scalesH?: number | null; scalesW?: number | null }, scalesH?: number | null, scalesW?: number | null, options?: { scalesD?: number | null; scalesH?: number | null; scalesW?: number | null }): Tensor;
     /**
      * `aten::values(Tensor(a) self) -> Tensor(a)`
      */
@@ -15800,31 +14733,15 @@ declare module '../tensor' {
     /**
      * `aten::var_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor)`
      */
-    varMean(unbiased?: boolean, options?: { unbiased?: boolean }): [Tensor, Tensor];
-    /**
-     * `aten::var_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor)`
-     */
-    varMean(options?: { unbiased?: boolean }): [Tensor, Tensor];
+    varMean(unbiased?: boolean | { unbiased?: boolean }, options?: { unbiased?: boolean }): [Tensor, Tensor];
     /**
      * `aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
      */
-    varMean(dim: (number | readonly number[]) | null, unbiased?: boolean, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
-    /**
-     * `aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
-     */
-    varMean(dim: (number | readonly number[]) | null, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
+    varMean(dim: (number | readonly number[]) | null, unbiased?: boolean | { unbiased?: boolean; keepdim?: boolean }, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
     /**
      * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
      */
     varMean(dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): [Tensor, Tensor];
-    /**
-     * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
-     */
-    varMean(...dim_: number[]): [Tensor, Tensor];
-    /**
-     * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
-     */
-    varMean(...args: [...size: number[], options: { correction: number | null; keepdim?: boolean }]): [Tensor, Tensor];
     /**
      * `aten::vdot(Tensor self, Tensor other) -> Tensor`
      */
@@ -15854,10 +14771,6 @@ declare module '../tensor' {
      */
     viewCopy(size: number | readonly number[]): Tensor;
     /**
-     * `aten::view_copy(Tensor self, SymInt[] size) -> Tensor`
-     */
-    viewCopy(...size_: number[]): Tensor;
-    /**
      * `aten::view_copy.dtype(Tensor self, ScalarType dtype) -> Tensor`
      */
     viewCopy(dtype: OpDType): Tensor;
@@ -15869,10 +14782,6 @@ declare module '../tensor' {
      * `aten::vsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
      */
     vsplit(indices: number | readonly number[]): Tensor[];
-    /**
-     * `aten::vsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
-     */
-    vsplit(...indices_: number[]): Tensor[];
     /**
      * `aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor`
      */
