@@ -70,8 +70,9 @@ for (const [name, list] of [...byOp].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     skippedOps[name] = [...new Set(list.map((s) => overloadExcluded(s)))].join('; ');
     continue;
   }
-  // The overload without a name first (the op's plain form), then the rest as the dispatcher lists them.
-  kept.sort((a, b) => (a.overload === '' ? -1 : b.overload === '' ? 1 : 0));
+  // The overload without a name first (the op's plain form), then the rest by name: the
+  // dispatcher's own order is a hash map's, and the checked-in file must not change with it.
+  kept.sort((a, b) => (a.overload === b.overload ? 0 : a.overload === '' ? -1 : b.overload === '' ? 1 : a.overload < b.overload ? -1 : 1));
   ops.push({ name, short: name.slice(6), js: camel(name.slice(6)), overloads: kept });
 }
 

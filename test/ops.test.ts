@@ -7,6 +7,7 @@ import { Tensor, TorchError } from '../lib';
 import { N } from '../lib/native';
 import { camel, isDimnameArg, parseSchema, ParsedSchema } from '../lib/ops/schema';
 import { GENERATED_FROM } from '../lib/ops/generated';
+import { callOp, op } from '../lib/ops/runtime';
 
 const ops = torch.ops as unknown as Record<string, (...a: unknown[]) => any>;
 const arr = (t: Tensor) => t.toArray();
@@ -59,6 +60,14 @@ describe('ops: throw cases', () => {
     expect(() => ops.alignTensors([])).toThrow(/expected at least one tensor/);
     expect(() => ops.pixelShuffle(torch.ones(1, 4, 2, 2), 2 ** 40)).toThrow(TorchError);
     expect(() => ops.thnnConv2d(x, x, 3)).toThrow(/not callable through torchnode: it is an internal kernel/);
+  });
+
+  test('an op the typed surface has but the loaded engine lacks is a TorchError naming both versions', () => {
+    const missing = op('aten::only_in_another_version', [['', ['self:Tensor'], ['Tensor']]]);
+    expect(() => callOp(missing, [torch.ones(1)])).toThrow(TorchError);
+    expect(() => callOp(missing, [torch.ones(1)])).toThrow(
+      new RegExp(`^op aten::only_in_another_version is not in libtorch .*\\(torchnode's typed ops were generated from libtorch ${GENERATED_FROM.replace(/\./g, '\\.')}\\)$`),
+    );
   });
 });
 
@@ -155,6 +164,13 @@ describe('ops: correctness', () => {
     expect(ops.resultType(x, 1.5)).toBe('float32');
     expect(ops.unbind(x).length).toBe(2);
     expect(torch.allclose(torch.ones(2), torch.ones(2))).toBe(true);
+  });
+
+  test("where the engine's schema differs from the generated one, the engine's wins", () => {
+    // As if generated from a version whose topk had only (self, k).
+    const topk = op('aten::topk', [['', ['self:Tensor', 'k:int'], ['values:Tensor', 'indices:Tensor']]]);
+    const r = callOp(topk, [torch.tensor([1, 3, 2], { dtype: 'float32' }), 1, { largest: false }]) as Tensor[];
+    expect(arr(r[0])).toEqual([1]);
   });
 
   test('autograd runs through the generic path', () => {

@@ -18,7 +18,7 @@ function mark<F extends Function>(f: F): F {
 }
 
 // ---- overload metadata: [overload, args (`*`: keyword-only, `=`: has a default), returns (`@i`: argument i in place)]
-const META: Record<string, OverloadDef[]> = JSON.parse("{\"abs\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"abs_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"absolute\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"absolute_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"acos\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"acos_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"acosh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"acosh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"adaptive_avg_pool1d\":[[\"\",[\"self:Tensor\",\"output_size:int[1]\"],[\"Tensor\"]]],\"adaptive_avg_pool2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\"],[\"Tensor\"]]],\"adaptive_avg_pool3d\":[[\"\",[\"self:Tensor\",\"output_size:int[3]\"],[\"Tensor\"]]],\"adaptive_max_pool1d\":[[\"\",[\"self:Tensor\",\"output_size:int[1]\"],[\"Tensor\",\"Tensor\"]]],\"adaptive_max_pool2d\":[[\"\",[\"self:Tensor\",\"output_size:int[2]\"],[\"Tensor\",\"Tensor\"]]],\"adaptive_max_pool3d\":[[\"\",[\"self:Tensor\",\"output_size:int[3]\"],[\"Tensor\",\"Tensor\"]]],\"add\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"add_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor@0\"]]],\"addbmm\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addbmm_\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addcdiv\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor\"]]],\"addcdiv_\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor@0\"]]],\"addcmul\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor\"]]],\"addcmul_\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor@0\"]]],\"addmm\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addmm_\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addmv\":[[\"\",[\"self:Tensor\",\"mat:Tensor\",\"vec:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addmv_\":[[\"\",[\"self:Tensor\",\"mat:Tensor\",\"vec:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addr\":[[\"\",[\"self:Tensor\",\"vec1:Tensor\",\"vec2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addr_\":[[\"\",[\"self:Tensor\",\"vec1:Tensor\",\"vec2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"adjoint\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"affine_grid_generator\":[[\"\",[\"theta:Tensor\",\"size:int[]\",\"align_corners:bool\"],[\"Tensor\"]]],\"alias\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"alias_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"align_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"align_tensors\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"all\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"Tensor\"]]],\"allclose\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"rtol:float=\",\"atol:float=\",\"equal_nan:bool=\"],[\"bool\"]]],\"alpha_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"alpha_dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"amax\":[[\"\",[\"self:Tensor\",\"dim:int[1]=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"amin\":[[\"\",[\"self:Tensor\",\"dim:int[1]=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"aminmax\":[[\"\",[\"self:Tensor\",\"*dim:int?=\",\"*keepdim:bool=\"],[\"min:Tensor\",\"max:Tensor\"]]],\"angle\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"any\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"Tensor\"]]],\"arange\":[[\"\",[\"end:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"start_step\",[\"start:Scalar\",\"end:Scalar\",\"step:Scalar=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"start\",[\"start:Scalar\",\"end:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"arccos\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arccos_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arccosh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arccosh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arcsin\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arcsin_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arcsinh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arcsinh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arctan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arctan2\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"arctan2_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"arctan_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arctanh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arctanh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"argmax\":[[\"\",[\"self:Tensor\",\"dim:int?=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"argmin\":[[\"\",[\"self:Tensor\",\"dim:int?=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"argsort\":[[\"\",[\"self:Tensor\",\"dim:int=\",\"descending:bool=\"],[\"Tensor\"]],[\"stable\",[\"self:Tensor\",\"*stable:bool\",\"*dim:int=\",\"*descending:bool=\"],[\"Tensor\"]]],\"argwhere\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"as_strided\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor\"]]],\"as_strided_\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor@0\"]]],\"as_strided_copy\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor\"]]],\"as_strided_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor\"]]],\"asin\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"asin_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"asinh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"asinh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"atan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"atan2\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"atan2_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"atan_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"atanh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"atanh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"atleast_1d\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"Sequence\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"atleast_2d\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"Sequence\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"atleast_3d\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"Sequence\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"avg_pool1d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"ceil_mode:bool=\",\"count_include_pad:bool=\"],[\"Tensor\"]]],\"avg_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"ceil_mode:bool=\",\"count_include_pad:bool=\",\"divisor_override:int?=\"],[\"Tensor\"]]],\"avg_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"ceil_mode:bool=\",\"count_include_pad:bool=\",\"divisor_override:int?=\"],[\"Tensor\"]]],\"baddbmm\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"baddbmm_\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"bartlett_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"momentum:float\",\"eps:float\",\"cudnn_enabled:bool\"],[\"Tensor\"]]],\"batch_norm_elemt\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"mean:Tensor\",\"invstd:Tensor\",\"eps:float\"],[\"Tensor\"]]],\"batch_norm_gather_stats\":[[\"\",[\"input:Tensor\",\"mean:Tensor\",\"invstd:Tensor\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"momentum:float\",\"eps:float\",\"count:int\"],[\"Tensor\",\"Tensor\"]]],\"batch_norm_gather_stats_with_counts\":[[\"\",[\"input:Tensor\",\"mean:Tensor\",\"invstd:Tensor\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"momentum:float\",\"eps:float\",\"counts:Tensor\"],[\"Tensor\",\"Tensor\"]]],\"batch_norm_stats\":[[\"\",[\"input:Tensor\",\"eps:float\"],[\"Tensor\",\"Tensor\"]]],\"batch_norm_update_stats\":[[\"\",[\"input:Tensor\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"momentum:float\"],[\"Tensor\",\"Tensor\"]]],\"bernoulli\":[[\"\",[\"self:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"p\",[\"self:Tensor\",\"p:float\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"p:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"bernoulli_\":[[\"Tensor\",[\"self:Tensor\",\"p:Tensor\",\"*generator:Generator?=\"],[\"Tensor@0\"]],[\"float\",[\"self:Tensor\",\"p:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"bilinear\":[[\"\",[\"input1:Tensor\",\"input2:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\"],[\"Tensor\"]]],\"binary_cross_entropy\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\"],[\"Tensor\"]]],\"binary_cross_entropy_with_logits\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"pos_weight:Tensor?=\",\"reduction:int=\"],[\"Tensor\"]]],\"bincount\":[[\"\",[\"self:Tensor\",\"weights:Tensor?=\",\"minlength:int=\"],[\"Tensor\"]]],\"binomial\":[[\"\",[\"count:Tensor\",\"prob:Tensor\",\"generator:Generator?=\"],[\"Tensor\"]]],\"bitwise_and\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_and_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"bitwise_left_shift\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"bitwise_left_shift_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"bitwise_not\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"bitwise_not_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"bitwise_or\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_or_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"bitwise_right_shift\":[[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_right_shift_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"bitwise_xor\":[[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_xor_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"blackman_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"block_diag\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"bmm\":[[\"\",[\"self:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"broadcast_tensors\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"broadcast_to\":[[\"\",[\"self:Tensor\",\"size:int[]\"],[\"Tensor\"]]],\"bucketize\":[[\"Tensor\",[\"self:Tensor\",\"boundaries:Tensor\",\"*out_int32:bool=\",\"*right:bool=\"],[\"Tensor\"]],[\"Scalar\",[\"self:Scalar\",\"boundaries:Tensor\",\"*out_int32:bool=\",\"*right:bool=\"],[\"Tensor\"]]],\"can_cast\":[[\"\",[\"from:ScalarType\",\"to:ScalarType\"],[\"bool\"]]],\"cartesian_prod\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"cat\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"cauchy\":[[\"\",[\"self:Tensor\",\"median:float=\",\"sigma:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"cauchy_\":[[\"\",[\"self:Tensor\",\"median:float=\",\"sigma:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"ccol_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"ccol_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cdist\":[[\"\",[\"x1:Tensor\",\"x2:Tensor\",\"p:float=\",\"compute_mode:int?=\"],[\"Tensor\"]]],\"ceil\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"ceil_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"celu\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\"],[\"Tensor\"]]],\"celu_\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\"],[\"Tensor@0\"]]],\"chain_matmul\":[[\"\",[\"matrices:Tensor[]\"],[\"Tensor\"]]],\"chalf\":[[\"\",[\"self:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"channel_shuffle\":[[\"\",[\"self:Tensor\",\"groups:int\"],[\"Tensor\"]]],\"cholesky\":[[\"\",[\"self:Tensor\",\"upper:bool=\"],[\"Tensor\"]]],\"cholesky_inverse\":[[\"\",[\"self:Tensor\",\"upper:bool=\"],[\"Tensor\"]]],\"cholesky_solve\":[[\"\",[\"self:Tensor\",\"input2:Tensor\",\"upper:bool=\"],[\"Tensor\"]]],\"choose_qparams_optimized\":[[\"\",[\"input:Tensor\",\"numel:int\",\"n_bins:int\",\"ratio:float\",\"bit_width:int\"],[\"Tensor\",\"Tensor\"]]],\"chunk\":[[\"\",[\"self:Tensor\",\"chunks:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"clamp\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor\"]]],\"clamp_\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor@0\"]]],\"clamp_max\":[[\"\",[\"self:Tensor\",\"max:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"max:Tensor\"],[\"Tensor\"]]],\"clamp_max_\":[[\"\",[\"self:Tensor\",\"max:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"max:Tensor\"],[\"Tensor@0\"]]],\"clamp_min\":[[\"\",[\"self:Tensor\",\"min:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor\"],[\"Tensor\"]]],\"clamp_min_\":[[\"\",[\"self:Tensor\",\"min:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor\"],[\"Tensor@0\"]]],\"clip\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor\"]]],\"clip_\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor@0\"]]],\"clone\":[[\"\",[\"self:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"coalesce\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"col2im\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"kernel_size:int[2]\",\"dilation:int[2]\",\"padding:int[2]\",\"stride:int[2]\"],[\"Tensor\"]]],\"col_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"col_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"column_stack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"combinations\":[[\"\",[\"self:Tensor\",\"r:int=\",\"with_replacement:bool=\"],[\"Tensor\"]]],\"complex\":[[\"\",[\"real:Tensor\",\"imag:Tensor\"],[\"Tensor\"]]],\"concat\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"concatenate\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"conj\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"conj_physical\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"conj_physical_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"constant_pad_nd\":[[\"\",[\"self:Tensor\",\"pad:int[]\",\"value:Scalar=\"],[\"Tensor\"]]],\"contiguous\":[[\"\",[\"self:Tensor\",\"*memory_format:MemoryFormat=\"],[\"Tensor\"]]],\"conv1d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"groups:int=\"],[\"Tensor\"]],[\"padding\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[1]=\",\"padding:str=\",\"dilation:int[1]=\",\"groups:int=\"],[\"Tensor\"]]],\"conv2d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"groups:int=\"],[\"Tensor\"]],[\"padding\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:str=\",\"dilation:int[2]=\",\"groups:int=\"],[\"Tensor\"]]],\"conv3d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"groups:int=\"],[\"Tensor\"]],[\"padding\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:str=\",\"dilation:int[3]=\",\"groups:int=\"],[\"Tensor\"]]],\"conv_depthwise3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?\",\"stride:int[3]\",\"padding:int[3]\",\"dilation:int[3]\"],[\"Tensor\"]]],\"conv_tbc\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor\",\"pad:int=\"],[\"Tensor\"]]],\"conv_transpose1d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[1]=\",\"padding:int[1]=\",\"output_padding:int[1]=\",\"groups:int=\",\"dilation:int[1]=\"],[\"Tensor\"]]],\"conv_transpose2d\":[[\"input\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"output_padding:int[2]=\",\"groups:int=\",\"dilation:int[2]=\"],[\"Tensor\"]]],\"conv_transpose3d\":[[\"input\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"output_padding:int[3]=\",\"groups:int=\",\"dilation:int[3]=\"],[\"Tensor\"]]],\"convolution\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"transposed:bool\",\"output_padding:int[]\",\"groups:int\"],[\"Tensor\"]]],\"convolution_overrideable\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"transposed:bool\",\"output_padding:int[]\",\"groups:int\"],[\"Tensor\"]]],\"copy\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor\"]]],\"copy_\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor@0\"]]],\"copy_sparse_to_sparse\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor\"]]],\"copy_sparse_to_sparse_\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor@0\"]]],\"copysign\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"copysign_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"corrcoef\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cos\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cos_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"cosh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cosh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"cosine_embedding_loss\":[[\"\",[\"input1:Tensor\",\"input2:Tensor\",\"target:Tensor\",\"margin:float=\",\"reduction:int=\"],[\"Tensor\"]]],\"cosine_similarity\":[[\"\",[\"x1:Tensor\",\"x2:Tensor\",\"dim:int=\",\"eps:float=\"],[\"Tensor\"]]],\"count_nonzero\":[[\"\",[\"self:Tensor\",\"dim:int?=\"],[\"Tensor\"]],[\"dim_IntList\",[\"self:Tensor\",\"dim:int[]\"],[\"Tensor\"]]],\"cov\":[[\"\",[\"self:Tensor\",\"*correction:int=\",\"*fweights:Tensor?=\",\"*aweights:Tensor?=\"],[\"Tensor\"]]],\"cross\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"dim:int?=\"],[\"Tensor\"]]],\"cross_entropy_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\",\"label_smoothing:float=\"],[\"Tensor\"]]],\"crow_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"crow_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"ctc_loss\":[[\"Tensor\",[\"log_probs:Tensor\",\"targets:Tensor\",\"input_lengths:Tensor\",\"target_lengths:Tensor\",\"blank:int=\",\"reduction:int=\",\"zero_infinity:bool=\"],[\"Tensor\"]],[\"IntList\",[\"log_probs:Tensor\",\"targets:Tensor\",\"input_lengths:int[]\",\"target_lengths:int[]\",\"blank:int=\",\"reduction:int=\",\"zero_infinity:bool=\"],[\"Tensor\"]]],\"cudnn_affine_grid_generator\":[[\"\",[\"theta:Tensor\",\"N:int\",\"C:int\",\"H:int\",\"W:int\"],[\"grid:Tensor\"]]],\"cudnn_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"exponential_average_factor:float\",\"epsilon:float\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]]],\"cudnn_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\",\"allow_tf32:bool\"],[\"Tensor\"]]],\"cudnn_convolution_add_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"z:Tensor\",\"alpha:Scalar?\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"cudnn_convolution_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"cudnn_convolution_transpose\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"padding:int[]\",\"output_padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\",\"allow_tf32:bool\"],[\"Tensor\"]]],\"cudnn_grid_sampler\":[[\"\",[\"self:Tensor\",\"grid:Tensor\"],[\"output:Tensor\"]]],\"cudnn_is_acceptable\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"cummax\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"cummin\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"cumprod\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"cumprod_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor@0\"]]],\"cumsum\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"cumsum_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor@0\"]]],\"cumulative_trapezoid\":[[\"x\",[\"y:Tensor\",\"x:Tensor\",\"*dim:int=\"],[\"Tensor\"]],[\"dx\",[\"y:Tensor\",\"*dx:Scalar=\",\"*dim:int=\"],[\"Tensor\"]]],\"data\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"deg2rad\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"deg2rad_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"dense_dim\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"dequantize\":[[\"self\",[\"self:Tensor\"],[\"Tensor\"]],[\"tensors\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"det\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"detach\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"detach_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"detach_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"diag\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor\"]]],\"diag_embed\":[[\"\",[\"self:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diagflat\":[[\"\",[\"self:Tensor\",\"offset:int=\"],[\"Tensor\"]]],\"diagonal\":[[\"\",[\"self:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diagonal_copy\":[[\"\",[\"self:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diagonal_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diff\":[[\"\",[\"self:Tensor\",\"n:int=\",\"dim:int=\",\"prepend:Tensor?=\",\"append:Tensor?=\"],[\"Tensor\"]]],\"digamma\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"digamma_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"dist\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"p:Scalar=\"],[\"Tensor\"]]],\"div\":[[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor\"]]],\"div_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor@0\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor@0\"]]],\"divide\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor\"]],[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"divide_\":[[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"dot\":[[\"\",[\"self:Tensor\",\"tensor:Tensor\"],[\"Tensor\"]]],\"dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"dsplit\":[[\"array\",[\"self:Tensor\",\"indices:int[]\"],[\"Tensor[]\"]],[\"int\",[\"self:Tensor\",\"sections:int\"],[\"Tensor[]\"]]],\"dstack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"einsum\":[[\"\",[\"equation:str\",\"tensors:Tensor[]\",\"*path:int[]?=\"],[\"Tensor\"]]],\"elu\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\",\"scale:Scalar=\",\"input_scale:Scalar=\"],[\"Tensor\"]]],\"elu_\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\",\"scale:Scalar=\",\"input_scale:Scalar=\"],[\"Tensor@0\"]]],\"embedding\":[[\"\",[\"weight:Tensor\",\"indices:Tensor\",\"padding_idx:int=\",\"scale_grad_by_freq:bool=\",\"sparse:bool=\"],[\"Tensor\"]]],\"embedding_bag\":[[\"\",[\"weight:Tensor\",\"indices:Tensor\",\"offsets:Tensor\",\"scale_grad_by_freq:bool=\",\"mode:int=\",\"sparse:bool=\",\"per_sample_weights:Tensor?=\",\"include_last_offset:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]],[\"padding_idx\",[\"weight:Tensor\",\"indices:Tensor\",\"offsets:Tensor\",\"scale_grad_by_freq:bool\",\"mode:int\",\"sparse:bool\",\"per_sample_weights:Tensor?\",\"include_last_offset:bool\",\"padding_idx:int?\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]]],\"embedding_renorm\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"max_norm:float\",\"norm_type:float\"],[\"Tensor\"]]],\"embedding_renorm_\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"max_norm:float\",\"norm_type:float\"],[\"Tensor@0\"]]],\"empty\":[[\"memory_format\",[\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"empty_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"empty_quantized\":[[\"\",[\"size:int[]\",\"qtensor:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"empty_strided\":[[\"\",[\"size:SymInt[]\",\"stride:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"eq\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"eq_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"equal\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"bool\"]]],\"erf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"erf_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"erfc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"erfc_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"erfinv\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"erfinv_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"exp\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"exp2\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"exp2_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"exp_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"expand\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*implicit:bool=\"],[\"Tensor\"]]],\"expand_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"expand_copy\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*implicit:bool=\"],[\"Tensor\"]]],\"expm1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"expm1_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"exponential\":[[\"\",[\"self:Tensor\",\"lambd:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"exponential_\":[[\"\",[\"self:Tensor\",\"lambd:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"eye\":[[\"\",[\"n:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"m\",[\"n:int\",\"m:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"fake_quantize_per_channel_affine\":[[\"\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"axis:int\",\"quant_min:int\",\"quant_max:int\"],[\"Tensor\"]]],\"fake_quantize_per_channel_affine_cachemask\":[[\"\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"axis:int\",\"quant_min:int\",\"quant_max:int\"],[\"output:Tensor\",\"mask:Tensor\"]]],\"fake_quantize_per_tensor_affine\":[[\"\",[\"self:Tensor\",\"scale:float\",\"zero_point:int\",\"quant_min:int\",\"quant_max:int\"],[\"Tensor\"]],[\"tensor_qparams\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"quant_min:int\",\"quant_max:int\"],[\"Tensor\"]]],\"fake_quantize_per_tensor_affine_cachemask\":[[\"\",[\"self:Tensor\",\"scale:float\",\"zero_point:int\",\"quant_min:int\",\"quant_max:int\"],[\"output:Tensor\",\"mask:Tensor\"]]],\"fbgemm_linear_fp16_weight\":[[\"\",[\"input:Tensor\",\"packed_weight:Tensor\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_fp16_weight_fp32_activation\":[[\"\",[\"input:Tensor\",\"packed_weight:Tensor\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_int8_weight\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"packed:Tensor\",\"col_offsets:Tensor\",\"weight_scale:Scalar\",\"weight_zero_point:Scalar\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_int8_weight_fp32_activation\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"packed:Tensor\",\"col_offsets:Tensor\",\"weight_scale:Scalar\",\"weight_zero_point:Scalar\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_quantize_weight\":[[\"\",[\"input:Tensor\"],[\"Tensor\",\"Tensor\",\"float\",\"int\"]]],\"fbgemm_pack_gemm_matrix_fp16\":[[\"\",[\"input:Tensor\"],[\"Tensor\"]]],\"fbgemm_pack_quantized_matrix\":[[\"\",[\"input:Tensor\"],[\"Tensor\"]],[\"KN\",[\"input:Tensor\",\"K:int\",\"N:int\"],[\"Tensor\"]]],\"feature_alpha_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"feature_alpha_dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"feature_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"feature_dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"fft_fft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_fft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_fftfreq\":[[\"\",[\"n:int\",\"d:float=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"fft_fftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_fftshift\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\"],[\"Tensor\"]]],\"fft_hfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_hfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_hfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifftshift\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\"],[\"Tensor\"]]],\"fft_ihfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ihfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ihfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_irfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_irfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_irfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_rfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_rfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_rfftfreq\":[[\"\",[\"n:int\",\"d:float=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"fft_rfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fill\":[[\"Scalar\",[\"self:Tensor\",\"value:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"value:Tensor\"],[\"Tensor\"]]],\"fill_\":[[\"Scalar\",[\"self:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"value:Tensor\"],[\"Tensor@0\"]]],\"fill_diagonal_\":[[\"\",[\"self:Tensor\",\"fill_value:Scalar\",\"wrap:bool=\"],[\"Tensor@0\"]]],\"fix\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"fix_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"flatten\":[[\"using_ints\",[\"self:Tensor\",\"start_dim:int=\",\"end_dim:int=\"],[\"Tensor\"]]],\"flatten_dense_tensors\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"flip\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"fliplr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"flipud\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"float_power\":[[\"Tensor_Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor\"]],[\"Scalar\",[\"self:Scalar\",\"exponent:Tensor\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor\"]]],\"float_power_\":[[\"Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor@0\"]]],\"floor\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"floor_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"floor_divide\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"floor_divide_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"fmax\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"fmin\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"fmod\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"fmod_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"frac\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"frac_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"fractional_max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"output_size:int[2]\",\"random_samples:Tensor\"],[\"Tensor\",\"Tensor\"]]],\"fractional_max_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"output_size:int[3]\",\"random_samples:Tensor\"],[\"Tensor\",\"Tensor\"]]],\"frexp\":[[\"Tensor\",[\"self:Tensor\"],[\"mantissa:Tensor\",\"exponent:Tensor\"]]],\"frobenius_norm\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"from_file\":[[\"\",[\"filename:str\",\"shared:bool?=\",\"size:int?=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"full\":[[\"\",[\"size:SymInt[]\",\"fill_value:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"full_like\":[[\"\",[\"self:Tensor\",\"fill_value:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"fused_moving_avg_obs_fake_quant\":[[\"\",[\"self:Tensor\",\"observer_on:Tensor\",\"fake_quant_on:Tensor\",\"running_min:Tensor\",\"running_max:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"averaging_const:float\",\"quant_min:int\",\"quant_max:int\",\"ch_axis:int\",\"per_row_fake_quant:bool=\",\"symmetric_quant:bool=\"],[\"Tensor\"]]],\"gather\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"*sparse_grad:bool=\"],[\"Tensor\"]]],\"gcd\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"gcd_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"ge\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"ge_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"gelu\":[[\"\",[\"self:Tensor\",\"*approximate:str=\"],[\"Tensor\"]]],\"gelu_\":[[\"\",[\"self:Tensor\",\"*approximate:str=\"],[\"Tensor@0\"]]],\"geometric\":[[\"\",[\"self:Tensor\",\"p:float\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"geometric_\":[[\"\",[\"self:Tensor\",\"p:float\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"geqrf\":[[\"\",[\"self:Tensor\"],[\"a:Tensor\",\"tau:Tensor\"]]],\"ger\":[[\"\",[\"self:Tensor\",\"vec2:Tensor\"],[\"Tensor\"]]],\"get_gradients\":[[\"\",[\"context_id:int\"],[\"Dict(Tensor, Tensor)\"]]],\"glu\":[[\"\",[\"self:Tensor\",\"dim:int=\"],[\"Tensor\"]]],\"glu_jvp\":[[\"\",[\"glu:Tensor\",\"x:Tensor\",\"dx:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"gradient\":[[\"scalarrayint\",[\"self:Tensor\",\"*spacing:Scalar[]\",\"*dim:int?=\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"array\",[\"self:Tensor\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalararray\",[\"self:Tensor\",\"*spacing:Scalar\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalarint\",[\"self:Tensor\",\"*spacing:Scalar?=\",\"*dim:int?=\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"tensorarrayint\",[\"self:Tensor\",\"*spacing:Tensor[]\",\"*dim:int?=\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"tensorarray\",[\"self:Tensor\",\"*spacing:Tensor[]\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalarrayarray\",[\"self:Tensor\",\"*spacing:Scalar[]\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]]],\"greater\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"greater_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"greater_equal\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"greater_equal_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"grid_sampler\":[[\"\",[\"input:Tensor\",\"grid:Tensor\",\"interpolation_mode:int\",\"padding_mode:int\",\"align_corners:bool\"],[\"Tensor\"]]],\"grid_sampler_2d\":[[\"\",[\"input:Tensor\",\"grid:Tensor\",\"interpolation_mode:int\",\"padding_mode:int\",\"align_corners:bool\"],[\"Tensor\"]]],\"grid_sampler_3d\":[[\"\",[\"input:Tensor\",\"grid:Tensor\",\"interpolation_mode:int\",\"padding_mode:int\",\"align_corners:bool\"],[\"Tensor\"]]],\"group_norm\":[[\"\",[\"input:Tensor\",\"num_groups:int\",\"weight:Tensor?=\",\"bias:Tensor?=\",\"eps:float=\",\"cudnn_enabled:bool=\"],[\"Tensor\"]]],\"gru\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"gru_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\"]]],\"gt\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"gt_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"hamming_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic_alpha\",[\"window_length:int\",\"periodic:bool\",\"alpha:float\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic_alpha_beta\",[\"window_length:int\",\"periodic:bool\",\"alpha:float\",\"beta:float\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"hann_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"hardshrink\":[[\"\",[\"self:Tensor\",\"lambd:Scalar=\"],[\"Tensor\"]]],\"hardsigmoid\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"hardsigmoid_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"hardswish\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"hardswish_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"hardtanh\":[[\"\",[\"self:Tensor\",\"min_val:Scalar=\",\"max_val:Scalar=\"],[\"Tensor\"]]],\"hardtanh_\":[[\"\",[\"self:Tensor\",\"min_val:Scalar=\",\"max_val:Scalar=\"],[\"Tensor@0\"]]],\"heaviside\":[[\"\",[\"self:Tensor\",\"values:Tensor\"],[\"Tensor\"]]],\"heaviside_\":[[\"\",[\"self:Tensor\",\"values:Tensor\"],[\"Tensor@0\"]]],\"hinge_embedding_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"margin:float=\",\"reduction:int=\"],[\"Tensor\"]]],\"histc\":[[\"\",[\"self:Tensor\",\"bins:int=\",\"min:Scalar=\",\"max:Scalar=\"],[\"Tensor\"]]],\"histogram\":[[\"bin_ct\",[\"self:Tensor\",\"bins:int=\",\"*range:float[]?=\",\"*weight:Tensor?=\",\"*density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor\"]],[\"bins_tensor\",[\"self:Tensor\",\"bins:Tensor\",\"*weight:Tensor?=\",\"*density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor\"]]],\"histogramdd\":[[\"\",[\"self:Tensor\",\"bins:int[]\",\"range:float[]?=\",\"weight:Tensor?=\",\"density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor[]\"]],[\"int_bins\",[\"self:Tensor\",\"bins:int\",\"range:float[]?=\",\"weight:Tensor?=\",\"density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor[]\"]],[\"TensorList_bins\",[\"self:Tensor\",\"bins:Tensor[]\",\"range:float[]?=\",\"weight:Tensor?=\",\"density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor[]\"]]],\"hsplit\":[[\"array\",[\"self:Tensor\",\"indices:int[]\"],[\"Tensor[]\"]],[\"int\",[\"self:Tensor\",\"sections:int\"],[\"Tensor[]\"]]],\"hspmm\":[[\"\",[\"mat1:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"hstack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"huber_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\",\"delta:float=\"],[\"Tensor\"]]],\"hypot\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"hypot_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"i0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"i0_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"igamma\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"igamma_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"igammac\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"igammac_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"im2col\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"dilation:int[2]\",\"padding:int[2]\",\"stride:int[2]\"],[\"Tensor\"]]],\"imag\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"index\":[[\"Tensor\",[\"self:Tensor\",\"indices:Tensor?[]\"],[\"Tensor\"]]],\"index_add\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"index_add_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"index_copy\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\"],[\"Tensor\"]]],\"index_copy_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\"],[\"Tensor@0\"]]],\"index_fill\":[[\"int_Tensor\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Tensor\"],[\"Tensor\"]],[\"int_Scalar\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor\"]]],\"index_fill_\":[[\"int_Tensor\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Tensor\"],[\"Tensor@0\"]],[\"int_Scalar\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]]],\"index_put\":[[\"\",[\"self:Tensor\",\"indices:Tensor?[]\",\"values:Tensor\",\"accumulate:bool=\"],[\"Tensor\"]]],\"index_put_\":[[\"\",[\"self:Tensor\",\"indices:Tensor?[]\",\"values:Tensor\",\"accumulate:bool=\"],[\"Tensor@0\"]]],\"index_reduce\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor\"]]],\"index_reduce_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor@0\"]]],\"index_select\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\"],[\"Tensor\"]]],\"indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"inner\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"instance_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"use_input_stats:bool\",\"momentum:float\",\"eps:float\",\"cudnn_enabled:bool\"],[\"Tensor\"]]],\"int_repr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"inverse\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"is_coalesced\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_complex\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_conj\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_distributed\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_floating_point\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_inference\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_leaf\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_neg\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_nonzero\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_pinned\":[[\"\",[\"self:Tensor\",\"device:Device?=\"],[\"bool\"]]],\"is_same_size\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"bool\"]]],\"is_set_to\":[[\"\",[\"self:Tensor\",\"tensor:Tensor\"],[\"bool\"]]],\"is_signed\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_vulkan_available\":[[\"\",[],[\"bool\"]]],\"isclose\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"rtol:float=\",\"atol:float=\",\"equal_nan:bool=\"],[\"Tensor\"]]],\"isfinite\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isin\":[[\"Scalar_Tensor\",[\"element:Scalar\",\"test_elements:Tensor\",\"*assume_unique:bool=\",\"*invert:bool=\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"elements:Tensor\",\"test_element:Scalar\",\"*assume_unique:bool=\",\"*invert:bool=\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"elements:Tensor\",\"test_elements:Tensor\",\"*assume_unique:bool=\",\"*invert:bool=\"],[\"Tensor\"]]],\"isinf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isnan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isneginf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isposinf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isreal\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"istft\":[[\"\",[\"self:Tensor\",\"n_fft:int\",\"hop_length:int?=\",\"win_length:int?=\",\"window:Tensor?=\",\"center:bool=\",\"normalized:bool=\",\"onesided:bool?=\",\"length:int?=\",\"return_complex:bool=\"],[\"Tensor\"]]],\"item\":[[\"\",[\"self:Tensor\"],[\"Scalar\"]]],\"kaiser_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"beta\",[\"window_length:int\",\"periodic:bool\",\"beta:float\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"kl_div\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\",\"*log_target:bool=\"],[\"Tensor\"]]],\"kron\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"kthvalue\":[[\"\",[\"self:Tensor\",\"k:int\",\"dim:int=\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"l1_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"layer_norm\":[[\"\",[\"input:Tensor\",\"normalized_shape:int[]\",\"weight:Tensor?=\",\"bias:Tensor?=\",\"eps:float=\",\"cudnn_enable:bool=\"],[\"Tensor\"]]],\"lcm\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"lcm_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"ldexp\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"ldexp_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"le\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"le_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"leaky_relu\":[[\"\",[\"self:Tensor\",\"negative_slope:Scalar=\"],[\"Tensor\"]]],\"leaky_relu_\":[[\"\",[\"self:Tensor\",\"negative_slope:Scalar=\"],[\"Tensor@0\"]]],\"lerp\":[[\"Tensor\",[\"self:Tensor\",\"end:Tensor\",\"weight:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"end:Tensor\",\"weight:Scalar\"],[\"Tensor\"]]],\"lerp_\":[[\"Tensor\",[\"self:Tensor\",\"end:Tensor\",\"weight:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"end:Tensor\",\"weight:Scalar\"],[\"Tensor@0\"]]],\"less\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"less_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"less_equal\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"less_equal_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"lgamma\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"lgamma_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"lift\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"lift_fresh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"lift_fresh_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"linalg_cholesky\":[[\"\",[\"self:Tensor\",\"*upper:bool=\"],[\"Tensor\"]]],\"linalg_cholesky_ex\":[[\"\",[\"self:Tensor\",\"*upper:bool=\",\"*check_errors:bool=\"],[\"L:Tensor\",\"info:Tensor\"]]],\"linalg_cond\":[[\"\",[\"self:Tensor\",\"p:Scalar?=\"],[\"Tensor\"]],[\"p_str\",[\"self:Tensor\",\"p:str\"],[\"Tensor\"]]],\"linalg_cross\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"*dim:int=\"],[\"Tensor\"]]],\"linalg_det\":[[\"\",[\"A:Tensor\"],[\"Tensor\"]]],\"linalg_diagonal\":[[\"\",[\"A:Tensor\",\"*offset:int=\",\"*dim1:int=\",\"*dim2:int=\"],[\"Tensor\"]]],\"linalg_eig\":[[\"\",[\"self:Tensor\"],[\"eigenvalues:Tensor\",\"eigenvectors:Tensor\"]]],\"linalg_eigh\":[[\"\",[\"self:Tensor\",\"UPLO:str=\"],[\"eigenvalues:Tensor\",\"eigenvectors:Tensor\"]]],\"linalg_eigvals\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"linalg_eigvalsh\":[[\"\",[\"self:Tensor\",\"UPLO:str=\"],[\"Tensor\"]]],\"linalg_householder_product\":[[\"\",[\"input:Tensor\",\"tau:Tensor\"],[\"Tensor\"]]],\"linalg_inv\":[[\"\",[\"A:Tensor\"],[\"Tensor\"]]],\"linalg_inv_ex\":[[\"\",[\"A:Tensor\",\"*check_errors:bool=\"],[\"inverse:Tensor\",\"info:Tensor\"]]],\"linalg_ldl_factor\":[[\"\",[\"self:Tensor\",\"*hermitian:bool=\"],[\"LD:Tensor\",\"pivots:Tensor\"]]],\"linalg_ldl_factor_ex\":[[\"\",[\"self:Tensor\",\"*hermitian:bool=\",\"*check_errors:bool=\"],[\"LD:Tensor\",\"pivots:Tensor\",\"info:Tensor\"]]],\"linalg_ldl_solve\":[[\"\",[\"LD:Tensor\",\"pivots:Tensor\",\"B:Tensor\",\"*hermitian:bool=\"],[\"Tensor\"]]],\"linalg_lstsq\":[[\"\",[\"self:Tensor\",\"b:Tensor\",\"rcond:float?=\",\"*driver:str?=\"],[\"solution:Tensor\",\"residuals:Tensor\",\"rank:Tensor\",\"singular_values:Tensor\"]]],\"linalg_lu\":[[\"\",[\"A:Tensor\",\"*pivot:bool=\"],[\"P:Tensor\",\"L:Tensor\",\"U:Tensor\"]]],\"linalg_lu_factor\":[[\"\",[\"A:Tensor\",\"*pivot:bool=\"],[\"LU:Tensor\",\"pivots:Tensor\"]]],\"linalg_lu_factor_ex\":[[\"\",[\"A:Tensor\",\"*pivot:bool=\",\"*check_errors:bool=\"],[\"LU:Tensor\",\"pivots:Tensor\",\"info:Tensor\"]]],\"linalg_lu_solve\":[[\"\",[\"LU:Tensor\",\"pivots:Tensor\",\"B:Tensor\",\"*left:bool=\",\"*adjoint:bool=\"],[\"Tensor\"]]],\"linalg_matmul\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"linalg_matrix_exp\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"linalg_matrix_norm\":[[\"\",[\"self:Tensor\",\"ord:Scalar\",\"dim:int[]=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"str_ord\",[\"self:Tensor\",\"ord:str=\",\"dim:int[]=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"linalg_matrix_power\":[[\"\",[\"self:Tensor\",\"n:int\"],[\"Tensor\"]]],\"linalg_matrix_rank\":[[\"\",[\"self:Tensor\",\"tol:float\",\"hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_tensor\",[\"input:Tensor\",\"*atol:Tensor?=\",\"*rtol:Tensor?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_float\",[\"self:Tensor\",\"*atol:float?=\",\"*rtol:float?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"tol_tensor\",[\"input:Tensor\",\"tol:Tensor\",\"hermitian:bool=\"],[\"Tensor\"]]],\"linalg_multi_dot\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"linalg_norm\":[[\"\",[\"self:Tensor\",\"ord:Scalar?=\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"ord_str\",[\"self:Tensor\",\"ord:str\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"linalg_pinv\":[[\"\",[\"self:Tensor\",\"rcond:float\",\"hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_float\",[\"self:Tensor\",\"*atol:float?=\",\"*rtol:float?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"rcond_tensor\",[\"self:Tensor\",\"rcond:Tensor\",\"hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_tensor\",[\"self:Tensor\",\"*atol:Tensor?=\",\"*rtol:Tensor?=\",\"*hermitian:bool=\"],[\"Tensor\"]]],\"linalg_qr\":[[\"\",[\"A:Tensor\",\"mode:str=\"],[\"Q:Tensor\",\"R:Tensor\"]]],\"linalg_slogdet\":[[\"\",[\"A:Tensor\"],[\"sign:Tensor\",\"logabsdet:Tensor\"]]],\"linalg_solve\":[[\"\",[\"A:Tensor\",\"B:Tensor\",\"*left:bool=\"],[\"Tensor\"]]],\"linalg_solve_ex\":[[\"\",[\"A:Tensor\",\"B:Tensor\",\"*left:bool=\",\"*check_errors:bool=\"],[\"result:Tensor\",\"info:Tensor\"]]],\"linalg_solve_triangular\":[[\"\",[\"self:Tensor\",\"B:Tensor\",\"*upper:bool\",\"*left:bool=\",\"*unitriangular:bool=\"],[\"Tensor\"]]],\"linalg_svd\":[[\"\",[\"A:Tensor\",\"full_matrices:bool=\",\"*driver:str?=\"],[\"U:Tensor\",\"S:Tensor\",\"Vh:Tensor\"]]],\"linalg_svdvals\":[[\"\",[\"A:Tensor\",\"*driver:str?=\"],[\"Tensor\"]]],\"linalg_tensorinv\":[[\"\",[\"self:Tensor\",\"ind:int=\"],[\"Tensor\"]]],\"linalg_tensorsolve\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"dims:int[]?=\"],[\"Tensor\"]]],\"linalg_vander\":[[\"\",[\"x:Tensor\",\"*N:int?=\"],[\"Tensor\"]]],\"linalg_vecdot\":[[\"\",[\"x:Tensor\",\"y:Tensor\",\"*dim:int=\"],[\"Tensor\"]]],\"linalg_vector_norm\":[[\"\",[\"self:Tensor\",\"ord:Scalar=\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"linear\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\"],[\"Tensor\"]]],\"linspace\":[[\"\",[\"start:Scalar\",\"end:Scalar\",\"steps:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"log\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log10\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log10_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log1p\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log1p_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log2\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log2_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log_normal\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"log_normal_\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"log_sigmoid\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log_sigmoid_forward\":[[\"\",[\"self:Tensor\"],[\"output:Tensor\",\"buffer:Tensor\"]]],\"log_softmax\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"logaddexp\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logaddexp2\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logcumsumexp\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"logdet\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"logical_and\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logical_and_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"logical_not\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"logical_not_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"logical_or\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logical_or_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"logical_xor\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logical_xor_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"logit\":[[\"\",[\"self:Tensor\",\"eps:float?=\"],[\"Tensor\"]]],\"logit_\":[[\"\",[\"self:Tensor\",\"eps:float?=\"],[\"Tensor@0\"]]],\"logspace\":[[\"\",[\"start:Scalar\",\"end:Scalar\",\"steps:int\",\"base:float=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"logsumexp\":[[\"\",[\"self:Tensor\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"lstm\":[[\"input\",[\"input:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"lstm_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor[]\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\",\"Tensor\"]]],\"lt\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"lt_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"lu_solve\":[[\"\",[\"self:Tensor\",\"LU_data:Tensor\",\"LU_pivots:Tensor\"],[\"Tensor\"]]],\"lu_unpack\":[[\"\",[\"LU_data:Tensor\",\"LU_pivots:Tensor\",\"unpack_data:bool=\",\"unpack_pivots:bool=\"],[\"P:Tensor\",\"L:Tensor\",\"U:Tensor\"]]],\"mH\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"mT\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"margin_ranking_loss\":[[\"\",[\"input1:Tensor\",\"input2:Tensor\",\"target:Tensor\",\"margin:float=\",\"reduction:int=\"],[\"Tensor\"]]],\"masked_fill\":[[\"Tensor\",[\"self:Tensor\",\"mask:Tensor\",\"value:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"mask:Tensor\",\"value:Scalar\"],[\"Tensor\"]]],\"masked_fill_\":[[\"Tensor\",[\"self:Tensor\",\"mask:Tensor\",\"value:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"mask:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]]],\"masked_scatter\":[[\"\",[\"self:Tensor\",\"mask:Tensor\",\"source:Tensor\"],[\"Tensor\"]]],\"masked_scatter_\":[[\"\",[\"self:Tensor\",\"mask:Tensor\",\"source:Tensor\"],[\"Tensor@0\"]]],\"masked_select\":[[\"\",[\"self:Tensor\",\"mask:Tensor\"],[\"Tensor\"]]],\"matmul\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"matrix_H\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"matrix_exp\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"matrix_power\":[[\"\",[\"self:Tensor\",\"n:int\"],[\"Tensor\"]]],\"max\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"other\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"max_pool1d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"max_pool1d_with_indices\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"ceil_mode:bool=\"],[\"Tensor\",\"Tensor\"]]],\"max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"max_pool2d_with_indices\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\",\"Tensor\"]]],\"max_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"max_pool3d_with_indices\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"ceil_mode:bool=\"],[\"Tensor\",\"Tensor\"]]],\"max_unpool2d\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"output_size:int[2]\"],[\"Tensor\"]]],\"max_unpool3d\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"output_size:int[3]\",\"stride:int[3]\",\"padding:int[3]\"],[\"Tensor\"]]],\"maximum\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"mean\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"median\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"meshgrid\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]],[\"indexing\",[\"tensors:Tensor[]\",\"*indexing:str\"],[\"Tensor[]\"]]],\"min\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"other\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"minimum\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"miopen_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"exponential_average_factor:float\",\"epsilon:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"miopen_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\"],[\"Tensor\"]]],\"miopen_convolution_add_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"z:Tensor\",\"alpha:Scalar?\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"miopen_convolution_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"miopen_convolution_transpose\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"output_padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\"],[\"Tensor\"]]],\"miopen_depthwise_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\"],[\"Tensor\"]]],\"miopen_rnn\":[[\"\",[\"input:Tensor\",\"weight:Tensor[]\",\"weight_stride0:int\",\"hx:Tensor\",\"cx:Tensor?\",\"mode:int\",\"hidden_size:int\",\"num_layers:int\",\"batch_first:bool\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_sizes:int[]\",\"dropout_state:Tensor?\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]]],\"mish\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"mish_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"mkldnn_adaptive_avg_pool2d\":[[\"\",[\"self:Tensor\",\"output_size:int[2]\"],[\"Tensor\"]]],\"mkldnn_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"mkldnn_linear\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\"],[\"Tensor\"]]],\"mkldnn_max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"mkldnn_max_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"mkldnn_reorder_conv2d_weight\":[[\"\",[\"self:Tensor\",\"padding:int[2]=\",\"stride:int[2]=\",\"dilation:int[2]=\",\"groups:int=\"],[\"Tensor\"]]],\"mkldnn_reorder_conv3d_weight\":[[\"\",[\"self:Tensor\",\"padding:int[3]=\",\"stride:int[3]=\",\"dilation:int[3]=\",\"groups:int=\"],[\"Tensor\"]]],\"mm\":[[\"\",[\"self:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"mode\":[[\"\",[\"self:Tensor\",\"dim:int=\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"moveaxis\":[[\"int\",[\"self:Tensor\",\"source:int\",\"destination:int\"],[\"Tensor\"]],[\"intlist\",[\"self:Tensor\",\"source:int[]\",\"destination:int[]\"],[\"Tensor\"]]],\"movedim\":[[\"int\",[\"self:Tensor\",\"source:int\",\"destination:int\"],[\"Tensor\"]],[\"intlist\",[\"self:Tensor\",\"source:int[]\",\"destination:int[]\"],[\"Tensor\"]]],\"mse_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"msort\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"mul\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"mul_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"multi_margin_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"p:Scalar=\",\"margin:Scalar=\",\"weight:Tensor?=\",\"reduction:int=\"],[\"Tensor\"]]],\"multilabel_margin_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"multilabel_margin_loss_forward\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int\"],[\"output:Tensor\",\"is_target:Tensor\"]]],\"multinomial\":[[\"\",[\"self:Tensor\",\"num_samples:int\",\"replacement:bool=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"multiply\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"multiply_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"mv\":[[\"\",[\"self:Tensor\",\"vec:Tensor\"],[\"Tensor\"]]],\"mvlgamma\":[[\"\",[\"self:Tensor\",\"p:int\"],[\"Tensor\"]]],\"mvlgamma_\":[[\"\",[\"self:Tensor\",\"p:int\"],[\"Tensor@0\"]]],\"nan_to_num\":[[\"\",[\"self:Tensor\",\"nan:float?=\",\"posinf:float?=\",\"neginf:float?=\"],[\"Tensor\"]]],\"nan_to_num_\":[[\"\",[\"self:Tensor\",\"nan:float?=\",\"posinf:float?=\",\"neginf:float?=\"],[\"Tensor@0\"]]],\"nanmean\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"nanmedian\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"nanquantile\":[[\"\",[\"self:Tensor\",\"q:Tensor\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]],[\"scalar\",[\"self:Tensor\",\"q:float\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]]],\"nansum\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"narrow\":[[\"\",[\"self:Tensor\",\"dim:int\",\"start:int\",\"length:int\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"dim:int\",\"start:Tensor\",\"length:int\"],[\"Tensor\"]]],\"narrow_copy\":[[\"\",[\"self:Tensor\",\"dim:int\",\"start:SymInt\",\"length:SymInt\"],[\"Tensor\"]]],\"native_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"momentum:float\",\"eps:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"native_channel_shuffle\":[[\"\",[\"self:Tensor\",\"groups:int\"],[\"Tensor\"]]],\"native_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool?\"],[\"Tensor\",\"Tensor\"]]],\"native_group_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"N:SymInt\",\"C:SymInt\",\"HxW:SymInt\",\"group:int\",\"eps:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"native_layer_norm\":[[\"\",[\"input:Tensor\",\"normalized_shape:SymInt[]\",\"weight:Tensor?\",\"bias:Tensor?\",\"eps:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"native_norm\":[[\"\",[\"self:Tensor\",\"p:Scalar=\"],[\"Tensor\"]],[\"ScalarOpt_dim_dtype\",[\"self:Tensor\",\"p:Scalar?\",\"dim:int[1]\",\"keepdim:bool\",\"dtype:ScalarType?\"],[\"Tensor\"]]],\"ne\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"ne_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"neg\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"neg_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"negative\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"negative_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"nested_to_padded_tensor\":[[\"\",[\"self:Tensor\",\"padding:float\",\"output_size:int[]?=\"],[\"Tensor\"]]],\"new_empty\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_empty_strided\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_full\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"fill_value:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_ones\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_zeros\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"nextafter\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"nextafter_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"nll_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\"],[\"Tensor\"]]],\"nll_loss2d\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\"],[\"Tensor\"]]],\"nll_loss2d_forward\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?\",\"reduction:int\",\"ignore_index:int\"],[\"output:Tensor\",\"total_weight:Tensor\"]]],\"nll_loss_forward\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?\",\"reduction:int\",\"ignore_index:int\"],[\"output:Tensor\",\"total_weight:Tensor\"]]],\"nll_loss_nd\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\"],[\"Tensor\"]]],\"nonzero\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"nonzero_numpy\":[[\"\",[\"self:Tensor\"],[\"Tensor[]\"]]],\"norm\":[[\"Scalar\",[\"self:Tensor\",\"p:Scalar=\"],[\"Tensor\"]],[\"ScalarOpt_dim_dtype\",[\"self:Tensor\",\"p:Scalar?\",\"dim:int[1]\",\"keepdim:bool\",\"*dtype:ScalarType\"],[\"Tensor\"]],[\"ScalarOpt_dtype\",[\"self:Tensor\",\"p:Scalar?\",\"*dtype:ScalarType\"],[\"Tensor\"]],[\"ScalarOpt_dim\",[\"self:Tensor\",\"p:Scalar?\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"norm_except_dim\":[[\"\",[\"v:Tensor\",\"pow:int=\",\"dim:int=\"],[\"Tensor\"]]],\"normal\":[[\"float_Tensor\",[\"mean:float\",\"std:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"Tensor_float\",[\"mean:Tensor\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"float_float\",[\"mean:float\",\"std:float\",\"size:int[]\",\"*generator:Generator?=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"mean:Tensor\",\"std:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"normal_\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"normal_functional\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"not_equal\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"not_equal_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"nuclear_norm\":[[\"\",[\"self:Tensor\",\"keepdim:bool=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[2]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"numpy_T\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"one_hot\":[[\"\",[\"self:Tensor\",\"num_classes:int=\"],[\"Tensor\"]]],\"ones\":[[\"\",[\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"ones_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"orgqr\":[[\"\",[\"self:Tensor\",\"input2:Tensor\"],[\"Tensor\"]]],\"ormqr\":[[\"\",[\"self:Tensor\",\"input2:Tensor\",\"input3:Tensor\",\"left:bool=\",\"transpose:bool=\"],[\"Tensor\"]]],\"outer\":[[\"\",[\"self:Tensor\",\"vec2:Tensor\"],[\"Tensor\"]]],\"output_nr\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"pad\":[[\"\",[\"self:Tensor\",\"pad:int[]\",\"mode:str=\",\"value:float?=\"],[\"Tensor\"]]],\"pad_sequence\":[[\"\",[\"sequences:Tensor[]\",\"batch_first:bool=\",\"padding_value:float=\"],[\"Tensor\"]]],\"pairwise_distance\":[[\"\",[\"x1:Tensor\",\"x2:Tensor\",\"p:float=\",\"eps:float=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"pdist\":[[\"\",[\"self:Tensor\",\"p:float=\"],[\"Tensor\"]]],\"permute\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"permute_copy\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"pin_memory\":[[\"\",[\"self:Tensor\",\"device:Device?=\"],[\"Tensor\"]]],\"pinverse\":[[\"\",[\"self:Tensor\",\"rcond:float=\"],[\"Tensor\"]]],\"pixel_shuffle\":[[\"\",[\"self:Tensor\",\"upscale_factor:int\"],[\"Tensor\"]]],\"pixel_unshuffle\":[[\"\",[\"self:Tensor\",\"downscale_factor:int\"],[\"Tensor\"]]],\"poisson\":[[\"\",[\"self:Tensor\",\"generator:Generator?=\"],[\"Tensor\"]]],\"poisson_nll_loss\":[[\"\",[\"input:Tensor\",\"target:Tensor\",\"log_input:bool\",\"full:bool\",\"eps:float\",\"reduction:int\"],[\"Tensor\"]]],\"polar\":[[\"\",[\"abs:Tensor\",\"angle:Tensor\"],[\"Tensor\"]]],\"polygamma\":[[\"\",[\"n:int\",\"self:Tensor\"],[\"Tensor\"]]],\"polygamma_\":[[\"\",[\"self:Tensor\",\"n:int\"],[\"Tensor@0\"]]],\"positive\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"pow\":[[\"Tensor_Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor\"]],[\"Scalar\",[\"self:Scalar\",\"exponent:Tensor\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor\"]]],\"pow_\":[[\"Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor@0\"]]],\"prelu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\"],[\"Tensor\"]]],\"prod\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"dim_int\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"promote_types\":[[\"\",[\"type1:ScalarType\",\"type2:ScalarType\"],[\"ScalarType\"]]],\"put\":[[\"\",[\"self:Tensor\",\"index:Tensor\",\"source:Tensor\",\"accumulate:bool=\"],[\"Tensor\"]]],\"put_\":[[\"\",[\"self:Tensor\",\"index:Tensor\",\"source:Tensor\",\"accumulate:bool=\"],[\"Tensor@0\"]]],\"q_per_channel_axis\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"q_per_channel_scales\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"q_per_channel_zero_points\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"q_scale\":[[\"\",[\"self:Tensor\"],[\"float\"]]],\"q_zero_point\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"qr\":[[\"\",[\"self:Tensor\",\"some:bool=\"],[\"Q:Tensor\",\"R:Tensor\"]]],\"qscheme\":[[\"\",[\"self:Tensor\"],[\"QScheme\"]]],\"quantile\":[[\"\",[\"self:Tensor\",\"q:Tensor\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]],[\"scalar\",[\"self:Tensor\",\"q:float\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]]],\"quantize_per_channel\":[[\"\",[\"self:Tensor\",\"scales:Tensor\",\"zero_points:Tensor\",\"axis:int\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"quantize_per_tensor\":[[\"\",[\"self:Tensor\",\"scale:float\",\"zero_point:int\",\"dtype:ScalarType\"],[\"Tensor\"]],[\"tensors\",[\"tensors:Tensor[]\",\"scales:Tensor\",\"zero_points:Tensor\",\"dtype:ScalarType\"],[\"Tensor[]\"]],[\"tensor_qparams\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"quantize_per_tensor_dynamic\":[[\"\",[\"self:Tensor\",\"dtype:ScalarType\",\"reduce_range:bool\"],[\"Tensor\"]]],\"quantized_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"mean:Tensor\",\"var:Tensor\",\"eps:float\",\"output_scale:float\",\"output_zero_point:int\"],[\"Tensor\"]]],\"quantized_gru\":[[\"input_legacy\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]],[\"data_legacy\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"quantized_gru_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\"]]],\"quantized_lstm\":[[\"input_legacy\",[\"input:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"data_legacy\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor[]\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor[]\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"quantized_lstm_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor[]\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\",\"Tensor\"]]],\"quantized_max_pool1d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"quantized_max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"quantized_rnn_relu_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\"]]],\"quantized_rnn_tanh_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\"]]],\"rad2deg\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"rad2deg_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"rand\":[[\"\",[\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"rand_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"randint\":[[\"\",[\"high:int\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"low\",[\"low:int\",\"high:int\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"low_generator\",[\"low:int\",\"high:int\",\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"high:int\",\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"randint_like\":[[\"\",[\"self:Tensor\",\"high:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"low_dtype\",[\"self:Tensor\",\"low:int\",\"high:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"randn\":[[\"\",[\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"randn_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"random\":[[\"\",[\"self:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"from\",[\"self:Tensor\",\"from:int\",\"to:int?\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"to\",[\"self:Tensor\",\"to:int\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"random_\":[[\"\",[\"self:Tensor\",\"*generator:Generator?=\"],[\"Tensor@0\"]],[\"to\",[\"self:Tensor\",\"to:int\",\"*generator:Generator?=\"],[\"Tensor@0\"]],[\"from\",[\"self:Tensor\",\"from:int\",\"to:int?\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"randperm\":[[\"\",[\"n:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"n:int\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"range\":[[\"\",[\"start:Scalar\",\"end:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"step\",[\"start:Scalar\",\"end:Scalar\",\"step:Scalar=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"ravel\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"real\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"reciprocal\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"reciprocal_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"record_stream\":[[\"\",[\"self:Tensor\",\"s:Stream\"],[]]],\"reflection_pad1d\":[[\"\",[\"self:Tensor\",\"padding:int[2]\"],[\"Tensor\"]]],\"reflection_pad2d\":[[\"\",[\"self:Tensor\",\"padding:int[4]\"],[\"Tensor\"]]],\"reflection_pad3d\":[[\"\",[\"self:Tensor\",\"padding:int[6]\"],[\"Tensor\"]]],\"relu\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"relu6\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"relu6_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"relu_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"remainder\":[[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"remainder_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"renorm\":[[\"\",[\"self:Tensor\",\"p:Scalar\",\"dim:int\",\"maxnorm:Scalar\"],[\"Tensor\"]]],\"renorm_\":[[\"\",[\"self:Tensor\",\"p:Scalar\",\"dim:int\",\"maxnorm:Scalar\"],[\"Tensor@0\"]]],\"repeat\":[[\"\",[\"self:Tensor\",\"repeats:SymInt[]\"],[\"Tensor\"]]],\"repeat_interleave\":[[\"Tensor\",[\"repeats:Tensor\",\"*output_size:int?=\"],[\"Tensor\"]],[\"self_Tensor\",[\"self:Tensor\",\"repeats:Tensor\",\"dim:int?=\",\"*output_size:int?=\"],[\"Tensor\"]],[\"self_int\",[\"self:Tensor\",\"repeats:int\",\"dim:int?=\",\"*output_size:int?=\"],[\"Tensor\"]]],\"replication_pad1d\":[[\"\",[\"self:Tensor\",\"padding:int[2]\"],[\"Tensor\"]]],\"replication_pad2d\":[[\"\",[\"self:Tensor\",\"padding:int[4]\"],[\"Tensor\"]]],\"replication_pad3d\":[[\"\",[\"self:Tensor\",\"padding:int[6]\"],[\"Tensor\"]]],\"requires_grad_\":[[\"\",[\"self:Tensor\",\"requires_grad:bool=\"],[\"Tensor@0\"]]],\"reshape\":[[\"\",[\"self:Tensor\",\"shape:SymInt[]\"],[\"Tensor\"]]],\"reshape_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"resize\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"resize_\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*memory_format:MemoryFormat?=\"],[\"Tensor@0\"]]],\"resize_as\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"resize_as_\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor@0\"]]],\"resize_as_sparse\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\"],[\"Tensor\"]]],\"resize_as_sparse_\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\"],[\"Tensor@0\"]]],\"resolve_conj\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"resolve_neg\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"result_type\":[[\"Scalar\",[\"tensor:Tensor\",\"other:Scalar\"],[\"ScalarType\"]],[\"Scalar_Tensor\",[\"scalar:Scalar\",\"tensor:Tensor\"],[\"ScalarType\"]],[\"Tensor\",[\"tensor:Tensor\",\"other:Tensor\"],[\"ScalarType\"]],[\"Scalar_Scalar\",[\"scalar1:Scalar\",\"scalar2:Scalar\"],[\"ScalarType\"]]],\"retain_grad\":[[\"\",[\"self:Tensor\"],[]]],\"retains_grad\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"rnn_relu\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"rnn_relu_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\"]]],\"rnn_tanh\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"rnn_tanh_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\"]]],\"roll\":[[\"\",[\"self:Tensor\",\"shifts:int[1]\",\"dims:int[1]=\"],[\"Tensor\"]]],\"rot90\":[[\"\",[\"self:Tensor\",\"k:int=\",\"dims:int[]=\"],[\"Tensor\"]]],\"round\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"decimals\",[\"self:Tensor\",\"*decimals:int\"],[\"Tensor\"]]],\"round_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]],[\"decimals\",[\"self:Tensor\",\"*decimals:int\"],[\"Tensor@0\"]]],\"row_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"row_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"row_stack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"rrelu\":[[\"\",[\"self:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor\"]]],\"rrelu_\":[[\"\",[\"self:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor@0\"]]],\"rrelu_with_noise\":[[\"\",[\"self:Tensor\",\"noise:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor\"]]],\"rrelu_with_noise_\":[[\"\",[\"self:Tensor\",\"noise:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor@0\"]]],\"rsqrt\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"rsqrt_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"rsub\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"scalar_tensor\":[[\"\",[\"s:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"scatter\":[[\"value\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor\"]],[\"value_reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\",\"*reduce:str\"],[\"Tensor\"]],[\"reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"*reduce:str\"],[\"Tensor\"]],[\"src\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor\"]]],\"scatter_\":[[\"value_reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\",\"*reduce:str\"],[\"Tensor@0\"]],[\"value\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]],[\"src\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor@0\"]],[\"reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"*reduce:str\"],[\"Tensor@0\"]]],\"scatter_add\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor\"]]],\"scatter_add_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor@0\"]]],\"scatter_reduce\":[[\"two\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor\"]]],\"scatter_reduce_\":[[\"two\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor@0\"]]],\"searchsorted\":[[\"Tensor\",[\"sorted_sequence:Tensor\",\"self:Tensor\",\"*out_int32:bool=\",\"*right:bool=\",\"*side:str?=\",\"*sorter:Tensor?=\"],[\"Tensor\"]],[\"Scalar\",[\"sorted_sequence:Tensor\",\"self:Scalar\",\"*out_int32:bool=\",\"*right:bool=\",\"*side:str?=\",\"*sorter:Tensor?=\"],[\"Tensor\"]]],\"segment_reduce\":[[\"\",[\"data:Tensor\",\"reduce:str\",\"*lengths:Tensor?=\",\"*indices:Tensor?=\",\"*offsets:Tensor?=\",\"*axis:int=\",\"*unsafe:bool=\",\"*initial:Scalar?=\"],[\"Tensor\"]]],\"select\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"index:int\"],[\"Tensor\"]]],\"select_copy\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"index:int\"],[\"Tensor\"]]],\"select_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"dim:int\",\"index:int\"],[\"Tensor\"]]],\"selu\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"selu_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"set\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"source_Tensor\",[\"self:Tensor\",\"source:Tensor\"],[\"Tensor\"]],[\"source_Storage\",[\"self:Tensor\",\"source:Storage\"],[\"Tensor\"]],[\"source_Storage_storage_offset\",[\"self:Tensor\",\"source:Storage\",\"storage_offset:SymInt\",\"size:SymInt[]\",\"stride:SymInt[]=\"],[\"Tensor\"]]],\"set_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]],[\"source_Tensor_storage_offset\",[\"self:Tensor\",\"source:Tensor\",\"storage_offset:SymInt\",\"size:SymInt[]\",\"stride:SymInt[]=\"],[\"Tensor@0\"]],[\"source_Storage_storage_offset\",[\"self:Tensor\",\"source:Storage\",\"storage_offset:SymInt\",\"size:SymInt[]\",\"stride:SymInt[]=\"],[\"Tensor@0\"]],[\"source_Tensor\",[\"self:Tensor\",\"source:Tensor\"],[\"Tensor@0\"]],[\"source_Storage\",[\"self:Tensor\",\"source:Storage\"],[\"Tensor@0\"]]],\"set_data\":[[\"\",[\"self:Tensor\",\"new_data:Tensor\"],[]]],\"sgn\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sgn_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sigmoid\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sigmoid_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sign\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sign_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"signbit\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"silu\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"silu_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sin\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sin_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sinc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sinc_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sinh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sinh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"size\":[[\"int\",[\"self:Tensor\",\"dim:int\"],[\"int\"]]],\"slice\":[[\"Tensor\",[\"self:Tensor\",\"dim:int=\",\"start:SymInt?=\",\"end:SymInt?=\",\"step:SymInt=\"],[\"Tensor\"]]],\"slice_copy\":[[\"Tensor\",[\"self:Tensor\",\"dim:int=\",\"start:SymInt?=\",\"end:SymInt?=\",\"step:SymInt=\"],[\"Tensor\"]]],\"slice_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"dim:int=\",\"start:SymInt?=\",\"end:SymInt?=\",\"step:SymInt=\"],[\"Tensor\"]]],\"slogdet\":[[\"\",[\"self:Tensor\"],[\"sign:Tensor\",\"logabsdet:Tensor\"]]],\"slow_conv3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\"],[\"Tensor\"]]],\"slow_conv3d_forward\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?\",\"stride:int[3]\",\"padding:int[3]\"],[\"Tensor\"]]],\"slow_conv_dilated2d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[2]\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\"],[\"Tensor\"]]],\"slow_conv_dilated3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\"],[\"Tensor\"]]],\"slow_conv_transpose2d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[2]\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"output_padding:int[2]=\",\"dilation:int[2]=\"],[\"Tensor\"]]],\"slow_conv_transpose3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"output_padding:int[3]=\",\"dilation:int[3]=\"],[\"Tensor\"]]],\"smm\":[[\"\",[\"self:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"smooth_l1_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\",\"beta:float=\"],[\"Tensor\"]]],\"soft_margin_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"softmax\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"softplus\":[[\"\",[\"self:Tensor\",\"beta:Scalar=\",\"threshold:Scalar=\"],[\"Tensor\"]]],\"softshrink\":[[\"\",[\"self:Tensor\",\"lambd:Scalar=\"],[\"Tensor\"]]],\"sort\":[[\"\",[\"self:Tensor\",\"dim:int=\",\"descending:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]],[\"stable\",[\"self:Tensor\",\"*stable:bool?\",\"*dim:int=\",\"*descending:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"sparse_bsc_tensor\":[[\"ccol_row_value\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"ccol_row_value_size\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_bsr_tensor\":[[\"crow_col_value_size\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"crow_col_value\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_compressed_tensor\":[[\"comp_plain_value_size\",[\"compressed_indices:Tensor\",\"plain_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"comp_plain_value\",[\"compressed_indices:Tensor\",\"plain_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_coo_tensor\":[[\"indices\",[\"indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"indices_size\",[\"indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"size\",[\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_csc_tensor\":[[\"ccol_row_value_size\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"ccol_row_value\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_csr_tensor\":[[\"crow_col_value_size\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"crow_col_value\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_dim\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"sparse_mask\":[[\"\",[\"self:Tensor\",\"mask:Tensor\"],[\"Tensor\"]]],\"sparse_resize\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor\"]]],\"sparse_resize_\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor@0\"]]],\"sparse_resize_and_clear\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor\"]]],\"sparse_resize_and_clear_\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor@0\"]]],\"sparse_sampled_addmm\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"special_airy_ai\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_bessel_j0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_bessel_j1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_bessel_y0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_bessel_y1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_t\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_u\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_v\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_w\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_digamma\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_entr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erfc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erfcx\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erfinv\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_exp2\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_expit\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_expm1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_gammainc\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"special_gammaincc\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"special_gammaln\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_hermite_polynomial_h\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_hermite_polynomial_he\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_i0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_i0e\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_i1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_i1e\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_laguerre_polynomial_l\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_legendre_polynomial_p\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_log1p\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_log_ndtr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_log_softmax\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"special_logit\":[[\"\",[\"self:Tensor\",\"eps:float?=\"],[\"Tensor\"]]],\"special_logsumexp\":[[\"\",[\"self:Tensor\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"special_modified_bessel_i0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_modified_bessel_i1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_modified_bessel_k0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_modified_bessel_k1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_multigammaln\":[[\"\",[\"self:Tensor\",\"p:int\"],[\"Tensor\"]]],\"special_ndtr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_ndtri\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_polygamma\":[[\"\",[\"n:int\",\"self:Tensor\"],[\"Tensor\"]]],\"special_psi\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_round\":[[\"\",[\"self:Tensor\",\"*decimals:int=\"],[\"Tensor\"]]],\"special_scaled_modified_bessel_k0\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_scaled_modified_bessel_k1\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_t\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_u\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_v\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_w\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]]],\"special_sinc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_softmax\":[[\"\",[\"self:Tensor\",\"dim:int\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"special_spherical_bessel_j0\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_xlog1py\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"self_scalar\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"other_scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"special_xlogy\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"other_scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"self_scalar\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]]],\"special_zeta\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"self_scalar\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"other_scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"split\":[[\"sizes\",[\"self:Tensor\",\"split_size:int[]\",\"dim:int=\"],[\"Tensor[]\"]],[\"Tensor\",[\"self:Tensor\",\"split_size:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"split_copy\":[[\"Tensor\",[\"self:Tensor\",\"split_size:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"split_with_sizes\":[[\"\",[\"self:Tensor\",\"split_sizes:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"split_with_sizes_copy\":[[\"\",[\"self:Tensor\",\"split_sizes:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"sqrt\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sqrt_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"square\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"square_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"squeeze\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"squeeze_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]],[\"dim\",[\"self:Tensor\",\"dim:int\"],[\"Tensor@0\"]]],\"squeeze_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"sspaddmm\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"stack\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"std\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\"]]],\"std_mean\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\",\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\",\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\",\"Tensor\"]]],\"stft\":[[\"\",[\"self:Tensor\",\"n_fft:int\",\"hop_length:int?=\",\"win_length:int?=\",\"window:Tensor?=\",\"normalized:bool=\",\"onesided:bool?=\",\"return_complex:bool?=\"],[\"Tensor\"]],[\"center\",[\"self:Tensor\",\"n_fft:int\",\"hop_length:int?=\",\"win_length:int?=\",\"window:Tensor?=\",\"center:bool=\",\"pad_mode:str=\",\"normalized:bool=\",\"onesided:bool?=\",\"return_complex:bool?=\"],[\"Tensor\"]]],\"stride\":[[\"int\",[\"self:Tensor\",\"dim:int\"],[\"int\"]]],\"sub\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]]],\"sub_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor@0\"]]],\"subtract\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"subtract_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"sum\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"dim_IntList\",[\"self:Tensor\",\"dim:int[1]?\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"sum_to_size\":[[\"\",[\"self:Tensor\",\"size:int[]\"],[\"Tensor\"]]],\"svd\":[[\"\",[\"self:Tensor\",\"some:bool=\",\"compute_uv:bool=\"],[\"U:Tensor\",\"S:Tensor\",\"V:Tensor\"]]],\"swapaxes\":[[\"\",[\"self:Tensor\",\"axis0:int\",\"axis1:int\"],[\"Tensor\"]]],\"swapaxes_\":[[\"\",[\"self:Tensor\",\"axis0:int\",\"axis1:int\"],[\"Tensor@0\"]]],\"swapdims\":[[\"\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor\"]]],\"swapdims_\":[[\"\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor@0\"]]],\"symeig\":[[\"\",[\"self:Tensor\",\"eigenvectors:bool=\",\"upper:bool=\"],[\"eigenvalues:Tensor\",\"eigenvectors:Tensor\"]]],\"t\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"t_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"t_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"take\":[[\"\",[\"self:Tensor\",\"index:Tensor\"],[\"Tensor\"]]],\"take_along_dim\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"dim:int?=\"],[\"Tensor\"]]],\"tan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"tan_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"tanh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"tanh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"tensor_split\":[[\"tensor_indices_or_sections\",[\"self:Tensor\",\"tensor_indices_or_sections:Tensor\",\"dim:int=\"],[\"Tensor[]\"]],[\"sections\",[\"self:Tensor\",\"sections:int\",\"dim:int=\"],[\"Tensor[]\"]],[\"indices\",[\"self:Tensor\",\"indices:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"tensordot\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"dims_self:int[]\",\"dims_other:int[]\"],[\"Tensor\"]]],\"thnn_conv2d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[2]\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\"],[\"Tensor\"]]],\"threshold\":[[\"\",[\"self:Tensor\",\"threshold:Scalar\",\"value:Scalar\"],[\"Tensor\"]]],\"threshold_\":[[\"\",[\"self:Tensor\",\"threshold:Scalar\",\"value:Scalar\"],[\"Tensor@0\"]]],\"tile\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"to\":[[\"device\",[\"self:Tensor\",\"device:Device\",\"dtype:ScalarType\",\"non_blocking:bool=\",\"copy:bool=\",\"memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"other\",[\"self:Tensor\",\"other:Tensor\",\"non_blocking:bool=\",\"copy:bool=\",\"memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"dtype\",[\"self:Tensor\",\"dtype:ScalarType\",\"non_blocking:bool=\",\"copy:bool=\",\"memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"dtype_layout\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*non_blocking:bool=\",\"*copy:bool=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"to_dense\":[[\"\",[\"self:Tensor\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"to_mkldnn\":[[\"\",[\"self:Tensor\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"to_padded_tensor\":[[\"\",[\"self:Tensor\",\"padding:float\",\"output_size:int[]?=\"],[\"Tensor\"]]],\"to_sparse\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"sparse_dim\",[\"self:Tensor\",\"sparse_dim:int\"],[\"Tensor\"]]],\"to_sparse_bsc\":[[\"\",[\"self:Tensor\",\"blocksize:int[2]\"],[\"Tensor\"]]],\"to_sparse_bsr\":[[\"\",[\"self:Tensor\",\"blocksize:int[2]\"],[\"Tensor\"]]],\"to_sparse_csc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"to_sparse_csr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"topk\":[[\"\",[\"self:Tensor\",\"k:int\",\"dim:int=\",\"largest:bool=\",\"sorted:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"trace\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"transpose\":[[\"int\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor\"]]],\"transpose_\":[[\"\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor@0\"]]],\"transpose_copy\":[[\"int\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor\"]]],\"trapezoid\":[[\"x\",[\"y:Tensor\",\"x:Tensor\",\"*dim:int=\"],[\"Tensor\"]],[\"dx\",[\"y:Tensor\",\"*dx:Scalar=\",\"*dim:int=\"],[\"Tensor\"]]],\"trapz\":[[\"x\",[\"y:Tensor\",\"x:Tensor\",\"*dim:int=\"],[\"Tensor\"]],[\"dx\",[\"y:Tensor\",\"*dx:float=\",\"*dim:int=\"],[\"Tensor\"]]],\"triangular_solve\":[[\"\",[\"self:Tensor\",\"A:Tensor\",\"upper:bool=\",\"transpose:bool=\",\"unitriangular:bool=\"],[\"solution:Tensor\",\"cloned_coefficient:Tensor\"]]],\"tril\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor\"]]],\"tril_\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor@0\"]]],\"tril_indices\":[[\"\",[\"row:int\",\"col:int\",\"offset:int=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"triplet_margin_loss\":[[\"\",[\"anchor:Tensor\",\"positive:Tensor\",\"negative:Tensor\",\"margin:float=\",\"p:float=\",\"eps:float=\",\"swap:bool=\",\"reduction:int=\"],[\"Tensor\"]]],\"triu\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor\"]]],\"triu_\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor@0\"]]],\"triu_indices\":[[\"\",[\"row:int\",\"col:int\",\"offset:int=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"true_divide\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"true_divide_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"trunc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"trunc_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"type_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"unbind\":[[\"int\",[\"self:Tensor\",\"dim:int=\"],[\"Tensor[]\"]]],\"unbind_copy\":[[\"int\",[\"self:Tensor\",\"dim:int=\"],[\"Tensor[]\"]]],\"unflatten\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"sizes:int[]\"],[\"Tensor\"]]],\"unflatten_dense_tensors\":[[\"\",[\"flat:Tensor\",\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"unfold\":[[\"\",[\"self:Tensor\",\"dimension:int\",\"size:int\",\"step:int\"],[\"Tensor\"]]],\"unfold_copy\":[[\"\",[\"self:Tensor\",\"dimension:int\",\"size:int\",\"step:int\"],[\"Tensor\"]]],\"uniform\":[[\"\",[\"self:Tensor\",\"from:float=\",\"to:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"uniform_\":[[\"\",[\"self:Tensor\",\"from:float=\",\"to:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"unique_consecutive\":[[\"\",[\"self:Tensor\",\"return_inverse:bool=\",\"return_counts:bool=\",\"dim:int?=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"unique_dim\":[[\"\",[\"self:Tensor\",\"dim:int\",\"sorted:bool=\",\"return_inverse:bool=\",\"return_counts:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"unique_dim_consecutive\":[[\"\",[\"self:Tensor\",\"dim:int\",\"return_inverse:bool=\",\"return_counts:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"unsafe_chunk\":[[\"\",[\"self:Tensor\",\"chunks:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"unsafe_split\":[[\"Tensor\",[\"self:Tensor\",\"split_size:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"unsafe_split_with_sizes\":[[\"\",[\"self:Tensor\",\"split_sizes:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"unsqueeze\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"unsqueeze_\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor@0\"]]],\"unsqueeze_copy\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"upsample_bicubic2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"align_corners:bool\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_bilinear2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"align_corners:bool\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_linear1d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[1]\",\"align_corners:bool\",\"scales:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_nearest1d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[1]\",\"scales:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_nearest2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_nearest3d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[3]\",\"scales_d:float?=\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_trilinear3d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[3]\",\"align_corners:bool\",\"scales_d:float?=\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"values\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"values_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"vander\":[[\"\",[\"x:Tensor\",\"N:int?=\",\"increasing:bool=\"],[\"Tensor\"]]],\"var\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"var_mean\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\",\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\",\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\",\"Tensor\"]]],\"vdot\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"view\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\"],[\"Tensor\"]],[\"dtype\",[\"self:Tensor\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"view_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"view_as_complex\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_as_complex_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_as_real\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_as_real_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_copy\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\"],[\"Tensor\"]],[\"dtype\",[\"self:Tensor\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"vsplit\":[[\"int\",[\"self:Tensor\",\"sections:int\"],[\"Tensor[]\"]],[\"array\",[\"self:Tensor\",\"indices:int[]\"],[\"Tensor[]\"]]],\"vstack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"where\":[[\"\",[\"condition:Tensor\"],[\"Tensor[]\"]],[\"ScalarOther\",[\"condition:Tensor\",\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"self\",[\"condition:Tensor\",\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"ScalarSelf\",[\"condition:Tensor\",\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"condition:Tensor\",\"self:Scalar\",\"other:Scalar\"],[\"Tensor\"]]],\"xlogy\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_Self\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar_Other\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"xlogy_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Scalar_Other\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"zero\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"zero_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"zeros\":[[\"\",[\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"zeros_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]]}");
+const META: Record<string, OverloadDef[]> = JSON.parse("{\"abs\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"abs_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"absolute\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"absolute_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"acos\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"acos_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"acosh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"acosh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"adaptive_avg_pool1d\":[[\"\",[\"self:Tensor\",\"output_size:int[1]\"],[\"Tensor\"]]],\"adaptive_avg_pool2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\"],[\"Tensor\"]]],\"adaptive_avg_pool3d\":[[\"\",[\"self:Tensor\",\"output_size:int[3]\"],[\"Tensor\"]]],\"adaptive_max_pool1d\":[[\"\",[\"self:Tensor\",\"output_size:int[1]\"],[\"Tensor\",\"Tensor\"]]],\"adaptive_max_pool2d\":[[\"\",[\"self:Tensor\",\"output_size:int[2]\"],[\"Tensor\",\"Tensor\"]]],\"adaptive_max_pool3d\":[[\"\",[\"self:Tensor\",\"output_size:int[3]\"],[\"Tensor\",\"Tensor\"]]],\"add\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"add_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addbmm\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addbmm_\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addcdiv\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor\"]]],\"addcdiv_\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor@0\"]]],\"addcmul\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor\"]]],\"addcmul_\":[[\"\",[\"self:Tensor\",\"tensor1:Tensor\",\"tensor2:Tensor\",\"*value:Scalar=\"],[\"Tensor@0\"]]],\"addmm\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addmm_\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addmv\":[[\"\",[\"self:Tensor\",\"mat:Tensor\",\"vec:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addmv_\":[[\"\",[\"self:Tensor\",\"mat:Tensor\",\"vec:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"addr\":[[\"\",[\"self:Tensor\",\"vec1:Tensor\",\"vec2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"addr_\":[[\"\",[\"self:Tensor\",\"vec1:Tensor\",\"vec2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"adjoint\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"affine_grid_generator\":[[\"\",[\"theta:Tensor\",\"size:int[]\",\"align_corners:bool\"],[\"Tensor\"]]],\"alias\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"alias_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"align_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"align_tensors\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"all\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"Tensor\"]]],\"allclose\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"rtol:float=\",\"atol:float=\",\"equal_nan:bool=\"],[\"bool\"]]],\"alpha_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"alpha_dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"amax\":[[\"\",[\"self:Tensor\",\"dim:int[1]=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"amin\":[[\"\",[\"self:Tensor\",\"dim:int[1]=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"aminmax\":[[\"\",[\"self:Tensor\",\"*dim:int?=\",\"*keepdim:bool=\"],[\"min:Tensor\",\"max:Tensor\"]]],\"angle\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"any\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"Tensor\"]]],\"arange\":[[\"\",[\"end:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"start\",[\"start:Scalar\",\"end:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"start_step\",[\"start:Scalar\",\"end:Scalar\",\"step:Scalar=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"arccos\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arccos_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arccosh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arccosh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arcsin\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arcsin_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arcsinh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arcsinh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arctan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arctan2\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"arctan2_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"arctan_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"arctanh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"arctanh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"argmax\":[[\"\",[\"self:Tensor\",\"dim:int?=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"argmin\":[[\"\",[\"self:Tensor\",\"dim:int?=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"argsort\":[[\"\",[\"self:Tensor\",\"dim:int=\",\"descending:bool=\"],[\"Tensor\"]],[\"stable\",[\"self:Tensor\",\"*stable:bool\",\"*dim:int=\",\"*descending:bool=\"],[\"Tensor\"]]],\"argwhere\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"as_strided\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor\"]]],\"as_strided_\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor@0\"]]],\"as_strided_copy\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor\"]]],\"as_strided_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"storage_offset:SymInt?=\"],[\"Tensor\"]]],\"asin\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"asin_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"asinh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"asinh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"atan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"atan2\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"atan2_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"atan_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"atanh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"atanh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"atleast_1d\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"Sequence\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"atleast_2d\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"Sequence\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"atleast_3d\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"Sequence\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"avg_pool1d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"ceil_mode:bool=\",\"count_include_pad:bool=\"],[\"Tensor\"]]],\"avg_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"ceil_mode:bool=\",\"count_include_pad:bool=\",\"divisor_override:int?=\"],[\"Tensor\"]]],\"avg_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"ceil_mode:bool=\",\"count_include_pad:bool=\",\"divisor_override:int?=\"],[\"Tensor\"]]],\"baddbmm\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"baddbmm_\":[[\"\",[\"self:Tensor\",\"batch1:Tensor\",\"batch2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"bartlett_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"momentum:float\",\"eps:float\",\"cudnn_enabled:bool\"],[\"Tensor\"]]],\"batch_norm_elemt\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"mean:Tensor\",\"invstd:Tensor\",\"eps:float\"],[\"Tensor\"]]],\"batch_norm_gather_stats\":[[\"\",[\"input:Tensor\",\"mean:Tensor\",\"invstd:Tensor\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"momentum:float\",\"eps:float\",\"count:int\"],[\"Tensor\",\"Tensor\"]]],\"batch_norm_gather_stats_with_counts\":[[\"\",[\"input:Tensor\",\"mean:Tensor\",\"invstd:Tensor\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"momentum:float\",\"eps:float\",\"counts:Tensor\"],[\"Tensor\",\"Tensor\"]]],\"batch_norm_stats\":[[\"\",[\"input:Tensor\",\"eps:float\"],[\"Tensor\",\"Tensor\"]]],\"batch_norm_update_stats\":[[\"\",[\"input:Tensor\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"momentum:float\"],[\"Tensor\",\"Tensor\"]]],\"bernoulli\":[[\"\",[\"self:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"p:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"p\",[\"self:Tensor\",\"p:float\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"bernoulli_\":[[\"Tensor\",[\"self:Tensor\",\"p:Tensor\",\"*generator:Generator?=\"],[\"Tensor@0\"]],[\"float\",[\"self:Tensor\",\"p:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"bilinear\":[[\"\",[\"input1:Tensor\",\"input2:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\"],[\"Tensor\"]]],\"binary_cross_entropy\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\"],[\"Tensor\"]]],\"binary_cross_entropy_with_logits\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"pos_weight:Tensor?=\",\"reduction:int=\"],[\"Tensor\"]]],\"bincount\":[[\"\",[\"self:Tensor\",\"weights:Tensor?=\",\"minlength:int=\"],[\"Tensor\"]]],\"binomial\":[[\"\",[\"count:Tensor\",\"prob:Tensor\",\"generator:Generator?=\"],[\"Tensor\"]]],\"bitwise_and\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_and_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"bitwise_left_shift\":[[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"bitwise_left_shift_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"bitwise_not\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"bitwise_not_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"bitwise_or\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_or_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"bitwise_right_shift\":[[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"bitwise_right_shift_\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]]],\"bitwise_xor\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"bitwise_xor_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"blackman_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"block_diag\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"bmm\":[[\"\",[\"self:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"broadcast_tensors\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"broadcast_to\":[[\"\",[\"self:Tensor\",\"size:int[]\"],[\"Tensor\"]]],\"bucketize\":[[\"Scalar\",[\"self:Scalar\",\"boundaries:Tensor\",\"*out_int32:bool=\",\"*right:bool=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"boundaries:Tensor\",\"*out_int32:bool=\",\"*right:bool=\"],[\"Tensor\"]]],\"can_cast\":[[\"\",[\"from:ScalarType\",\"to:ScalarType\"],[\"bool\"]]],\"cartesian_prod\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"cat\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"cauchy\":[[\"\",[\"self:Tensor\",\"median:float=\",\"sigma:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"cauchy_\":[[\"\",[\"self:Tensor\",\"median:float=\",\"sigma:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"ccol_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"ccol_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cdist\":[[\"\",[\"x1:Tensor\",\"x2:Tensor\",\"p:float=\",\"compute_mode:int?=\"],[\"Tensor\"]]],\"ceil\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"ceil_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"celu\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\"],[\"Tensor\"]]],\"celu_\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\"],[\"Tensor@0\"]]],\"chain_matmul\":[[\"\",[\"matrices:Tensor[]\"],[\"Tensor\"]]],\"chalf\":[[\"\",[\"self:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"channel_shuffle\":[[\"\",[\"self:Tensor\",\"groups:int\"],[\"Tensor\"]]],\"cholesky\":[[\"\",[\"self:Tensor\",\"upper:bool=\"],[\"Tensor\"]]],\"cholesky_inverse\":[[\"\",[\"self:Tensor\",\"upper:bool=\"],[\"Tensor\"]]],\"cholesky_solve\":[[\"\",[\"self:Tensor\",\"input2:Tensor\",\"upper:bool=\"],[\"Tensor\"]]],\"choose_qparams_optimized\":[[\"\",[\"input:Tensor\",\"numel:int\",\"n_bins:int\",\"ratio:float\",\"bit_width:int\"],[\"Tensor\",\"Tensor\"]]],\"chunk\":[[\"\",[\"self:Tensor\",\"chunks:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"clamp\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor\"]]],\"clamp_\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor@0\"]]],\"clamp_max\":[[\"\",[\"self:Tensor\",\"max:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"max:Tensor\"],[\"Tensor\"]]],\"clamp_max_\":[[\"\",[\"self:Tensor\",\"max:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"max:Tensor\"],[\"Tensor@0\"]]],\"clamp_min\":[[\"\",[\"self:Tensor\",\"min:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor\"],[\"Tensor\"]]],\"clamp_min_\":[[\"\",[\"self:Tensor\",\"min:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor\"],[\"Tensor@0\"]]],\"clip\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor\"]]],\"clip_\":[[\"\",[\"self:Tensor\",\"min:Scalar?=\",\"max:Scalar?=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"min:Tensor?=\",\"max:Tensor?=\"],[\"Tensor@0\"]]],\"clone\":[[\"\",[\"self:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"coalesce\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"col2im\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"kernel_size:int[2]\",\"dilation:int[2]\",\"padding:int[2]\",\"stride:int[2]\"],[\"Tensor\"]]],\"col_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"col_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"column_stack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"combinations\":[[\"\",[\"self:Tensor\",\"r:int=\",\"with_replacement:bool=\"],[\"Tensor\"]]],\"complex\":[[\"\",[\"real:Tensor\",\"imag:Tensor\"],[\"Tensor\"]]],\"concat\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"concatenate\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"conj\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"conj_physical\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"conj_physical_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"constant_pad_nd\":[[\"\",[\"self:Tensor\",\"pad:int[]\",\"value:Scalar=\"],[\"Tensor\"]]],\"contiguous\":[[\"\",[\"self:Tensor\",\"*memory_format:MemoryFormat=\"],[\"Tensor\"]]],\"conv1d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"groups:int=\"],[\"Tensor\"]],[\"padding\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[1]=\",\"padding:str=\",\"dilation:int[1]=\",\"groups:int=\"],[\"Tensor\"]]],\"conv2d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"groups:int=\"],[\"Tensor\"]],[\"padding\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:str=\",\"dilation:int[2]=\",\"groups:int=\"],[\"Tensor\"]]],\"conv3d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"groups:int=\"],[\"Tensor\"]],[\"padding\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:str=\",\"dilation:int[3]=\",\"groups:int=\"],[\"Tensor\"]]],\"conv_depthwise3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?\",\"stride:int[3]\",\"padding:int[3]\",\"dilation:int[3]\"],[\"Tensor\"]]],\"conv_tbc\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor\",\"pad:int=\"],[\"Tensor\"]]],\"conv_transpose1d\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[1]=\",\"padding:int[1]=\",\"output_padding:int[1]=\",\"groups:int=\",\"dilation:int[1]=\"],[\"Tensor\"]]],\"conv_transpose2d\":[[\"input\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"output_padding:int[2]=\",\"groups:int=\",\"dilation:int[2]=\"],[\"Tensor\"]]],\"conv_transpose3d\":[[\"input\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"output_padding:int[3]=\",\"groups:int=\",\"dilation:int[3]=\"],[\"Tensor\"]]],\"convolution\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"transposed:bool\",\"output_padding:int[]\",\"groups:int\"],[\"Tensor\"]]],\"convolution_overrideable\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"transposed:bool\",\"output_padding:int[]\",\"groups:int\"],[\"Tensor\"]]],\"copy\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor\"]]],\"copy_\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor@0\"]]],\"copy_sparse_to_sparse\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor\"]]],\"copy_sparse_to_sparse_\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"non_blocking:bool=\"],[\"Tensor@0\"]]],\"copysign\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"copysign_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"corrcoef\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cos\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cos_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"cosh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"cosh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"cosine_embedding_loss\":[[\"\",[\"input1:Tensor\",\"input2:Tensor\",\"target:Tensor\",\"margin:float=\",\"reduction:int=\"],[\"Tensor\"]]],\"cosine_similarity\":[[\"\",[\"x1:Tensor\",\"x2:Tensor\",\"dim:int=\",\"eps:float=\"],[\"Tensor\"]]],\"count_nonzero\":[[\"\",[\"self:Tensor\",\"dim:int?=\"],[\"Tensor\"]],[\"dim_IntList\",[\"self:Tensor\",\"dim:int[]\"],[\"Tensor\"]]],\"cov\":[[\"\",[\"self:Tensor\",\"*correction:int=\",\"*fweights:Tensor?=\",\"*aweights:Tensor?=\"],[\"Tensor\"]]],\"cross\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"dim:int?=\"],[\"Tensor\"]]],\"cross_entropy_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\",\"label_smoothing:float=\"],[\"Tensor\"]]],\"crow_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"crow_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"ctc_loss\":[[\"IntList\",[\"log_probs:Tensor\",\"targets:Tensor\",\"input_lengths:int[]\",\"target_lengths:int[]\",\"blank:int=\",\"reduction:int=\",\"zero_infinity:bool=\"],[\"Tensor\"]],[\"Tensor\",[\"log_probs:Tensor\",\"targets:Tensor\",\"input_lengths:Tensor\",\"target_lengths:Tensor\",\"blank:int=\",\"reduction:int=\",\"zero_infinity:bool=\"],[\"Tensor\"]]],\"cudnn_affine_grid_generator\":[[\"\",[\"theta:Tensor\",\"N:int\",\"C:int\",\"H:int\",\"W:int\"],[\"grid:Tensor\"]]],\"cudnn_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"exponential_average_factor:float\",\"epsilon:float\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]]],\"cudnn_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\",\"allow_tf32:bool\"],[\"Tensor\"]]],\"cudnn_convolution_add_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"z:Tensor\",\"alpha:Scalar?\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"cudnn_convolution_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"cudnn_convolution_transpose\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"padding:int[]\",\"output_padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\",\"allow_tf32:bool\"],[\"Tensor\"]]],\"cudnn_grid_sampler\":[[\"\",[\"self:Tensor\",\"grid:Tensor\"],[\"output:Tensor\"]]],\"cudnn_is_acceptable\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"cummax\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"cummin\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"cumprod\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"cumprod_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor@0\"]]],\"cumsum\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"cumsum_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor@0\"]]],\"cumulative_trapezoid\":[[\"dx\",[\"y:Tensor\",\"*dx:Scalar=\",\"*dim:int=\"],[\"Tensor\"]],[\"x\",[\"y:Tensor\",\"x:Tensor\",\"*dim:int=\"],[\"Tensor\"]]],\"data\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"deg2rad\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"deg2rad_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"dense_dim\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"dequantize\":[[\"self\",[\"self:Tensor\"],[\"Tensor\"]],[\"tensors\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"det\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"detach\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"detach_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"detach_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"diag\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor\"]]],\"diag_embed\":[[\"\",[\"self:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diagflat\":[[\"\",[\"self:Tensor\",\"offset:int=\"],[\"Tensor\"]]],\"diagonal\":[[\"\",[\"self:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diagonal_copy\":[[\"\",[\"self:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diagonal_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"offset:int=\",\"dim1:int=\",\"dim2:int=\"],[\"Tensor\"]]],\"diff\":[[\"\",[\"self:Tensor\",\"n:int=\",\"dim:int=\",\"prepend:Tensor?=\",\"append:Tensor?=\"],[\"Tensor\"]]],\"digamma\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"digamma_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"dist\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"p:Scalar=\"],[\"Tensor\"]]],\"div\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor\"]]],\"div_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor@0\"]]],\"divide\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor\"]]],\"divide_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Scalar_mode\",[\"self:Tensor\",\"other:Scalar\",\"*rounding_mode:str?\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]],[\"Tensor_mode\",[\"self:Tensor\",\"other:Tensor\",\"*rounding_mode:str?\"],[\"Tensor@0\"]]],\"dot\":[[\"\",[\"self:Tensor\",\"tensor:Tensor\"],[\"Tensor\"]]],\"dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"dsplit\":[[\"array\",[\"self:Tensor\",\"indices:int[]\"],[\"Tensor[]\"]],[\"int\",[\"self:Tensor\",\"sections:int\"],[\"Tensor[]\"]]],\"dstack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"einsum\":[[\"\",[\"equation:str\",\"tensors:Tensor[]\",\"*path:int[]?=\"],[\"Tensor\"]]],\"elu\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\",\"scale:Scalar=\",\"input_scale:Scalar=\"],[\"Tensor\"]]],\"elu_\":[[\"\",[\"self:Tensor\",\"alpha:Scalar=\",\"scale:Scalar=\",\"input_scale:Scalar=\"],[\"Tensor@0\"]]],\"embedding\":[[\"\",[\"weight:Tensor\",\"indices:Tensor\",\"padding_idx:int=\",\"scale_grad_by_freq:bool=\",\"sparse:bool=\"],[\"Tensor\"]]],\"embedding_bag\":[[\"\",[\"weight:Tensor\",\"indices:Tensor\",\"offsets:Tensor\",\"scale_grad_by_freq:bool=\",\"mode:int=\",\"sparse:bool=\",\"per_sample_weights:Tensor?=\",\"include_last_offset:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]],[\"padding_idx\",[\"weight:Tensor\",\"indices:Tensor\",\"offsets:Tensor\",\"scale_grad_by_freq:bool\",\"mode:int\",\"sparse:bool\",\"per_sample_weights:Tensor?\",\"include_last_offset:bool\",\"padding_idx:int?\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]]],\"embedding_renorm\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"max_norm:float\",\"norm_type:float\"],[\"Tensor\"]]],\"embedding_renorm_\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"max_norm:float\",\"norm_type:float\"],[\"Tensor@0\"]]],\"empty\":[[\"memory_format\",[\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"empty_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"empty_quantized\":[[\"\",[\"size:int[]\",\"qtensor:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"empty_strided\":[[\"\",[\"size:SymInt[]\",\"stride:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"eq\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"eq_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"equal\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"bool\"]]],\"erf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"erf_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"erfc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"erfc_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"erfinv\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"erfinv_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"exp\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"exp2\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"exp2_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"exp_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"expand\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*implicit:bool=\"],[\"Tensor\"]]],\"expand_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"expand_copy\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*implicit:bool=\"],[\"Tensor\"]]],\"expm1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"expm1_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"exponential\":[[\"\",[\"self:Tensor\",\"lambd:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"exponential_\":[[\"\",[\"self:Tensor\",\"lambd:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"eye\":[[\"\",[\"n:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"m\",[\"n:int\",\"m:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"fake_quantize_per_channel_affine\":[[\"\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"axis:int\",\"quant_min:int\",\"quant_max:int\"],[\"Tensor\"]]],\"fake_quantize_per_channel_affine_cachemask\":[[\"\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"axis:int\",\"quant_min:int\",\"quant_max:int\"],[\"output:Tensor\",\"mask:Tensor\"]]],\"fake_quantize_per_tensor_affine\":[[\"\",[\"self:Tensor\",\"scale:float\",\"zero_point:int\",\"quant_min:int\",\"quant_max:int\"],[\"Tensor\"]],[\"tensor_qparams\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"quant_min:int\",\"quant_max:int\"],[\"Tensor\"]]],\"fake_quantize_per_tensor_affine_cachemask\":[[\"\",[\"self:Tensor\",\"scale:float\",\"zero_point:int\",\"quant_min:int\",\"quant_max:int\"],[\"output:Tensor\",\"mask:Tensor\"]]],\"fbgemm_linear_fp16_weight\":[[\"\",[\"input:Tensor\",\"packed_weight:Tensor\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_fp16_weight_fp32_activation\":[[\"\",[\"input:Tensor\",\"packed_weight:Tensor\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_int8_weight\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"packed:Tensor\",\"col_offsets:Tensor\",\"weight_scale:Scalar\",\"weight_zero_point:Scalar\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_int8_weight_fp32_activation\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"packed:Tensor\",\"col_offsets:Tensor\",\"weight_scale:Scalar\",\"weight_zero_point:Scalar\",\"bias:Tensor\"],[\"Tensor\"]]],\"fbgemm_linear_quantize_weight\":[[\"\",[\"input:Tensor\"],[\"Tensor\",\"Tensor\",\"float\",\"int\"]]],\"fbgemm_pack_gemm_matrix_fp16\":[[\"\",[\"input:Tensor\"],[\"Tensor\"]]],\"fbgemm_pack_quantized_matrix\":[[\"\",[\"input:Tensor\"],[\"Tensor\"]],[\"KN\",[\"input:Tensor\",\"K:int\",\"N:int\"],[\"Tensor\"]]],\"feature_alpha_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"feature_alpha_dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"feature_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor\"]]],\"feature_dropout_\":[[\"\",[\"self:Tensor\",\"p:float\",\"train:bool\"],[\"Tensor@0\"]]],\"fft_fft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_fft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_fftfreq\":[[\"\",[\"n:int\",\"d:float=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"fft_fftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_fftshift\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\"],[\"Tensor\"]]],\"fft_hfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_hfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_hfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ifftshift\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\"],[\"Tensor\"]]],\"fft_ihfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ihfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_ihfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_irfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_irfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_irfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_rfft\":[[\"\",[\"self:Tensor\",\"n:int?=\",\"dim:int=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_rfft2\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]=\",\"norm:str?=\"],[\"Tensor\"]]],\"fft_rfftfreq\":[[\"\",[\"n:int\",\"d:float=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"fft_rfftn\":[[\"\",[\"self:Tensor\",\"s:int[1]?=\",\"dim:int[1]?=\",\"norm:str?=\"],[\"Tensor\"]]],\"fill\":[[\"Scalar\",[\"self:Tensor\",\"value:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"value:Tensor\"],[\"Tensor\"]]],\"fill_\":[[\"Scalar\",[\"self:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"value:Tensor\"],[\"Tensor@0\"]]],\"fill_diagonal_\":[[\"\",[\"self:Tensor\",\"fill_value:Scalar\",\"wrap:bool=\"],[\"Tensor@0\"]]],\"fix\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"fix_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"flatten\":[[\"using_ints\",[\"self:Tensor\",\"start_dim:int=\",\"end_dim:int=\"],[\"Tensor\"]]],\"flatten_dense_tensors\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"flip\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"fliplr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"flipud\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"float_power\":[[\"Scalar\",[\"self:Scalar\",\"exponent:Tensor\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor\"]]],\"float_power_\":[[\"Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor@0\"]]],\"floor\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"floor_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"floor_divide\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]]],\"floor_divide_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"fmax\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"fmin\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"fmod\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"fmod_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"frac\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"frac_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"fractional_max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"output_size:int[2]\",\"random_samples:Tensor\"],[\"Tensor\",\"Tensor\"]]],\"fractional_max_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"output_size:int[3]\",\"random_samples:Tensor\"],[\"Tensor\",\"Tensor\"]]],\"frexp\":[[\"Tensor\",[\"self:Tensor\"],[\"mantissa:Tensor\",\"exponent:Tensor\"]]],\"frobenius_norm\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"from_file\":[[\"\",[\"filename:str\",\"shared:bool?=\",\"size:int?=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"full\":[[\"\",[\"size:SymInt[]\",\"fill_value:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"full_like\":[[\"\",[\"self:Tensor\",\"fill_value:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"fused_moving_avg_obs_fake_quant\":[[\"\",[\"self:Tensor\",\"observer_on:Tensor\",\"fake_quant_on:Tensor\",\"running_min:Tensor\",\"running_max:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"averaging_const:float\",\"quant_min:int\",\"quant_max:int\",\"ch_axis:int\",\"per_row_fake_quant:bool=\",\"symmetric_quant:bool=\"],[\"Tensor\"]]],\"gather\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"*sparse_grad:bool=\"],[\"Tensor\"]]],\"gcd\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"gcd_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"ge\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"ge_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"gelu\":[[\"\",[\"self:Tensor\",\"*approximate:str=\"],[\"Tensor\"]]],\"gelu_\":[[\"\",[\"self:Tensor\",\"*approximate:str=\"],[\"Tensor@0\"]]],\"geometric\":[[\"\",[\"self:Tensor\",\"p:float\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"geometric_\":[[\"\",[\"self:Tensor\",\"p:float\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"geqrf\":[[\"\",[\"self:Tensor\"],[\"a:Tensor\",\"tau:Tensor\"]]],\"ger\":[[\"\",[\"self:Tensor\",\"vec2:Tensor\"],[\"Tensor\"]]],\"get_gradients\":[[\"\",[\"context_id:int\"],[\"Dict(Tensor, Tensor)\"]]],\"glu\":[[\"\",[\"self:Tensor\",\"dim:int=\"],[\"Tensor\"]]],\"glu_jvp\":[[\"\",[\"glu:Tensor\",\"x:Tensor\",\"dx:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"gradient\":[[\"array\",[\"self:Tensor\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalararray\",[\"self:Tensor\",\"*spacing:Scalar\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalarint\",[\"self:Tensor\",\"*spacing:Scalar?=\",\"*dim:int?=\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalarrayarray\",[\"self:Tensor\",\"*spacing:Scalar[]\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"scalarrayint\",[\"self:Tensor\",\"*spacing:Scalar[]\",\"*dim:int?=\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"tensorarray\",[\"self:Tensor\",\"*spacing:Tensor[]\",\"*dim:int[]\",\"*edge_order:int=\"],[\"Tensor[]\"]],[\"tensorarrayint\",[\"self:Tensor\",\"*spacing:Tensor[]\",\"*dim:int?=\",\"*edge_order:int=\"],[\"Tensor[]\"]]],\"greater\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"greater_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"greater_equal\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"greater_equal_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"grid_sampler\":[[\"\",[\"input:Tensor\",\"grid:Tensor\",\"interpolation_mode:int\",\"padding_mode:int\",\"align_corners:bool\"],[\"Tensor\"]]],\"grid_sampler_2d\":[[\"\",[\"input:Tensor\",\"grid:Tensor\",\"interpolation_mode:int\",\"padding_mode:int\",\"align_corners:bool\"],[\"Tensor\"]]],\"grid_sampler_3d\":[[\"\",[\"input:Tensor\",\"grid:Tensor\",\"interpolation_mode:int\",\"padding_mode:int\",\"align_corners:bool\"],[\"Tensor\"]]],\"group_norm\":[[\"\",[\"input:Tensor\",\"num_groups:int\",\"weight:Tensor?=\",\"bias:Tensor?=\",\"eps:float=\",\"cudnn_enabled:bool=\"],[\"Tensor\"]]],\"gru\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"gru_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\"]]],\"gt\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"gt_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"hamming_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic_alpha\",[\"window_length:int\",\"periodic:bool\",\"alpha:float\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic_alpha_beta\",[\"window_length:int\",\"periodic:bool\",\"alpha:float\",\"beta:float\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"hann_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"hardshrink\":[[\"\",[\"self:Tensor\",\"lambd:Scalar=\"],[\"Tensor\"]]],\"hardsigmoid\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"hardsigmoid_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"hardswish\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"hardswish_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"hardtanh\":[[\"\",[\"self:Tensor\",\"min_val:Scalar=\",\"max_val:Scalar=\"],[\"Tensor\"]]],\"hardtanh_\":[[\"\",[\"self:Tensor\",\"min_val:Scalar=\",\"max_val:Scalar=\"],[\"Tensor@0\"]]],\"heaviside\":[[\"\",[\"self:Tensor\",\"values:Tensor\"],[\"Tensor\"]]],\"heaviside_\":[[\"\",[\"self:Tensor\",\"values:Tensor\"],[\"Tensor@0\"]]],\"hinge_embedding_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"margin:float=\",\"reduction:int=\"],[\"Tensor\"]]],\"histc\":[[\"\",[\"self:Tensor\",\"bins:int=\",\"min:Scalar=\",\"max:Scalar=\"],[\"Tensor\"]]],\"histogram\":[[\"bin_ct\",[\"self:Tensor\",\"bins:int=\",\"*range:float[]?=\",\"*weight:Tensor?=\",\"*density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor\"]],[\"bins_tensor\",[\"self:Tensor\",\"bins:Tensor\",\"*weight:Tensor?=\",\"*density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor\"]]],\"histogramdd\":[[\"\",[\"self:Tensor\",\"bins:int[]\",\"range:float[]?=\",\"weight:Tensor?=\",\"density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor[]\"]],[\"TensorList_bins\",[\"self:Tensor\",\"bins:Tensor[]\",\"range:float[]?=\",\"weight:Tensor?=\",\"density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor[]\"]],[\"int_bins\",[\"self:Tensor\",\"bins:int\",\"range:float[]?=\",\"weight:Tensor?=\",\"density:bool=\"],[\"hist:Tensor\",\"bin_edges:Tensor[]\"]]],\"hsplit\":[[\"array\",[\"self:Tensor\",\"indices:int[]\"],[\"Tensor[]\"]],[\"int\",[\"self:Tensor\",\"sections:int\"],[\"Tensor[]\"]]],\"hspmm\":[[\"\",[\"mat1:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"hstack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"huber_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\",\"delta:float=\"],[\"Tensor\"]]],\"hypot\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"hypot_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"i0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"i0_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"igamma\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"igamma_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"igammac\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"igammac_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"im2col\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"dilation:int[2]\",\"padding:int[2]\",\"stride:int[2]\"],[\"Tensor\"]]],\"imag\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"index\":[[\"Tensor\",[\"self:Tensor\",\"indices:Tensor?[]\"],[\"Tensor\"]]],\"index_add\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"index_add_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"index_copy\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\"],[\"Tensor\"]]],\"index_copy_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\"],[\"Tensor@0\"]]],\"index_fill\":[[\"int_Scalar\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor\"]],[\"int_Tensor\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Tensor\"],[\"Tensor\"]]],\"index_fill_\":[[\"int_Scalar\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]],[\"int_Tensor\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Tensor\"],[\"Tensor@0\"]]],\"index_put\":[[\"\",[\"self:Tensor\",\"indices:Tensor?[]\",\"values:Tensor\",\"accumulate:bool=\"],[\"Tensor\"]]],\"index_put_\":[[\"\",[\"self:Tensor\",\"indices:Tensor?[]\",\"values:Tensor\",\"accumulate:bool=\"],[\"Tensor@0\"]]],\"index_reduce\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor\"]]],\"index_reduce_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"source:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor@0\"]]],\"index_select\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\"],[\"Tensor\"]]],\"indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"inner\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"instance_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"use_input_stats:bool\",\"momentum:float\",\"eps:float\",\"cudnn_enabled:bool\"],[\"Tensor\"]]],\"int_repr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"inverse\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"is_coalesced\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_complex\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_conj\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_distributed\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_floating_point\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_inference\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_leaf\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_neg\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_nonzero\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_pinned\":[[\"\",[\"self:Tensor\",\"device:Device?=\"],[\"bool\"]]],\"is_same_size\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"bool\"]]],\"is_set_to\":[[\"\",[\"self:Tensor\",\"tensor:Tensor\"],[\"bool\"]]],\"is_signed\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"is_vulkan_available\":[[\"\",[],[\"bool\"]]],\"isclose\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"rtol:float=\",\"atol:float=\",\"equal_nan:bool=\"],[\"Tensor\"]]],\"isfinite\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isin\":[[\"Scalar_Tensor\",[\"element:Scalar\",\"test_elements:Tensor\",\"*assume_unique:bool=\",\"*invert:bool=\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"elements:Tensor\",\"test_element:Scalar\",\"*assume_unique:bool=\",\"*invert:bool=\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"elements:Tensor\",\"test_elements:Tensor\",\"*assume_unique:bool=\",\"*invert:bool=\"],[\"Tensor\"]]],\"isinf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isnan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isneginf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isposinf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"isreal\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"istft\":[[\"\",[\"self:Tensor\",\"n_fft:int\",\"hop_length:int?=\",\"win_length:int?=\",\"window:Tensor?=\",\"center:bool=\",\"normalized:bool=\",\"onesided:bool?=\",\"length:int?=\",\"return_complex:bool=\"],[\"Tensor\"]]],\"item\":[[\"\",[\"self:Tensor\"],[\"Scalar\"]]],\"kaiser_window\":[[\"\",[\"window_length:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"beta\",[\"window_length:int\",\"periodic:bool\",\"beta:float\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"periodic\",[\"window_length:int\",\"periodic:bool\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"kl_div\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\",\"*log_target:bool=\"],[\"Tensor\"]]],\"kron\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"kthvalue\":[[\"\",[\"self:Tensor\",\"k:int\",\"dim:int=\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"l1_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"layer_norm\":[[\"\",[\"input:Tensor\",\"normalized_shape:int[]\",\"weight:Tensor?=\",\"bias:Tensor?=\",\"eps:float=\",\"cudnn_enable:bool=\"],[\"Tensor\"]]],\"lcm\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"lcm_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"ldexp\":[[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"ldexp_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"le\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"le_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"leaky_relu\":[[\"\",[\"self:Tensor\",\"negative_slope:Scalar=\"],[\"Tensor\"]]],\"leaky_relu_\":[[\"\",[\"self:Tensor\",\"negative_slope:Scalar=\"],[\"Tensor@0\"]]],\"lerp\":[[\"Scalar\",[\"self:Tensor\",\"end:Tensor\",\"weight:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"end:Tensor\",\"weight:Tensor\"],[\"Tensor\"]]],\"lerp_\":[[\"Scalar\",[\"self:Tensor\",\"end:Tensor\",\"weight:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"end:Tensor\",\"weight:Tensor\"],[\"Tensor@0\"]]],\"less\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"less_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"less_equal\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"less_equal_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"lgamma\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"lgamma_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"lift\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"lift_fresh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"lift_fresh_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"linalg_cholesky\":[[\"\",[\"self:Tensor\",\"*upper:bool=\"],[\"Tensor\"]]],\"linalg_cholesky_ex\":[[\"\",[\"self:Tensor\",\"*upper:bool=\",\"*check_errors:bool=\"],[\"L:Tensor\",\"info:Tensor\"]]],\"linalg_cond\":[[\"\",[\"self:Tensor\",\"p:Scalar?=\"],[\"Tensor\"]],[\"p_str\",[\"self:Tensor\",\"p:str\"],[\"Tensor\"]]],\"linalg_cross\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"*dim:int=\"],[\"Tensor\"]]],\"linalg_det\":[[\"\",[\"A:Tensor\"],[\"Tensor\"]]],\"linalg_diagonal\":[[\"\",[\"A:Tensor\",\"*offset:int=\",\"*dim1:int=\",\"*dim2:int=\"],[\"Tensor\"]]],\"linalg_eig\":[[\"\",[\"self:Tensor\"],[\"eigenvalues:Tensor\",\"eigenvectors:Tensor\"]]],\"linalg_eigh\":[[\"\",[\"self:Tensor\",\"UPLO:str=\"],[\"eigenvalues:Tensor\",\"eigenvectors:Tensor\"]]],\"linalg_eigvals\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"linalg_eigvalsh\":[[\"\",[\"self:Tensor\",\"UPLO:str=\"],[\"Tensor\"]]],\"linalg_householder_product\":[[\"\",[\"input:Tensor\",\"tau:Tensor\"],[\"Tensor\"]]],\"linalg_inv\":[[\"\",[\"A:Tensor\"],[\"Tensor\"]]],\"linalg_inv_ex\":[[\"\",[\"A:Tensor\",\"*check_errors:bool=\"],[\"inverse:Tensor\",\"info:Tensor\"]]],\"linalg_ldl_factor\":[[\"\",[\"self:Tensor\",\"*hermitian:bool=\"],[\"LD:Tensor\",\"pivots:Tensor\"]]],\"linalg_ldl_factor_ex\":[[\"\",[\"self:Tensor\",\"*hermitian:bool=\",\"*check_errors:bool=\"],[\"LD:Tensor\",\"pivots:Tensor\",\"info:Tensor\"]]],\"linalg_ldl_solve\":[[\"\",[\"LD:Tensor\",\"pivots:Tensor\",\"B:Tensor\",\"*hermitian:bool=\"],[\"Tensor\"]]],\"linalg_lstsq\":[[\"\",[\"self:Tensor\",\"b:Tensor\",\"rcond:float?=\",\"*driver:str?=\"],[\"solution:Tensor\",\"residuals:Tensor\",\"rank:Tensor\",\"singular_values:Tensor\"]]],\"linalg_lu\":[[\"\",[\"A:Tensor\",\"*pivot:bool=\"],[\"P:Tensor\",\"L:Tensor\",\"U:Tensor\"]]],\"linalg_lu_factor\":[[\"\",[\"A:Tensor\",\"*pivot:bool=\"],[\"LU:Tensor\",\"pivots:Tensor\"]]],\"linalg_lu_factor_ex\":[[\"\",[\"A:Tensor\",\"*pivot:bool=\",\"*check_errors:bool=\"],[\"LU:Tensor\",\"pivots:Tensor\",\"info:Tensor\"]]],\"linalg_lu_solve\":[[\"\",[\"LU:Tensor\",\"pivots:Tensor\",\"B:Tensor\",\"*left:bool=\",\"*adjoint:bool=\"],[\"Tensor\"]]],\"linalg_matmul\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"linalg_matrix_exp\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"linalg_matrix_norm\":[[\"\",[\"self:Tensor\",\"ord:Scalar\",\"dim:int[]=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"str_ord\",[\"self:Tensor\",\"ord:str=\",\"dim:int[]=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"linalg_matrix_power\":[[\"\",[\"self:Tensor\",\"n:int\"],[\"Tensor\"]]],\"linalg_matrix_rank\":[[\"\",[\"self:Tensor\",\"tol:float\",\"hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_float\",[\"self:Tensor\",\"*atol:float?=\",\"*rtol:float?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_tensor\",[\"input:Tensor\",\"*atol:Tensor?=\",\"*rtol:Tensor?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"tol_tensor\",[\"input:Tensor\",\"tol:Tensor\",\"hermitian:bool=\"],[\"Tensor\"]]],\"linalg_multi_dot\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"linalg_norm\":[[\"\",[\"self:Tensor\",\"ord:Scalar?=\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"ord_str\",[\"self:Tensor\",\"ord:str\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"linalg_pinv\":[[\"\",[\"self:Tensor\",\"rcond:float\",\"hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_float\",[\"self:Tensor\",\"*atol:float?=\",\"*rtol:float?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"atol_rtol_tensor\",[\"self:Tensor\",\"*atol:Tensor?=\",\"*rtol:Tensor?=\",\"*hermitian:bool=\"],[\"Tensor\"]],[\"rcond_tensor\",[\"self:Tensor\",\"rcond:Tensor\",\"hermitian:bool=\"],[\"Tensor\"]]],\"linalg_qr\":[[\"\",[\"A:Tensor\",\"mode:str=\"],[\"Q:Tensor\",\"R:Tensor\"]]],\"linalg_slogdet\":[[\"\",[\"A:Tensor\"],[\"sign:Tensor\",\"logabsdet:Tensor\"]]],\"linalg_solve\":[[\"\",[\"A:Tensor\",\"B:Tensor\",\"*left:bool=\"],[\"Tensor\"]]],\"linalg_solve_ex\":[[\"\",[\"A:Tensor\",\"B:Tensor\",\"*left:bool=\",\"*check_errors:bool=\"],[\"result:Tensor\",\"info:Tensor\"]]],\"linalg_solve_triangular\":[[\"\",[\"self:Tensor\",\"B:Tensor\",\"*upper:bool\",\"*left:bool=\",\"*unitriangular:bool=\"],[\"Tensor\"]]],\"linalg_svd\":[[\"\",[\"A:Tensor\",\"full_matrices:bool=\",\"*driver:str?=\"],[\"U:Tensor\",\"S:Tensor\",\"Vh:Tensor\"]]],\"linalg_svdvals\":[[\"\",[\"A:Tensor\",\"*driver:str?=\"],[\"Tensor\"]]],\"linalg_tensorinv\":[[\"\",[\"self:Tensor\",\"ind:int=\"],[\"Tensor\"]]],\"linalg_tensorsolve\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"dims:int[]?=\"],[\"Tensor\"]]],\"linalg_vander\":[[\"\",[\"x:Tensor\",\"*N:int?=\"],[\"Tensor\"]]],\"linalg_vecdot\":[[\"\",[\"x:Tensor\",\"y:Tensor\",\"*dim:int=\"],[\"Tensor\"]]],\"linalg_vector_norm\":[[\"\",[\"self:Tensor\",\"ord:Scalar=\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"linear\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\"],[\"Tensor\"]]],\"linspace\":[[\"\",[\"start:Scalar\",\"end:Scalar\",\"steps:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"log\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log10\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log10_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log1p\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log1p_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log2\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log2_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"log_normal\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"log_normal_\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"log_sigmoid\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"log_sigmoid_forward\":[[\"\",[\"self:Tensor\"],[\"output:Tensor\",\"buffer:Tensor\"]]],\"log_softmax\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"logaddexp\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logaddexp2\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logcumsumexp\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"logdet\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"logical_and\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logical_and_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"logical_not\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"logical_not_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"logical_or\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logical_or_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"logical_xor\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"logical_xor_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"logit\":[[\"\",[\"self:Tensor\",\"eps:float?=\"],[\"Tensor\"]]],\"logit_\":[[\"\",[\"self:Tensor\",\"eps:float?=\"],[\"Tensor@0\"]]],\"logspace\":[[\"\",[\"start:Scalar\",\"end:Scalar\",\"steps:int\",\"base:float=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"logsumexp\":[[\"\",[\"self:Tensor\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"lstm\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"lstm_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor[]\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\",\"Tensor\"]]],\"lt\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"lt_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"lu_solve\":[[\"\",[\"self:Tensor\",\"LU_data:Tensor\",\"LU_pivots:Tensor\"],[\"Tensor\"]]],\"lu_unpack\":[[\"\",[\"LU_data:Tensor\",\"LU_pivots:Tensor\",\"unpack_data:bool=\",\"unpack_pivots:bool=\"],[\"P:Tensor\",\"L:Tensor\",\"U:Tensor\"]]],\"mH\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"mT\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"margin_ranking_loss\":[[\"\",[\"input1:Tensor\",\"input2:Tensor\",\"target:Tensor\",\"margin:float=\",\"reduction:int=\"],[\"Tensor\"]]],\"masked_fill\":[[\"Scalar\",[\"self:Tensor\",\"mask:Tensor\",\"value:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"mask:Tensor\",\"value:Tensor\"],[\"Tensor\"]]],\"masked_fill_\":[[\"Scalar\",[\"self:Tensor\",\"mask:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"mask:Tensor\",\"value:Tensor\"],[\"Tensor@0\"]]],\"masked_scatter\":[[\"\",[\"self:Tensor\",\"mask:Tensor\",\"source:Tensor\"],[\"Tensor\"]]],\"masked_scatter_\":[[\"\",[\"self:Tensor\",\"mask:Tensor\",\"source:Tensor\"],[\"Tensor@0\"]]],\"masked_select\":[[\"\",[\"self:Tensor\",\"mask:Tensor\"],[\"Tensor\"]]],\"matmul\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"matrix_H\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"matrix_exp\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"matrix_power\":[[\"\",[\"self:Tensor\",\"n:int\"],[\"Tensor\"]]],\"max\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]],[\"other\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"max_pool1d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"max_pool1d_with_indices\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"ceil_mode:bool=\"],[\"Tensor\",\"Tensor\"]]],\"max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"max_pool2d_with_indices\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\",\"Tensor\"]]],\"max_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"max_pool3d_with_indices\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"ceil_mode:bool=\"],[\"Tensor\",\"Tensor\"]]],\"max_unpool2d\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"output_size:int[2]\"],[\"Tensor\"]]],\"max_unpool3d\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"output_size:int[3]\",\"stride:int[3]\",\"padding:int[3]\"],[\"Tensor\"]]],\"maximum\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"mean\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"median\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"meshgrid\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor[]\"]],[\"indexing\",[\"tensors:Tensor[]\",\"*indexing:str\"],[\"Tensor[]\"]]],\"min\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]],[\"other\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"minimum\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"miopen_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"exponential_average_factor:float\",\"epsilon:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"miopen_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\"],[\"Tensor\"]]],\"miopen_convolution_add_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"z:Tensor\",\"alpha:Scalar?\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"miopen_convolution_relu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"stride:int[]\",\"padding:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"miopen_convolution_transpose\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"output_padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\"],[\"Tensor\"]]],\"miopen_depthwise_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\",\"benchmark:bool\",\"deterministic:bool\"],[\"Tensor\"]]],\"miopen_rnn\":[[\"\",[\"input:Tensor\",\"weight:Tensor[]\",\"weight_stride0:int\",\"hx:Tensor\",\"cx:Tensor?\",\"mode:int\",\"hidden_size:int\",\"num_layers:int\",\"batch_first:bool\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_sizes:int[]\",\"dropout_state:Tensor?\"],[\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\",\"Tensor\"]]],\"mish\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"mish_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"mkldnn_adaptive_avg_pool2d\":[[\"\",[\"self:Tensor\",\"output_size:int[2]\"],[\"Tensor\"]]],\"mkldnn_convolution\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?\",\"padding:int[]\",\"stride:int[]\",\"dilation:int[]\",\"groups:int\"],[\"Tensor\"]]],\"mkldnn_linear\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"bias:Tensor?=\"],[\"Tensor\"]]],\"mkldnn_max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"mkldnn_max_pool3d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[3]\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"mkldnn_reorder_conv2d_weight\":[[\"\",[\"self:Tensor\",\"padding:int[2]=\",\"stride:int[2]=\",\"dilation:int[2]=\",\"groups:int=\"],[\"Tensor\"]]],\"mkldnn_reorder_conv3d_weight\":[[\"\",[\"self:Tensor\",\"padding:int[3]=\",\"stride:int[3]=\",\"dilation:int[3]=\",\"groups:int=\"],[\"Tensor\"]]],\"mm\":[[\"\",[\"self:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"mode\":[[\"\",[\"self:Tensor\",\"dim:int=\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"moveaxis\":[[\"int\",[\"self:Tensor\",\"source:int\",\"destination:int\"],[\"Tensor\"]],[\"intlist\",[\"self:Tensor\",\"source:int[]\",\"destination:int[]\"],[\"Tensor\"]]],\"movedim\":[[\"int\",[\"self:Tensor\",\"source:int\",\"destination:int\"],[\"Tensor\"]],[\"intlist\",[\"self:Tensor\",\"source:int[]\",\"destination:int[]\"],[\"Tensor\"]]],\"mse_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"msort\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"mul\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"mul_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"multi_margin_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"p:Scalar=\",\"margin:Scalar=\",\"weight:Tensor?=\",\"reduction:int=\"],[\"Tensor\"]]],\"multilabel_margin_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"multilabel_margin_loss_forward\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int\"],[\"output:Tensor\",\"is_target:Tensor\"]]],\"multinomial\":[[\"\",[\"self:Tensor\",\"num_samples:int\",\"replacement:bool=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"multiply\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"multiply_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"mv\":[[\"\",[\"self:Tensor\",\"vec:Tensor\"],[\"Tensor\"]]],\"mvlgamma\":[[\"\",[\"self:Tensor\",\"p:int\"],[\"Tensor\"]]],\"mvlgamma_\":[[\"\",[\"self:Tensor\",\"p:int\"],[\"Tensor@0\"]]],\"nan_to_num\":[[\"\",[\"self:Tensor\",\"nan:float?=\",\"posinf:float?=\",\"neginf:float?=\"],[\"Tensor\"]]],\"nan_to_num_\":[[\"\",[\"self:Tensor\",\"nan:float?=\",\"posinf:float?=\",\"neginf:float?=\"],[\"Tensor@0\"]]],\"nanmean\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"nanmedian\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"nanquantile\":[[\"\",[\"self:Tensor\",\"q:Tensor\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]],[\"scalar\",[\"self:Tensor\",\"q:float\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]]],\"nansum\":[[\"\",[\"self:Tensor\",\"dim:int[1]?=\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"narrow\":[[\"\",[\"self:Tensor\",\"dim:int\",\"start:int\",\"length:int\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"dim:int\",\"start:Tensor\",\"length:int\"],[\"Tensor\"]]],\"narrow_copy\":[[\"\",[\"self:Tensor\",\"dim:int\",\"start:SymInt\",\"length:SymInt\"],[\"Tensor\"]]],\"native_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"running_mean:Tensor?\",\"running_var:Tensor?\",\"training:bool\",\"momentum:float\",\"eps:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"native_channel_shuffle\":[[\"\",[\"self:Tensor\",\"groups:int\"],[\"Tensor\"]]],\"native_dropout\":[[\"\",[\"input:Tensor\",\"p:float\",\"train:bool?\"],[\"Tensor\",\"Tensor\"]]],\"native_group_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"N:SymInt\",\"C:SymInt\",\"HxW:SymInt\",\"group:int\",\"eps:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"native_layer_norm\":[[\"\",[\"input:Tensor\",\"normalized_shape:SymInt[]\",\"weight:Tensor?\",\"bias:Tensor?\",\"eps:float\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"native_norm\":[[\"\",[\"self:Tensor\",\"p:Scalar=\"],[\"Tensor\"]],[\"ScalarOpt_dim_dtype\",[\"self:Tensor\",\"p:Scalar?\",\"dim:int[1]\",\"keepdim:bool\",\"dtype:ScalarType?\"],[\"Tensor\"]]],\"ne\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"ne_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"neg\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"neg_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"negative\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"negative_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"nested_to_padded_tensor\":[[\"\",[\"self:Tensor\",\"padding:float\",\"output_size:int[]?=\"],[\"Tensor\"]]],\"new_empty\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_empty_strided\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"stride:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_full\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"fill_value:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_ones\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"new_zeros\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"nextafter\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"nextafter_\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"nll_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\"],[\"Tensor\"]]],\"nll_loss2d\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\"],[\"Tensor\"]]],\"nll_loss2d_forward\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?\",\"reduction:int\",\"ignore_index:int\"],[\"output:Tensor\",\"total_weight:Tensor\"]]],\"nll_loss_forward\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?\",\"reduction:int\",\"ignore_index:int\"],[\"output:Tensor\",\"total_weight:Tensor\"]]],\"nll_loss_nd\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"weight:Tensor?=\",\"reduction:int=\",\"ignore_index:int=\"],[\"Tensor\"]]],\"nonzero\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"nonzero_numpy\":[[\"\",[\"self:Tensor\"],[\"Tensor[]\"]]],\"norm\":[[\"Scalar\",[\"self:Tensor\",\"p:Scalar=\"],[\"Tensor\"]],[\"ScalarOpt_dim\",[\"self:Tensor\",\"p:Scalar?\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]],[\"ScalarOpt_dim_dtype\",[\"self:Tensor\",\"p:Scalar?\",\"dim:int[1]\",\"keepdim:bool\",\"*dtype:ScalarType\"],[\"Tensor\"]],[\"ScalarOpt_dtype\",[\"self:Tensor\",\"p:Scalar?\",\"*dtype:ScalarType\"],[\"Tensor\"]]],\"norm_except_dim\":[[\"\",[\"v:Tensor\",\"pow:int=\",\"dim:int=\"],[\"Tensor\"]]],\"normal\":[[\"Tensor_Tensor\",[\"mean:Tensor\",\"std:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"Tensor_float\",[\"mean:Tensor\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"float_Tensor\",[\"mean:float\",\"std:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"float_float\",[\"mean:float\",\"std:float\",\"size:int[]\",\"*generator:Generator?=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"normal_\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"normal_functional\":[[\"\",[\"self:Tensor\",\"mean:float=\",\"std:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"not_equal\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"not_equal_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"nuclear_norm\":[[\"\",[\"self:Tensor\",\"keepdim:bool=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[2]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"numpy_T\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"one_hot\":[[\"\",[\"self:Tensor\",\"num_classes:int=\"],[\"Tensor\"]]],\"ones\":[[\"\",[\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"ones_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"orgqr\":[[\"\",[\"self:Tensor\",\"input2:Tensor\"],[\"Tensor\"]]],\"ormqr\":[[\"\",[\"self:Tensor\",\"input2:Tensor\",\"input3:Tensor\",\"left:bool=\",\"transpose:bool=\"],[\"Tensor\"]]],\"outer\":[[\"\",[\"self:Tensor\",\"vec2:Tensor\"],[\"Tensor\"]]],\"output_nr\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"pad\":[[\"\",[\"self:Tensor\",\"pad:int[]\",\"mode:str=\",\"value:float?=\"],[\"Tensor\"]]],\"pad_sequence\":[[\"\",[\"sequences:Tensor[]\",\"batch_first:bool=\",\"padding_value:float=\"],[\"Tensor\"]]],\"pairwise_distance\":[[\"\",[\"x1:Tensor\",\"x2:Tensor\",\"p:float=\",\"eps:float=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"pdist\":[[\"\",[\"self:Tensor\",\"p:float=\"],[\"Tensor\"]]],\"permute\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"permute_copy\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"pin_memory\":[[\"\",[\"self:Tensor\",\"device:Device?=\"],[\"Tensor\"]]],\"pinverse\":[[\"\",[\"self:Tensor\",\"rcond:float=\"],[\"Tensor\"]]],\"pixel_shuffle\":[[\"\",[\"self:Tensor\",\"upscale_factor:int\"],[\"Tensor\"]]],\"pixel_unshuffle\":[[\"\",[\"self:Tensor\",\"downscale_factor:int\"],[\"Tensor\"]]],\"poisson\":[[\"\",[\"self:Tensor\",\"generator:Generator?=\"],[\"Tensor\"]]],\"poisson_nll_loss\":[[\"\",[\"input:Tensor\",\"target:Tensor\",\"log_input:bool\",\"full:bool\",\"eps:float\",\"reduction:int\"],[\"Tensor\"]]],\"polar\":[[\"\",[\"abs:Tensor\",\"angle:Tensor\"],[\"Tensor\"]]],\"polygamma\":[[\"\",[\"n:int\",\"self:Tensor\"],[\"Tensor\"]]],\"polygamma_\":[[\"\",[\"self:Tensor\",\"n:int\"],[\"Tensor@0\"]]],\"positive\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"pow\":[[\"Scalar\",[\"self:Scalar\",\"exponent:Tensor\"],[\"Tensor\"]],[\"Tensor_Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor\"]],[\"Tensor_Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor\"]]],\"pow_\":[[\"Scalar\",[\"self:Tensor\",\"exponent:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"exponent:Tensor\"],[\"Tensor@0\"]]],\"prelu\":[[\"\",[\"self:Tensor\",\"weight:Tensor\"],[\"Tensor\"]]],\"prod\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"dim_int\",[\"self:Tensor\",\"dim:int\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"promote_types\":[[\"\",[\"type1:ScalarType\",\"type2:ScalarType\"],[\"ScalarType\"]]],\"put\":[[\"\",[\"self:Tensor\",\"index:Tensor\",\"source:Tensor\",\"accumulate:bool=\"],[\"Tensor\"]]],\"put_\":[[\"\",[\"self:Tensor\",\"index:Tensor\",\"source:Tensor\",\"accumulate:bool=\"],[\"Tensor@0\"]]],\"q_per_channel_axis\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"q_per_channel_scales\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"q_per_channel_zero_points\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"q_scale\":[[\"\",[\"self:Tensor\"],[\"float\"]]],\"q_zero_point\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"qr\":[[\"\",[\"self:Tensor\",\"some:bool=\"],[\"Q:Tensor\",\"R:Tensor\"]]],\"qscheme\":[[\"\",[\"self:Tensor\"],[\"QScheme\"]]],\"quantile\":[[\"\",[\"self:Tensor\",\"q:Tensor\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]],[\"scalar\",[\"self:Tensor\",\"q:float\",\"dim:int?=\",\"keepdim:bool=\",\"*interpolation:str=\"],[\"Tensor\"]]],\"quantize_per_channel\":[[\"\",[\"self:Tensor\",\"scales:Tensor\",\"zero_points:Tensor\",\"axis:int\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"quantize_per_tensor\":[[\"\",[\"self:Tensor\",\"scale:float\",\"zero_point:int\",\"dtype:ScalarType\"],[\"Tensor\"]],[\"tensor_qparams\",[\"self:Tensor\",\"scale:Tensor\",\"zero_point:Tensor\",\"dtype:ScalarType\"],[\"Tensor\"]],[\"tensors\",[\"tensors:Tensor[]\",\"scales:Tensor\",\"zero_points:Tensor\",\"dtype:ScalarType\"],[\"Tensor[]\"]]],\"quantize_per_tensor_dynamic\":[[\"\",[\"self:Tensor\",\"dtype:ScalarType\",\"reduce_range:bool\"],[\"Tensor\"]]],\"quantized_batch_norm\":[[\"\",[\"input:Tensor\",\"weight:Tensor?\",\"bias:Tensor?\",\"mean:Tensor\",\"var:Tensor\",\"eps:float\",\"output_scale:float\",\"output_zero_point:int\"],[\"Tensor\"]]],\"quantized_gru\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"data_legacy\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]],[\"input_legacy\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"quantized_gru_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\"]]],\"quantized_lstm\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor[]\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"data_legacy\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor[]\",\"params:__torch__.torch.classes.rnn.CellParamsBase[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]],[\"input_legacy\",[\"input:Tensor\",\"hx:Tensor[]\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\",\"*dtype:ScalarType?=\",\"*use_dynamic:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"quantized_lstm_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor[]\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\",\"Tensor\"]]],\"quantized_max_pool1d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[1]\",\"stride:int[1]=\",\"padding:int[1]=\",\"dilation:int[1]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"quantized_max_pool2d\":[[\"\",[\"self:Tensor\",\"kernel_size:int[2]\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\",\"ceil_mode:bool=\"],[\"Tensor\"]]],\"quantized_rnn_relu_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\"]]],\"quantized_rnn_tanh_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor\",\"b_hh:Tensor\",\"packed_ih:Tensor\",\"packed_hh:Tensor\",\"col_offsets_ih:Tensor\",\"col_offsets_hh:Tensor\",\"scale_ih:Scalar\",\"scale_hh:Scalar\",\"zero_point_ih:Scalar\",\"zero_point_hh:Scalar\"],[\"Tensor\"]]],\"rad2deg\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"rad2deg_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"rand\":[[\"\",[\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"rand_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"randint\":[[\"\",[\"high:int\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"high:int\",\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"low\",[\"low:int\",\"high:int\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"low_generator\",[\"low:int\",\"high:int\",\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"randint_like\":[[\"\",[\"self:Tensor\",\"high:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"low_dtype\",[\"self:Tensor\",\"low:int\",\"high:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"randn\":[[\"\",[\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"size:int[]\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"randn_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"random\":[[\"\",[\"self:Tensor\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"from\",[\"self:Tensor\",\"from:int\",\"to:int?\",\"*generator:Generator?=\"],[\"Tensor\"]],[\"to\",[\"self:Tensor\",\"to:int\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"random_\":[[\"\",[\"self:Tensor\",\"*generator:Generator?=\"],[\"Tensor@0\"]],[\"from\",[\"self:Tensor\",\"from:int\",\"to:int?\",\"*generator:Generator?=\"],[\"Tensor@0\"]],[\"to\",[\"self:Tensor\",\"to:int\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"randperm\":[[\"\",[\"n:int\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"generator\",[\"n:int\",\"*generator:Generator?\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"range\":[[\"\",[\"start:Scalar\",\"end:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"step\",[\"start:Scalar\",\"end:Scalar\",\"step:Scalar=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"ravel\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"real\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"reciprocal\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"reciprocal_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"record_stream\":[[\"\",[\"self:Tensor\",\"s:Stream\"],[]]],\"reflection_pad1d\":[[\"\",[\"self:Tensor\",\"padding:int[2]\"],[\"Tensor\"]]],\"reflection_pad2d\":[[\"\",[\"self:Tensor\",\"padding:int[4]\"],[\"Tensor\"]]],\"reflection_pad3d\":[[\"\",[\"self:Tensor\",\"padding:int[6]\"],[\"Tensor\"]]],\"relu\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"relu6\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"relu6_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"relu_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"remainder\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_Tensor\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"remainder_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"renorm\":[[\"\",[\"self:Tensor\",\"p:Scalar\",\"dim:int\",\"maxnorm:Scalar\"],[\"Tensor\"]]],\"renorm_\":[[\"\",[\"self:Tensor\",\"p:Scalar\",\"dim:int\",\"maxnorm:Scalar\"],[\"Tensor@0\"]]],\"repeat\":[[\"\",[\"self:Tensor\",\"repeats:SymInt[]\"],[\"Tensor\"]]],\"repeat_interleave\":[[\"Tensor\",[\"repeats:Tensor\",\"*output_size:int?=\"],[\"Tensor\"]],[\"self_Tensor\",[\"self:Tensor\",\"repeats:Tensor\",\"dim:int?=\",\"*output_size:int?=\"],[\"Tensor\"]],[\"self_int\",[\"self:Tensor\",\"repeats:int\",\"dim:int?=\",\"*output_size:int?=\"],[\"Tensor\"]]],\"replication_pad1d\":[[\"\",[\"self:Tensor\",\"padding:int[2]\"],[\"Tensor\"]]],\"replication_pad2d\":[[\"\",[\"self:Tensor\",\"padding:int[4]\"],[\"Tensor\"]]],\"replication_pad3d\":[[\"\",[\"self:Tensor\",\"padding:int[6]\"],[\"Tensor\"]]],\"requires_grad_\":[[\"\",[\"self:Tensor\",\"requires_grad:bool=\"],[\"Tensor@0\"]]],\"reshape\":[[\"\",[\"self:Tensor\",\"shape:SymInt[]\"],[\"Tensor\"]]],\"reshape_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"resize\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"resize_\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\",\"*memory_format:MemoryFormat?=\"],[\"Tensor@0\"]]],\"resize_as\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"resize_as_\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\",\"*memory_format:MemoryFormat?=\"],[\"Tensor@0\"]]],\"resize_as_sparse\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\"],[\"Tensor\"]]],\"resize_as_sparse_\":[[\"\",[\"self:Tensor\",\"the_template:Tensor\"],[\"Tensor@0\"]]],\"resolve_conj\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"resolve_neg\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"result_type\":[[\"Scalar\",[\"tensor:Tensor\",\"other:Scalar\"],[\"ScalarType\"]],[\"Scalar_Scalar\",[\"scalar1:Scalar\",\"scalar2:Scalar\"],[\"ScalarType\"]],[\"Scalar_Tensor\",[\"scalar:Scalar\",\"tensor:Tensor\"],[\"ScalarType\"]],[\"Tensor\",[\"tensor:Tensor\",\"other:Tensor\"],[\"ScalarType\"]]],\"retain_grad\":[[\"\",[\"self:Tensor\"],[]]],\"retains_grad\":[[\"\",[\"self:Tensor\"],[\"bool\"]]],\"rnn_relu\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"rnn_relu_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\"]]],\"rnn_tanh\":[[\"data\",[\"data:Tensor\",\"batch_sizes:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\"],[\"Tensor\",\"Tensor\"]],[\"input\",[\"input:Tensor\",\"hx:Tensor\",\"params:Tensor[]\",\"has_biases:bool\",\"num_layers:int\",\"dropout:float\",\"train:bool\",\"bidirectional:bool\",\"batch_first:bool\"],[\"Tensor\",\"Tensor\"]]],\"rnn_tanh_cell\":[[\"\",[\"input:Tensor\",\"hx:Tensor\",\"w_ih:Tensor\",\"w_hh:Tensor\",\"b_ih:Tensor?=\",\"b_hh:Tensor?=\"],[\"Tensor\"]]],\"roll\":[[\"\",[\"self:Tensor\",\"shifts:int[1]\",\"dims:int[1]=\"],[\"Tensor\"]]],\"rot90\":[[\"\",[\"self:Tensor\",\"k:int=\",\"dims:int[]=\"],[\"Tensor\"]]],\"round\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"decimals\",[\"self:Tensor\",\"*decimals:int\"],[\"Tensor\"]]],\"round_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]],[\"decimals\",[\"self:Tensor\",\"*decimals:int\"],[\"Tensor@0\"]]],\"row_indices\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"row_indices_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"row_stack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"rrelu\":[[\"\",[\"self:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor\"]]],\"rrelu_\":[[\"\",[\"self:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor@0\"]]],\"rrelu_with_noise\":[[\"\",[\"self:Tensor\",\"noise:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor\"]]],\"rrelu_with_noise_\":[[\"\",[\"self:Tensor\",\"noise:Tensor\",\"lower:Scalar=\",\"upper:Scalar=\",\"training:bool=\",\"generator:Generator?=\"],[\"Tensor@0\"]]],\"rsqrt\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"rsqrt_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"rsub\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"scalar_tensor\":[[\"\",[\"s:Scalar\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"scatter\":[[\"reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"*reduce:str\"],[\"Tensor\"]],[\"src\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor\"]],[\"value\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor\"]],[\"value_reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\",\"*reduce:str\"],[\"Tensor\"]]],\"scatter_\":[[\"reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"*reduce:str\"],[\"Tensor@0\"]],[\"src\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor@0\"]],[\"value\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\"],[\"Tensor@0\"]],[\"value_reduce\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"value:Scalar\",\"*reduce:str\"],[\"Tensor@0\"]]],\"scatter_add\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor\"]]],\"scatter_add_\":[[\"\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\"],[\"Tensor@0\"]]],\"scatter_reduce\":[[\"two\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor\"]]],\"scatter_reduce_\":[[\"two\",[\"self:Tensor\",\"dim:int\",\"index:Tensor\",\"src:Tensor\",\"reduce:str\",\"*include_self:bool=\"],[\"Tensor@0\"]]],\"searchsorted\":[[\"Scalar\",[\"sorted_sequence:Tensor\",\"self:Scalar\",\"*out_int32:bool=\",\"*right:bool=\",\"*side:str?=\",\"*sorter:Tensor?=\"],[\"Tensor\"]],[\"Tensor\",[\"sorted_sequence:Tensor\",\"self:Tensor\",\"*out_int32:bool=\",\"*right:bool=\",\"*side:str?=\",\"*sorter:Tensor?=\"],[\"Tensor\"]]],\"segment_reduce\":[[\"\",[\"data:Tensor\",\"reduce:str\",\"*lengths:Tensor?=\",\"*indices:Tensor?=\",\"*offsets:Tensor?=\",\"*axis:int=\",\"*unsafe:bool=\",\"*initial:Scalar?=\"],[\"Tensor\"]]],\"select\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"index:int\"],[\"Tensor\"]]],\"select_copy\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"index:int\"],[\"Tensor\"]]],\"select_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"dim:int\",\"index:int\"],[\"Tensor\"]]],\"selu\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"selu_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"set\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"source_Storage\",[\"self:Tensor\",\"source:Storage\"],[\"Tensor\"]],[\"source_Storage_storage_offset\",[\"self:Tensor\",\"source:Storage\",\"storage_offset:SymInt\",\"size:SymInt[]\",\"stride:SymInt[]=\"],[\"Tensor\"]],[\"source_Tensor\",[\"self:Tensor\",\"source:Tensor\"],[\"Tensor\"]]],\"set_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]],[\"source_Storage\",[\"self:Tensor\",\"source:Storage\"],[\"Tensor@0\"]],[\"source_Storage_storage_offset\",[\"self:Tensor\",\"source:Storage\",\"storage_offset:SymInt\",\"size:SymInt[]\",\"stride:SymInt[]=\"],[\"Tensor@0\"]],[\"source_Tensor\",[\"self:Tensor\",\"source:Tensor\"],[\"Tensor@0\"]],[\"source_Tensor_storage_offset\",[\"self:Tensor\",\"source:Tensor\",\"storage_offset:SymInt\",\"size:SymInt[]\",\"stride:SymInt[]=\"],[\"Tensor@0\"]]],\"set_data\":[[\"\",[\"self:Tensor\",\"new_data:Tensor\"],[]]],\"sgn\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sgn_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sigmoid\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sigmoid_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sign\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sign_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"signbit\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"silu\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"silu_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sin\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sin_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sinc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sinc_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"sinh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sinh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"size\":[[\"int\",[\"self:Tensor\",\"dim:int\"],[\"int\"]]],\"slice\":[[\"Tensor\",[\"self:Tensor\",\"dim:int=\",\"start:SymInt?=\",\"end:SymInt?=\",\"step:SymInt=\"],[\"Tensor\"]]],\"slice_copy\":[[\"Tensor\",[\"self:Tensor\",\"dim:int=\",\"start:SymInt?=\",\"end:SymInt?=\",\"step:SymInt=\"],[\"Tensor\"]]],\"slice_scatter\":[[\"\",[\"self:Tensor\",\"src:Tensor\",\"dim:int=\",\"start:SymInt?=\",\"end:SymInt?=\",\"step:SymInt=\"],[\"Tensor\"]]],\"slogdet\":[[\"\",[\"self:Tensor\"],[\"sign:Tensor\",\"logabsdet:Tensor\"]]],\"slow_conv3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\"],[\"Tensor\"]]],\"slow_conv3d_forward\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?\",\"stride:int[3]\",\"padding:int[3]\"],[\"Tensor\"]]],\"slow_conv_dilated2d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[2]\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"dilation:int[2]=\"],[\"Tensor\"]]],\"slow_conv_dilated3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"dilation:int[3]=\"],[\"Tensor\"]]],\"slow_conv_transpose2d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[2]\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\",\"output_padding:int[2]=\",\"dilation:int[2]=\"],[\"Tensor\"]]],\"slow_conv_transpose3d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[3]\",\"bias:Tensor?=\",\"stride:int[3]=\",\"padding:int[3]=\",\"output_padding:int[3]=\",\"dilation:int[3]=\"],[\"Tensor\"]]],\"smm\":[[\"\",[\"self:Tensor\",\"mat2:Tensor\"],[\"Tensor\"]]],\"smooth_l1_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\",\"beta:float=\"],[\"Tensor\"]]],\"soft_margin_loss\":[[\"\",[\"self:Tensor\",\"target:Tensor\",\"reduction:int=\"],[\"Tensor\"]]],\"softmax\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"softplus\":[[\"\",[\"self:Tensor\",\"beta:Scalar=\",\"threshold:Scalar=\"],[\"Tensor\"]]],\"softshrink\":[[\"\",[\"self:Tensor\",\"lambd:Scalar=\"],[\"Tensor\"]]],\"sort\":[[\"\",[\"self:Tensor\",\"dim:int=\",\"descending:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]],[\"stable\",[\"self:Tensor\",\"*stable:bool?\",\"*dim:int=\",\"*descending:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"sparse_bsc_tensor\":[[\"ccol_row_value\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"ccol_row_value_size\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_bsr_tensor\":[[\"crow_col_value\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"crow_col_value_size\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_compressed_tensor\":[[\"comp_plain_value\",[\"compressed_indices:Tensor\",\"plain_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"comp_plain_value_size\",[\"compressed_indices:Tensor\",\"plain_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_coo_tensor\":[[\"indices\",[\"indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"indices_size\",[\"indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"size\",[\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_csc_tensor\":[[\"ccol_row_value\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"ccol_row_value_size\",[\"ccol_indices:Tensor\",\"row_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_csr_tensor\":[[\"crow_col_value\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]],[\"crow_col_value_size\",[\"crow_indices:Tensor\",\"col_indices:Tensor\",\"values:Tensor\",\"size:int[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"sparse_dim\":[[\"\",[\"self:Tensor\"],[\"int\"]]],\"sparse_mask\":[[\"\",[\"self:Tensor\",\"mask:Tensor\"],[\"Tensor\"]]],\"sparse_resize\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor\"]]],\"sparse_resize_\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor@0\"]]],\"sparse_resize_and_clear\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor\"]]],\"sparse_resize_and_clear_\":[[\"\",[\"self:Tensor\",\"size:int[]\",\"sparse_dim:int\",\"dense_dim:int\"],[\"Tensor@0\"]]],\"sparse_sampled_addmm\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"special_airy_ai\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_bessel_j0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_bessel_j1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_bessel_y0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_bessel_y1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_t\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_u\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_v\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_chebyshev_polynomial_w\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_digamma\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_entr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erf\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erfc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erfcx\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_erfinv\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_exp2\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_expit\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_expm1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_gammainc\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"special_gammaincc\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"special_gammaln\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_hermite_polynomial_h\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_hermite_polynomial_he\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_i0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_i0e\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_i1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_i1e\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_laguerre_polynomial_l\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_legendre_polynomial_p\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_log1p\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_log_ndtr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_log_softmax\":[[\"\",[\"self:Tensor\",\"dim:int\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"special_logit\":[[\"\",[\"self:Tensor\",\"eps:float?=\"],[\"Tensor\"]]],\"special_logsumexp\":[[\"\",[\"self:Tensor\",\"dim:int[1]\",\"keepdim:bool=\"],[\"Tensor\"]]],\"special_modified_bessel_i0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_modified_bessel_i1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_modified_bessel_k0\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_modified_bessel_k1\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_multigammaln\":[[\"\",[\"self:Tensor\",\"p:int\"],[\"Tensor\"]]],\"special_ndtr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_ndtri\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_polygamma\":[[\"\",[\"n:int\",\"self:Tensor\"],[\"Tensor\"]]],\"special_psi\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_round\":[[\"\",[\"self:Tensor\",\"*decimals:int=\"],[\"Tensor\"]]],\"special_scaled_modified_bessel_k0\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_scaled_modified_bessel_k1\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_t\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_u\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_v\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_shifted_chebyshev_polynomial_w\":[[\"\",[\"x:Tensor\",\"n:Tensor\"],[\"Tensor\"]],[\"n_scalar\",[\"x:Tensor\",\"n:Scalar\"],[\"Tensor\"]],[\"x_scalar\",[\"x:Scalar\",\"n:Tensor\"],[\"Tensor\"]]],\"special_sinc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"special_softmax\":[[\"\",[\"self:Tensor\",\"dim:int\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"special_spherical_bessel_j0\":[[\"\",[\"x:Tensor\"],[\"Tensor\"]]],\"special_xlog1py\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"other_scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"self_scalar\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]]],\"special_xlogy\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"other_scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"self_scalar\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]]],\"special_zeta\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]],[\"other_scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"self_scalar\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]]],\"split\":[[\"Tensor\",[\"self:Tensor\",\"split_size:int\",\"dim:int=\"],[\"Tensor[]\"]],[\"sizes\",[\"self:Tensor\",\"split_size:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"split_copy\":[[\"Tensor\",[\"self:Tensor\",\"split_size:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"split_with_sizes\":[[\"\",[\"self:Tensor\",\"split_sizes:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"split_with_sizes_copy\":[[\"\",[\"self:Tensor\",\"split_sizes:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"sqrt\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"sqrt_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"square\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"square_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"squeeze\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"squeeze_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]],[\"dim\",[\"self:Tensor\",\"dim:int\"],[\"Tensor@0\"]]],\"squeeze_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"sspaddmm\":[[\"\",[\"self:Tensor\",\"mat1:Tensor\",\"mat2:Tensor\",\"*beta:Scalar=\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"stack\":[[\"\",[\"tensors:Tensor[]\",\"dim:int=\"],[\"Tensor\"]]],\"std\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"std_mean\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\",\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\",\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\",\"Tensor\"]]],\"stft\":[[\"\",[\"self:Tensor\",\"n_fft:int\",\"hop_length:int?=\",\"win_length:int?=\",\"window:Tensor?=\",\"normalized:bool=\",\"onesided:bool?=\",\"return_complex:bool?=\"],[\"Tensor\"]],[\"center\",[\"self:Tensor\",\"n_fft:int\",\"hop_length:int?=\",\"win_length:int?=\",\"window:Tensor?=\",\"center:bool=\",\"pad_mode:str=\",\"normalized:bool=\",\"onesided:bool?=\",\"return_complex:bool?=\"],[\"Tensor\"]]],\"stride\":[[\"int\",[\"self:Tensor\",\"dim:int\"],[\"int\"]]],\"sub\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"sub_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"subtract\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor\"]]],\"subtract_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\",\"alpha:Scalar=\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\",\"*alpha:Scalar=\"],[\"Tensor@0\"]]],\"sum\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\"],[\"Tensor\"]],[\"dim_IntList\",[\"self:Tensor\",\"dim:int[1]?\",\"keepdim:bool=\",\"*dtype:ScalarType?=\"],[\"Tensor\"]]],\"sum_to_size\":[[\"\",[\"self:Tensor\",\"size:int[]\"],[\"Tensor\"]]],\"svd\":[[\"\",[\"self:Tensor\",\"some:bool=\",\"compute_uv:bool=\"],[\"U:Tensor\",\"S:Tensor\",\"V:Tensor\"]]],\"swapaxes\":[[\"\",[\"self:Tensor\",\"axis0:int\",\"axis1:int\"],[\"Tensor\"]]],\"swapaxes_\":[[\"\",[\"self:Tensor\",\"axis0:int\",\"axis1:int\"],[\"Tensor@0\"]]],\"swapdims\":[[\"\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor\"]]],\"swapdims_\":[[\"\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor@0\"]]],\"symeig\":[[\"\",[\"self:Tensor\",\"eigenvectors:bool=\",\"upper:bool=\"],[\"eigenvalues:Tensor\",\"eigenvectors:Tensor\"]]],\"t\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"t_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"t_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"take\":[[\"\",[\"self:Tensor\",\"index:Tensor\"],[\"Tensor\"]]],\"take_along_dim\":[[\"\",[\"self:Tensor\",\"indices:Tensor\",\"dim:int?=\"],[\"Tensor\"]]],\"tan\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"tan_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"tanh\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"tanh_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"tensor_split\":[[\"indices\",[\"self:Tensor\",\"indices:int[]\",\"dim:int=\"],[\"Tensor[]\"]],[\"sections\",[\"self:Tensor\",\"sections:int\",\"dim:int=\"],[\"Tensor[]\"]],[\"tensor_indices_or_sections\",[\"self:Tensor\",\"tensor_indices_or_sections:Tensor\",\"dim:int=\"],[\"Tensor[]\"]]],\"tensordot\":[[\"\",[\"self:Tensor\",\"other:Tensor\",\"dims_self:int[]\",\"dims_other:int[]\"],[\"Tensor\"]]],\"thnn_conv2d\":[[\"\",[\"self:Tensor\",\"weight:Tensor\",\"kernel_size:int[2]\",\"bias:Tensor?=\",\"stride:int[2]=\",\"padding:int[2]=\"],[\"Tensor\"]]],\"threshold\":[[\"\",[\"self:Tensor\",\"threshold:Scalar\",\"value:Scalar\"],[\"Tensor\"]]],\"threshold_\":[[\"\",[\"self:Tensor\",\"threshold:Scalar\",\"value:Scalar\"],[\"Tensor@0\"]]],\"tile\":[[\"\",[\"self:Tensor\",\"dims:int[]\"],[\"Tensor\"]]],\"to\":[[\"device\",[\"self:Tensor\",\"device:Device\",\"dtype:ScalarType\",\"non_blocking:bool=\",\"copy:bool=\",\"memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"dtype\",[\"self:Tensor\",\"dtype:ScalarType\",\"non_blocking:bool=\",\"copy:bool=\",\"memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"dtype_layout\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*non_blocking:bool=\",\"*copy:bool=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]],[\"other\",[\"self:Tensor\",\"other:Tensor\",\"non_blocking:bool=\",\"copy:bool=\",\"memory_format:MemoryFormat?=\"],[\"Tensor\"]]],\"to_dense\":[[\"\",[\"self:Tensor\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"to_mkldnn\":[[\"\",[\"self:Tensor\",\"dtype:ScalarType?=\"],[\"Tensor\"]]],\"to_padded_tensor\":[[\"\",[\"self:Tensor\",\"padding:float\",\"output_size:int[]?=\"],[\"Tensor\"]]],\"to_sparse\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]],[\"sparse_dim\",[\"self:Tensor\",\"sparse_dim:int\"],[\"Tensor\"]]],\"to_sparse_bsc\":[[\"\",[\"self:Tensor\",\"blocksize:int[2]\"],[\"Tensor\"]]],\"to_sparse_bsr\":[[\"\",[\"self:Tensor\",\"blocksize:int[2]\"],[\"Tensor\"]]],\"to_sparse_csc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"to_sparse_csr\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"topk\":[[\"\",[\"self:Tensor\",\"k:int\",\"dim:int=\",\"largest:bool=\",\"sorted:bool=\"],[\"values:Tensor\",\"indices:Tensor\"]]],\"trace\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"transpose\":[[\"int\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor\"]]],\"transpose_\":[[\"\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor@0\"]]],\"transpose_copy\":[[\"int\",[\"self:Tensor\",\"dim0:int\",\"dim1:int\"],[\"Tensor\"]]],\"trapezoid\":[[\"dx\",[\"y:Tensor\",\"*dx:Scalar=\",\"*dim:int=\"],[\"Tensor\"]],[\"x\",[\"y:Tensor\",\"x:Tensor\",\"*dim:int=\"],[\"Tensor\"]]],\"trapz\":[[\"dx\",[\"y:Tensor\",\"*dx:float=\",\"*dim:int=\"],[\"Tensor\"]],[\"x\",[\"y:Tensor\",\"x:Tensor\",\"*dim:int=\"],[\"Tensor\"]]],\"triangular_solve\":[[\"\",[\"self:Tensor\",\"A:Tensor\",\"upper:bool=\",\"transpose:bool=\",\"unitriangular:bool=\"],[\"solution:Tensor\",\"cloned_coefficient:Tensor\"]]],\"tril\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor\"]]],\"tril_\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor@0\"]]],\"tril_indices\":[[\"\",[\"row:int\",\"col:int\",\"offset:int=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"triplet_margin_loss\":[[\"\",[\"anchor:Tensor\",\"positive:Tensor\",\"negative:Tensor\",\"margin:float=\",\"p:float=\",\"eps:float=\",\"swap:bool=\",\"reduction:int=\"],[\"Tensor\"]]],\"triu\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor\"]]],\"triu_\":[[\"\",[\"self:Tensor\",\"diagonal:int=\"],[\"Tensor@0\"]]],\"triu_indices\":[[\"\",[\"row:int\",\"col:int\",\"offset:int=\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"true_divide\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"true_divide_\":[[\"Scalar\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"trunc\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"trunc_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"type_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"unbind\":[[\"int\",[\"self:Tensor\",\"dim:int=\"],[\"Tensor[]\"]]],\"unbind_copy\":[[\"int\",[\"self:Tensor\",\"dim:int=\"],[\"Tensor[]\"]]],\"unflatten\":[[\"int\",[\"self:Tensor\",\"dim:int\",\"sizes:int[]\"],[\"Tensor\"]]],\"unflatten_dense_tensors\":[[\"\",[\"flat:Tensor\",\"tensors:Tensor[]\"],[\"Tensor[]\"]]],\"unfold\":[[\"\",[\"self:Tensor\",\"dimension:int\",\"size:int\",\"step:int\"],[\"Tensor\"]]],\"unfold_copy\":[[\"\",[\"self:Tensor\",\"dimension:int\",\"size:int\",\"step:int\"],[\"Tensor\"]]],\"uniform\":[[\"\",[\"self:Tensor\",\"from:float=\",\"to:float=\",\"*generator:Generator?=\"],[\"Tensor\"]]],\"uniform_\":[[\"\",[\"self:Tensor\",\"from:float=\",\"to:float=\",\"*generator:Generator?=\"],[\"Tensor@0\"]]],\"unique_consecutive\":[[\"\",[\"self:Tensor\",\"return_inverse:bool=\",\"return_counts:bool=\",\"dim:int?=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"unique_dim\":[[\"\",[\"self:Tensor\",\"dim:int\",\"sorted:bool=\",\"return_inverse:bool=\",\"return_counts:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"unique_dim_consecutive\":[[\"\",[\"self:Tensor\",\"dim:int\",\"return_inverse:bool=\",\"return_counts:bool=\"],[\"Tensor\",\"Tensor\",\"Tensor\"]]],\"unsafe_chunk\":[[\"\",[\"self:Tensor\",\"chunks:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"unsafe_split\":[[\"Tensor\",[\"self:Tensor\",\"split_size:int\",\"dim:int=\"],[\"Tensor[]\"]]],\"unsafe_split_with_sizes\":[[\"\",[\"self:Tensor\",\"split_sizes:int[]\",\"dim:int=\"],[\"Tensor[]\"]]],\"unsqueeze\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"unsqueeze_\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor@0\"]]],\"unsqueeze_copy\":[[\"\",[\"self:Tensor\",\"dim:int\"],[\"Tensor\"]]],\"upsample_bicubic2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"align_corners:bool\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_bilinear2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"align_corners:bool\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_linear1d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[1]\",\"align_corners:bool\",\"scales:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_nearest1d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[1]\",\"scales:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_nearest2d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[2]\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_nearest3d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[3]\",\"scales_d:float?=\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"upsample_trilinear3d\":[[\"\",[\"self:Tensor\",\"output_size:SymInt[3]\",\"align_corners:bool\",\"scales_d:float?=\",\"scales_h:float?=\",\"scales_w:float?=\"],[\"Tensor\"]],[\"vec\",[\"input:Tensor\",\"output_size:SymInt[]?\",\"align_corners:bool\",\"scale_factors:float[]?\"],[\"Tensor\"]]],\"values\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"values_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"vander\":[[\"\",[\"x:Tensor\",\"N:int?=\",\"increasing:bool=\"],[\"Tensor\"]]],\"var\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\"]]],\"var_mean\":[[\"\",[\"self:Tensor\",\"unbiased:bool=\"],[\"Tensor\",\"Tensor\"]],[\"correction\",[\"self:Tensor\",\"dim:int[1]?\",\"*correction:int?\",\"*keepdim:bool=\"],[\"Tensor\",\"Tensor\"]],[\"dim\",[\"self:Tensor\",\"dim:int[1]?\",\"unbiased:bool=\",\"keepdim:bool=\"],[\"Tensor\",\"Tensor\"]]],\"vdot\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"view\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\"],[\"Tensor\"]],[\"dtype\",[\"self:Tensor\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"view_as\":[[\"\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"view_as_complex\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_as_complex_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_as_real\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_as_real_copy\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"view_copy\":[[\"\",[\"self:Tensor\",\"size:SymInt[]\"],[\"Tensor\"]],[\"dtype\",[\"self:Tensor\",\"dtype:ScalarType\"],[\"Tensor\"]]],\"vsplit\":[[\"array\",[\"self:Tensor\",\"indices:int[]\"],[\"Tensor[]\"]],[\"int\",[\"self:Tensor\",\"sections:int\"],[\"Tensor[]\"]]],\"vstack\":[[\"\",[\"tensors:Tensor[]\"],[\"Tensor\"]]],\"where\":[[\"\",[\"condition:Tensor\"],[\"Tensor[]\"]],[\"Scalar\",[\"condition:Tensor\",\"self:Scalar\",\"other:Scalar\"],[\"Tensor\"]],[\"ScalarOther\",[\"condition:Tensor\",\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"ScalarSelf\",[\"condition:Tensor\",\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"self\",[\"condition:Tensor\",\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"xlogy\":[[\"Scalar_Other\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor\"]],[\"Scalar_Self\",[\"self:Scalar\",\"other:Tensor\"],[\"Tensor\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor\"]]],\"xlogy_\":[[\"Scalar_Other\",[\"self:Tensor\",\"other:Scalar\"],[\"Tensor@0\"]],[\"Tensor\",[\"self:Tensor\",\"other:Tensor\"],[\"Tensor@0\"]]],\"zero\":[[\"\",[\"self:Tensor\"],[\"Tensor\"]]],\"zero_\":[[\"\",[\"self:Tensor\"],[\"Tensor@0\"]]],\"zeros\":[[\"\",[\"size:SymInt[]\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\"],[\"Tensor\"]]],\"zeros_like\":[[\"\",[\"self:Tensor\",\"*dtype:ScalarType?=\",\"*layout:Layout?=\",\"*device:Device?=\",\"*pin_memory:bool?=\",\"*memory_format:MemoryFormat?=\"],[\"Tensor\"]]]}");
 const $abs = op("aten::abs", META["abs"]);
 const $abs_ = op("aten::abs_", META["abs_"]);
 const $absolute = op("aten::absolute", META["absolute"]);
@@ -1139,10 +1139,6 @@ export function add(...args: unknown[]): any {
 }
 mark(add);
 /**
- * `aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
- */
-export function add_(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
-/**
  * `aten::add_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
 export function add_(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
@@ -1150,6 +1146,10 @@ export function add_(self: Tensor, other: Scalar, alpha?: Scalar, options?: { al
  * `aten::add_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
 export function add_(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+/**
+ * `aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
+ */
+export function add_(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
 export function add_(...args: unknown[]): any {
   return call($add_, args);
 }
@@ -1403,6 +1403,10 @@ mark(any);
  */
 export function arange(end: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
+ * `aten::arange.start(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
+ */
+export function arange(start: Scalar, end: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+/**
  * `aten::arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
 export function arange(start: Scalar, end: Scalar, step?: Scalar, options?: { step?: Scalar; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
@@ -1410,10 +1414,6 @@ export function arange(start: Scalar, end: Scalar, step?: Scalar, options?: { st
  * `aten::arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
 export function arange(start: Scalar, end: Scalar, options?: { step?: Scalar; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
-/**
- * `aten::arange.start(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
- */
-export function arange(start: Scalar, end: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function arange(...args: unknown[]): any {
   return call($arange, args);
 }
@@ -1859,13 +1859,13 @@ mark(batchNormUpdateStats);
  */
 export function bernoulli(self: Tensor, options?: { generator?: GeneratorLike | null }): Tensor;
 /**
- * `aten::bernoulli.p(Tensor self, float p, *, Generator? generator=None) -> Tensor`
- */
-export function bernoulli(self: Tensor, p: number, options?: { generator?: GeneratorLike | null }): Tensor;
-/**
  * `aten::bernoulli.Tensor(Tensor self, Tensor p, *, Generator? generator=None) -> Tensor`
  */
 export function bernoulli(self: Tensor, p: Tensor, options?: { generator?: GeneratorLike | null }): Tensor;
+/**
+ * `aten::bernoulli.p(Tensor self, float p, *, Generator? generator=None) -> Tensor`
+ */
+export function bernoulli(self: Tensor, p: number, options?: { generator?: GeneratorLike | null }): Tensor;
 export function bernoulli(...args: unknown[]): any {
   return call($bernoulli, args);
 }
@@ -1963,25 +1963,25 @@ export function bitwiseAnd(...args: unknown[]): any {
 }
 mark(bitwiseAnd);
 /**
- * `aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function bitwiseAnd_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::bitwise_and_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function bitwiseAnd_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function bitwiseAnd_(self: Tensor, other: Tensor): Tensor;
 export function bitwiseAnd_(...args: unknown[]): any {
   return call($bitwise_and_, args);
 }
 mark(bitwiseAnd_);
 /**
- * `aten::bitwise_left_shift.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function bitwiseLeftShift(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::bitwise_left_shift.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
  */
 export function bitwiseLeftShift(self: Scalar, other: Tensor): Tensor;
+/**
+ * `aten::bitwise_left_shift.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function bitwiseLeftShift(self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_left_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor`
  */
@@ -2019,10 +2019,6 @@ export function bitwiseNot_(...args: unknown[]): any {
 }
 mark(bitwiseNot_);
 /**
- * `aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function bitwiseOr(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::bitwise_or.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function bitwiseOr(self: Tensor, other: Scalar): Tensor;
@@ -2030,6 +2026,10 @@ export function bitwiseOr(self: Tensor, other: Scalar): Tensor;
  * `aten::bitwise_or.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
  */
 export function bitwiseOr(self: Scalar, other: Tensor): Tensor;
+/**
+ * `aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function bitwiseOr(self: Tensor, other: Tensor): Tensor;
 export function bitwiseOr(...args: unknown[]): any {
   return call($bitwise_or, args);
 }
@@ -2051,13 +2051,13 @@ mark(bitwiseOr_);
  */
 export function bitwiseRightShift(self: Scalar, other: Tensor): Tensor;
 /**
- * `aten::bitwise_right_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor`
- */
-export function bitwiseRightShift(self: Tensor, other: Scalar): Tensor;
-/**
  * `aten::bitwise_right_shift.Tensor(Tensor self, Tensor other) -> Tensor`
  */
 export function bitwiseRightShift(self: Tensor, other: Tensor): Tensor;
+/**
+ * `aten::bitwise_right_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor`
+ */
+export function bitwiseRightShift(self: Tensor, other: Scalar): Tensor;
 export function bitwiseRightShift(...args: unknown[]): any {
   return call($bitwise_right_shift, args);
 }
@@ -2075,13 +2075,13 @@ export function bitwiseRightShift_(...args: unknown[]): any {
 }
 mark(bitwiseRightShift_);
 /**
- * `aten::bitwise_xor.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
- */
-export function bitwiseXor(self: Scalar, other: Tensor): Tensor;
-/**
  * `aten::bitwise_xor.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function bitwiseXor(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::bitwise_xor.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
+ */
+export function bitwiseXor(self: Scalar, other: Tensor): Tensor;
 /**
  * `aten::bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -2091,13 +2091,13 @@ export function bitwiseXor(...args: unknown[]): any {
 }
 mark(bitwiseXor);
 /**
- * `aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function bitwiseXor_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::bitwise_xor_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function bitwiseXor_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function bitwiseXor_(self: Tensor, other: Tensor): Tensor;
 export function bitwiseXor_(...args: unknown[]): any {
   return call($bitwise_xor_, args);
 }
@@ -2147,13 +2147,13 @@ export function broadcastTo(...args: unknown[]): any {
 }
 mark(broadcastTo);
 /**
- * `aten::bucketize.Tensor(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor`
- */
-export function bucketize(self: Tensor, boundaries: Tensor, options?: { outInt32?: boolean; right?: boolean }): Tensor;
-/**
  * `aten::bucketize.Scalar(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor`
  */
 export function bucketize(self: Scalar, boundaries: Tensor, options?: { outInt32?: boolean; right?: boolean }): Tensor;
+/**
+ * `aten::bucketize.Tensor(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor`
+ */
+export function bucketize(self: Tensor, boundaries: Tensor, options?: { outInt32?: boolean; right?: boolean }): Tensor;
 export function bucketize(...args: unknown[]): any {
   return call($bucketize, args);
 }
@@ -2955,14 +2955,6 @@ export function crowIndicesCopy(...args: unknown[]): any {
 }
 mark(crowIndicesCopy);
 /**
- * `aten::ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor`
- */
-export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: Tensor, targetLengths: Tensor, blank?: number, reduction?: number, zeroInfinity?: boolean, options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
-/**
- * `aten::ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor`
- */
-export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: Tensor, targetLengths: Tensor, options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
-/**
  * `aten::ctc_loss.IntList(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor`
  */
 export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: number | readonly number[], targetLengths: number | readonly number[], blank?: number, reduction?: number, zeroInfinity?: boolean, options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
@@ -2970,6 +2962,14 @@ export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: number 
  * `aten::ctc_loss.IntList(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor`
  */
 export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: number | readonly number[], targetLengths: number | readonly number[], options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
+/**
+ * `aten::ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor`
+ */
+export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: Tensor, targetLengths: Tensor, blank?: number, reduction?: number, zeroInfinity?: boolean, options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
+/**
+ * `aten::ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor`
+ */
+export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: Tensor, targetLengths: Tensor, options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
 export function ctcLoss(...args: unknown[]): any {
   return call($ctc_loss, args);
 }
@@ -3087,13 +3087,13 @@ export function cumsum_(...args: unknown[]): any {
 }
 mark(cumsum_);
 /**
- * `aten::cumulative_trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor`
- */
-export function cumulativeTrapezoid(y: Tensor, x: Tensor, options?: { dim?: number }): Tensor;
-/**
  * `aten::cumulative_trapezoid.dx(Tensor y, *, Scalar dx=1, int dim=-1) -> Tensor`
  */
 export function cumulativeTrapezoid(y: Tensor, options?: { dx?: Scalar; dim?: number }): Tensor;
+/**
+ * `aten::cumulative_trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor`
+ */
+export function cumulativeTrapezoid(y: Tensor, x: Tensor, options?: { dim?: number }): Tensor;
 export function cumulativeTrapezoid(...args: unknown[]): any {
   return call($cumulative_trapezoid, args);
 }
@@ -3287,69 +3287,65 @@ export function dist(...args: unknown[]): any {
 }
 mark(dist);
 /**
- * `aten::div.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor`
- */
-export function div(self: Tensor, other: Tensor, options: { roundingMode: string | null }): Tensor;
-/**
  * `aten::div.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function div(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor`
+ */
+export function div(self: Tensor, other: Scalar, options: { roundingMode: string | null }): Tensor;
 /**
  * `aten::div.Tensor(Tensor self, Tensor other) -> Tensor`
  */
 export function div(self: Tensor, other: Tensor): Tensor;
 /**
- * `aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor`
+ * `aten::div.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor`
  */
-export function div(self: Tensor, other: Scalar, options: { roundingMode: string | null }): Tensor;
+export function div(self: Tensor, other: Tensor, options: { roundingMode: string | null }): Tensor;
 export function div(...args: unknown[]): any {
   return call($div, args);
 }
 mark(div);
 /**
- * `aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function div_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::div_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function div_(self: Tensor, other: Scalar): Tensor;
 /**
- * `aten::div_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)`
- */
-export function div_(self: Tensor, other: Tensor, options: { roundingMode: string | null }): Tensor;
-/**
  * `aten::div_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)`
  */
 export function div_(self: Tensor, other: Scalar, options: { roundingMode: string | null }): Tensor;
+/**
+ * `aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function div_(self: Tensor, other: Tensor): Tensor;
+/**
+ * `aten::div_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)`
+ */
+export function div_(self: Tensor, other: Tensor, options: { roundingMode: string | null }): Tensor;
 export function div_(...args: unknown[]): any {
   return call($div_, args);
 }
 mark(div_);
 /**
- * `aten::divide.Tensor(Tensor self, Tensor other) -> Tensor`
+ * `aten::divide.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function divide(self: Tensor, other: Tensor): Tensor;
+export function divide(self: Tensor, other: Scalar): Tensor;
 /**
  * `aten::divide.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor`
  */
 export function divide(self: Tensor, other: Scalar, options: { roundingMode: string | null }): Tensor;
 /**
+ * `aten::divide.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function divide(self: Tensor, other: Tensor): Tensor;
+/**
  * `aten::divide.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor`
  */
 export function divide(self: Tensor, other: Tensor, options: { roundingMode: string | null }): Tensor;
-/**
- * `aten::divide.Scalar(Tensor self, Scalar other) -> Tensor`
- */
-export function divide(self: Tensor, other: Scalar): Tensor;
 export function divide(...args: unknown[]): any {
   return call($divide, args);
 }
 mark(divide);
-/**
- * `aten::divide_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)`
- */
-export function divide_(self: Tensor, other: Tensor, options: { roundingMode: string | null }): Tensor;
 /**
  * `aten::divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
@@ -3362,6 +3358,10 @@ export function divide_(self: Tensor, other: Scalar, options: { roundingMode: st
  * `aten::divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
 export function divide_(self: Tensor, other: Tensor): Tensor;
+/**
+ * `aten::divide_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)`
+ */
+export function divide_(self: Tensor, other: Tensor, options: { roundingMode: string | null }): Tensor;
 export function divide_(...args: unknown[]): any {
   return call($divide_, args);
 }
@@ -3527,25 +3527,25 @@ export function emptyStrided(...args: unknown[]): any {
 }
 mark(emptyStrided);
 /**
- * `aten::eq.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function eq(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::eq.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function eq(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::eq.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function eq(self: Tensor, other: Tensor): Tensor;
 export function eq(...args: unknown[]): any {
   return call($eq, args);
 }
 mark(eq);
 /**
- * `aten::eq_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function eq_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::eq_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function eq_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::eq_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function eq_(self: Tensor, other: Tensor): Tensor;
 export function eq_(...args: unknown[]): any {
   return call($eq_, args);
 }
@@ -4203,13 +4203,13 @@ export function flipud(...args: unknown[]): any {
 }
 mark(flipud);
 /**
- * `aten::float_power.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor`
- */
-export function floatPower(self: Tensor, exponent: Scalar): Tensor;
-/**
  * `aten::float_power.Scalar(Scalar self, Tensor exponent) -> Tensor`
  */
 export function floatPower(self: Scalar, exponent: Tensor): Tensor;
+/**
+ * `aten::float_power.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor`
+ */
+export function floatPower(self: Tensor, exponent: Scalar): Tensor;
 /**
  * `aten::float_power.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor`
  */
@@ -4219,13 +4219,13 @@ export function floatPower(...args: unknown[]): any {
 }
 mark(floatPower);
 /**
- * `aten::float_power_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
- */
-export function floatPower_(self: Tensor, exponent: Tensor): Tensor;
-/**
  * `aten::float_power_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)`
  */
 export function floatPower_(self: Tensor, exponent: Scalar): Tensor;
+/**
+ * `aten::float_power_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
+ */
+export function floatPower_(self: Tensor, exponent: Tensor): Tensor;
 export function floatPower_(...args: unknown[]): any {
   return call($float_power_, args);
 }
@@ -4287,13 +4287,13 @@ export function fmin(...args: unknown[]): any {
 }
 mark(fmin);
 /**
- * `aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function fmod(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::fmod.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function fmod(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function fmod(self: Tensor, other: Tensor): Tensor;
 export function fmod(...args: unknown[]): any {
   return call($fmod, args);
 }
@@ -4443,13 +4443,13 @@ export function ge(...args: unknown[]): any {
 }
 mark(ge);
 /**
- * `aten::ge_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function ge_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::ge_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function ge_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::ge_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function ge_(self: Tensor, other: Tensor): Tensor;
 export function ge_(...args: unknown[]): any {
   return call($ge_, args);
 }
@@ -4531,10 +4531,6 @@ export function gluJvp(...args: unknown[]): any {
 }
 mark(gluJvp);
 /**
- * `aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
- */
-export function gradient(self: Tensor, options: { spacing: readonly Scalar[]; dim?: number | null; edgeOrder?: number }): Tensor[];
-/**
  * `aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[]`
  */
 export function gradient(self: Tensor, options: { dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
@@ -4547,17 +4543,21 @@ export function gradient(self: Tensor, options: { spacing: Scalar; dim: number |
  */
 export function gradient(self: Tensor, options?: { spacing?: Scalar | null; dim?: number | null; edgeOrder?: number }): Tensor[];
 /**
- * `aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
+ * `aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
  */
-export function gradient(self: Tensor, options: { spacing: Tensor[]; dim?: number | null; edgeOrder?: number }): Tensor[];
+export function gradient(self: Tensor, options: { spacing: readonly Scalar[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+/**
+ * `aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
+ */
+export function gradient(self: Tensor, options: { spacing: readonly Scalar[]; dim?: number | null; edgeOrder?: number }): Tensor[];
 /**
  * `aten::gradient.tensorarray(Tensor self, *, Tensor[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
  */
 export function gradient(self: Tensor, options: { spacing: Tensor[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
 /**
- * `aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
+ * `aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
  */
-export function gradient(self: Tensor, options: { spacing: readonly Scalar[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+export function gradient(self: Tensor, options: { spacing: Tensor[]; dim?: number | null; edgeOrder?: number }): Tensor[];
 export function gradient(...args: unknown[]): any {
   return call($gradient, args);
 }
@@ -4575,37 +4575,37 @@ export function greater(...args: unknown[]): any {
 }
 mark(greater);
 /**
- * `aten::greater_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function greater_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::greater_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function greater_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::greater_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function greater_(self: Tensor, other: Tensor): Tensor;
 export function greater_(...args: unknown[]): any {
   return call($greater_, args);
 }
 mark(greater_);
 /**
- * `aten::greater_equal.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function greaterEqual(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::greater_equal.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function greaterEqual(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::greater_equal.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function greaterEqual(self: Tensor, other: Tensor): Tensor;
 export function greaterEqual(...args: unknown[]): any {
   return call($greater_equal, args);
 }
 mark(greaterEqual);
 /**
- * `aten::greater_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function greaterEqual_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::greater_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function greaterEqual_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::greater_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function greaterEqual_(self: Tensor, other: Tensor): Tensor;
 export function greaterEqual_(...args: unknown[]): any {
   return call($greater_equal_, args);
 }
@@ -4671,25 +4671,25 @@ export function gruCell(...args: unknown[]): any {
 }
 mark(gruCell);
 /**
- * `aten::gt.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function gt(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::gt.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function gt(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::gt.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function gt(self: Tensor, other: Tensor): Tensor;
 export function gt(...args: unknown[]): any {
   return call($gt, args);
 }
 mark(gt);
 /**
- * `aten::gt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function gt_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::gt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function gt_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::gt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function gt_(self: Tensor, other: Tensor): Tensor;
 export function gt_(...args: unknown[]): any {
   return call($gt_, args);
 }
@@ -4859,14 +4859,6 @@ export function histogramdd(self: Tensor, bins: number | readonly number[], rang
  */
 export function histogramdd(self: Tensor, bins: number | readonly number[], options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
 /**
- * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
- */
-export function histogramdd(self: Tensor, bins: number, range?: (number | readonly number[]) | null, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
-/**
- * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
- */
-export function histogramdd(self: Tensor, bins: number, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
-/**
  * `aten::histogramdd.TensorList_bins(Tensor self, Tensor[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
  */
 export function histogramdd(self: Tensor, bins: Tensor[], range?: (number | readonly number[]) | null, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
@@ -4874,6 +4866,14 @@ export function histogramdd(self: Tensor, bins: Tensor[], range?: (number | read
  * `aten::histogramdd.TensorList_bins(Tensor self, Tensor[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
  */
 export function histogramdd(self: Tensor, bins: Tensor[], options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+/**
+ * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
+ */
+export function histogramdd(self: Tensor, bins: number, range?: (number | readonly number[]) | null, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+/**
+ * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
+ */
+export function histogramdd(self: Tensor, bins: number, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
 export function histogramdd(...args: unknown[]): any {
   return call($histogramdd, args);
 }
@@ -5039,25 +5039,25 @@ export function indexCopy_(...args: unknown[]): any {
 }
 mark(indexCopy_);
 /**
- * `aten::index_fill.int_Tensor(Tensor self, int dim, Tensor index, Tensor value) -> Tensor`
- */
-export function indexFill(self: Tensor, dim: number, index: Tensor, value: Tensor): Tensor;
-/**
  * `aten::index_fill.int_Scalar(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
  */
 export function indexFill(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+/**
+ * `aten::index_fill.int_Tensor(Tensor self, int dim, Tensor index, Tensor value) -> Tensor`
+ */
+export function indexFill(self: Tensor, dim: number, index: Tensor, value: Tensor): Tensor;
 export function indexFill(...args: unknown[]): any {
   return call($index_fill, args);
 }
 mark(indexFill);
 /**
- * `aten::index_fill_.int_Tensor(Tensor(a!) self, int dim, Tensor index, Tensor value) -> Tensor(a!)`
- */
-export function indexFill_(self: Tensor, dim: number, index: Tensor, value: Tensor): Tensor;
-/**
  * `aten::index_fill_.int_Scalar(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
  */
 export function indexFill_(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+/**
+ * `aten::index_fill_.int_Tensor(Tensor(a!) self, int dim, Tensor index, Tensor value) -> Tensor(a!)`
+ */
+export function indexFill_(self: Tensor, dim: number, index: Tensor, value: Tensor): Tensor;
 export function indexFill_(...args: unknown[]): any {
   return call($index_fill_, args);
 }
@@ -5475,25 +5475,25 @@ export function ldexp_(...args: unknown[]): any {
 }
 mark(ldexp_);
 /**
- * `aten::le.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function le(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::le.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function le(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::le.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function le(self: Tensor, other: Tensor): Tensor;
 export function le(...args: unknown[]): any {
   return call($le, args);
 }
 mark(le);
 /**
- * `aten::le_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function le_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::le_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function le_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::le_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function le_(self: Tensor, other: Tensor): Tensor;
 export function le_(...args: unknown[]): any {
   return call($le_, args);
 }
@@ -5523,25 +5523,25 @@ export function leakyRelu_(...args: unknown[]): any {
 }
 mark(leakyRelu_);
 /**
- * `aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor`
- */
-export function lerp(self: Tensor, end: Tensor, weight: Tensor): Tensor;
-/**
  * `aten::lerp.Scalar(Tensor self, Tensor end, Scalar weight) -> Tensor`
  */
 export function lerp(self: Tensor, end: Tensor, weight: Scalar): Tensor;
+/**
+ * `aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor`
+ */
+export function lerp(self: Tensor, end: Tensor, weight: Tensor): Tensor;
 export function lerp(...args: unknown[]): any {
   return call($lerp, args);
 }
 mark(lerp);
 /**
- * `aten::lerp_.Tensor(Tensor(a!) self, Tensor end, Tensor weight) -> Tensor(a!)`
- */
-export function lerp_(self: Tensor, end: Tensor, weight: Tensor): Tensor;
-/**
  * `aten::lerp_.Scalar(Tensor(a!) self, Tensor end, Scalar weight) -> Tensor(a!)`
  */
 export function lerp_(self: Tensor, end: Tensor, weight: Scalar): Tensor;
+/**
+ * `aten::lerp_.Tensor(Tensor(a!) self, Tensor end, Tensor weight) -> Tensor(a!)`
+ */
+export function lerp_(self: Tensor, end: Tensor, weight: Tensor): Tensor;
 export function lerp_(...args: unknown[]): any {
   return call($lerp_, args);
 }
@@ -5559,37 +5559,37 @@ export function less(...args: unknown[]): any {
 }
 mark(less);
 /**
- * `aten::less_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function less_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::less_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function less_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::less_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function less_(self: Tensor, other: Tensor): Tensor;
 export function less_(...args: unknown[]): any {
   return call($less_, args);
 }
 mark(less_);
 /**
- * `aten::less_equal.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function lessEqual(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::less_equal.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function lessEqual(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::less_equal.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function lessEqual(self: Tensor, other: Tensor): Tensor;
 export function lessEqual(...args: unknown[]): any {
   return call($less_equal, args);
 }
 mark(lessEqual);
 /**
- * `aten::less_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function lessEqual_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::less_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function lessEqual_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::less_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function lessEqual_(self: Tensor, other: Tensor): Tensor;
 export function lessEqual_(...args: unknown[]): any {
   return call($less_equal_, args);
 }
@@ -5875,13 +5875,13 @@ export function linalgMatrixRank(self: Tensor, tol: number, hermitian?: boolean,
  */
 export function linalgMatrixRank(self: Tensor, tol: number, options?: { hermitian?: boolean }): Tensor;
 /**
- * `aten::linalg_matrix_rank.atol_rtol_tensor(Tensor input, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor`
- */
-export function linalgMatrixRank(input: Tensor, options?: { atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean }): Tensor;
-/**
  * `aten::linalg_matrix_rank.atol_rtol_float(Tensor self, *, float? atol=None, float? rtol=None, bool hermitian=False) -> Tensor`
  */
 export function linalgMatrixRank(self: Tensor, options?: { atol?: number | null; rtol?: number | null; hermitian?: boolean }): Tensor;
+/**
+ * `aten::linalg_matrix_rank.atol_rtol_tensor(Tensor input, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor`
+ */
+export function linalgMatrixRank(input: Tensor, options?: { atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean }): Tensor;
 /**
  * `aten::linalg_matrix_rank.tol_tensor(Tensor input, Tensor tol, bool hermitian=False) -> Tensor`
  */
@@ -5935,6 +5935,10 @@ export function linalgPinv(self: Tensor, rcond: number, options?: { hermitian?: 
  */
 export function linalgPinv(self: Tensor, options?: { atol?: number | null; rtol?: number | null; hermitian?: boolean }): Tensor;
 /**
+ * `aten::linalg_pinv.atol_rtol_tensor(Tensor self, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor`
+ */
+export function linalgPinv(self: Tensor, options?: { atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean }): Tensor;
+/**
  * `aten::linalg_pinv.rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False) -> Tensor`
  */
 export function linalgPinv(self: Tensor, rcond: Tensor, hermitian?: boolean, options?: { hermitian?: boolean }): Tensor;
@@ -5942,10 +5946,6 @@ export function linalgPinv(self: Tensor, rcond: Tensor, hermitian?: boolean, opt
  * `aten::linalg_pinv.rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False) -> Tensor`
  */
 export function linalgPinv(self: Tensor, rcond: Tensor, options?: { hermitian?: boolean }): Tensor;
-/**
- * `aten::linalg_pinv.atol_rtol_tensor(Tensor self, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor`
- */
-export function linalgPinv(self: Tensor, options?: { atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean }): Tensor;
 export function linalgPinv(...args: unknown[]): any {
   return call($linalg_pinv, args);
 }
@@ -6347,13 +6347,13 @@ export function logsumexp(...args: unknown[]): any {
 }
 mark(logsumexp);
 /**
- * `aten::lstm.input(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor)`
- */
-export function lstm(input: Tensor, hx: Tensor[], params: Tensor[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean): [Tensor, Tensor, Tensor];
-/**
  * `aten::lstm.data(Tensor data, Tensor batch_sizes, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor, Tensor)`
  */
 export function lstm(data: Tensor, batchSizes: Tensor, hx: Tensor[], params: Tensor[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean): [Tensor, Tensor, Tensor];
+/**
+ * `aten::lstm.input(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor, Tensor)`
+ */
+export function lstm(input: Tensor, hx: Tensor[], params: Tensor[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean): [Tensor, Tensor, Tensor];
 export function lstm(...args: unknown[]): any {
   return call($lstm, args);
 }
@@ -6371,13 +6371,13 @@ export function lstmCell(...args: unknown[]): any {
 }
 mark(lstmCell);
 /**
- * `aten::lt.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function lt(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::lt.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function lt(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::lt.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function lt(self: Tensor, other: Tensor): Tensor;
 export function lt(...args: unknown[]): any {
   return call($lt, args);
 }
@@ -6443,25 +6443,25 @@ export function marginRankingLoss(...args: unknown[]): any {
 }
 mark(marginRankingLoss);
 /**
- * `aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor`
- */
-export function maskedFill(self: Tensor, mask: Tensor, value: Tensor): Tensor;
-/**
  * `aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor`
  */
 export function maskedFill(self: Tensor, mask: Tensor, value: Scalar): Tensor;
+/**
+ * `aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor`
+ */
+export function maskedFill(self: Tensor, mask: Tensor, value: Tensor): Tensor;
 export function maskedFill(...args: unknown[]): any {
   return call($masked_fill, args);
 }
 mark(maskedFill);
 /**
- * `aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)`
- */
-export function maskedFill_(self: Tensor, mask: Tensor, value: Tensor): Tensor;
-/**
  * `aten::masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!)`
  */
 export function maskedFill_(self: Tensor, mask: Tensor, value: Scalar): Tensor;
+/**
+ * `aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)`
+ */
+export function maskedFill_(self: Tensor, mask: Tensor, value: Tensor): Tensor;
 export function maskedFill_(...args: unknown[]): any {
   return call($masked_fill_, args);
 }
@@ -6527,10 +6527,6 @@ mark(matrixPower);
  */
 export function max(self: Tensor): Tensor;
 /**
- * `aten::max.other(Tensor self, Tensor other) -> Tensor`
- */
-export function max(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
  */
 export function max(self: Tensor, dim: number, keepdim?: boolean, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
@@ -6538,6 +6534,10 @@ export function max(self: Tensor, dim: number, keepdim?: boolean, options?: { ke
  * `aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
  */
 export function max(self: Tensor, dim: number, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+/**
+ * `aten::max.other(Tensor self, Tensor other) -> Tensor`
+ */
+export function max(self: Tensor, other: Tensor): Tensor;
 export function max(...args: unknown[]): any {
   return call($max, args);
 }
@@ -6687,10 +6687,6 @@ mark(meshgrid);
  */
 export function min(self: Tensor): Tensor;
 /**
- * `aten::min.other(Tensor self, Tensor other) -> Tensor`
- */
-export function min(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::min.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
  */
 export function min(self: Tensor, dim: number, keepdim?: boolean, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
@@ -6698,6 +6694,10 @@ export function min(self: Tensor, dim: number, keepdim?: boolean, options?: { ke
  * `aten::min.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
  */
 export function min(self: Tensor, dim: number, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+/**
+ * `aten::min.other(Tensor self, Tensor other) -> Tensor`
+ */
+export function min(self: Tensor, other: Tensor): Tensor;
 export function min(...args: unknown[]): any {
   return call($min, args);
 }
@@ -6923,25 +6923,25 @@ export function msort(...args: unknown[]): any {
 }
 mark(msort);
 /**
- * `aten::mul.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function mul(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::mul.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function mul(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::mul.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function mul(self: Tensor, other: Tensor): Tensor;
 export function mul(...args: unknown[]): any {
   return call($mul, args);
 }
 mark(mul);
 /**
- * `aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function mul_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::mul_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function mul_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function mul_(self: Tensor, other: Tensor): Tensor;
 export function mul_(...args: unknown[]): any {
   return call($mul_, args);
 }
@@ -7399,14 +7399,6 @@ export function norm(self: Tensor, p?: Scalar, options?: { p?: Scalar }): Tensor
  */
 export function norm(self: Tensor, options?: { p?: Scalar }): Tensor;
 /**
- * `aten::norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, *, ScalarType dtype) -> Tensor`
- */
-export function norm(self: Tensor, p: Scalar | null, dim: number | readonly number[], keepdim: boolean, options: { dtype: OpDType }): Tensor;
-/**
- * `aten::norm.ScalarOpt_dtype(Tensor self, Scalar? p, *, ScalarType dtype) -> Tensor`
- */
-export function norm(self: Tensor, p: Scalar | null, options: { dtype: OpDType }): Tensor;
-/**
  * `aten::norm.ScalarOpt_dim(Tensor self, Scalar? p, int[1] dim, bool keepdim=False) -> Tensor`
  */
 export function norm(self: Tensor, p: Scalar | null, dim: number | readonly number[], keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
@@ -7414,6 +7406,14 @@ export function norm(self: Tensor, p: Scalar | null, dim: number | readonly numb
  * `aten::norm.ScalarOpt_dim(Tensor self, Scalar? p, int[1] dim, bool keepdim=False) -> Tensor`
  */
 export function norm(self: Tensor, p: Scalar | null, dim: number | readonly number[], options?: { keepdim?: boolean }): Tensor;
+/**
+ * `aten::norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, *, ScalarType dtype) -> Tensor`
+ */
+export function norm(self: Tensor, p: Scalar | null, dim: number | readonly number[], keepdim: boolean, options: { dtype: OpDType }): Tensor;
+/**
+ * `aten::norm.ScalarOpt_dtype(Tensor self, Scalar? p, *, ScalarType dtype) -> Tensor`
+ */
+export function norm(self: Tensor, p: Scalar | null, options: { dtype: OpDType }): Tensor;
 export function norm(...args: unknown[]): any {
   return call($norm, args);
 }
@@ -7431,9 +7431,9 @@ export function normExceptDim(...args: unknown[]): any {
 }
 mark(normExceptDim);
 /**
- * `aten::normal.float_Tensor(float mean, Tensor std, *, Generator? generator=None) -> Tensor`
+ * `aten::normal.Tensor_Tensor(Tensor mean, Tensor std, *, Generator? generator=None) -> Tensor`
  */
-export function normal(mean: number, std: Tensor, options?: { generator?: GeneratorLike | null }): Tensor;
+export function normal(mean: Tensor, std: Tensor, options?: { generator?: GeneratorLike | null }): Tensor;
 /**
  * `aten::normal.Tensor_float(Tensor mean, float std=1., *, Generator? generator=None) -> Tensor`
  */
@@ -7443,13 +7443,13 @@ export function normal(mean: Tensor, std?: number, options?: { std?: number; gen
  */
 export function normal(mean: Tensor, options?: { std?: number; generator?: GeneratorLike | null }): Tensor;
 /**
+ * `aten::normal.float_Tensor(float mean, Tensor std, *, Generator? generator=None) -> Tensor`
+ */
+export function normal(mean: number, std: Tensor, options?: { generator?: GeneratorLike | null }): Tensor;
+/**
  * `aten::normal.float_float(float mean, float std, int[] size, *, Generator? generator=None, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
 export function normal(mean: number, std: number, size: number | readonly number[], options?: { generator?: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
-/**
- * `aten::normal.Tensor_Tensor(Tensor mean, Tensor std, *, Generator? generator=None) -> Tensor`
- */
-export function normal(mean: Tensor, std: Tensor, options?: { generator?: GeneratorLike | null }): Tensor;
 export function normal(...args: unknown[]): any {
   return call($normal, args);
 }
@@ -7479,25 +7479,25 @@ export function normalFunctional(...args: unknown[]): any {
 }
 mark(normalFunctional);
 /**
- * `aten::not_equal.Tensor(Tensor self, Tensor other) -> Tensor`
- */
-export function notEqual(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::not_equal.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function notEqual(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::not_equal.Tensor(Tensor self, Tensor other) -> Tensor`
+ */
+export function notEqual(self: Tensor, other: Tensor): Tensor;
 export function notEqual(...args: unknown[]): any {
   return call($not_equal, args);
 }
 mark(notEqual);
 /**
- * `aten::not_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function notEqual_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::not_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function notEqual_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::not_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function notEqual_(self: Tensor, other: Tensor): Tensor;
 export function notEqual_(...args: unknown[]): any {
   return call($not_equal_, args);
 }
@@ -7759,13 +7759,13 @@ export function positive(...args: unknown[]): any {
 }
 mark(positive);
 /**
- * `aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor`
- */
-export function pow(self: Tensor, exponent: Scalar): Tensor;
-/**
  * `aten::pow.Scalar(Scalar self, Tensor exponent) -> Tensor`
  */
 export function pow(self: Scalar, exponent: Tensor): Tensor;
+/**
+ * `aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor`
+ */
+export function pow(self: Tensor, exponent: Scalar): Tensor;
 /**
  * `aten::pow.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor`
  */
@@ -7775,13 +7775,13 @@ export function pow(...args: unknown[]): any {
 }
 mark(pow);
 /**
- * `aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
- */
-export function pow_(self: Tensor, exponent: Tensor): Tensor;
-/**
  * `aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)`
  */
 export function pow_(self: Tensor, exponent: Scalar): Tensor;
+/**
+ * `aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
+ */
+export function pow_(self: Tensor, exponent: Tensor): Tensor;
 export function pow_(...args: unknown[]): any {
   return call($pow_, args);
 }
@@ -7935,13 +7935,13 @@ mark(quantizePerChannel);
  */
 export function quantizePerTensor(self: Tensor, scale: number, zeroPoint: number, dtype: OpDType): Tensor;
 /**
- * `aten::quantize_per_tensor.tensors(Tensor[] tensors, Tensor scales, Tensor zero_points, ScalarType dtype) -> Tensor[]`
- */
-export function quantizePerTensor(tensors: Tensor[], scales: Tensor, zeroPoints: Tensor, dtype: OpDType): Tensor[];
-/**
  * `aten::quantize_per_tensor.tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, ScalarType dtype) -> Tensor`
  */
 export function quantizePerTensor(self: Tensor, scale: Tensor, zeroPoint: Tensor, dtype: OpDType): Tensor;
+/**
+ * `aten::quantize_per_tensor.tensors(Tensor[] tensors, Tensor scales, Tensor zero_points, ScalarType dtype) -> Tensor[]`
+ */
+export function quantizePerTensor(tensors: Tensor[], scales: Tensor, zeroPoints: Tensor, dtype: OpDType): Tensor[];
 export function quantizePerTensor(...args: unknown[]): any {
   return call($quantize_per_tensor, args);
 }
@@ -7963,21 +7963,21 @@ export function quantizedBatchNorm(...args: unknown[]): any {
 }
 mark(quantizedBatchNorm);
 /**
- * `aten::quantized_gru.input_legacy(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)`
+ * `aten::quantized_gru.data(Tensor data, Tensor batch_sizes, Tensor hx, __torch__.torch.classes.rnn.CellParamsBase[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)`
  */
-export function quantizedGru(input: Tensor, hx: Tensor, params: Tensor[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean): [Tensor, Tensor];
+export function quantizedGru(data: Tensor, batchSizes: Tensor, hx: Tensor, params: never, hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean): [Tensor, Tensor];
 /**
  * `aten::quantized_gru.data_legacy(Tensor data, Tensor batch_sizes, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)`
  */
 export function quantizedGru(data: Tensor, batchSizes: Tensor, hx: Tensor, params: Tensor[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean): [Tensor, Tensor];
 /**
- * `aten::quantized_gru.data(Tensor data, Tensor batch_sizes, Tensor hx, __torch__.torch.classes.rnn.CellParamsBase[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional) -> (Tensor, Tensor)`
- */
-export function quantizedGru(data: Tensor, batchSizes: Tensor, hx: Tensor, params: never, hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean): [Tensor, Tensor];
-/**
  * `aten::quantized_gru.input(Tensor input, Tensor hx, __torch__.torch.classes.rnn.CellParamsBase[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)`
  */
 export function quantizedGru(input: Tensor, hx: Tensor, params: never, hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean): [Tensor, Tensor];
+/**
+ * `aten::quantized_gru.input_legacy(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)`
+ */
+export function quantizedGru(input: Tensor, hx: Tensor, params: Tensor[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean): [Tensor, Tensor];
 export function quantizedGru(...args: unknown[]): any {
   return call($quantized_gru, args);
 }
@@ -7991,9 +7991,9 @@ export function quantizedGruCell(...args: unknown[]): any {
 }
 mark(quantizedGruCell);
 /**
- * `aten::quantized_lstm.input_legacy(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor)`
+ * `aten::quantized_lstm.data(Tensor data, Tensor batch_sizes, Tensor[] hx, __torch__.torch.classes.rnn.CellParamsBase[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor)`
  */
-export function quantizedLstm(input: Tensor, hx: Tensor[], params: Tensor[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean, options?: { dtype?: OpDType | null; useDynamic?: boolean }): [Tensor, Tensor, Tensor];
+export function quantizedLstm(data: Tensor, batchSizes: Tensor, hx: Tensor[], params: never, hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, options?: { dtype?: OpDType | null; useDynamic?: boolean }): [Tensor, Tensor, Tensor];
 /**
  * `aten::quantized_lstm.data_legacy(Tensor data, Tensor batch_sizes, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor)`
  */
@@ -8003,9 +8003,9 @@ export function quantizedLstm(data: Tensor, batchSizes: Tensor, hx: Tensor[], pa
  */
 export function quantizedLstm(input: Tensor, hx: Tensor[], params: never, hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean, options?: { dtype?: OpDType | null; useDynamic?: boolean }): [Tensor, Tensor, Tensor];
 /**
- * `aten::quantized_lstm.data(Tensor data, Tensor batch_sizes, Tensor[] hx, __torch__.torch.classes.rnn.CellParamsBase[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor)`
+ * `aten::quantized_lstm.input_legacy(Tensor input, Tensor[] hx, Tensor[] params, bool has_biases, int num_layers, float dropout, bool train, bool bidirectional, bool batch_first, *, ScalarType? dtype=None, bool use_dynamic=False) -> (Tensor, Tensor, Tensor)`
  */
-export function quantizedLstm(data: Tensor, batchSizes: Tensor, hx: Tensor[], params: never, hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, options?: { dtype?: OpDType | null; useDynamic?: boolean }): [Tensor, Tensor, Tensor];
+export function quantizedLstm(input: Tensor, hx: Tensor[], params: Tensor[], hasBiases: boolean, numLayers: number, dropout: number, train: boolean, bidirectional: boolean, batchFirst: boolean, options?: { dtype?: OpDType | null; useDynamic?: boolean }): [Tensor, Tensor, Tensor];
 export function quantizedLstm(...args: unknown[]): any {
   return call($quantized_lstm, args);
 }
@@ -8115,6 +8115,10 @@ mark(randLike);
  */
 export function randint(high: number, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
+ * `aten::randint.generator(int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
+ */
+export function randint(high: number, size: number | readonly number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+/**
  * `aten::randint.low(int low, int high, int[] size, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
 export function randint(low: number, high: number, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
@@ -8122,10 +8126,6 @@ export function randint(low: number, high: number, size: number | readonly numbe
  * `aten::randint.low_generator(int low, int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
 export function randint(low: number, high: number, size: number | readonly number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
-/**
- * `aten::randint.generator(int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
- */
-export function randint(high: number, size: number | readonly number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function randint(...args: unknown[]): any {
   return call($randint, args);
 }
@@ -8199,13 +8199,13 @@ mark(random);
  */
 export function random_(self: Tensor, options?: { generator?: GeneratorLike | null }): Tensor;
 /**
- * `aten::random_.to(Tensor(a!) self, int to, *, Generator? generator=None) -> Tensor(a!)`
- */
-export function random_(self: Tensor, to: number, options?: { generator?: GeneratorLike | null }): Tensor;
-/**
  * `aten::random_.from(Tensor(a!) self, int from, int? to, *, Generator? generator=None) -> Tensor(a!)`
  */
 export function random_(self: Tensor, from: number, to: number | null, options?: { generator?: GeneratorLike | null }): Tensor;
+/**
+ * `aten::random_.to(Tensor(a!) self, int to, *, Generator? generator=None) -> Tensor(a!)`
+ */
+export function random_(self: Tensor, to: number, options?: { generator?: GeneratorLike | null }): Tensor;
 export function random_(...args: unknown[]): any {
   return call($random_, args);
 }
@@ -8335,13 +8335,13 @@ export function relu_(...args: unknown[]): any {
 }
 mark(relu_);
 /**
- * `aten::remainder.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
- */
-export function remainder(self: Scalar, other: Tensor): Tensor;
-/**
  * `aten::remainder.Scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function remainder(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::remainder.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
+ */
+export function remainder(self: Scalar, other: Tensor): Tensor;
 /**
  * `aten::remainder.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -8531,6 +8531,10 @@ mark(resolveNeg);
  */
 export function resultType(tensor: Tensor, other: Scalar): OpDType;
 /**
+ * `aten::result_type.Scalar_Scalar(Scalar scalar1, Scalar scalar2) -> ScalarType`
+ */
+export function resultType(scalar1: Scalar, scalar2: Scalar): OpDType;
+/**
  * `aten::result_type.Scalar_Tensor(Scalar scalar, Tensor tensor) -> ScalarType`
  */
 export function resultType(scalar: Scalar, tensor: Tensor): OpDType;
@@ -8538,10 +8542,6 @@ export function resultType(scalar: Scalar, tensor: Tensor): OpDType;
  * `aten::result_type.Tensor(Tensor tensor, Tensor other) -> ScalarType`
  */
 export function resultType(tensor: Tensor, other: Tensor): OpDType;
-/**
- * `aten::result_type.Scalar_Scalar(Scalar scalar1, Scalar scalar2) -> ScalarType`
- */
-export function resultType(scalar1: Scalar, scalar2: Scalar): OpDType;
 export function resultType(...args: unknown[]): any {
   return call($result_type, args);
 }
@@ -8771,14 +8771,6 @@ export function scalarTensor(...args: unknown[]): any {
 }
 mark(scalarTensor);
 /**
- * `aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
- */
-export function scatter(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
-/**
- * `aten::scatter.value_reduce(Tensor self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor`
- */
-export function scatter(self: Tensor, dim: number, index: Tensor, value: Scalar, options: { reduce: string }): Tensor;
-/**
  * `aten::scatter.reduce(Tensor self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor`
  */
 export function scatter(self: Tensor, dim: number, index: Tensor, src: Tensor, options: { reduce: string }): Tensor;
@@ -8786,26 +8778,34 @@ export function scatter(self: Tensor, dim: number, index: Tensor, src: Tensor, o
  * `aten::scatter.src(Tensor self, int dim, Tensor index, Tensor src) -> Tensor`
  */
 export function scatter(self: Tensor, dim: number, index: Tensor, src: Tensor): Tensor;
+/**
+ * `aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
+ */
+export function scatter(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+/**
+ * `aten::scatter.value_reduce(Tensor self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor`
+ */
+export function scatter(self: Tensor, dim: number, index: Tensor, value: Scalar, options: { reduce: string }): Tensor;
 export function scatter(...args: unknown[]): any {
   return call($scatter, args);
 }
 mark(scatter);
 /**
- * `aten::scatter_.value_reduce(Tensor(a!) self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor(a!)`
+ * `aten::scatter_.reduce(Tensor(a!) self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor(a!)`
  */
-export function scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar, options: { reduce: string }): Tensor;
-/**
- * `aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
- */
-export function scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+export function scatter_(self: Tensor, dim: number, index: Tensor, src: Tensor, options: { reduce: string }): Tensor;
 /**
  * `aten::scatter_.src(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)`
  */
 export function scatter_(self: Tensor, dim: number, index: Tensor, src: Tensor): Tensor;
 /**
- * `aten::scatter_.reduce(Tensor(a!) self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor(a!)`
+ * `aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
  */
-export function scatter_(self: Tensor, dim: number, index: Tensor, src: Tensor, options: { reduce: string }): Tensor;
+export function scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+/**
+ * `aten::scatter_.value_reduce(Tensor(a!) self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor(a!)`
+ */
+export function scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar, options: { reduce: string }): Tensor;
 export function scatter_(...args: unknown[]): any {
   return call($scatter_, args);
 }
@@ -8843,13 +8843,13 @@ export function scatterReduce_(...args: unknown[]): any {
 }
 mark(scatterReduce_);
 /**
- * `aten::searchsorted.Tensor(Tensor sorted_sequence, Tensor self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor`
- */
-export function searchsorted(sortedSequence: Tensor, self: Tensor, options?: { outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null }): Tensor;
-/**
  * `aten::searchsorted.Scalar(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor`
  */
 export function searchsorted(sortedSequence: Tensor, self: Scalar, options?: { outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null }): Tensor;
+/**
+ * `aten::searchsorted.Tensor(Tensor sorted_sequence, Tensor self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor`
+ */
+export function searchsorted(sortedSequence: Tensor, self: Tensor, options?: { outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null }): Tensor;
 export function searchsorted(...args: unknown[]): any {
   return call($searchsorted, args);
 }
@@ -8907,10 +8907,6 @@ mark(selu_);
  */
 export function set(self: Tensor): Tensor;
 /**
- * `aten::set.source_Tensor(Tensor self, Tensor source) -> Tensor`
- */
-export function set(self: Tensor, source: Tensor): Tensor;
-/**
  * `aten::set.source_Storage(Tensor self, Storage source) -> Tensor`
  */
 export function set(self: Tensor, source: never): Tensor;
@@ -8922,6 +8918,10 @@ export function set(self: Tensor, source: never, storageOffset: number, size: nu
  * `aten::set.source_Storage_storage_offset(Tensor self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor`
  */
 export function set(self: Tensor, source: never, storageOffset: number, size: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+/**
+ * `aten::set.source_Tensor(Tensor self, Tensor source) -> Tensor`
+ */
+export function set(self: Tensor, source: Tensor): Tensor;
 export function set(...args: unknown[]): any {
   return call($set, args);
 }
@@ -8931,13 +8931,9 @@ mark(set);
  */
 export function set_(self: Tensor): Tensor;
 /**
- * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
+ * `aten::set_.source_Storage(Tensor(a!) self, Storage source) -> Tensor(a!)`
  */
-export function set_(self: Tensor, source: Tensor, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
-/**
- * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
- */
-export function set_(self: Tensor, source: Tensor, storageOffset: number, size: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+export function set_(self: Tensor, source: never): Tensor;
 /**
  * `aten::set_.source_Storage_storage_offset(Tensor(a!) self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
  */
@@ -8951,9 +8947,13 @@ export function set_(self: Tensor, source: never, storageOffset: number, size: n
  */
 export function set_(self: Tensor, source: Tensor): Tensor;
 /**
- * `aten::set_.source_Storage(Tensor(a!) self, Storage source) -> Tensor(a!)`
+ * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
  */
-export function set_(self: Tensor, source: never): Tensor;
+export function set_(self: Tensor, source: Tensor, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+/**
+ * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
+ */
+export function set_(self: Tensor, source: Tensor, storageOffset: number, size: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
 export function set_(...args: unknown[]): any {
   return call($set_, args);
 }
@@ -9303,25 +9303,25 @@ export function sparseBscTensor(...args: unknown[]): any {
 }
 mark(sparseBscTensor);
 /**
- * `aten::sparse_bsr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
- */
-export function sparseBsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
-/**
  * `aten::sparse_bsr_tensor.crow_col_value(Tensor crow_indices, Tensor col_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
 export function sparseBsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+/**
+ * `aten::sparse_bsr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
+ */
+export function sparseBsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function sparseBsrTensor(...args: unknown[]): any {
   return call($sparse_bsr_tensor, args);
 }
 mark(sparseBsrTensor);
 /**
- * `aten::sparse_compressed_tensor.comp_plain_value_size(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
- */
-export function sparseCompressedTensor(compressedIndices: Tensor, plainIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
-/**
  * `aten::sparse_compressed_tensor.comp_plain_value(Tensor compressed_indices, Tensor plain_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
 export function sparseCompressedTensor(compressedIndices: Tensor, plainIndices: Tensor, values: Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+/**
+ * `aten::sparse_compressed_tensor.comp_plain_value_size(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
+ */
+export function sparseCompressedTensor(compressedIndices: Tensor, plainIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function sparseCompressedTensor(...args: unknown[]): any {
   return call($sparse_compressed_tensor, args);
 }
@@ -9351,25 +9351,25 @@ export function sparseCooTensor(...args: unknown[]): any {
 }
 mark(sparseCooTensor);
 /**
- * `aten::sparse_csc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
- */
-export function sparseCscTensor(ccolIndices: Tensor, rowIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
-/**
  * `aten::sparse_csc_tensor.ccol_row_value(Tensor ccol_indices, Tensor row_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
 export function sparseCscTensor(ccolIndices: Tensor, rowIndices: Tensor, values: Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+/**
+ * `aten::sparse_csc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
+ */
+export function sparseCscTensor(ccolIndices: Tensor, rowIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function sparseCscTensor(...args: unknown[]): any {
   return call($sparse_csc_tensor, args);
 }
 mark(sparseCscTensor);
 /**
- * `aten::sparse_csr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
- */
-export function sparseCsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
-/**
  * `aten::sparse_csr_tensor.crow_col_value(Tensor crow_indices, Tensor col_indices, Tensor values, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
 export function sparseCsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+/**
+ * `aten::sparse_csr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
+ */
+export function sparseCsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function sparseCsrTensor(...args: unknown[]): any {
   return call($sparse_csr_tensor, args);
 }
@@ -9491,13 +9491,13 @@ mark(specialChebyshevPolynomialT);
  */
 export function specialChebyshevPolynomialU(x: Tensor, n: Tensor): Tensor;
 /**
- * `aten::special_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor`
- */
-export function specialChebyshevPolynomialU(x: Scalar, n: Tensor): Tensor;
-/**
  * `aten::special_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
 export function specialChebyshevPolynomialU(x: Tensor, n: Scalar): Tensor;
+/**
+ * `aten::special_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor`
+ */
+export function specialChebyshevPolynomialU(x: Scalar, n: Tensor): Tensor;
 export function specialChebyshevPolynomialU(...args: unknown[]): any {
   return call($special_chebyshev_polynomial_u, args);
 }
@@ -9523,13 +9523,13 @@ mark(specialChebyshevPolynomialV);
  */
 export function specialChebyshevPolynomialW(x: Tensor, n: Tensor): Tensor;
 /**
- * `aten::special_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor`
- */
-export function specialChebyshevPolynomialW(x: Scalar, n: Tensor): Tensor;
-/**
  * `aten::special_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
 export function specialChebyshevPolynomialW(x: Tensor, n: Scalar): Tensor;
+/**
+ * `aten::special_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor`
+ */
+export function specialChebyshevPolynomialW(x: Scalar, n: Tensor): Tensor;
 export function specialChebyshevPolynomialW(...args: unknown[]): any {
   return call($special_chebyshev_polynomial_w, args);
 }
@@ -9635,13 +9635,13 @@ mark(specialGammaln);
  */
 export function specialHermitePolynomialH(x: Tensor, n: Tensor): Tensor;
 /**
- * `aten::special_hermite_polynomial_h.x_scalar(Scalar x, Tensor n) -> Tensor`
- */
-export function specialHermitePolynomialH(x: Scalar, n: Tensor): Tensor;
-/**
  * `aten::special_hermite_polynomial_h.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
 export function specialHermitePolynomialH(x: Tensor, n: Scalar): Tensor;
+/**
+ * `aten::special_hermite_polynomial_h.x_scalar(Scalar x, Tensor n) -> Tensor`
+ */
+export function specialHermitePolynomialH(x: Scalar, n: Tensor): Tensor;
 export function specialHermitePolynomialH(...args: unknown[]): any {
   return call($special_hermite_polynomial_h, args);
 }
@@ -9891,13 +9891,13 @@ mark(specialShiftedChebyshevPolynomialT);
  */
 export function specialShiftedChebyshevPolynomialU(x: Tensor, n: Tensor): Tensor;
 /**
- * `aten::special_shifted_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor`
- */
-export function specialShiftedChebyshevPolynomialU(x: Scalar, n: Tensor): Tensor;
-/**
  * `aten::special_shifted_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
 export function specialShiftedChebyshevPolynomialU(x: Tensor, n: Scalar): Tensor;
+/**
+ * `aten::special_shifted_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor`
+ */
+export function specialShiftedChebyshevPolynomialU(x: Scalar, n: Tensor): Tensor;
 export function specialShiftedChebyshevPolynomialU(...args: unknown[]): any {
   return call($special_shifted_chebyshev_polynomial_u, args);
 }
@@ -9907,13 +9907,13 @@ mark(specialShiftedChebyshevPolynomialU);
  */
 export function specialShiftedChebyshevPolynomialV(x: Tensor, n: Tensor): Tensor;
 /**
- * `aten::special_shifted_chebyshev_polynomial_v.x_scalar(Scalar x, Tensor n) -> Tensor`
- */
-export function specialShiftedChebyshevPolynomialV(x: Scalar, n: Tensor): Tensor;
-/**
  * `aten::special_shifted_chebyshev_polynomial_v.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
 export function specialShiftedChebyshevPolynomialV(x: Tensor, n: Scalar): Tensor;
+/**
+ * `aten::special_shifted_chebyshev_polynomial_v.x_scalar(Scalar x, Tensor n) -> Tensor`
+ */
+export function specialShiftedChebyshevPolynomialV(x: Scalar, n: Tensor): Tensor;
 export function specialShiftedChebyshevPolynomialV(...args: unknown[]): any {
   return call($special_shifted_chebyshev_polynomial_v, args);
 }
@@ -9923,13 +9923,13 @@ mark(specialShiftedChebyshevPolynomialV);
  */
 export function specialShiftedChebyshevPolynomialW(x: Tensor, n: Tensor): Tensor;
 /**
- * `aten::special_shifted_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor`
- */
-export function specialShiftedChebyshevPolynomialW(x: Scalar, n: Tensor): Tensor;
-/**
  * `aten::special_shifted_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
 export function specialShiftedChebyshevPolynomialW(x: Tensor, n: Scalar): Tensor;
+/**
+ * `aten::special_shifted_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor`
+ */
+export function specialShiftedChebyshevPolynomialW(x: Scalar, n: Tensor): Tensor;
 export function specialShiftedChebyshevPolynomialW(...args: unknown[]): any {
   return call($special_shifted_chebyshev_polynomial_w, args);
 }
@@ -9967,13 +9967,13 @@ mark(specialSphericalBesselJ0);
  */
 export function specialXlog1py(self: Tensor, other: Tensor): Tensor;
 /**
- * `aten::special_xlog1py.self_scalar(Scalar self, Tensor other) -> Tensor`
- */
-export function specialXlog1py(self: Scalar, other: Tensor): Tensor;
-/**
  * `aten::special_xlog1py.other_scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function specialXlog1py(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::special_xlog1py.self_scalar(Scalar self, Tensor other) -> Tensor`
+ */
+export function specialXlog1py(self: Scalar, other: Tensor): Tensor;
 export function specialXlog1py(...args: unknown[]): any {
   return call($special_xlog1py, args);
 }
@@ -9999,25 +9999,17 @@ mark(specialXlogy);
  */
 export function specialZeta(self: Tensor, other: Tensor): Tensor;
 /**
- * `aten::special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor`
- */
-export function specialZeta(self: Scalar, other: Tensor): Tensor;
-/**
  * `aten::special_zeta.other_scalar(Tensor self, Scalar other) -> Tensor`
  */
 export function specialZeta(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor`
+ */
+export function specialZeta(self: Scalar, other: Tensor): Tensor;
 export function specialZeta(...args: unknown[]): any {
   return call($special_zeta, args);
 }
 mark(specialZeta);
-/**
- * `aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[]`
- */
-export function split(self: Tensor, splitSize: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
-/**
- * `aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[]`
- */
-export function split(self: Tensor, splitSize: number | readonly number[], options?: { dim?: number }): Tensor[];
 /**
  * `aten::split.Tensor(Tensor(a -> *) self, int split_size, int dim=0) -> Tensor(a)[]`
  */
@@ -10026,6 +10018,14 @@ export function split(self: Tensor, splitSize: number, dim?: number, options?: {
  * `aten::split.Tensor(Tensor(a -> *) self, int split_size, int dim=0) -> Tensor(a)[]`
  */
 export function split(self: Tensor, splitSize: number, options?: { dim?: number }): Tensor[];
+/**
+ * `aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[]`
+ */
+export function split(self: Tensor, splitSize: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
+/**
+ * `aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[]`
+ */
+export function split(self: Tensor, splitSize: number | readonly number[], options?: { dim?: number }): Tensor[];
 export function split(...args: unknown[]): any {
   return call($split, args);
 }
@@ -10163,6 +10163,10 @@ export function std(self: Tensor, unbiased?: boolean, options?: { unbiased?: boo
  */
 export function std(self: Tensor, options?: { unbiased?: boolean }): Tensor;
 /**
+ * `aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor`
+ */
+export function std(self: Tensor, dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): Tensor;
+/**
  * `aten::std.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor`
  */
 export function std(self: Tensor, dim: (number | readonly number[]) | null, unbiased?: boolean, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): Tensor;
@@ -10170,10 +10174,6 @@ export function std(self: Tensor, dim: (number | readonly number[]) | null, unbi
  * `aten::std.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor`
  */
 export function std(self: Tensor, dim: (number | readonly number[]) | null, options?: { unbiased?: boolean; keepdim?: boolean }): Tensor;
-/**
- * `aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor`
- */
-export function std(self: Tensor, dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): Tensor;
 export function std(...args: unknown[]): any {
   return call($std, args);
 }
@@ -10231,10 +10231,6 @@ export function stride(...args: unknown[]): any {
 }
 mark(stride);
 /**
- * `aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
- */
-export function sub(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
-/**
  * `aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
 export function sub(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
@@ -10242,14 +10238,14 @@ export function sub(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alp
  * `aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
 export function sub(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+/**
+ * `aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
+ */
+export function sub(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
 export function sub(...args: unknown[]): any {
   return call($sub, args);
 }
 mark(sub);
-/**
- * `aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
- */
-export function sub_(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
 /**
  * `aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
@@ -10258,6 +10254,10 @@ export function sub_(self: Tensor, other: Scalar, alpha?: Scalar, options?: { al
  * `aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
 export function sub_(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+/**
+ * `aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
+ */
+export function sub_(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
 export function sub_(...args: unknown[]): any {
   return call($sub_, args);
 }
@@ -10451,13 +10451,13 @@ export function tanh_(...args: unknown[]): any {
 }
 mark(tanh_);
 /**
- * `aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[]`
+ * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
  */
-export function tensorSplit(self: Tensor, tensorIndicesOrSections: Tensor, dim?: number, options?: { dim?: number }): Tensor[];
+export function tensorSplit(self: Tensor, indices: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
 /**
- * `aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[]`
+ * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
  */
-export function tensorSplit(self: Tensor, tensorIndicesOrSections: Tensor, options?: { dim?: number }): Tensor[];
+export function tensorSplit(self: Tensor, indices: number | readonly number[], options?: { dim?: number }): Tensor[];
 /**
  * `aten::tensor_split.sections(Tensor(a -> *) self, int sections, int dim=0) -> Tensor(a)[]`
  */
@@ -10467,13 +10467,13 @@ export function tensorSplit(self: Tensor, sections: number, dim?: number, option
  */
 export function tensorSplit(self: Tensor, sections: number, options?: { dim?: number }): Tensor[];
 /**
- * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
+ * `aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[]`
  */
-export function tensorSplit(self: Tensor, indices: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
+export function tensorSplit(self: Tensor, tensorIndicesOrSections: Tensor, dim?: number, options?: { dim?: number }): Tensor[];
 /**
- * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
+ * `aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[]`
  */
-export function tensorSplit(self: Tensor, indices: number | readonly number[], options?: { dim?: number }): Tensor[];
+export function tensorSplit(self: Tensor, tensorIndicesOrSections: Tensor, options?: { dim?: number }): Tensor[];
 export function tensorSplit(...args: unknown[]): any {
   return call($tensor_split, args);
 }
@@ -10531,14 +10531,6 @@ export function to(self: Tensor, device: DeviceType, dtype: OpDType, nonBlocking
  */
 export function to(self: Tensor, device: DeviceType, dtype: OpDType, options?: { nonBlocking?: boolean; copy?: boolean; memoryFormat?: MemoryFormat | null }): Tensor;
 /**
- * `aten::to.other(Tensor(a) self, Tensor other, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)`
- */
-export function to(self: Tensor, other: Tensor, nonBlocking?: boolean, copy?: boolean, memoryFormat?: MemoryFormat | null, options?: { nonBlocking?: boolean; copy?: boolean; memoryFormat?: MemoryFormat | null }): Tensor;
-/**
- * `aten::to.other(Tensor(a) self, Tensor other, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)`
- */
-export function to(self: Tensor, other: Tensor, options?: { nonBlocking?: boolean; copy?: boolean; memoryFormat?: MemoryFormat | null }): Tensor;
-/**
  * `aten::to.dtype(Tensor(a) self, ScalarType dtype, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)`
  */
 export function to(self: Tensor, dtype: OpDType, nonBlocking?: boolean, copy?: boolean, memoryFormat?: MemoryFormat | null, options?: { nonBlocking?: boolean; copy?: boolean; memoryFormat?: MemoryFormat | null }): Tensor;
@@ -10550,6 +10542,14 @@ export function to(self: Tensor, dtype: OpDType, options?: { nonBlocking?: boole
  * `aten::to.dtype_layout(Tensor(a) self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)`
  */
 export function to(self: Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; nonBlocking?: boolean; copy?: boolean; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
+/**
+ * `aten::to.other(Tensor(a) self, Tensor other, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)`
+ */
+export function to(self: Tensor, other: Tensor, nonBlocking?: boolean, copy?: boolean, memoryFormat?: MemoryFormat | null, options?: { nonBlocking?: boolean; copy?: boolean; memoryFormat?: MemoryFormat | null }): Tensor;
+/**
+ * `aten::to.other(Tensor(a) self, Tensor other, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)`
+ */
+export function to(self: Tensor, other: Tensor, options?: { nonBlocking?: boolean; copy?: boolean; memoryFormat?: MemoryFormat | null }): Tensor;
 export function to(...args: unknown[]): any {
   return call($to, args);
 }
@@ -10679,25 +10679,25 @@ export function transposeCopy(...args: unknown[]): any {
 }
 mark(transposeCopy);
 /**
- * `aten::trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor`
- */
-export function trapezoid(y: Tensor, x: Tensor, options?: { dim?: number }): Tensor;
-/**
  * `aten::trapezoid.dx(Tensor y, *, Scalar dx=1, int dim=-1) -> Tensor`
  */
 export function trapezoid(y: Tensor, options?: { dx?: Scalar; dim?: number }): Tensor;
+/**
+ * `aten::trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor`
+ */
+export function trapezoid(y: Tensor, x: Tensor, options?: { dim?: number }): Tensor;
 export function trapezoid(...args: unknown[]): any {
   return call($trapezoid, args);
 }
 mark(trapezoid);
 /**
- * `aten::trapz.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor`
- */
-export function trapz(y: Tensor, x: Tensor, options?: { dim?: number }): Tensor;
-/**
  * `aten::trapz.dx(Tensor y, *, float dx=1., int dim=-1) -> Tensor`
  */
 export function trapz(y: Tensor, options?: { dx?: number; dim?: number }): Tensor;
+/**
+ * `aten::trapz.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor`
+ */
+export function trapz(y: Tensor, x: Tensor, options?: { dim?: number }): Tensor;
 export function trapz(...args: unknown[]): any {
   return call($trapz, args);
 }
@@ -10811,13 +10811,13 @@ export function trueDivide(...args: unknown[]): any {
 }
 mark(trueDivide);
 /**
- * `aten::true_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function trueDivide_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::true_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function trueDivide_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::true_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function trueDivide_(self: Tensor, other: Tensor): Tensor;
 export function trueDivide_(...args: unknown[]): any {
   return call($true_divide_, args);
 }
@@ -11195,6 +11195,10 @@ export function varMean(self: Tensor, unbiased?: boolean, options?: { unbiased?:
  */
 export function varMean(self: Tensor, options?: { unbiased?: boolean }): [Tensor, Tensor];
 /**
+ * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
+ */
+export function varMean(self: Tensor, dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): [Tensor, Tensor];
+/**
  * `aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
  */
 export function varMean(self: Tensor, dim: (number | readonly number[]) | null, unbiased?: boolean, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
@@ -11202,10 +11206,6 @@ export function varMean(self: Tensor, dim: (number | readonly number[]) | null, 
  * `aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
  */
 export function varMean(self: Tensor, dim: (number | readonly number[]) | null, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
-/**
- * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
- */
-export function varMean(self: Tensor, dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): [Tensor, Tensor];
 export function varMean(...args: unknown[]): any {
   return call($var_mean, args);
 }
@@ -11283,13 +11283,13 @@ export function viewCopy(...args: unknown[]): any {
 }
 mark(viewCopy);
 /**
- * `aten::vsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
- */
-export function vsplit(self: Tensor, sections: number): Tensor[];
-/**
  * `aten::vsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
  */
 export function vsplit(self: Tensor, indices: number | readonly number[]): Tensor[];
+/**
+ * `aten::vsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
+ */
+export function vsplit(self: Tensor, sections: number): Tensor[];
 export function vsplit(...args: unknown[]): any {
   return call($vsplit, args);
 }
@@ -11307,49 +11307,49 @@ mark(vstack);
  */
 export function where(condition: Tensor): Tensor[];
 /**
+ * `aten::where.Scalar(Tensor condition, Scalar self, Scalar other) -> Tensor`
+ */
+export function where(condition: Tensor, self: Scalar, other: Scalar): Tensor;
+/**
  * `aten::where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor`
  */
 export function where(condition: Tensor, self: Tensor, other: Scalar): Tensor;
-/**
- * `aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor`
- */
-export function where(condition: Tensor, self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor`
  */
 export function where(condition: Tensor, self: Scalar, other: Tensor): Tensor;
 /**
- * `aten::where.Scalar(Tensor condition, Scalar self, Scalar other) -> Tensor`
+ * `aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor`
  */
-export function where(condition: Tensor, self: Scalar, other: Scalar): Tensor;
+export function where(condition: Tensor, self: Tensor, other: Tensor): Tensor;
 export function where(...args: unknown[]): any {
   return call($where, args);
 }
 mark(where);
 /**
- * `aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor`
+ * `aten::xlogy.Scalar_Other(Tensor self, Scalar other) -> Tensor`
  */
-export function xlogy(self: Tensor, other: Tensor): Tensor;
+export function xlogy(self: Tensor, other: Scalar): Tensor;
 /**
  * `aten::xlogy.Scalar_Self(Scalar self, Tensor other) -> Tensor`
  */
 export function xlogy(self: Scalar, other: Tensor): Tensor;
 /**
- * `aten::xlogy.Scalar_Other(Tensor self, Scalar other) -> Tensor`
+ * `aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor`
  */
-export function xlogy(self: Tensor, other: Scalar): Tensor;
+export function xlogy(self: Tensor, other: Tensor): Tensor;
 export function xlogy(...args: unknown[]): any {
   return call($xlogy, args);
 }
 mark(xlogy);
 /**
- * `aten::xlogy_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
- */
-export function xlogy_(self: Tensor, other: Tensor): Tensor;
-/**
  * `aten::xlogy_.Scalar_Other(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
 export function xlogy_(self: Tensor, other: Scalar): Tensor;
+/**
+ * `aten::xlogy_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+ */
+export function xlogy_(self: Tensor, other: Tensor): Tensor;
 export function xlogy_(...args: unknown[]): any {
   return call($xlogy_, args);
 }
@@ -11703,13 +11703,13 @@ declare module '../tensor' {
      */
     bernoulli(options?: { generator?: GeneratorLike | null }): Tensor;
     /**
-     * `aten::bernoulli.p(Tensor self, float p, *, Generator? generator=None) -> Tensor`
-     */
-    bernoulli(p: number, options?: { generator?: GeneratorLike | null }): Tensor;
-    /**
      * `aten::bernoulli.Tensor(Tensor self, Tensor p, *, Generator? generator=None) -> Tensor`
      */
     bernoulli(p: Tensor, options?: { generator?: GeneratorLike | null }): Tensor;
+    /**
+     * `aten::bernoulli.p(Tensor self, float p, *, Generator? generator=None) -> Tensor`
+     */
+    bernoulli(p: number, options?: { generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::binary_cross_entropy(Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor`
      */
@@ -11731,13 +11731,13 @@ declare module '../tensor' {
      */
     bitwiseAnd(other: Tensor): Tensor;
     /**
-     * `aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
-     */
-    bitwiseAnd_(other: Tensor): this;
-    /**
      * `aten::bitwise_and_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     bitwiseAnd_(other: Scalar): this;
+    /**
+     * `aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    bitwiseAnd_(other: Tensor): this;
     /**
      * `aten::bitwise_left_shift.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -11763,13 +11763,13 @@ declare module '../tensor' {
      */
     bitwiseNot_(): this;
     /**
-     * `aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor`
-     */
-    bitwiseOr(other: Tensor): Tensor;
-    /**
      * `aten::bitwise_or.Scalar(Tensor self, Scalar other) -> Tensor`
      */
     bitwiseOr(other: Scalar): Tensor;
+    /**
+     * `aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    bitwiseOr(other: Tensor): Tensor;
     /**
      * `aten::bitwise_or_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
@@ -11779,13 +11779,13 @@ declare module '../tensor' {
      */
     bitwiseOr_(other: Tensor): this;
     /**
-     * `aten::bitwise_right_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor`
-     */
-    bitwiseRightShift(other: Scalar): Tensor;
-    /**
      * `aten::bitwise_right_shift.Tensor(Tensor self, Tensor other) -> Tensor`
      */
     bitwiseRightShift(other: Tensor): Tensor;
+    /**
+     * `aten::bitwise_right_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    bitwiseRightShift(other: Scalar): Tensor;
     /**
      * `aten::bitwise_right_shift_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -11803,13 +11803,13 @@ declare module '../tensor' {
      */
     bitwiseXor(other: Tensor): Tensor;
     /**
-     * `aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
-     */
-    bitwiseXor_(other: Tensor): this;
-    /**
      * `aten::bitwise_xor_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     bitwiseXor_(other: Scalar): this;
+    /**
+     * `aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    bitwiseXor_(other: Tensor): this;
     /**
      * `aten::bmm(Tensor self, Tensor mat2) -> Tensor`
      */
@@ -12159,25 +12159,21 @@ declare module '../tensor' {
      */
     dist(other: Tensor, p?: Scalar | { p?: Scalar }, options?: { p?: Scalar }): Tensor;
     /**
-     * `aten::divide.Tensor(Tensor self, Tensor other) -> Tensor`
+     * `aten::divide.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    divide(other: Tensor): Tensor;
+    divide(other: Scalar): Tensor;
     /**
      * `aten::divide.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor`
      */
     divide(other: Scalar, options: { roundingMode: string | null }): Tensor;
     /**
+     * `aten::divide.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    divide(other: Tensor): Tensor;
+    /**
      * `aten::divide.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor`
      */
     divide(other: Tensor, options: { roundingMode: string | null }): Tensor;
-    /**
-     * `aten::divide.Scalar(Tensor self, Scalar other) -> Tensor`
-     */
-    divide(other: Scalar): Tensor;
-    /**
-     * `aten::divide_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)`
-     */
-    divide_(other: Tensor, options: { roundingMode: string | null }): this;
     /**
      * `aten::divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
@@ -12190,6 +12186,10 @@ declare module '../tensor' {
      * `aten::divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
     divide_(other: Tensor): this;
+    /**
+     * `aten::divide_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)`
+     */
+    divide_(other: Tensor, options: { roundingMode: string | null }): this;
     /**
      * `aten::dot(Tensor self, Tensor tensor) -> Tensor`
      */
@@ -12227,13 +12227,13 @@ declare module '../tensor' {
      */
     emptyLike(options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
     /**
-     * `aten::eq_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
-     */
-    eq_(other: Tensor): this;
-    /**
      * `aten::eq_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     eq_(other: Scalar): this;
+    /**
+     * `aten::eq_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    eq_(other: Tensor): this;
     /**
      * `aten::erf(Tensor self) -> Tensor`
      */
@@ -12443,13 +12443,13 @@ declare module '../tensor' {
      */
     floatPower(exponent: Tensor): Tensor;
     /**
-     * `aten::float_power_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
-     */
-    floatPower_(exponent: Tensor): this;
-    /**
      * `aten::float_power_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)`
      */
     floatPower_(exponent: Scalar): this;
+    /**
+     * `aten::float_power_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
+     */
+    floatPower_(exponent: Tensor): this;
     /**
      * `aten::floor_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -12479,13 +12479,13 @@ declare module '../tensor' {
      */
     fmin(other: Tensor): Tensor;
     /**
-     * `aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor`
-     */
-    fmod(other: Tensor): Tensor;
-    /**
      * `aten::fmod.Scalar(Tensor self, Scalar other) -> Tensor`
      */
     fmod(other: Scalar): Tensor;
+    /**
+     * `aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    fmod(other: Tensor): Tensor;
     /**
      * `aten::fmod_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
@@ -12539,13 +12539,13 @@ declare module '../tensor' {
      */
     gcd_(other: Tensor): this;
     /**
-     * `aten::ge_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
-     */
-    ge_(other: Tensor): this;
-    /**
      * `aten::ge_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     ge_(other: Scalar): this;
+    /**
+     * `aten::ge_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    ge_(other: Tensor): this;
     /**
      * `aten::gelu(Tensor self, *, str approximate="none") -> Tensor`
      */
@@ -12575,10 +12575,6 @@ declare module '../tensor' {
      */
     glu(dim?: number | { dim?: number }, options?: { dim?: number }): Tensor;
     /**
-     * `aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
-     */
-    gradient(options: { spacing: readonly Scalar[]; dim?: number | null; edgeOrder?: number }): Tensor[];
-    /**
      * `aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[]`
      */
     gradient(options: { dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
@@ -12591,17 +12587,21 @@ declare module '../tensor' {
      */
     gradient(options?: { spacing?: Scalar | null; dim?: number | null; edgeOrder?: number }): Tensor[];
     /**
-     * `aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
+     * `aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
      */
-    gradient(options: { spacing: Tensor[]; dim?: number | null; edgeOrder?: number }): Tensor[];
+    gradient(options: { spacing: readonly Scalar[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+    /**
+     * `aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
+     */
+    gradient(options: { spacing: readonly Scalar[]; dim?: number | null; edgeOrder?: number }): Tensor[];
     /**
      * `aten::gradient.tensorarray(Tensor self, *, Tensor[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
      */
     gradient(options: { spacing: Tensor[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
     /**
-     * `aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
+     * `aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
      */
-    gradient(options: { spacing: readonly Scalar[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+    gradient(options: { spacing: Tensor[]; dim?: number | null; edgeOrder?: number }): Tensor[];
     /**
      * `aten::greater.Scalar(Tensor self, Scalar other) -> Tensor`
      */
@@ -12611,37 +12611,37 @@ declare module '../tensor' {
      */
     greater(other: Tensor): Tensor;
     /**
-     * `aten::greater_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
-     */
-    greater_(other: Tensor): this;
-    /**
      * `aten::greater_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     greater_(other: Scalar): this;
     /**
-     * `aten::greater_equal.Tensor(Tensor self, Tensor other) -> Tensor`
+     * `aten::greater_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
-    greaterEqual(other: Tensor): Tensor;
+    greater_(other: Tensor): this;
     /**
      * `aten::greater_equal.Scalar(Tensor self, Scalar other) -> Tensor`
      */
     greaterEqual(other: Scalar): Tensor;
     /**
-     * `aten::greater_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     * `aten::greater_equal.Tensor(Tensor self, Tensor other) -> Tensor`
      */
-    greaterEqual_(other: Tensor): this;
+    greaterEqual(other: Tensor): Tensor;
     /**
      * `aten::greater_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     greaterEqual_(other: Scalar): this;
     /**
-     * `aten::gt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     * `aten::greater_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
-    gt_(other: Tensor): this;
+    greaterEqual_(other: Tensor): this;
     /**
      * `aten::gt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     gt_(other: Scalar): this;
+    /**
+     * `aten::gt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    gt_(other: Tensor): this;
     /**
      * `aten::hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
      */
@@ -12699,13 +12699,13 @@ declare module '../tensor' {
      */
     histogramdd(bins: number | readonly number[], range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
     /**
-     * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
-     */
-    histogramdd(bins: number, range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
-    /**
      * `aten::histogramdd.TensorList_bins(Tensor self, Tensor[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
      */
     histogramdd(bins: Tensor[], range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+    /**
+     * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
+     */
+    histogramdd(bins: number, range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
     /**
      * `aten::hsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
      */
@@ -12779,21 +12779,21 @@ declare module '../tensor' {
      */
     indexCopy_(dim: number, index: Tensor, source: Tensor): this;
     /**
-     * `aten::index_fill.int_Tensor(Tensor self, int dim, Tensor index, Tensor value) -> Tensor`
-     */
-    indexFill(dim: number, index: Tensor, value: Tensor): Tensor;
-    /**
      * `aten::index_fill.int_Scalar(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
      */
     indexFill(dim: number, index: Tensor, value: Scalar): Tensor;
     /**
-     * `aten::index_fill_.int_Tensor(Tensor(a!) self, int dim, Tensor index, Tensor value) -> Tensor(a!)`
+     * `aten::index_fill.int_Tensor(Tensor self, int dim, Tensor index, Tensor value) -> Tensor`
      */
-    indexFill_(dim: number, index: Tensor, value: Tensor): this;
+    indexFill(dim: number, index: Tensor, value: Tensor): Tensor;
     /**
      * `aten::index_fill_.int_Scalar(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
      */
     indexFill_(dim: number, index: Tensor, value: Scalar): this;
+    /**
+     * `aten::index_fill_.int_Tensor(Tensor(a!) self, int dim, Tensor index, Tensor value) -> Tensor(a!)`
+     */
+    indexFill_(dim: number, index: Tensor, value: Tensor): this;
     /**
      * `aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor`
      */
@@ -12935,13 +12935,13 @@ declare module '../tensor' {
      */
     ldexp_(other: Tensor): this;
     /**
-     * `aten::le_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
-     */
-    le_(other: Tensor): this;
-    /**
      * `aten::le_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     le_(other: Scalar): this;
+    /**
+     * `aten::le_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    le_(other: Tensor): this;
     /**
      * `aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor`
      */
@@ -12951,13 +12951,13 @@ declare module '../tensor' {
      */
     leakyRelu_(negativeSlope?: Scalar | { negativeSlope?: Scalar }, options?: { negativeSlope?: Scalar }): this;
     /**
-     * `aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor`
-     */
-    lerp(end: Tensor, weight: Tensor): Tensor;
-    /**
      * `aten::lerp.Scalar(Tensor self, Tensor end, Scalar weight) -> Tensor`
      */
     lerp(end: Tensor, weight: Scalar): Tensor;
+    /**
+     * `aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor`
+     */
+    lerp(end: Tensor, weight: Tensor): Tensor;
     /**
      * `aten::less.Scalar(Tensor self, Scalar other) -> Tensor`
      */
@@ -12967,29 +12967,29 @@ declare module '../tensor' {
      */
     less(other: Tensor): Tensor;
     /**
-     * `aten::less_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
-     */
-    less_(other: Tensor): this;
-    /**
      * `aten::less_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     less_(other: Scalar): this;
     /**
-     * `aten::less_equal.Tensor(Tensor self, Tensor other) -> Tensor`
+     * `aten::less_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
-    lessEqual(other: Tensor): Tensor;
+    less_(other: Tensor): this;
     /**
      * `aten::less_equal.Scalar(Tensor self, Scalar other) -> Tensor`
      */
     lessEqual(other: Scalar): Tensor;
     /**
-     * `aten::less_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     * `aten::less_equal.Tensor(Tensor self, Tensor other) -> Tensor`
      */
-    lessEqual_(other: Tensor): this;
+    lessEqual(other: Tensor): Tensor;
     /**
      * `aten::less_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     lessEqual_(other: Scalar): this;
+    /**
+     * `aten::less_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    lessEqual_(other: Tensor): this;
     /**
      * `aten::lgamma(Tensor self) -> Tensor`
      */
@@ -13103,13 +13103,13 @@ declare module '../tensor' {
      */
     linalgPinv(options?: { atol?: number | null; rtol?: number | null; hermitian?: boolean }): Tensor;
     /**
-     * `aten::linalg_pinv.rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False) -> Tensor`
-     */
-    linalgPinv(rcond: Tensor, hermitian?: boolean | { hermitian?: boolean }, options?: { hermitian?: boolean }): Tensor;
-    /**
      * `aten::linalg_pinv.atol_rtol_tensor(Tensor self, *, Tensor? atol=None, Tensor? rtol=None, bool hermitian=False) -> Tensor`
      */
     linalgPinv(options?: { atol?: Tensor | null; rtol?: Tensor | null; hermitian?: boolean }): Tensor;
+    /**
+     * `aten::linalg_pinv.rcond_tensor(Tensor self, Tensor rcond, bool hermitian=False) -> Tensor`
+     */
+    linalgPinv(rcond: Tensor, hermitian?: boolean | { hermitian?: boolean }, options?: { hermitian?: boolean }): Tensor;
     /**
      * `aten::linalg_solve_triangular(Tensor self, Tensor B, *, bool upper, bool left=True, bool unitriangular=False) -> Tensor`
      */
@@ -13251,13 +13251,13 @@ declare module '../tensor' {
      */
     mT(): Tensor;
     /**
-     * `aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)`
-     */
-    maskedFill_(mask: Tensor, value: Tensor): this;
-    /**
      * `aten::masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!)`
      */
     maskedFill_(mask: Tensor, value: Scalar): this;
+    /**
+     * `aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)`
+     */
+    maskedFill_(mask: Tensor, value: Tensor): this;
     /**
      * `aten::masked_scatter(Tensor self, Tensor mask, Tensor source) -> Tensor`
      */
@@ -13587,21 +13587,21 @@ declare module '../tensor' {
      */
     normalFunctional(mean?: number | { mean?: number; std?: number; generator?: GeneratorLike | null }, std?: number, options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): Tensor;
     /**
-     * `aten::not_equal.Tensor(Tensor self, Tensor other) -> Tensor`
-     */
-    notEqual(other: Tensor): Tensor;
-    /**
      * `aten::not_equal.Scalar(Tensor self, Scalar other) -> Tensor`
      */
     notEqual(other: Scalar): Tensor;
     /**
-     * `aten::not_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     * `aten::not_equal.Tensor(Tensor self, Tensor other) -> Tensor`
      */
-    notEqual_(other: Tensor): this;
+    notEqual(other: Tensor): Tensor;
     /**
      * `aten::not_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     notEqual_(other: Scalar): this;
+    /**
+     * `aten::not_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    notEqual_(other: Tensor): this;
     /**
      * `aten::nuclear_norm(Tensor self, bool keepdim=False) -> Tensor`
      */
@@ -13959,14 +13959,6 @@ declare module '../tensor' {
      */
     rsub(other: Tensor, options?: { alpha?: Scalar }): Tensor;
     /**
-     * `aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
-     */
-    scatter(dim: number, index: Tensor, value: Scalar): Tensor;
-    /**
-     * `aten::scatter.value_reduce(Tensor self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor`
-     */
-    scatter(dim: number, index: Tensor, value: Scalar, options: { reduce: string }): Tensor;
-    /**
      * `aten::scatter.reduce(Tensor self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor`
      */
     scatter(dim: number, index: Tensor, src: Tensor, options: { reduce: string }): Tensor;
@@ -13975,21 +13967,29 @@ declare module '../tensor' {
      */
     scatter(dim: number, index: Tensor, src: Tensor): Tensor;
     /**
-     * `aten::scatter_.value_reduce(Tensor(a!) self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor(a!)`
+     * `aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
      */
-    scatter_(dim: number, index: Tensor, value: Scalar, options: { reduce: string }): this;
+    scatter(dim: number, index: Tensor, value: Scalar): Tensor;
     /**
-     * `aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
+     * `aten::scatter.value_reduce(Tensor self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor`
      */
-    scatter_(dim: number, index: Tensor, value: Scalar): this;
+    scatter(dim: number, index: Tensor, value: Scalar, options: { reduce: string }): Tensor;
+    /**
+     * `aten::scatter_.reduce(Tensor(a!) self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor(a!)`
+     */
+    scatter_(dim: number, index: Tensor, src: Tensor, options: { reduce: string }): this;
     /**
      * `aten::scatter_.src(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)`
      */
     scatter_(dim: number, index: Tensor, src: Tensor): this;
     /**
-     * `aten::scatter_.reduce(Tensor(a!) self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor(a!)`
+     * `aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
      */
-    scatter_(dim: number, index: Tensor, src: Tensor, options: { reduce: string }): this;
+    scatter_(dim: number, index: Tensor, value: Scalar): this;
+    /**
+     * `aten::scatter_.value_reduce(Tensor(a!) self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor(a!)`
+     */
+    scatter_(dim: number, index: Tensor, value: Scalar, options: { reduce: string }): this;
     /**
      * `aten::scatter_add(Tensor self, int dim, Tensor index, Tensor src) -> Tensor`
      */
@@ -14027,10 +14027,6 @@ declare module '../tensor' {
      */
     set(): Tensor;
     /**
-     * `aten::set.source_Tensor(Tensor self, Tensor source) -> Tensor`
-     */
-    set(source: Tensor): Tensor;
-    /**
      * `aten::set.source_Storage(Tensor self, Storage source) -> Tensor`
      */
     set(source: never): Tensor;
@@ -14039,13 +14035,17 @@ declare module '../tensor' {
      */
     set(source: never, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[] }, options?: { stride?: number | readonly number[] }): Tensor;
     /**
+     * `aten::set.source_Tensor(Tensor self, Tensor source) -> Tensor`
+     */
+    set(source: Tensor): Tensor;
+    /**
      * `aten::set_(Tensor(a!) self) -> Tensor(a!)`
      */
     set_(): this;
     /**
-     * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
+     * `aten::set_.source_Storage(Tensor(a!) self, Storage source) -> Tensor(a!)`
      */
-    set_(source: Tensor, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[] }, options?: { stride?: number | readonly number[] }): this;
+    set_(source: never): this;
     /**
      * `aten::set_.source_Storage_storage_offset(Tensor(a!) self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
      */
@@ -14055,9 +14055,9 @@ declare module '../tensor' {
      */
     set_(source: Tensor): this;
     /**
-     * `aten::set_.source_Storage(Tensor(a!) self, Storage source) -> Tensor(a!)`
+     * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
      */
-    set_(source: never): this;
+    set_(source: Tensor, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[] }, options?: { stride?: number | readonly number[] }): this;
     /**
      * `aten::set_data(Tensor(a!) self, Tensor new_data) -> ()`
      */
@@ -14507,17 +14507,17 @@ declare module '../tensor' {
      */
     tanh_(): this;
     /**
-     * `aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[]`
+     * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
      */
-    tensorSplit(tensorIndicesOrSections: Tensor, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    tensorSplit(indices: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::tensor_split.sections(Tensor(a -> *) self, int sections, int dim=0) -> Tensor(a)[]`
      */
     tensorSplit(sections: number, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
-     * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
+     * `aten::tensor_split.tensor_indices_or_sections(Tensor(a -> *) self, Tensor tensor_indices_or_sections, int dim=0) -> Tensor(a)[]`
      */
-    tensorSplit(indices: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    tensorSplit(tensorIndicesOrSections: Tensor, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::tensordot(Tensor self, Tensor other, int[] dims_self, int[] dims_other) -> Tensor`
      */
@@ -14619,13 +14619,13 @@ declare module '../tensor' {
      */
     trueDivide(other: Tensor): Tensor;
     /**
-     * `aten::true_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
-     */
-    trueDivide_(other: Tensor): this;
-    /**
      * `aten::true_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     trueDivide_(other: Scalar): this;
+    /**
+     * `aten::true_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    trueDivide_(other: Tensor): this;
     /**
      * `aten::trunc(Tensor self) -> Tensor`
      */
@@ -14735,13 +14735,13 @@ declare module '../tensor' {
      */
     varMean(unbiased?: boolean | { unbiased?: boolean }, options?: { unbiased?: boolean }): [Tensor, Tensor];
     /**
-     * `aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
-     */
-    varMean(dim: (number | readonly number[]) | null, unbiased?: boolean | { unbiased?: boolean; keepdim?: boolean }, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
-    /**
      * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
      */
     varMean(dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): [Tensor, Tensor];
+    /**
+     * `aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
+     */
+    varMean(dim: (number | readonly number[]) | null, unbiased?: boolean | { unbiased?: boolean; keepdim?: boolean }, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
     /**
      * `aten::vdot(Tensor self, Tensor other) -> Tensor`
      */
@@ -14775,29 +14775,29 @@ declare module '../tensor' {
      */
     viewCopy(dtype: OpDType): Tensor;
     /**
-     * `aten::vsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
-     */
-    vsplit(sections: number): Tensor[];
-    /**
      * `aten::vsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
      */
     vsplit(indices: number | readonly number[]): Tensor[];
     /**
-     * `aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor`
+     * `aten::vsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
      */
-    xlogy(other: Tensor): Tensor;
+    vsplit(sections: number): Tensor[];
     /**
      * `aten::xlogy.Scalar_Other(Tensor self, Scalar other) -> Tensor`
      */
     xlogy(other: Scalar): Tensor;
     /**
-     * `aten::xlogy_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     * `aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor`
      */
-    xlogy_(other: Tensor): this;
+    xlogy(other: Tensor): Tensor;
     /**
      * `aten::xlogy_.Scalar_Other(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     xlogy_(other: Scalar): this;
+    /**
+     * `aten::xlogy_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    xlogy_(other: Tensor): this;
     /**
      * `aten::zero(Tensor self) -> Tensor`
      */
