@@ -173,6 +173,19 @@ describe('ops: correctness', () => {
     expect(arr(r[0])).toEqual([1]);
   });
 
+  test("random ops take a Generator, and this thread's generator by default", () => {
+    const draw = (g: torch.Generator) => ops.randn([4], { generator: g }).toArray();
+    expect(draw(new torch.Generator().manualSeed(5))).toEqual(draw(new torch.Generator().manualSeed(5)));
+    try {
+      torch.useThreadGenerator(new torch.Generator().manualSeed(7));
+      const a = ops.normal(0, 1, [4]).toArray();
+      torch.useThreadGenerator(new torch.Generator().manualSeed(7));
+      expect(ops.normal(0, 1, [4]).toArray()).toEqual(a);
+    } finally {
+      torch.useThreadGenerator(null);
+    }
+  });
+
   test('autograd runs through the generic path', () => {
     const a = torch.tensor([1, 2, 3], { dtype: 'float32', requiresGrad: true });
     const y = ops.mul(a, a);

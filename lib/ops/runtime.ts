@@ -236,6 +236,12 @@ function toNative(a: Arg, v: unknown): unknown {
   }
 }
 
+function onCuda(values: readonly unknown[], kw: Record<string, unknown> | undefined): boolean {
+  const cuda = (v: unknown): boolean =>
+    (v instanceof Tensor && !v.isDisposed && v.device.startsWith('cuda')) || (typeof v === 'string' && v.startsWith('cuda'));
+  return values.some(cuda) || (kw !== undefined && Object.values(kw).some(cuda));
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const p = Object.getPrototypeOf(v);
@@ -288,8 +294,10 @@ function bind(o: Overload, pos: readonly unknown[], kw: Record<string, unknown> 
     const v = slots[i];
     if (v === undefined) {
       if (a.kind === K.Gen) {
+        // This thread's generator (a training worker's), as the hand-written random ops use
+        // it: for CPU work only.
         const g = getThreadGenerator();
-        if (g) slots[i] = g._g;
+        if (g && !onCuda(pos, kw)) slots[i] = g._g;
         continue;
       }
       if (!a.hasDefault) return `missing argument ${a.name} (${a.type})`;
