@@ -9,6 +9,8 @@
 #include <ATen/core/function_schema.h>
 #include <ATen/core/stack.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <memory>
 #include <sstream>

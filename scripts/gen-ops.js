@@ -78,12 +78,14 @@ for (const [name, list] of [...byOp].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
 
 // ---- TypeScript types ---------------------------------------------------------
 
-function tsArg(a) {
+/** `one`: a lone number is accepted for a list (a fixed length `int[2]`, or the varargs form). */
+function tsArg(a, one = false) {
   let t;
+  const num = a.n > 0 || one ? 'number | readonly number[]' : 'readonly number[]';
   switch (a.base) {
     case 'Tensor': t = a.list ? (a.elemOptional ? '(Tensor | null)[]' : 'Tensor[]') : 'Tensor'; break;
-    case 'int': t = a.list ? 'number | readonly number[]' : 'number'; break;
-    case 'float': t = a.list ? 'number | readonly number[]' : 'number'; break;
+    case 'int': t = a.list ? num : 'number'; break;
+    case 'float': t = a.list ? num : 'number'; break;
     case 'bool': t = a.list ? 'boolean | readonly boolean[]' : 'boolean'; break;
     case 'Scalar': t = a.list ? 'readonly Scalar[]' : 'Scalar'; break;
     case 'ScalarType': t = 'OpDType'; break;
@@ -154,8 +156,9 @@ function signatures(s, method, tuple = false) {
     names.add(n);
     return n;
   };
-  const req = required.map((a) => `${pname(a)}: ${tsArg(a)}`);
-  const opt = optional.map((a) => `${pname(a)}?: ${tsArg(a)}`);
+  const lone = positional.length === 1 ? positional[0] : null;
+  const req = required.map((a) => `${pname(a)}: ${tsArg(a, a === lone)}`);
+  const opt = optional.map((a) => `${pname(a)}?: ${tsArg(a, a === lone)}`);
   const ret = tsReturns(s, method);
   const forms = [];
   const list = (xs) => xs.filter(Boolean).join(', ');
@@ -212,8 +215,9 @@ const seenJs = new Set();
 for (const o of ops) {
   if (seenJs.has(o.js)) throw new Error(`two ops map to ${o.js}`);
   seenJs.add(o.js);
-  o.fn = !RESERVED.has(o.js) && !EXTRA_RESERVED_EXPORTS.has(o.js) && !handWritten(torch[o.js]);
-  if (!o.fn) (RESERVED.has(o.js) ? reservedSkipped : clashFunctions).push(o.js);
+  o.fn = !EXTRA_RESERVED_EXPORTS.has(o.js) && !handWritten(torch[o.js]);
+  if (!o.fn) clashFunctions.push(o.js);
+  if (RESERVED.has(o.js)) reservedSkipped.push(o.js);
   o.methodOverloads = o.overloads.filter((s) => s.args[0] && s.args[0].name === 'self' && s.args[0].base === 'Tensor' && !s.args[0].list);
   o.method = o.methodOverloads.length > 0 && !protoHas(o.js);
   if (o.methodOverloads.length > 0 && !o.method) clashMethods.push(o.js);
@@ -295,7 +299,8 @@ L.push('  Object.defineProperty(Tensor.prototype, name, { value: fn, writable: t
 L.push('}');
 L.push('');
 if (reservedSkipped.length) {
-  L.push('// Ops whose names are JavaScript reserved words: torch.ops.<name>_op.');
+  L.push('// Ops whose names are JavaScript reserved words: declared as <name>_op, exported as <name>.');
+  L.push(`export { ${reservedSkipped.map((n) => `${n}_op as ${n}`).join(', ')} };`);
 }
 fs.writeFileSync(path.join(outDir, 'generated.ts'), L.join('\n') + '\n');
 
@@ -305,7 +310,7 @@ F.push('// The generated functions exported on `torch.*`: every public op withou
 F.push('// export of the same name (those are listed in clashes.json and reachable as torch.ops.<name>).');
 const fnNames = ops.filter((o) => o.fn).map((o) => o.js);
 F.push('export {');
-for (const n of fnNames) F.push(`  ${n},`);
+for (const n of fnNames) F.push(RESERVED.has(n) ? `  ${n}_op as ${n},` : `  ${n},`);
 F.push("} from './generated';");
 fs.writeFileSync(path.join(outDir, 'functions.ts'), F.join('\n') + '\n');
 

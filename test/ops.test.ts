@@ -166,6 +166,16 @@ describe('ops: correctness', () => {
     expect(torch.allclose(torch.ones(2), torch.ones(2))).toBe(true);
   });
 
+  test('Tensor?[] indices (index, index_put_), Tensor[] and Scalar lists', () => {
+    const x = torch.arange(6).view(2, 3);
+    expect(arr(ops.index(x, [null, torch.tensor([2n, 0n])]))).toEqual([[2, 0], [5, 3]]);
+    const y = torch.zeros(2, 3);
+    expect(y.indexPut_([torch.tensor([1n]), torch.tensor([2n])], torch.tensor([7], { dtype: 'float32' }))).toBe(y);
+    expect(arr(y)).toEqual([[0, 0, 0], [0, 0, 7]]);
+    expect(torch.broadcastTensors([torch.ones(2, 1), torch.ones(1, 3)]).map((t) => t.shape)).toEqual([[2, 3], [2, 3]]);
+    expect(arr(torch.ops.tensorSplit(torch.arange(5), 2)[1])).toEqual([3, 4]);
+  });
+
   test("where the engine's schema differs from the generated one, the engine's wins", () => {
     // As if generated from a version whose topk had only (self, k).
     const topk = op('aten::topk', [['', ['self:Tensor', 'k:int'], ['values:Tensor', 'indices:Tensor']]]);

@@ -956,6 +956,7 @@ export {
   values,
   valuesCopy,
   vander,
+  var_op as var,
   varMean,
   vdot,
   view,

@@ -1261,7 +1261,7 @@ mark(adjoint);
 /**
  * `aten::affine_grid_generator(Tensor theta, int[] size, bool align_corners) -> Tensor`
  */
-export function affineGridGenerator(theta: Tensor, size: number | readonly number[], alignCorners: boolean): Tensor;
+export function affineGridGenerator(theta: Tensor, size: readonly number[], alignCorners: boolean): Tensor;
 export function affineGridGenerator(...args: unknown[]): any {
   return call($affine_grid_generator, args);
 }
@@ -1581,11 +1581,11 @@ mark(argwhere);
 /**
  * `aten::as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)`
  */
-export function asStrided(self: Tensor, size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
+export function asStrided(self: Tensor, size: readonly number[], stride: readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
 /**
  * `aten::as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)`
  */
-export function asStrided(self: Tensor, size: number | readonly number[], stride: number | readonly number[], options?: { storageOffset?: number | null }): Tensor;
+export function asStrided(self: Tensor, size: readonly number[], stride: readonly number[], options?: { storageOffset?: number | null }): Tensor;
 export function asStrided(...args: unknown[]): any {
   return call($as_strided, args);
 }
@@ -1593,11 +1593,11 @@ mark(asStrided);
 /**
  * `aten::as_strided_(Tensor(a!) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a!)`
  */
-export function asStrided_(self: Tensor, size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
+export function asStrided_(self: Tensor, size: readonly number[], stride: readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
 /**
  * `aten::as_strided_(Tensor(a!) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a!)`
  */
-export function asStrided_(self: Tensor, size: number | readonly number[], stride: number | readonly number[], options?: { storageOffset?: number | null }): Tensor;
+export function asStrided_(self: Tensor, size: readonly number[], stride: readonly number[], options?: { storageOffset?: number | null }): Tensor;
 export function asStrided_(...args: unknown[]): any {
   return call($as_strided_, args);
 }
@@ -1605,11 +1605,11 @@ mark(asStrided_);
 /**
  * `aten::as_strided_copy(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
  */
-export function asStridedCopy(self: Tensor, size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
+export function asStridedCopy(self: Tensor, size: readonly number[], stride: readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
 /**
  * `aten::as_strided_copy(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
  */
-export function asStridedCopy(self: Tensor, size: number | readonly number[], stride: number | readonly number[], options?: { storageOffset?: number | null }): Tensor;
+export function asStridedCopy(self: Tensor, size: readonly number[], stride: readonly number[], options?: { storageOffset?: number | null }): Tensor;
 export function asStridedCopy(...args: unknown[]): any {
   return call($as_strided_copy, args);
 }
@@ -1617,11 +1617,11 @@ mark(asStridedCopy);
 /**
  * `aten::as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
  */
-export function asStridedScatter(self: Tensor, src: Tensor, size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
+export function asStridedScatter(self: Tensor, src: Tensor, size: readonly number[], stride: readonly number[], storageOffset?: number | null, options?: { storageOffset?: number | null }): Tensor;
 /**
  * `aten::as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
  */
-export function asStridedScatter(self: Tensor, src: Tensor, size: number | readonly number[], stride: number | readonly number[], options?: { storageOffset?: number | null }): Tensor;
+export function asStridedScatter(self: Tensor, src: Tensor, size: readonly number[], stride: readonly number[], options?: { storageOffset?: number | null }): Tensor;
 export function asStridedScatter(...args: unknown[]): any {
   return call($as_strided_scatter, args);
 }
@@ -2141,7 +2141,7 @@ mark(broadcastTensors);
 /**
  * `aten::broadcast_to(Tensor(a) self, int[] size) -> Tensor(a)`
  */
-export function broadcastTo(self: Tensor, size: number | readonly number[]): Tensor;
+export function broadcastTo(self: Tensor, size: readonly number[]): Tensor;
 export function broadcastTo(...args: unknown[]): any {
   return call($broadcast_to, args);
 }
@@ -2605,11 +2605,11 @@ mark(conjPhysical_);
 /**
  * `aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor`
  */
-export function constantPadNd(self: Tensor, pad: number | readonly number[], value?: Scalar, options?: { value?: Scalar }): Tensor;
+export function constantPadNd(self: Tensor, pad: readonly number[], value?: Scalar, options?: { value?: Scalar }): Tensor;
 /**
  * `aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor`
  */
-export function constantPadNd(self: Tensor, pad: number | readonly number[], options?: { value?: Scalar }): Tensor;
+export function constantPadNd(self: Tensor, pad: readonly number[], options?: { value?: Scalar }): Tensor;
 export function constantPadNd(...args: unknown[]): any {
   return call($constant_pad_nd, args);
 }
@@ -2741,7 +2741,7 @@ mark(convTranspose3d);
 /**
  * `aten::convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor`
  */
-export function convolution(input: Tensor, weight: Tensor, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], transposed: boolean, outputPadding: number | readonly number[], groups: number): Tensor;
+export function convolution(input: Tensor, weight: Tensor, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], transposed: boolean, outputPadding: readonly number[], groups: number): Tensor;
 export function convolution(...args: unknown[]): any {
   return call($convolution, args);
 }
@@ -2749,7 +2749,7 @@ mark(convolution);
 /**
  * `aten::convolution_overrideable(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, bool transposed, int[] output_padding, int groups) -> Tensor`
  */
-export function convolutionOverrideable(input: Tensor, weight: Tensor, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], transposed: boolean, outputPadding: number | readonly number[], groups: number): Tensor;
+export function convolutionOverrideable(input: Tensor, weight: Tensor, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], transposed: boolean, outputPadding: readonly number[], groups: number): Tensor;
 export function convolutionOverrideable(...args: unknown[]): any {
   return call($convolution_overrideable, args);
 }
@@ -2901,7 +2901,7 @@ export function countNonzero(self: Tensor, options?: { dim?: number | null }): T
 /**
  * `aten::count_nonzero.dim_IntList(Tensor self, int[] dim) -> Tensor`
  */
-export function countNonzero(self: Tensor, dim: number | readonly number[]): Tensor;
+export function countNonzero(self: Tensor, dim: readonly number[]): Tensor;
 export function countNonzero(...args: unknown[]): any {
   return call($count_nonzero, args);
 }
@@ -2957,11 +2957,11 @@ mark(crowIndicesCopy);
 /**
  * `aten::ctc_loss.IntList(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor`
  */
-export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: number | readonly number[], targetLengths: number | readonly number[], blank?: number, reduction?: number, zeroInfinity?: boolean, options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
+export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: readonly number[], targetLengths: readonly number[], blank?: number, reduction?: number, zeroInfinity?: boolean, options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
 /**
  * `aten::ctc_loss.IntList(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor`
  */
-export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: number | readonly number[], targetLengths: number | readonly number[], options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
+export function ctcLoss(logProbs: Tensor, targets: Tensor, inputLengths: readonly number[], targetLengths: readonly number[], options?: { blank?: number; reduction?: number; zeroInfinity?: boolean }): Tensor;
 /**
  * `aten::ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, int reduction=1, bool zero_infinity=False) -> Tensor`
  */
@@ -2993,7 +2993,7 @@ mark(cudnnBatchNorm);
 /**
  * `aten::cudnn_convolution(Tensor self, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor`
  */
-export function cudnnConvolution(self: Tensor, weight: Tensor, padding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean, allowTf32: boolean): Tensor;
+export function cudnnConvolution(self: Tensor, weight: Tensor, padding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean, allowTf32: boolean): Tensor;
 export function cudnnConvolution(...args: unknown[]): any {
   return call($cudnn_convolution, args);
 }
@@ -3001,7 +3001,7 @@ mark(cudnnConvolution);
 /**
  * `aten::cudnn_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor`
  */
-export function cudnnConvolutionAddRelu(self: Tensor, weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+export function cudnnConvolutionAddRelu(self: Tensor, weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
 export function cudnnConvolutionAddRelu(...args: unknown[]): any {
   return call($cudnn_convolution_add_relu, args);
 }
@@ -3009,7 +3009,7 @@ mark(cudnnConvolutionAddRelu);
 /**
  * `aten::cudnn_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor`
  */
-export function cudnnConvolutionRelu(self: Tensor, weight: Tensor, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+export function cudnnConvolutionRelu(self: Tensor, weight: Tensor, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
 export function cudnnConvolutionRelu(...args: unknown[]): any {
   return call($cudnn_convolution_relu, args);
 }
@@ -3017,7 +3017,7 @@ mark(cudnnConvolutionRelu);
 /**
  * `aten::cudnn_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor`
  */
-export function cudnnConvolutionTranspose(self: Tensor, weight: Tensor, padding: number | readonly number[], outputPadding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean, allowTf32: boolean): Tensor;
+export function cudnnConvolutionTranspose(self: Tensor, weight: Tensor, padding: readonly number[], outputPadding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean, allowTf32: boolean): Tensor;
 export function cudnnConvolutionTranspose(...args: unknown[]): any {
   return call($cudnn_convolution_transpose, args);
 }
@@ -3393,7 +3393,7 @@ mark(dropout_);
 /**
  * `aten::dsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
  */
-export function dsplit(self: Tensor, indices: number | readonly number[]): Tensor[];
+export function dsplit(self: Tensor, indices: readonly number[]): Tensor[];
 /**
  * `aten::dsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
  */
@@ -3413,7 +3413,7 @@ mark(dstack);
 /**
  * `aten::einsum(str equation, Tensor[] tensors, *, int[]? path=None) -> Tensor`
  */
-export function einsum(equation: string, tensors: Tensor[], options?: { path?: (number | readonly number[]) | null }): Tensor;
+export function einsum(equation: string, tensors: Tensor[], options?: { path?: readonly number[] | null }): Tensor;
 export function einsum(...args: unknown[]): any {
   return call($einsum, args);
 }
@@ -3513,7 +3513,7 @@ mark(emptyLike);
 /**
  * `aten::empty_quantized(int[] size, Tensor qtensor, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor`
  */
-export function emptyQuantized(size: number | readonly number[], qtensor: Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
+export function emptyQuantized(size: readonly number[], qtensor: Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
 export function emptyQuantized(...args: unknown[]): any {
   return call($empty_quantized, args);
 }
@@ -3521,7 +3521,7 @@ mark(emptyQuantized);
 /**
  * `aten::empty_strided(SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function emptyStrided(size: number | readonly number[], stride: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function emptyStrided(size: readonly number[], stride: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function emptyStrided(...args: unknown[]): any {
   return call($empty_strided, args);
 }
@@ -3641,7 +3641,7 @@ mark(exp_);
 /**
  * `aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)`
  */
-export function expand(self: Tensor, size: number | readonly number[], options?: { implicit?: boolean }): Tensor;
+export function expand(self: Tensor, size: readonly number[], options?: { implicit?: boolean }): Tensor;
 export function expand(...args: unknown[]): any {
   return call($expand, args);
 }
@@ -3657,7 +3657,7 @@ mark(expandAs);
 /**
  * `aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor`
  */
-export function expandCopy(self: Tensor, size: number | readonly number[], options?: { implicit?: boolean }): Tensor;
+export function expandCopy(self: Tensor, size: readonly number[], options?: { implicit?: boolean }): Tensor;
 export function expandCopy(...args: unknown[]): any {
   return call($expand_copy, args);
 }
@@ -4181,7 +4181,7 @@ mark(flattenDenseTensors);
 /**
  * `aten::flip(Tensor self, int[] dims) -> Tensor`
  */
-export function flip(self: Tensor, dims: number | readonly number[]): Tensor;
+export function flip(self: Tensor, dims: readonly number[]): Tensor;
 export function flip(...args: unknown[]): any {
   return call($flip, args);
 }
@@ -4381,7 +4381,7 @@ mark(fromFile);
 /**
  * `aten::full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function full(size: number | readonly number[], fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function full(size: readonly number[], fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function full(...args: unknown[]): any {
   return call($full, args);
 }
@@ -4533,11 +4533,11 @@ mark(gluJvp);
 /**
  * `aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[]`
  */
-export function gradient(self: Tensor, options: { dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+export function gradient(self: Tensor, options: { dim: readonly number[]; edgeOrder?: number }): Tensor[];
 /**
  * `aten::gradient.scalararray(Tensor self, *, Scalar spacing, int[] dim, int edge_order=1) -> Tensor[]`
  */
-export function gradient(self: Tensor, options: { spacing: Scalar; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+export function gradient(self: Tensor, options: { spacing: Scalar; dim: readonly number[]; edgeOrder?: number }): Tensor[];
 /**
  * `aten::gradient.scalarint(Tensor self, *, Scalar? spacing=None, int? dim=None, int edge_order=1) -> Tensor[]`
  */
@@ -4545,7 +4545,7 @@ export function gradient(self: Tensor, options?: { spacing?: Scalar | null; dim?
 /**
  * `aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
  */
-export function gradient(self: Tensor, options: { spacing: readonly Scalar[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+export function gradient(self: Tensor, options: { spacing: readonly Scalar[]; dim: readonly number[]; edgeOrder?: number }): Tensor[];
 /**
  * `aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
  */
@@ -4553,7 +4553,7 @@ export function gradient(self: Tensor, options: { spacing: readonly Scalar[]; di
 /**
  * `aten::gradient.tensorarray(Tensor self, *, Tensor[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
  */
-export function gradient(self: Tensor, options: { spacing: Tensor[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+export function gradient(self: Tensor, options: { spacing: Tensor[]; dim: readonly number[]; edgeOrder?: number }): Tensor[];
 /**
  * `aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
  */
@@ -4837,11 +4837,11 @@ mark(histc);
 /**
  * `aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)`
  */
-export function histogram(self: Tensor, bins?: number, options?: { bins?: number; range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor] & { hist: Tensor; bin_edges: Tensor };
+export function histogram(self: Tensor, bins?: number, options?: { bins?: number; range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor] & { hist: Tensor; bin_edges: Tensor };
 /**
  * `aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)`
  */
-export function histogram(self: Tensor, options?: { bins?: number; range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor] & { hist: Tensor; bin_edges: Tensor };
+export function histogram(self: Tensor, options?: { bins?: number; range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor] & { hist: Tensor; bin_edges: Tensor };
 /**
  * `aten::histogram.bins_tensor(Tensor self, Tensor bins, *, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)`
  */
@@ -4853,27 +4853,27 @@ mark(histogram);
 /**
  * `aten::histogramdd(Tensor self, int[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
  */
-export function histogramdd(self: Tensor, bins: number | readonly number[], range?: (number | readonly number[]) | null, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+export function histogramdd(self: Tensor, bins: readonly number[], range?: readonly number[] | null, weight?: Tensor | null, density?: boolean, options?: { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
 /**
  * `aten::histogramdd(Tensor self, int[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
  */
-export function histogramdd(self: Tensor, bins: number | readonly number[], options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+export function histogramdd(self: Tensor, bins: readonly number[], options?: { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
 /**
  * `aten::histogramdd.TensorList_bins(Tensor self, Tensor[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
  */
-export function histogramdd(self: Tensor, bins: Tensor[], range?: (number | readonly number[]) | null, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+export function histogramdd(self: Tensor, bins: Tensor[], range?: readonly number[] | null, weight?: Tensor | null, density?: boolean, options?: { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
 /**
  * `aten::histogramdd.TensorList_bins(Tensor self, Tensor[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
  */
-export function histogramdd(self: Tensor, bins: Tensor[], options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+export function histogramdd(self: Tensor, bins: Tensor[], options?: { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
 /**
  * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
  */
-export function histogramdd(self: Tensor, bins: number, range?: (number | readonly number[]) | null, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+export function histogramdd(self: Tensor, bins: number, range?: readonly number[] | null, weight?: Tensor | null, density?: boolean, options?: { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
 /**
  * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
  */
-export function histogramdd(self: Tensor, bins: number, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+export function histogramdd(self: Tensor, bins: number, options?: { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
 export function histogramdd(...args: unknown[]): any {
   return call($histogramdd, args);
 }
@@ -4881,7 +4881,7 @@ mark(histogramdd);
 /**
  * `aten::hsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
  */
-export function hsplit(self: Tensor, indices: number | readonly number[]): Tensor[];
+export function hsplit(self: Tensor, indices: readonly number[]): Tensor[];
 /**
  * `aten::hsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
  */
@@ -5433,11 +5433,11 @@ mark(l1Loss);
 /**
  * `aten::layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor`
  */
-export function layerNorm(input: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps?: number, cudnnEnable?: boolean, options?: { weight?: Tensor | null; bias?: Tensor | null; eps?: number; cudnnEnable?: boolean }): Tensor;
+export function layerNorm(input: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps?: number, cudnnEnable?: boolean, options?: { weight?: Tensor | null; bias?: Tensor | null; eps?: number; cudnnEnable?: boolean }): Tensor;
 /**
  * `aten::layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor`
  */
-export function layerNorm(input: Tensor, normalizedShape: number | readonly number[], options?: { weight?: Tensor | null; bias?: Tensor | null; eps?: number; cudnnEnable?: boolean }): Tensor;
+export function layerNorm(input: Tensor, normalizedShape: readonly number[], options?: { weight?: Tensor | null; bias?: Tensor | null; eps?: number; cudnnEnable?: boolean }): Tensor;
 export function layerNorm(...args: unknown[]): any {
   return call($layer_norm, args);
 }
@@ -5841,19 +5841,19 @@ mark(linalgMatrixExp);
 /**
  * `aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgMatrixNorm(self: Tensor, ord: Scalar, dim?: number | readonly number[], keepdim?: boolean, options?: { dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgMatrixNorm(self: Tensor, ord: Scalar, dim?: readonly number[], keepdim?: boolean, options?: { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 /**
  * `aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgMatrixNorm(self: Tensor, ord: Scalar, options?: { dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgMatrixNorm(self: Tensor, ord: Scalar, options?: { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 /**
  * `aten::linalg_matrix_norm.str_ord(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgMatrixNorm(self: Tensor, ord?: string, dim?: number | readonly number[], keepdim?: boolean, options?: { ord?: string; dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgMatrixNorm(self: Tensor, ord?: string, dim?: readonly number[], keepdim?: boolean, options?: { ord?: string; dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 /**
  * `aten::linalg_matrix_norm.str_ord(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgMatrixNorm(self: Tensor, options?: { ord?: string; dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgMatrixNorm(self: Tensor, options?: { ord?: string; dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 export function linalgMatrixNorm(...args: unknown[]): any {
   return call($linalg_matrix_norm, args);
 }
@@ -6029,11 +6029,11 @@ mark(linalgTensorinv);
 /**
  * `aten::linalg_tensorsolve(Tensor self, Tensor other, int[]? dims=None) -> Tensor`
  */
-export function linalgTensorsolve(self: Tensor, other: Tensor, dims?: (number | readonly number[]) | null, options?: { dims?: (number | readonly number[]) | null }): Tensor;
+export function linalgTensorsolve(self: Tensor, other: Tensor, dims?: readonly number[] | null, options?: { dims?: readonly number[] | null }): Tensor;
 /**
  * `aten::linalg_tensorsolve(Tensor self, Tensor other, int[]? dims=None) -> Tensor`
  */
-export function linalgTensorsolve(self: Tensor, other: Tensor, options?: { dims?: (number | readonly number[]) | null }): Tensor;
+export function linalgTensorsolve(self: Tensor, other: Tensor, options?: { dims?: readonly number[] | null }): Tensor;
 export function linalgTensorsolve(...args: unknown[]): any {
   return call($linalg_tensorsolve, args);
 }
@@ -6721,7 +6721,7 @@ mark(miopenBatchNorm);
 /**
  * `aten::miopen_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor`
  */
-export function miopenConvolution(self: Tensor, weight: Tensor, bias: Tensor | null, padding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
+export function miopenConvolution(self: Tensor, weight: Tensor, bias: Tensor | null, padding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
 export function miopenConvolution(...args: unknown[]): any {
   return call($miopen_convolution, args);
 }
@@ -6729,7 +6729,7 @@ mark(miopenConvolution);
 /**
  * `aten::miopen_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor`
  */
-export function miopenConvolutionAddRelu(self: Tensor, weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+export function miopenConvolutionAddRelu(self: Tensor, weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
 export function miopenConvolutionAddRelu(...args: unknown[]): any {
   return call($miopen_convolution_add_relu, args);
 }
@@ -6737,7 +6737,7 @@ mark(miopenConvolutionAddRelu);
 /**
  * `aten::miopen_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor`
  */
-export function miopenConvolutionRelu(self: Tensor, weight: Tensor, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+export function miopenConvolutionRelu(self: Tensor, weight: Tensor, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
 export function miopenConvolutionRelu(...args: unknown[]): any {
   return call($miopen_convolution_relu, args);
 }
@@ -6745,7 +6745,7 @@ mark(miopenConvolutionRelu);
 /**
  * `aten::miopen_convolution_transpose(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor`
  */
-export function miopenConvolutionTranspose(self: Tensor, weight: Tensor, bias: Tensor | null, padding: number | readonly number[], outputPadding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
+export function miopenConvolutionTranspose(self: Tensor, weight: Tensor, bias: Tensor | null, padding: readonly number[], outputPadding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
 export function miopenConvolutionTranspose(...args: unknown[]): any {
   return call($miopen_convolution_transpose, args);
 }
@@ -6753,7 +6753,7 @@ mark(miopenConvolutionTranspose);
 /**
  * `aten::miopen_depthwise_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor`
  */
-export function miopenDepthwiseConvolution(self: Tensor, weight: Tensor, bias: Tensor | null, padding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
+export function miopenDepthwiseConvolution(self: Tensor, weight: Tensor, bias: Tensor | null, padding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
 export function miopenDepthwiseConvolution(...args: unknown[]): any {
   return call($miopen_depthwise_convolution, args);
 }
@@ -6761,7 +6761,7 @@ mark(miopenDepthwiseConvolution);
 /**
  * `aten::miopen_rnn(Tensor input, Tensor[] weight, int weight_stride0, Tensor hx, Tensor? cx, int mode, int hidden_size, int num_layers, bool batch_first, float dropout, bool train, bool bidirectional, int[] batch_sizes, Tensor? dropout_state) -> (Tensor, Tensor, Tensor, Tensor, Tensor)`
  */
-export function miopenRnn(input: Tensor, weight: Tensor[], weightStride0: number, hx: Tensor, cx: Tensor | null, mode: number, hiddenSize: number, numLayers: number, batchFirst: boolean, dropout: number, train: boolean, bidirectional: boolean, batchSizes: number | readonly number[], dropoutState: Tensor | null): [Tensor, Tensor, Tensor, Tensor, Tensor];
+export function miopenRnn(input: Tensor, weight: Tensor[], weightStride0: number, hx: Tensor, cx: Tensor | null, mode: number, hiddenSize: number, numLayers: number, batchFirst: boolean, dropout: number, train: boolean, bidirectional: boolean, batchSizes: readonly number[], dropoutState: Tensor | null): [Tensor, Tensor, Tensor, Tensor, Tensor];
 export function miopenRnn(...args: unknown[]): any {
   return call($miopen_rnn, args);
 }
@@ -6793,7 +6793,7 @@ mark(mkldnnAdaptiveAvgPool2d);
 /**
  * `aten::mkldnn_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor`
  */
-export function mkldnnConvolution(self: Tensor, weight: Tensor, bias: Tensor | null, padding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+export function mkldnnConvolution(self: Tensor, weight: Tensor, bias: Tensor | null, padding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number): Tensor;
 export function mkldnnConvolution(...args: unknown[]): any {
   return call($mkldnn_convolution, args);
 }
@@ -6885,7 +6885,7 @@ export function moveaxis(self: Tensor, source: number, destination: number): Ten
 /**
  * `aten::moveaxis.intlist(Tensor(a) self, int[] source, int[] destination) -> Tensor(a)`
  */
-export function moveaxis(self: Tensor, source: number | readonly number[], destination: number | readonly number[]): Tensor;
+export function moveaxis(self: Tensor, source: readonly number[], destination: readonly number[]): Tensor;
 export function moveaxis(...args: unknown[]): any {
   return call($moveaxis, args);
 }
@@ -6897,7 +6897,7 @@ export function movedim(self: Tensor, source: number, destination: number): Tens
 /**
  * `aten::movedim.intlist(Tensor(a) self, int[] source, int[] destination) -> Tensor(a)`
  */
-export function movedim(self: Tensor, source: number | readonly number[], destination: number | readonly number[]): Tensor;
+export function movedim(self: Tensor, source: readonly number[], destination: readonly number[]): Tensor;
 export function movedim(...args: unknown[]): any {
   return call($movedim, args);
 }
@@ -7177,7 +7177,7 @@ mark(nativeGroupNorm);
 /**
  * `aten::native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)`
  */
-export function nativeLayerNorm(input: Tensor, normalizedShape: number | readonly number[], weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor, Tensor];
+export function nativeLayerNorm(input: Tensor, normalizedShape: readonly number[], weight: Tensor | null, bias: Tensor | null, eps: number): [Tensor, Tensor, Tensor];
 export function nativeLayerNorm(...args: unknown[]): any {
   return call($native_layer_norm, args);
 }
@@ -7257,11 +7257,11 @@ mark(negative_);
 /**
  * `aten::nested_to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
  */
-export function nestedToPaddedTensor(self: Tensor, padding: number, outputSize?: (number | readonly number[]) | null, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
+export function nestedToPaddedTensor(self: Tensor, padding: number, outputSize?: readonly number[] | null, options?: { outputSize?: readonly number[] | null }): Tensor;
 /**
  * `aten::nested_to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
  */
-export function nestedToPaddedTensor(self: Tensor, padding: number, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
+export function nestedToPaddedTensor(self: Tensor, padding: number, options?: { outputSize?: readonly number[] | null }): Tensor;
 export function nestedToPaddedTensor(...args: unknown[]): any {
   return call($nested_to_padded_tensor, args);
 }
@@ -7269,7 +7269,7 @@ mark(nestedToPaddedTensor);
 /**
  * `aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function newEmpty(self: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function newEmpty(self: Tensor, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function newEmpty(...args: unknown[]): any {
   return call($new_empty, args);
 }
@@ -7277,7 +7277,7 @@ mark(newEmpty);
 /**
  * `aten::new_empty_strided(Tensor self, SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function newEmptyStrided(self: Tensor, size: number | readonly number[], stride: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function newEmptyStrided(self: Tensor, size: readonly number[], stride: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function newEmptyStrided(...args: unknown[]): any {
   return call($new_empty_strided, args);
 }
@@ -7285,7 +7285,7 @@ mark(newEmptyStrided);
 /**
  * `aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function newFull(self: Tensor, size: number | readonly number[], fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function newFull(self: Tensor, size: readonly number[], fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function newFull(...args: unknown[]): any {
   return call($new_full, args);
 }
@@ -7293,7 +7293,7 @@ mark(newFull);
 /**
  * `aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function newOnes(self: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function newOnes(self: Tensor, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function newOnes(...args: unknown[]): any {
   return call($new_ones, args);
 }
@@ -7301,7 +7301,7 @@ mark(newOnes);
 /**
  * `aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function newZeros(self: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function newZeros(self: Tensor, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function newZeros(...args: unknown[]): any {
   return call($new_zeros, args);
 }
@@ -7449,7 +7449,7 @@ export function normal(mean: number, std: Tensor, options?: { generator?: Genera
 /**
  * `aten::normal.float_float(float mean, float std, int[] size, *, Generator? generator=None, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function normal(mean: number, std: number, size: number | readonly number[], options?: { generator?: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function normal(mean: number, std: number, size: readonly number[], options?: { generator?: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function normal(...args: unknown[]): any {
   return call($normal, args);
 }
@@ -7605,11 +7605,11 @@ mark(outputNr);
 /**
  * `aten::pad(Tensor self, int[] pad, str mode="constant", float? value=None) -> Tensor`
  */
-export function pad(self: Tensor, pad: number | readonly number[], mode?: string, value?: number | null, options?: { mode?: string; value?: number | null }): Tensor;
+export function pad(self: Tensor, pad: readonly number[], mode?: string, value?: number | null, options?: { mode?: string; value?: number | null }): Tensor;
 /**
  * `aten::pad(Tensor self, int[] pad, str mode="constant", float? value=None) -> Tensor`
  */
-export function pad(self: Tensor, pad: number | readonly number[], options?: { mode?: string; value?: number | null }): Tensor;
+export function pad(self: Tensor, pad: readonly number[], options?: { mode?: string; value?: number | null }): Tensor;
 export function pad(...args: unknown[]): any {
   return call($pad, args);
 }
@@ -7653,7 +7653,7 @@ mark(pdist);
 /**
  * `aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)`
  */
-export function permute(self: Tensor, dims: number | readonly number[]): Tensor;
+export function permute(self: Tensor, dims: readonly number[]): Tensor;
 export function permute(...args: unknown[]): any {
   return call($permute, args);
 }
@@ -7661,7 +7661,7 @@ mark(permute);
 /**
  * `aten::permute_copy(Tensor self, int[] dims) -> Tensor`
  */
-export function permuteCopy(self: Tensor, dims: number | readonly number[]): Tensor;
+export function permuteCopy(self: Tensor, dims: readonly number[]): Tensor;
 export function permuteCopy(...args: unknown[]): any {
   return call($permute_copy, args);
 }
@@ -8113,19 +8113,19 @@ mark(randLike);
 /**
  * `aten::randint(int high, int[] size, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function randint(high: number, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function randint(high: number, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::randint.generator(int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function randint(high: number, size: number | readonly number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function randint(high: number, size: readonly number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::randint.low(int low, int high, int[] size, *, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function randint(low: number, high: number, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function randint(low: number, high: number, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::randint.low_generator(int low, int high, int[] size, *, Generator? generator, ScalarType? dtype=4, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function randint(low: number, high: number, size: number | readonly number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function randint(low: number, high: number, size: readonly number[], options: { generator: GeneratorLike | null; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function randint(...args: unknown[]): any {
   return call($randint, args);
 }
@@ -8381,7 +8381,7 @@ mark(renorm_);
 /**
  * `aten::repeat(Tensor self, SymInt[] repeats) -> Tensor`
  */
-export function repeat(self: Tensor, repeats: number | readonly number[]): Tensor;
+export function repeat(self: Tensor, repeats: readonly number[]): Tensor;
 export function repeat(...args: unknown[]): any {
   return call($repeat, args);
 }
@@ -8449,7 +8449,7 @@ mark(requiresGrad_);
 /**
  * `aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)`
  */
-export function reshape(self: Tensor, shape: number | readonly number[]): Tensor;
+export function reshape(self: Tensor, shape: readonly number[]): Tensor;
 export function reshape(...args: unknown[]): any {
   return call($reshape, args);
 }
@@ -8465,7 +8465,7 @@ mark(reshapeAs);
 /**
  * `aten::resize(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor`
  */
-export function resize(self: Tensor, size: number | readonly number[], options?: { memoryFormat?: MemoryFormat | null }): Tensor;
+export function resize(self: Tensor, size: readonly number[], options?: { memoryFormat?: MemoryFormat | null }): Tensor;
 export function resize(...args: unknown[]): any {
   return call($resize, args);
 }
@@ -8473,7 +8473,7 @@ mark(resize);
 /**
  * `aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!)`
  */
-export function resize_(self: Tensor, size: number | readonly number[], options?: { memoryFormat?: MemoryFormat | null }): Tensor;
+export function resize_(self: Tensor, size: readonly number[], options?: { memoryFormat?: MemoryFormat | null }): Tensor;
 export function resize_(...args: unknown[]): any {
   return call($resize_, args);
 }
@@ -8625,11 +8625,11 @@ mark(roll);
 /**
  * `aten::rot90(Tensor self, int k=1, int[] dims=[0, 1]) -> Tensor`
  */
-export function rot90(self: Tensor, k?: number, dims?: number | readonly number[], options?: { k?: number; dims?: number | readonly number[] }): Tensor;
+export function rot90(self: Tensor, k?: number, dims?: readonly number[], options?: { k?: number; dims?: readonly number[] }): Tensor;
 /**
  * `aten::rot90(Tensor self, int k=1, int[] dims=[0, 1]) -> Tensor`
  */
-export function rot90(self: Tensor, options?: { k?: number; dims?: number | readonly number[] }): Tensor;
+export function rot90(self: Tensor, options?: { k?: number; dims?: readonly number[] }): Tensor;
 export function rot90(...args: unknown[]): any {
   return call($rot90, args);
 }
@@ -8913,11 +8913,11 @@ export function set(self: Tensor, source: never): Tensor;
 /**
  * `aten::set.source_Storage_storage_offset(Tensor self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor`
  */
-export function set(self: Tensor, source: never, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+export function set(self: Tensor, source: never, storageOffset: number, size: readonly number[], stride?: readonly number[], options?: { stride?: readonly number[] }): Tensor;
 /**
  * `aten::set.source_Storage_storage_offset(Tensor self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor`
  */
-export function set(self: Tensor, source: never, storageOffset: number, size: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+export function set(self: Tensor, source: never, storageOffset: number, size: readonly number[], options?: { stride?: readonly number[] }): Tensor;
 /**
  * `aten::set.source_Tensor(Tensor self, Tensor source) -> Tensor`
  */
@@ -8937,11 +8937,11 @@ export function set_(self: Tensor, source: never): Tensor;
 /**
  * `aten::set_.source_Storage_storage_offset(Tensor(a!) self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
  */
-export function set_(self: Tensor, source: never, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+export function set_(self: Tensor, source: never, storageOffset: number, size: readonly number[], stride?: readonly number[], options?: { stride?: readonly number[] }): Tensor;
 /**
  * `aten::set_.source_Storage_storage_offset(Tensor(a!) self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
  */
-export function set_(self: Tensor, source: never, storageOffset: number, size: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+export function set_(self: Tensor, source: never, storageOffset: number, size: readonly number[], options?: { stride?: readonly number[] }): Tensor;
 /**
  * `aten::set_.source_Tensor(Tensor(a!) self, Tensor source) -> Tensor(a!)`
  */
@@ -8949,11 +8949,11 @@ export function set_(self: Tensor, source: Tensor): Tensor;
 /**
  * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
  */
-export function set_(self: Tensor, source: Tensor, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+export function set_(self: Tensor, source: Tensor, storageOffset: number, size: readonly number[], stride?: readonly number[], options?: { stride?: readonly number[] }): Tensor;
 /**
  * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
  */
-export function set_(self: Tensor, source: Tensor, storageOffset: number, size: number | readonly number[], options?: { stride?: number | readonly number[] }): Tensor;
+export function set_(self: Tensor, source: Tensor, storageOffset: number, size: readonly number[], options?: { stride?: readonly number[] }): Tensor;
 export function set_(...args: unknown[]): any {
   return call($set_, args);
 }
@@ -9297,7 +9297,7 @@ export function sparseBscTensor(ccolIndices: Tensor, rowIndices: Tensor, values:
 /**
  * `aten::sparse_bsc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
-export function sparseBscTensor(ccolIndices: Tensor, rowIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function sparseBscTensor(ccolIndices: Tensor, rowIndices: Tensor, values: Tensor, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function sparseBscTensor(...args: unknown[]): any {
   return call($sparse_bsc_tensor, args);
 }
@@ -9309,7 +9309,7 @@ export function sparseBsrTensor(crowIndices: Tensor, colIndices: Tensor, values:
 /**
  * `aten::sparse_bsr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
-export function sparseBsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function sparseBsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function sparseBsrTensor(...args: unknown[]): any {
   return call($sparse_bsr_tensor, args);
 }
@@ -9321,7 +9321,7 @@ export function sparseCompressedTensor(compressedIndices: Tensor, plainIndices: 
 /**
  * `aten::sparse_compressed_tensor.comp_plain_value_size(Tensor compressed_indices, Tensor plain_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
-export function sparseCompressedTensor(compressedIndices: Tensor, plainIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function sparseCompressedTensor(compressedIndices: Tensor, plainIndices: Tensor, values: Tensor, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function sparseCompressedTensor(...args: unknown[]): any {
   return call($sparse_compressed_tensor, args);
 }
@@ -9333,7 +9333,7 @@ export function sparseCooTensor(indices: Tensor, values: Tensor, options?: { dty
 /**
  * `aten::sparse_coo_tensor.indices_size(Tensor indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function sparseCooTensor(indices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function sparseCooTensor(indices: Tensor, values: Tensor, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::sparse_coo_tensor.size(int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
@@ -9357,7 +9357,7 @@ export function sparseCscTensor(ccolIndices: Tensor, rowIndices: Tensor, values:
 /**
  * `aten::sparse_csc_tensor.ccol_row_value_size(Tensor ccol_indices, Tensor row_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
-export function sparseCscTensor(ccolIndices: Tensor, rowIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function sparseCscTensor(ccolIndices: Tensor, rowIndices: Tensor, values: Tensor, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function sparseCscTensor(...args: unknown[]): any {
   return call($sparse_csc_tensor, args);
 }
@@ -9369,7 +9369,7 @@ export function sparseCsrTensor(crowIndices: Tensor, colIndices: Tensor, values:
 /**
  * `aten::sparse_csr_tensor.crow_col_value_size(Tensor crow_indices, Tensor col_indices, Tensor values, int[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=False) -> Tensor`
  */
-export function sparseCsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function sparseCsrTensor(crowIndices: Tensor, colIndices: Tensor, values: Tensor, size: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function sparseCsrTensor(...args: unknown[]): any {
   return call($sparse_csr_tensor, args);
 }
@@ -9393,7 +9393,7 @@ mark(sparseMask);
 /**
  * `aten::sparse_resize(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor`
  */
-export function sparseResize(self: Tensor, size: number | readonly number[], sparseDim: number, denseDim: number): Tensor;
+export function sparseResize(self: Tensor, size: readonly number[], sparseDim: number, denseDim: number): Tensor;
 export function sparseResize(...args: unknown[]): any {
   return call($sparse_resize, args);
 }
@@ -9401,7 +9401,7 @@ mark(sparseResize);
 /**
  * `aten::sparse_resize_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!)`
  */
-export function sparseResize_(self: Tensor, size: number | readonly number[], sparseDim: number, denseDim: number): Tensor;
+export function sparseResize_(self: Tensor, size: readonly number[], sparseDim: number, denseDim: number): Tensor;
 export function sparseResize_(...args: unknown[]): any {
   return call($sparse_resize_, args);
 }
@@ -9409,7 +9409,7 @@ mark(sparseResize_);
 /**
  * `aten::sparse_resize_and_clear(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor`
  */
-export function sparseResizeAndClear(self: Tensor, size: number | readonly number[], sparseDim: number, denseDim: number): Tensor;
+export function sparseResizeAndClear(self: Tensor, size: readonly number[], sparseDim: number, denseDim: number): Tensor;
 export function sparseResizeAndClear(...args: unknown[]): any {
   return call($sparse_resize_and_clear, args);
 }
@@ -9417,7 +9417,7 @@ mark(sparseResizeAndClear);
 /**
  * `aten::sparse_resize_and_clear_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!)`
  */
-export function sparseResizeAndClear_(self: Tensor, size: number | readonly number[], sparseDim: number, denseDim: number): Tensor;
+export function sparseResizeAndClear_(self: Tensor, size: readonly number[], sparseDim: number, denseDim: number): Tensor;
 export function sparseResizeAndClear_(...args: unknown[]): any {
   return call($sparse_resize_and_clear_, args);
 }
@@ -10021,11 +10021,11 @@ export function split(self: Tensor, splitSize: number, options?: { dim?: number 
 /**
  * `aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[]`
  */
-export function split(self: Tensor, splitSize: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
+export function split(self: Tensor, splitSize: readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
 /**
  * `aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[]`
  */
-export function split(self: Tensor, splitSize: number | readonly number[], options?: { dim?: number }): Tensor[];
+export function split(self: Tensor, splitSize: readonly number[], options?: { dim?: number }): Tensor[];
 export function split(...args: unknown[]): any {
   return call($split, args);
 }
@@ -10045,11 +10045,11 @@ mark(splitCopy);
 /**
  * `aten::split_with_sizes(Tensor(a -> *) self, int[] split_sizes, int dim=0) -> Tensor(a)[]`
  */
-export function splitWithSizes(self: Tensor, splitSizes: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
+export function splitWithSizes(self: Tensor, splitSizes: readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
 /**
  * `aten::split_with_sizes(Tensor(a -> *) self, int[] split_sizes, int dim=0) -> Tensor(a)[]`
  */
-export function splitWithSizes(self: Tensor, splitSizes: number | readonly number[], options?: { dim?: number }): Tensor[];
+export function splitWithSizes(self: Tensor, splitSizes: readonly number[], options?: { dim?: number }): Tensor[];
 export function splitWithSizes(...args: unknown[]): any {
   return call($split_with_sizes, args);
 }
@@ -10057,11 +10057,11 @@ mark(splitWithSizes);
 /**
  * `aten::split_with_sizes_copy(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
  */
-export function splitWithSizesCopy(self: Tensor, splitSizes: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
+export function splitWithSizesCopy(self: Tensor, splitSizes: readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
 /**
  * `aten::split_with_sizes_copy(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
  */
-export function splitWithSizesCopy(self: Tensor, splitSizes: number | readonly number[], options?: { dim?: number }): Tensor[];
+export function splitWithSizesCopy(self: Tensor, splitSizes: readonly number[], options?: { dim?: number }): Tensor[];
 export function splitWithSizesCopy(...args: unknown[]): any {
   return call($split_with_sizes_copy, args);
 }
@@ -10313,7 +10313,7 @@ mark(sum);
 /**
  * `aten::sum_to_size(Tensor self, int[] size) -> Tensor`
  */
-export function sumToSize(self: Tensor, size: number | readonly number[]): Tensor;
+export function sumToSize(self: Tensor, size: readonly number[]): Tensor;
 export function sumToSize(...args: unknown[]): any {
   return call($sum_to_size, args);
 }
@@ -10453,11 +10453,11 @@ mark(tanh_);
 /**
  * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
  */
-export function tensorSplit(self: Tensor, indices: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
+export function tensorSplit(self: Tensor, indices: readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
 /**
  * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
  */
-export function tensorSplit(self: Tensor, indices: number | readonly number[], options?: { dim?: number }): Tensor[];
+export function tensorSplit(self: Tensor, indices: readonly number[], options?: { dim?: number }): Tensor[];
 /**
  * `aten::tensor_split.sections(Tensor(a -> *) self, int sections, int dim=0) -> Tensor(a)[]`
  */
@@ -10481,7 +10481,7 @@ mark(tensorSplit);
 /**
  * `aten::tensordot(Tensor self, Tensor other, int[] dims_self, int[] dims_other) -> Tensor`
  */
-export function tensordot(self: Tensor, other: Tensor, dimsSelf: number | readonly number[], dimsOther: number | readonly number[]): Tensor;
+export function tensordot(self: Tensor, other: Tensor, dimsSelf: readonly number[], dimsOther: readonly number[]): Tensor;
 export function tensordot(...args: unknown[]): any {
   return call($tensordot, args);
 }
@@ -10517,7 +10517,7 @@ mark(threshold_);
 /**
  * `aten::tile(Tensor self, int[] dims) -> Tensor`
  */
-export function tile(self: Tensor, dims: number | readonly number[]): Tensor;
+export function tile(self: Tensor, dims: readonly number[]): Tensor;
 export function tile(...args: unknown[]): any {
   return call($tile, args);
 }
@@ -10581,11 +10581,11 @@ mark(toMkldnn);
 /**
  * `aten::to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
  */
-export function toPaddedTensor(self: Tensor, padding: number, outputSize?: (number | readonly number[]) | null, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
+export function toPaddedTensor(self: Tensor, padding: number, outputSize?: readonly number[] | null, options?: { outputSize?: readonly number[] | null }): Tensor;
 /**
  * `aten::to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
  */
-export function toPaddedTensor(self: Tensor, padding: number, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
+export function toPaddedTensor(self: Tensor, padding: number, options?: { outputSize?: readonly number[] | null }): Tensor;
 export function toPaddedTensor(...args: unknown[]): any {
   return call($to_padded_tensor, args);
 }
@@ -10873,7 +10873,7 @@ mark(unbindCopy);
 /**
  * `aten::unflatten.int(Tensor(a) self, int dim, int[] sizes) -> Tensor(a)`
  */
-export function unflatten(self: Tensor, dim: number, sizes: number | readonly number[]): Tensor;
+export function unflatten(self: Tensor, dim: number, sizes: readonly number[]): Tensor;
 export function unflatten(...args: unknown[]): any {
   return call($unflatten, args);
 }
@@ -10989,11 +10989,11 @@ mark(unsafeSplit);
 /**
  * `aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
  */
-export function unsafeSplitWithSizes(self: Tensor, splitSizes: number | readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
+export function unsafeSplitWithSizes(self: Tensor, splitSizes: readonly number[], dim?: number, options?: { dim?: number }): Tensor[];
 /**
  * `aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
  */
-export function unsafeSplitWithSizes(self: Tensor, splitSizes: number | readonly number[], options?: { dim?: number }): Tensor[];
+export function unsafeSplitWithSizes(self: Tensor, splitSizes: readonly number[], options?: { dim?: number }): Tensor[];
 export function unsafeSplitWithSizes(...args: unknown[]): any {
   return call($unsafe_split_with_sizes, args);
 }
@@ -11033,7 +11033,7 @@ export function upsampleBicubic2d(self: Tensor, outputSize: number | readonly nu
 /**
  * `aten::upsample_bicubic2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor`
  */
-export function upsampleBicubic2d(input: Tensor, outputSize: (number | readonly number[]) | null, alignCorners: boolean, scaleFactors: (number | readonly number[]) | null): Tensor;
+export function upsampleBicubic2d(input: Tensor, outputSize: readonly number[] | null, alignCorners: boolean, scaleFactors: readonly number[] | null): Tensor;
 export function upsampleBicubic2d(...args: unknown[]): any {
   return call($upsample_bicubic2d, args);
 }
@@ -11049,7 +11049,7 @@ export function upsampleBilinear2d(self: Tensor, outputSize: number | readonly n
 /**
  * `aten::upsample_bilinear2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor`
  */
-export function upsampleBilinear2d(input: Tensor, outputSize: (number | readonly number[]) | null, alignCorners: boolean, scaleFactors: (number | readonly number[]) | null): Tensor;
+export function upsampleBilinear2d(input: Tensor, outputSize: readonly number[] | null, alignCorners: boolean, scaleFactors: readonly number[] | null): Tensor;
 export function upsampleBilinear2d(...args: unknown[]): any {
   return call($upsample_bilinear2d, args);
 }
@@ -11065,7 +11065,7 @@ export function upsampleLinear1d(self: Tensor, outputSize: number | readonly num
 /**
  * `aten::upsample_linear1d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor`
  */
-export function upsampleLinear1d(input: Tensor, outputSize: (number | readonly number[]) | null, alignCorners: boolean, scaleFactors: (number | readonly number[]) | null): Tensor;
+export function upsampleLinear1d(input: Tensor, outputSize: readonly number[] | null, alignCorners: boolean, scaleFactors: readonly number[] | null): Tensor;
 export function upsampleLinear1d(...args: unknown[]): any {
   return call($upsample_linear1d, args);
 }
@@ -11081,7 +11081,7 @@ export function upsampleNearest1d(self: Tensor, outputSize: number | readonly nu
 /**
  * `aten::upsample_nearest1d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor`
  */
-export function upsampleNearest1d(input: Tensor, outputSize: (number | readonly number[]) | null, scaleFactors: (number | readonly number[]) | null): Tensor;
+export function upsampleNearest1d(input: Tensor, outputSize: readonly number[] | null, scaleFactors: readonly number[] | null): Tensor;
 export function upsampleNearest1d(...args: unknown[]): any {
   return call($upsample_nearest1d, args);
 }
@@ -11097,7 +11097,7 @@ export function upsampleNearest2d(self: Tensor, outputSize: number | readonly nu
 /**
  * `aten::upsample_nearest2d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor`
  */
-export function upsampleNearest2d(input: Tensor, outputSize: (number | readonly number[]) | null, scaleFactors: (number | readonly number[]) | null): Tensor;
+export function upsampleNearest2d(input: Tensor, outputSize: readonly number[] | null, scaleFactors: readonly number[] | null): Tensor;
 export function upsampleNearest2d(...args: unknown[]): any {
   return call($upsample_nearest2d, args);
 }
@@ -11113,7 +11113,7 @@ export function upsampleNearest3d(self: Tensor, outputSize: number | readonly nu
 /**
  * `aten::upsample_nearest3d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor`
  */
-export function upsampleNearest3d(input: Tensor, outputSize: (number | readonly number[]) | null, scaleFactors: (number | readonly number[]) | null): Tensor;
+export function upsampleNearest3d(input: Tensor, outputSize: readonly number[] | null, scaleFactors: readonly number[] | null): Tensor;
 export function upsampleNearest3d(...args: unknown[]): any {
   return call($upsample_nearest3d, args);
 }
@@ -11129,7 +11129,7 @@ export function upsampleTrilinear3d(self: Tensor, outputSize: number | readonly 
 /**
  * `aten::upsample_trilinear3d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor`
  */
-export function upsampleTrilinear3d(input: Tensor, outputSize: (number | readonly number[]) | null, alignCorners: boolean, scaleFactors: (number | readonly number[]) | null): Tensor;
+export function upsampleTrilinear3d(input: Tensor, outputSize: readonly number[] | null, alignCorners: boolean, scaleFactors: readonly number[] | null): Tensor;
 export function upsampleTrilinear3d(...args: unknown[]): any {
   return call($upsample_trilinear3d, args);
 }
@@ -11221,7 +11221,7 @@ mark(vdot);
 /**
  * `aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a)`
  */
-export function view(self: Tensor, size: number | readonly number[]): Tensor;
+export function view(self: Tensor, size: readonly number[]): Tensor;
 /**
  * `aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a)`
  */
@@ -11273,7 +11273,7 @@ mark(viewAsRealCopy);
 /**
  * `aten::view_copy(Tensor self, SymInt[] size) -> Tensor`
  */
-export function viewCopy(self: Tensor, size: number | readonly number[]): Tensor;
+export function viewCopy(self: Tensor, size: readonly number[]): Tensor;
 /**
  * `aten::view_copy.dtype(Tensor self, ScalarType dtype) -> Tensor`
  */
@@ -11285,7 +11285,7 @@ mark(viewCopy);
 /**
  * `aten::vsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
  */
-export function vsplit(self: Tensor, indices: number | readonly number[]): Tensor[];
+export function vsplit(self: Tensor, indices: readonly number[]): Tensor[];
 /**
  * `aten::vsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
  */
@@ -11613,19 +11613,19 @@ declare module '../tensor' {
     /**
      * `aten::as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)`
      */
-    asStrided(size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): Tensor;
+    asStrided(size: readonly number[], stride: readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): Tensor;
     /**
      * `aten::as_strided_(Tensor(a!) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a!)`
      */
-    asStrided_(size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): this;
+    asStrided_(size: readonly number[], stride: readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): this;
     /**
      * `aten::as_strided_copy(Tensor self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
      */
-    asStridedCopy(size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): Tensor;
+    asStridedCopy(size: readonly number[], stride: readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): Tensor;
     /**
      * `aten::as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor`
      */
-    asStridedScatter(src: Tensor, size: number | readonly number[], stride: number | readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): Tensor;
+    asStridedScatter(src: Tensor, size: readonly number[], stride: readonly number[], storageOffset?: number | null | { storageOffset?: number | null }, options?: { storageOffset?: number | null }): Tensor;
     /**
      * `aten::asin(Tensor self) -> Tensor`
      */
@@ -11953,7 +11953,7 @@ declare module '../tensor' {
     /**
      * `aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor`
      */
-    constantPadNd(pad: number | readonly number[], value?: Scalar | { value?: Scalar }, options?: { value?: Scalar }): Tensor;
+    constantPadNd(pad: readonly number[], value?: Scalar | { value?: Scalar }, options?: { value?: Scalar }): Tensor;
     /**
      * `aten::conv_depthwise3d(Tensor self, Tensor weight, int[3] kernel_size, Tensor? bias, int[3] stride, int[3] padding, int[3] dilation) -> Tensor`
      */
@@ -12041,19 +12041,19 @@ declare module '../tensor' {
     /**
      * `aten::cudnn_convolution(Tensor self, Tensor weight, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor`
      */
-    cudnnConvolution(weight: Tensor, padding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean, allowTf32: boolean): Tensor;
+    cudnnConvolution(weight: Tensor, padding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean, allowTf32: boolean): Tensor;
     /**
      * `aten::cudnn_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor`
      */
-    cudnnConvolutionAddRelu(weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+    cudnnConvolutionAddRelu(weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
     /**
      * `aten::cudnn_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor`
      */
-    cudnnConvolutionRelu(weight: Tensor, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+    cudnnConvolutionRelu(weight: Tensor, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
     /**
      * `aten::cudnn_convolution_transpose(Tensor self, Tensor weight, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic, bool allow_tf32) -> Tensor`
      */
-    cudnnConvolutionTranspose(weight: Tensor, padding: number | readonly number[], outputPadding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean, allowTf32: boolean): Tensor;
+    cudnnConvolutionTranspose(weight: Tensor, padding: readonly number[], outputPadding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean, allowTf32: boolean): Tensor;
     /**
      * `aten::cudnn_grid_sampler(Tensor self, Tensor grid) -> Tensor output`
      */
@@ -12577,11 +12577,11 @@ declare module '../tensor' {
     /**
      * `aten::gradient.array(Tensor self, *, int[] dim, int edge_order=1) -> Tensor[]`
      */
-    gradient(options: { dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+    gradient(options: { dim: readonly number[]; edgeOrder?: number }): Tensor[];
     /**
      * `aten::gradient.scalararray(Tensor self, *, Scalar spacing, int[] dim, int edge_order=1) -> Tensor[]`
      */
-    gradient(options: { spacing: Scalar; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+    gradient(options: { spacing: Scalar; dim: readonly number[]; edgeOrder?: number }): Tensor[];
     /**
      * `aten::gradient.scalarint(Tensor self, *, Scalar? spacing=None, int? dim=None, int edge_order=1) -> Tensor[]`
      */
@@ -12589,7 +12589,7 @@ declare module '../tensor' {
     /**
      * `aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
      */
-    gradient(options: { spacing: readonly Scalar[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+    gradient(options: { spacing: readonly Scalar[]; dim: readonly number[]; edgeOrder?: number }): Tensor[];
     /**
      * `aten::gradient.scalarrayint(Tensor self, *, Scalar[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
      */
@@ -12597,7 +12597,7 @@ declare module '../tensor' {
     /**
      * `aten::gradient.tensorarray(Tensor self, *, Tensor[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
      */
-    gradient(options: { spacing: Tensor[]; dim: number | readonly number[]; edgeOrder?: number }): Tensor[];
+    gradient(options: { spacing: Tensor[]; dim: readonly number[]; edgeOrder?: number }): Tensor[];
     /**
      * `aten::gradient.tensorarrayint(Tensor self, *, Tensor[] spacing, int? dim=None, int edge_order=1) -> Tensor[]`
      */
@@ -12689,7 +12689,7 @@ declare module '../tensor' {
     /**
      * `aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)`
      */
-    histogram(bins?: number | { bins?: number; range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, options?: { bins?: number; range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor] & { hist: Tensor; bin_edges: Tensor };
+    histogram(bins?: number | { bins?: number; range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }, options?: { bins?: number; range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor] & { hist: Tensor; bin_edges: Tensor };
     /**
      * `aten::histogram.bins_tensor(Tensor self, Tensor bins, *, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)`
      */
@@ -12697,15 +12697,15 @@ declare module '../tensor' {
     /**
      * `aten::histogramdd(Tensor self, int[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
      */
-    histogramdd(bins: number | readonly number[], range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+    histogramdd(bins: readonly number[], range?: readonly number[] | null | { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
     /**
      * `aten::histogramdd.TensorList_bins(Tensor self, Tensor[] bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
      */
-    histogramdd(bins: Tensor[], range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+    histogramdd(bins: Tensor[], range?: readonly number[] | null | { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
     /**
      * `aten::histogramdd.int_bins(Tensor self, int bins, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor[] bin_edges)`
      */
-    histogramdd(bins: number, range?: (number | readonly number[]) | null | { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: (number | readonly number[]) | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
+    histogramdd(bins: number, range?: readonly number[] | null | { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }, weight?: Tensor | null, density?: boolean, options?: { range?: readonly number[] | null; weight?: Tensor | null; density?: boolean }): [Tensor, Tensor[]] & { hist: Tensor; bin_edges: Tensor[] };
     /**
      * `aten::hsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
      */
@@ -13069,11 +13069,11 @@ declare module '../tensor' {
     /**
      * `aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgMatrixNorm(ord: Scalar, dim?: number | readonly number[] | { dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }, keepdim?: boolean, options?: { dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgMatrixNorm(ord: Scalar, dim?: readonly number[] | { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }, keepdim?: boolean, options?: { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::linalg_matrix_norm.str_ord(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgMatrixNorm(ord?: string | { ord?: string; dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }, dim?: number | readonly number[], keepdim?: boolean, options?: { ord?: string; dim?: number | readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgMatrixNorm(ord?: string | { ord?: string; dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }, dim?: readonly number[], keepdim?: boolean, options?: { ord?: string; dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::linalg_matrix_power(Tensor self, int n) -> Tensor`
      */
@@ -13121,7 +13121,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_tensorsolve(Tensor self, Tensor other, int[]? dims=None) -> Tensor`
      */
-    linalgTensorsolve(other: Tensor, dims?: (number | readonly number[]) | null | { dims?: (number | readonly number[]) | null }, options?: { dims?: (number | readonly number[]) | null }): Tensor;
+    linalgTensorsolve(other: Tensor, dims?: readonly number[] | null | { dims?: readonly number[] | null }, options?: { dims?: readonly number[] | null }): Tensor;
     /**
      * `aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
@@ -13329,23 +13329,23 @@ declare module '../tensor' {
     /**
      * `aten::miopen_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor`
      */
-    miopenConvolution(weight: Tensor, bias: Tensor | null, padding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
+    miopenConvolution(weight: Tensor, bias: Tensor | null, padding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
     /**
      * `aten::miopen_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor`
      */
-    miopenConvolutionAddRelu(weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+    miopenConvolutionAddRelu(weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
     /**
      * `aten::miopen_convolution_relu(Tensor self, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor`
      */
-    miopenConvolutionRelu(weight: Tensor, bias: Tensor | null, stride: number | readonly number[], padding: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+    miopenConvolutionRelu(weight: Tensor, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
     /**
      * `aten::miopen_convolution_transpose(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] output_padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor`
      */
-    miopenConvolutionTranspose(weight: Tensor, bias: Tensor | null, padding: number | readonly number[], outputPadding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
+    miopenConvolutionTranspose(weight: Tensor, bias: Tensor | null, padding: readonly number[], outputPadding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
     /**
      * `aten::miopen_depthwise_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups, bool benchmark, bool deterministic) -> Tensor`
      */
-    miopenDepthwiseConvolution(weight: Tensor, bias: Tensor | null, padding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
+    miopenDepthwiseConvolution(weight: Tensor, bias: Tensor | null, padding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number, benchmark: boolean, deterministic: boolean): Tensor;
     /**
      * `aten::mish(Tensor self) -> Tensor`
      */
@@ -13361,7 +13361,7 @@ declare module '../tensor' {
     /**
      * `aten::mkldnn_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor`
      */
-    mkldnnConvolution(weight: Tensor, bias: Tensor | null, padding: number | readonly number[], stride: number | readonly number[], dilation: number | readonly number[], groups: number): Tensor;
+    mkldnnConvolution(weight: Tensor, bias: Tensor | null, padding: readonly number[], stride: readonly number[], dilation: readonly number[], groups: number): Tensor;
     /**
      * `aten::mkldnn_linear(Tensor self, Tensor weight, Tensor? bias=None) -> Tensor`
      */
@@ -13397,7 +13397,7 @@ declare module '../tensor' {
     /**
      * `aten::moveaxis.intlist(Tensor(a) self, int[] source, int[] destination) -> Tensor(a)`
      */
-    moveaxis(source: number | readonly number[], destination: number | readonly number[]): Tensor;
+    moveaxis(source: readonly number[], destination: readonly number[]): Tensor;
     /**
      * `aten::movedim.int(Tensor(a) self, int source, int destination) -> Tensor(a)`
      */
@@ -13405,7 +13405,7 @@ declare module '../tensor' {
     /**
      * `aten::movedim.intlist(Tensor(a) self, int[] source, int[] destination) -> Tensor(a)`
      */
-    movedim(source: number | readonly number[], destination: number | readonly number[]): Tensor;
+    movedim(source: readonly number[], destination: readonly number[]): Tensor;
     /**
      * `aten::mse_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
      */
@@ -13525,7 +13525,7 @@ declare module '../tensor' {
     /**
      * `aten::nested_to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
      */
-    nestedToPaddedTensor(padding: number, outputSize?: (number | readonly number[]) | null | { outputSize?: (number | readonly number[]) | null }, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
+    nestedToPaddedTensor(padding: number, outputSize?: readonly number[] | null | { outputSize?: readonly number[] | null }, options?: { outputSize?: readonly number[] | null }): Tensor;
     /**
      * `aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
@@ -13533,11 +13533,11 @@ declare module '../tensor' {
     /**
      * `aten::new_empty_strided(Tensor self, SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
-    newEmptyStrided(size: number | readonly number[], stride: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+    newEmptyStrided(size: readonly number[], stride: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
     /**
      * `aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
-    newFull(size: number | readonly number[], fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+    newFull(size: readonly number[], fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
     /**
      * `aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
@@ -13641,7 +13641,7 @@ declare module '../tensor' {
     /**
      * `aten::pad(Tensor self, int[] pad, str mode="constant", float? value=None) -> Tensor`
      */
-    pad(pad: number | readonly number[], mode?: string | { mode?: string; value?: number | null }, value?: number | null, options?: { mode?: string; value?: number | null }): Tensor;
+    pad(pad: readonly number[], mode?: string | { mode?: string; value?: number | null }, value?: number | null, options?: { mode?: string; value?: number | null }): Tensor;
     /**
      * `aten::pdist(Tensor self, float p=2.) -> Tensor`
      */
@@ -13913,7 +13913,7 @@ declare module '../tensor' {
     /**
      * `aten::rot90(Tensor self, int k=1, int[] dims=[0, 1]) -> Tensor`
      */
-    rot90(k?: number | { k?: number; dims?: number | readonly number[] }, dims?: number | readonly number[], options?: { k?: number; dims?: number | readonly number[] }): Tensor;
+    rot90(k?: number | { k?: number; dims?: readonly number[] }, dims?: readonly number[], options?: { k?: number; dims?: readonly number[] }): Tensor;
     /**
      * `aten::round_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -14033,7 +14033,7 @@ declare module '../tensor' {
     /**
      * `aten::set.source_Storage_storage_offset(Tensor self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor`
      */
-    set(source: never, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[] }, options?: { stride?: number | readonly number[] }): Tensor;
+    set(source: never, storageOffset: number, size: readonly number[], stride?: readonly number[] | { stride?: readonly number[] }, options?: { stride?: readonly number[] }): Tensor;
     /**
      * `aten::set.source_Tensor(Tensor self, Tensor source) -> Tensor`
      */
@@ -14049,7 +14049,7 @@ declare module '../tensor' {
     /**
      * `aten::set_.source_Storage_storage_offset(Tensor(a!) self, Storage source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
      */
-    set_(source: never, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[] }, options?: { stride?: number | readonly number[] }): this;
+    set_(source: never, storageOffset: number, size: readonly number[], stride?: readonly number[] | { stride?: readonly number[] }, options?: { stride?: readonly number[] }): this;
     /**
      * `aten::set_.source_Tensor(Tensor(a!) self, Tensor source) -> Tensor(a!)`
      */
@@ -14057,7 +14057,7 @@ declare module '../tensor' {
     /**
      * `aten::set_.source_Tensor_storage_offset(Tensor(a!) self, Tensor source, SymInt storage_offset, SymInt[] size, SymInt[] stride=[]) -> Tensor(a!)`
      */
-    set_(source: Tensor, storageOffset: number, size: number | readonly number[], stride?: number | readonly number[] | { stride?: number | readonly number[] }, options?: { stride?: number | readonly number[] }): this;
+    set_(source: Tensor, storageOffset: number, size: readonly number[], stride?: readonly number[] | { stride?: readonly number[] }, options?: { stride?: readonly number[] }): this;
     /**
      * `aten::set_data(Tensor(a!) self, Tensor new_data) -> ()`
      */
@@ -14193,19 +14193,19 @@ declare module '../tensor' {
     /**
      * `aten::sparse_resize(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor`
      */
-    sparseResize(size: number | readonly number[], sparseDim: number, denseDim: number): Tensor;
+    sparseResize(size: readonly number[], sparseDim: number, denseDim: number): Tensor;
     /**
      * `aten::sparse_resize_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!)`
      */
-    sparseResize_(size: number | readonly number[], sparseDim: number, denseDim: number): this;
+    sparseResize_(size: readonly number[], sparseDim: number, denseDim: number): this;
     /**
      * `aten::sparse_resize_and_clear(Tensor self, int[] size, int sparse_dim, int dense_dim) -> Tensor`
      */
-    sparseResizeAndClear(size: number | readonly number[], sparseDim: number, denseDim: number): Tensor;
+    sparseResizeAndClear(size: readonly number[], sparseDim: number, denseDim: number): Tensor;
     /**
      * `aten::sparse_resize_and_clear_(Tensor(a!) self, int[] size, int sparse_dim, int dense_dim) -> Tensor(a!)`
      */
-    sparseResizeAndClear_(size: number | readonly number[], sparseDim: number, denseDim: number): this;
+    sparseResizeAndClear_(size: readonly number[], sparseDim: number, denseDim: number): this;
     /**
      * `aten::sparse_sampled_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
@@ -14385,11 +14385,11 @@ declare module '../tensor' {
     /**
      * `aten::split_with_sizes(Tensor(a -> *) self, int[] split_sizes, int dim=0) -> Tensor(a)[]`
      */
-    splitWithSizes(splitSizes: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    splitWithSizes(splitSizes: readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::split_with_sizes_copy(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
      */
-    splitWithSizesCopy(splitSizes: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    splitWithSizesCopy(splitSizes: readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::square_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -14509,7 +14509,7 @@ declare module '../tensor' {
     /**
      * `aten::tensor_split.indices(Tensor(a -> *) self, int[] indices, int dim=0) -> Tensor(a)[]`
      */
-    tensorSplit(indices: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    tensorSplit(indices: readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::tensor_split.sections(Tensor(a -> *) self, int sections, int dim=0) -> Tensor(a)[]`
      */
@@ -14521,7 +14521,7 @@ declare module '../tensor' {
     /**
      * `aten::tensordot(Tensor self, Tensor other, int[] dims_self, int[] dims_other) -> Tensor`
      */
-    tensordot(other: Tensor, dimsSelf: number | readonly number[], dimsOther: number | readonly number[]): Tensor;
+    tensordot(other: Tensor, dimsSelf: readonly number[], dimsOther: readonly number[]): Tensor;
     /**
      * `aten::thnn_conv2d(Tensor self, Tensor weight, int[2] kernel_size, Tensor? bias=None, int[2] stride=1, int[2] padding=0) -> Tensor`
      */
@@ -14549,7 +14549,7 @@ declare module '../tensor' {
     /**
      * `aten::to_padded_tensor(Tensor self, float padding, int[]? output_size=None) -> Tensor`
      */
-    toPaddedTensor(padding: number, outputSize?: (number | readonly number[]) | null | { outputSize?: (number | readonly number[]) | null }, options?: { outputSize?: (number | readonly number[]) | null }): Tensor;
+    toPaddedTensor(padding: number, outputSize?: readonly number[] | null | { outputSize?: readonly number[] | null }, options?: { outputSize?: readonly number[] | null }): Tensor;
     /**
      * `aten::to_sparse(Tensor self) -> Tensor`
      */
@@ -14649,7 +14649,7 @@ declare module '../tensor' {
     /**
      * `aten::unflatten.int(Tensor(a) self, int dim, int[] sizes) -> Tensor(a)`
      */
-    unflatten(dim: number, sizes: number | readonly number[]): Tensor;
+    unflatten(dim: number, sizes: readonly number[]): Tensor;
     /**
      * `aten::unfold(Tensor(a) self, int dimension, int size, int step) -> Tensor(a)`
      */
@@ -14685,7 +14685,7 @@ declare module '../tensor' {
     /**
      * `aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
      */
-    unsafeSplitWithSizes(splitSizes: number | readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    unsafeSplitWithSizes(splitSizes: readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
      * `aten::unsqueeze_(Tensor(a!) self, int dim) -> Tensor(a!)`
      */
@@ -15546,4 +15546,5 @@ for (const name of METHOD_NAMES) {
   Object.defineProperty(Tensor.prototype, name, { value: fn, writable: true, configurable: true, enumerable: false });
 }
 
-// Ops whose names are JavaScript reserved words: torch.ops.<name>_op.
+// Ops whose names are JavaScript reserved words: declared as <name>_op, exported as <name>.
+export { var_op as var };

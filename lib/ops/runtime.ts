@@ -203,9 +203,11 @@ function accepts(a: Arg, v: unknown): boolean {
     case K.TensorList: return isList(v, (e) => e instanceof Tensor);
     case K.OptTensorList: return isList(v, (e) => e === null || e instanceof Tensor);
     case K.Int: case K.OptInt: return isInt(v);
-    case K.IntList: case K.OptIntList: return isInt(v) || isList(v, isInt);
+    // One number for a list only where the schema gives its length (`int[2]`, `int[1]? dim`),
+    // as PyTorch's parser: `tensor_split(x, 2)` is sections, not indices [2].
+    case K.IntList: case K.OptIntList: return (a.n > 0 && isInt(v)) || isList(v, isInt);
     case K.Float: case K.OptFloat: return typeof v === 'number';
-    case K.FloatList: case K.OptFloatList: return typeof v === 'number' || isList(v, (e) => typeof e === 'number');
+    case K.FloatList: case K.OptFloatList: return (a.n > 0 && typeof v === 'number') || isList(v, (e) => typeof e === 'number');
     case K.Bool: case K.OptBool: return typeof v === 'boolean';
     case K.BoolList: return (a.n > 0 && typeof v === 'boolean') || isList(v, (e) => typeof e === 'boolean');
     case K.Scalar: case K.OptScalar: return isScalar(v);
@@ -279,6 +281,12 @@ function bind(o: Overload, pos: readonly unknown[], kw: Record<string, unknown> 
     np = first + 1;
   } else {
     for (let i = 0; i < np; i++) slots[i] = pos[i];
+    // The varargs form with one value: `x.flip(0)`, `zeros(3)`.
+    const first = method ? 1 : 0;
+    const a = o.args[first];
+    if (np === first + 1 && o.npos - first === 1 && a && (a.kind === K.IntList || a.kind === K.OptIntList) && isInt(pos[first])) {
+      slots[first] = [pos[first]];
+    }
   }
   if (kw) {
     for (const key in kw) {
