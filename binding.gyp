@@ -16,7 +16,8 @@
         "native/allocator.cc",
         "native/autograd.cc",
         "native/device.cc",
-        "native/distributed.cc"
+        "native/distributed.cc",
+        "native/dispatch.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

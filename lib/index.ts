@@ -16,6 +16,10 @@ export {
   float, double, half, long, int, short, cfloat, cdouble,
 } from './tensor';
 export type { DType, DeviceType, Shape, Scalar, TypedArrayData, NestedArray, MemoryFormat, GeneratorLike, TensorOptions, RandomOptions, ToTarget } from './tensor';
+// The generated op surface (scripts/gen-ops.js): every public ATen op as torch.ops.<name>,
+// on torch.* and as Tensor methods where no hand-written one of that name exists.
+export * as ops from './ops/generated';
+export * from './ops/functions';
 export { tidy, scope, keep, memory, releaseMemory } from './memory';
 export type { MemoryInfo } from './memory';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled, autograd, inferenceMode, isInferenceMode } from './autograd';

@@ -11,6 +11,12 @@ export interface NativeTensor {
   readonly __brand: 'NativeTensor';
 }
 
+/** Opaque handle to a dispatcher operator (one overload), from opHandle. */
+export interface NativeOp {
+  readonly __brand: 'NativeOp';
+  readonly name: string;
+}
+
 /** Opaque handle to a c10d process group. */
 export interface NativeGroup {
   readonly __brand: 'NativeGroup';
@@ -52,6 +58,7 @@ export interface NativeAddon {
   toTypedArray(t: T): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array | Uint16Array;
   item(t: T, bigint?: boolean): number | boolean | bigint | [number, number];
   setDefaultDtype(dtype: string): void;
+  setReturnErrors(box: (new (e: Error) => unknown) | null): void;
   getDefaultDtype(): string;
   meta(t: T): [number[], string, string, boolean];
   shape(t: T): number[];
@@ -64,6 +71,11 @@ export interface NativeAddon {
   memory(): { tensors: number; bytes: number; created: number; disposed: number; collected: number };
   setErrorClass(cls: new (msg: string) => Error): void;
   isTensor(v: unknown): boolean;
+  // dispatch.cc: the generic op path (lib/ops/)
+  opSchemas(): { name: string; overload: string; schema: string }[];
+  opHandle(name: string, overload: string): NativeOp;
+  callOp(op: unknown, ...args: unknown[]): unknown;
+  opArgs(op: unknown): { name: string; type: string; supported: boolean; hasDefault: boolean; kwargOnly: boolean }[];
   // factories.cc
   zeros(size: Ints, dtype?: DT, device?: Dev): T;
   ones(size: Ints, dtype?: DT, device?: Dev): T;
@@ -235,13 +247,41 @@ export function explainLoadError(err: unknown, rec: LibtorchRecord | null, platf
   return e;
 }
 
+/**
+ * The addon returns a failed call's Error instead of throwing it (setReturnErrors; see
+ * AddonData::returnErrors in native/common.h for the Node crash this avoids), and these
+ * wrappers throw it from JS. Every exported function and the generator's prototype
+ * methods are wrapped; constructors are left as they are.
+ */
+class ReturnedError {
+  constructor(readonly error: Error) {}
+}
+function throwingReturnedErrors(addon: NativeAddon): NativeAddon {
+  const wrap = (f: (...a: unknown[]) => unknown) =>
+    function (this: unknown) {
+      // eslint-disable-next-line prefer-rest-params
+      const r = f.apply(this, arguments as unknown as unknown[]);
+      if (r instanceof ReturnedError) throw r.error;
+      return r;
+    };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(addon)) out[k] = typeof v === 'function' && !/^[A-Z]/.test(k) ? wrap(v as (...a: unknown[]) => unknown) : v;
+  const proto = (addon.NativeGenerator as { prototype: Record<string, unknown> }).prototype;
+  for (const k of Object.getOwnPropertyNames(proto)) {
+    const d = Object.getOwnPropertyDescriptor(proto, k);
+    if (k !== 'constructor' && d && typeof d.value === 'function') proto[k] = wrap(d.value as (...a: unknown[]) => unknown);
+  }
+  (out.setReturnErrors as (box: unknown) => void)(ReturnedError);
+  return out as unknown as NativeAddon;
+}
+
 function load(): NativeAddon {
   const rec = readLibtorchRecord();
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const addon = require('node-gyp-build')(packageRoot) as NativeAddon;
     addon.setErrorClass(TorchError);
-    return addon;
+    return throwingReturnedErrors(addon);
   } catch (err) {
     throw explainLoadError(err, rec);
   }

@@ -16,6 +16,7 @@ static Napi::Object InitTorchnode(Napi::Env env, Napi::Object exports) {
   tn::RegisterAutograd(env, exports);
   tn::RegisterDevice(env, exports);
   tn::RegisterDistributed(env, exports);
+  tn::RegisterDispatch(env, exports);
   return exports;
 }
 

@@ -22,6 +22,16 @@ struct AddonData {
   Napi::FunctionReference tensorCtor;
   Napi::FunctionReference generatorCtor;
   Napi::FunctionReference torchError;  // the TS TorchError class, once registered
+  // When set (lib/native.ts does, through setReturnErrors), a failed call returns its
+  // Error instead of throwing it, and lib/native.ts's wrappers throw it from JS. Node
+  // (20.x) keeps a native callback's exception in the env while it rethrows it; a GC
+  // inside that rethrow runs our tensors' GC-time finalizers, and Node then mistakes
+  // the stored exception for the finalizer's and calls into JS during GC: a V8 fatal
+  // error (AllowJavascriptExecution). A returned value never takes that path.
+  // The value returned is `new errorBox(error)`, a class of lib/native.ts's realm, so
+  // that its wrappers can tell it from a result with one instanceof (under jest the
+  // addon's Error is another realm's).
+  Napi::FunctionReference errorBox;
 };
 
 AddonData& Data(Napi::Env env);
@@ -75,7 +85,8 @@ class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {
 std::string Describe(const Napi::Value& v);
 
 // Makes `err` (or, when null or unusable, a plain Error) the pending JS exception of
-// the current call and returns the empty value the call then gives back. While the
+// the current call and returns the empty value the call then gives back; with
+// AddonData::returnErrors, returns the Error instead (lib/native.ts throws it). While the
 // environment is being torn down (worker.terminate(), process.exit() in a worker or
 // while workers run) nothing can be thrown into it any more: then the call just
 // returns empty. Never throws.
@@ -188,5 +199,6 @@ size_t EmptyCpuCache();
 void RegisterAutograd(Napi::Env env, Napi::Object exports);
 void RegisterDevice(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
+void RegisterDispatch(Napi::Env env, Napi::Object exports);
 
 }  // namespace tn

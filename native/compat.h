@@ -7,6 +7,9 @@
 // 1.13 pulled GradMode in through ATen.h; 2.x does not.
 #include <ATen/core/grad_mode.h>
 #include <torch/version.h>  // TORCH_VERSION_MAJOR / _MINOR (present in 1.13 and 2.x)
+#include <ATen/core/function_schema.h>
+
+#include <string>
 
 #define TN_TORCH_AT_LEAST(MAJOR, MINOR) \
   (TORCH_VERSION_MAJOR > (MAJOR) || (TORCH_VERSION_MAJOR == (MAJOR) && TORCH_VERSION_MINOR >= (MINOR)))
@@ -24,5 +27,14 @@ template <typename Options>
 void DisableLibUV(Options&, long) {}
 template <typename Options>
 void UseClassicTCPStore(Options& opts) { DisableLibUV(opts, 0); }
+
+// The type an argument really has. 2.x schemas give SymInt arguments the fake type
+// `int` and the real type `SymInt` (and ScalarType, Layout, MemoryFormat the fake
+// type `int`); 1.13 has real_type() too, with the same meaning. One place to change
+// should a later version rename it.
+inline const c10::TypePtr& RealType(const c10::Argument& a) { return a.real_type(); }
+
+// "1.13.0", "2.6.0": the loaded engine's version, for "op X is not in libtorch V".
+inline std::string TorchVersion() { return TORCH_VERSION; }
 
 }  // namespace tn::compat

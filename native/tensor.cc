@@ -51,7 +51,15 @@ Napi::Value RaiseInJs(napi_env env, const Napi::Error* err) noexcept {
   bool pending = false;
   // An exception already pending (from JS the call ran) goes on as it is. napi_throw
   // fails (napi_cannot_run_js) once the environment is terminating: nothing to do then.
-  if (value != nullptr && napi_is_exception_pending(env, &pending) == napi_ok && !pending) napi_throw(env, value);
+  if (value != nullptr && napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
+    try {
+      auto* d = Napi::Env(env).GetInstanceData<AddonData>();
+      if (d != nullptr && !d->errorBox.IsEmpty()) return d->errorBox.New({Napi::Value(env, value)});
+    } catch (...) {
+      // Boxing failed: throw it after all.
+    }
+    napi_throw(env, value);
+  }
   return Napi::Value();
 }
 
@@ -651,6 +659,17 @@ static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setReturnErrors(BoxClass | null): failed calls return `new BoxClass(error)` (see AddonData::errorBox).
+static Napi::Value SetReturnErrors(const Napi::CallbackInfo& info) {
+  if (info[0].IsNull() || info[0].IsUndefined()) {
+    Data(info.Env()).errorBox.Reset();
+  } else {
+    if (!info[0].IsFunction()) ThrowType(info.Env(), Expected("a class or null", "errorBox", info[0]));
+    Data(info.Env()).errorBox = Napi::Persistent(info[0].As<Napi::Function>());
+  }
+  return info.Env().Undefined();
+}
+
 static Napi::Value IsTensor(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), TensorWrap::Is(info[0])); }
 
 // dispose(handle): frees the tensor now; idempotent.
@@ -687,6 +706,7 @@ void RegisterTensor(Napi::Env env, Napi::Object exports) {
   Export<Format>(env, exports, "format");
   Export<Memory>(env, exports, "memory");
   Export<SetErrorClass>(env, exports, "setErrorClass");
+  Export<SetReturnErrors>(env, exports, "setReturnErrors");
   Export<IsTensor>(env, exports, "isTensor");
 }
 

@@ -5,6 +5,8 @@
 // fuzzed in worker-terminate.test.ts (terminate() at 20 random points) and mismatched
 // collectives in distributed-mismatch.test.ts (40 random rounds across two ranks),
 // since both need other processes or threads.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import * as torch from '../lib';
 import { F, Tensor, TorchError } from '../lib';
 import { N, NativeTensor } from '../lib/native';
@@ -20,6 +22,15 @@ function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+describe('fuzz: errors caught while the GC collects tensors', () => {
+  test('a loop of failing native calls and garbage tensors runs for 4 s without a V8 fatal error', () => {
+    const script = path.join(__dirname, 'fixtures', 'gc', 'throw-while-collecting.js');
+    const r = spawnSync(process.execPath, [script, '4000'], { encoding: 'utf8', timeout: 60000 });
+    expect({ status: r.status, signal: r.signal, fatal: /Fatal error|Check failed/.test(r.stderr) }).toEqual({ status: 0, signal: null, fatal: false });
+    expect(Number(/caught (\d+)/.exec(r.stdout)![1])).toBeGreaterThan(10000);
+  }, 90000);
+});
 
 describe('fuzz', () => {
   test('10,000 random calls: every failure is a JS error, the process survives', () => {

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// Per-call overhead of a small op, the hand-written path against the generic one
+// (native/dispatch.cc + lib/ops/runtime.ts):
+//   x.add(1) on a 4-element float32 tensor      hand: Tensor.add -> N.add
+//                                               generic: torch.add (generated) -> callOp
+//   the same at the native layer only           N.add vs N.callOp(handle, ...)
+//   a 20-op chain (add, mul, sub, div, neg x4, then 4 more rounds)
+// Every result is disposed, so the figures are the calls, not the garbage collector.
+// Rounds alternate the cases; the figure is the median over rounds of ns per call.
+//   node bench/op-overhead.js [--rounds 9] [--calls 20000] [--json]
+'use strict';
+const path = require('node:path');
+const torch = require(path.join(__dirname, '..', 'dist'));
+const { N } = require(path.join(__dirname, '..', 'dist', 'native.js'));
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const rounds = opt('--rounds', 9);
+const calls = opt('--calls', 20000);
+torch.setNumThreads(1);
+
+const x = torch.tensor([1, 2, 3, 4], { dtype: 'float32' });
+const xh = x.handle;
+const addScalar = N.opHandle('aten::add', 'Scalar');
+const g = torch.ops;
+
+// 20 ops, each disposing its input (the chain's intermediates).
+function chain(ops) {
+  let t = x;
+  for (let r = 0; r < 5; r++) {
+    for (const f of ops) {
+      const n = f(t);
+      if (t !== x) t.dispose();
+      t = n;
+    }
+  }
+  t.dispose();
+}
+const handChain = [(t) => t.add(1), (t) => t.mul(2), (t) => t.sub(1), (t) => t.neg()];
+const genericChain = [(t) => g.add(t, 1), (t) => g.mul(t, 2), (t) => g.sub(t, 1), (t) => g.neg(t)];
+
+const cases = {
+  'x.add(1) hand (Tensor.add)': [() => x.add(1).dispose(), 1],
+  'x.add(1) generic (torch.add)': [() => torch.add(x, 1).dispose(), 1],
+  'native only: N.add': [() => N.dispose(N.add(xh, 1)), 1],
+  'native only: N.callOp(add.Scalar)': [() => N.dispose(N.callOp(addScalar, xh, 1)), 1],
+  '20-op chain hand, per op': [() => chain(handChain), 20],
+  '20-op chain generic, per op': [() => chain(genericChain), 20],
+  'floor: N.numel (a call that does nothing)': [() => N.numel(xh), 1],
+};
+
+function time(fn, n) {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn();
+  return Number(process.hrtime.bigint() - t0) / n;
+}
+const samples = {};
+for (const k of Object.keys(cases)) {
+  samples[k] = [];
+  time(cases[k][0], Math.max(1000, calls / 10)); // warm up (JIT, handles)
+}
+for (let r = 0; r < rounds; r++) {
+  for (const [k, [fn, per]] of Object.entries(cases)) samples[k].push(time(fn, Math.ceil(calls / per)) / per);
+}
+const median = (a) => {
+  const s = [...a].sort((p, q) => p - q);
+  return s[Math.floor(s.length / 2)];
+};
+const result = {};
+for (const k of Object.keys(cases)) result[k] = median(samples[k]);
+if (argv.includes('--json')) {
+  console.log(JSON.stringify({ version: torch.version, rounds, calls, medianNsPerCall: result }, null, 2));
+} else {
+  console.log(`op overhead, libtorch ${torch.version}, 1 thread, ${rounds} rounds x ${calls} calls; median ns per call`);
+  for (const [k, v] of Object.entries(result)) console.log(`  ${k.padEnd(44)} ${(v / 1000).toFixed(2)} us`);
+  const ratio = result['x.add(1) generic (torch.add)'] / result['x.add(1) hand (Tensor.add)'];
+  console.log(`  generic / hand for x.add(1): ${ratio.toFixed(2)}`);
+}
