@@ -58,7 +58,7 @@ export interface NativeAddon {
   toTypedArray(t: T): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array | Uint16Array;
   item(t: T, bigint?: boolean): number | boolean | bigint | [number, number];
   setDefaultDtype(dtype: string): void;
-  setReturnErrors(box: (new (e: Error) => unknown) | null): void;
+  setReturnErrors(box: new (e: Error) => unknown): unknown;
   getDefaultDtype(): string;
   meta(t: T): [number[], string, string, boolean];
   shape(t: T): number[];
@@ -257,21 +257,27 @@ class ReturnedError {
   constructor(readonly error: Error) {}
 }
 function throwingReturnedErrors(addon: NativeAddon): NativeAddon {
+  // The class in effect in this environment: another copy of this module may have come first.
+  const Box = addon.setReturnErrors(ReturnedError) as typeof ReturnedError;
   const wrap = (f: (...a: unknown[]) => unknown) =>
     function (this: unknown) {
       // eslint-disable-next-line prefer-rest-params
       const r = f.apply(this, arguments as unknown as unknown[]);
-      if (r instanceof ReturnedError) throw r.error;
+      if (r instanceof Box) throw r.error;
       return r;
     };
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(addon)) out[k] = typeof v === 'function' && !/^[A-Z]/.test(k) ? wrap(v as (...a: unknown[]) => unknown) : v;
-  const proto = (addon.NativeGenerator as { prototype: Record<string, unknown> }).prototype;
-  for (const k of Object.getOwnPropertyNames(proto)) {
-    const d = Object.getOwnPropertyDescriptor(proto, k);
-    if (k !== 'constructor' && d && typeof d.value === 'function') proto[k] = wrap(d.value as (...a: unknown[]) => unknown);
+  // The generator's prototype is the addon's own, shared by every copy of this module: wrap it once.
+  const proto = (addon.NativeGenerator as { prototype: Record<string | symbol, unknown> }).prototype;
+  const done = Symbol.for('torchnode.wrappedMethods');
+  if (!proto[done]) {
+    for (const k of Object.getOwnPropertyNames(proto)) {
+      const d = Object.getOwnPropertyDescriptor(proto, k);
+      if (k !== 'constructor' && d && typeof d.value === 'function') proto[k] = wrap(d.value as (...a: unknown[]) => unknown);
+    }
+    Object.defineProperty(proto, done, { value: true });
   }
-  (out.setReturnErrors as (box: unknown) => void)(ReturnedError);
   return out as unknown as NativeAddon;
 }
 

@@ -659,15 +659,16 @@ static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// setReturnErrors(BoxClass | null): failed calls return `new BoxClass(error)` (see AddonData::errorBox).
+// setReturnErrors(BoxClass) -> the class in effect: failed calls return `new BoxClass(error)`
+// (see AddonData::errorBox). The first class registered in an environment stays: every
+// copy of lib/native.ts loaded there (jest loads lib/ and dist/ side by side) must
+// recognise the same boxes.
 static Napi::Value SetReturnErrors(const Napi::CallbackInfo& info) {
-  if (info[0].IsNull() || info[0].IsUndefined()) {
-    Data(info.Env()).errorBox.Reset();
-  } else {
-    if (!info[0].IsFunction()) ThrowType(info.Env(), Expected("a class or null", "errorBox", info[0]));
-    Data(info.Env()).errorBox = Napi::Persistent(info[0].As<Napi::Function>());
-  }
-  return info.Env().Undefined();
+  AddonData& d = Data(info.Env());
+  if (!d.errorBox.IsEmpty()) return d.errorBox.Value();
+  if (!info[0].IsFunction()) ThrowType(info.Env(), Expected("a class", "errorBox", info[0]));
+  d.errorBox = Napi::Persistent(info[0].As<Napi::Function>());
+  return info[0];
 }
 
 static Napi::Value IsTensor(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), TensorWrap::Is(info[0])); }

@@ -265,8 +265,8 @@ describe('fuzz', () => {
       } else {
         const name = pick(names);
         what = name;
-        // No real rendezvous: the backend of distInit is never a valid one.
-        if (name === 'distInit') args[0] = pick(['', 'mpi', 'cpu', 1, null]);
+        // No real rendezvous: the backend of distConnect is never a valid one.
+        if (name === 'distConnect') args[0] = pick(['', 'mpi', 'cpu', 1, null]);
         f = () => (N as any)[name](...args);
       }
       called.add(what);
@@ -274,6 +274,7 @@ describe('fuzz', () => {
       else errors++;
       // Undo what a call may have changed for the whole process.
       if (what === 'setErrorClass') N.setErrorClass(TorchError);
+      if (N.getDefaultDtype() !== 'float32') N.setDefaultDtype('float32');
       if (N.getNumThreads() !== threads) N.setNumThreads(threads);
       while (N.isInferenceMode() && N.exitInferenceMode() > 0);
       if (!N.isGradEnabled()) N.setGradEnabled(true);

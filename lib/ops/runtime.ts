@@ -6,7 +6,7 @@
  * match the JS values is called through the native generic entry (native/dispatch.cc).
  * @internal
  */
-import { describe, TorchError } from '../errors';
+import { describe, TorchError, argTypeError } from '../errors';
 import { N, NativeTensor } from '../native';
 import { getThreadGenerator, Tensor, wrap } from '../tensor';
 import { camel, typeParts } from './schema';
@@ -364,7 +364,7 @@ function invoke(o: Overload, slots: unknown[], jsArgs: unknown[], kw: Record<str
     res = arr;
   }
   if (kw && kw.requiresGrad !== undefined && o.factory && res instanceof Tensor) {
-    if (typeof kw.requiresGrad !== 'boolean') throw new TypeError(`Expected a boolean for requiresGrad but received ${describe(kw.requiresGrad)}`);
+    if (typeof kw.requiresGrad !== 'boolean') throw argTypeError(`Expected a boolean for requiresGrad but received ${describe(kw.requiresGrad)}`);
     res.requiresGrad_(kw.requiresGrad);
   }
   return res;
@@ -413,15 +413,15 @@ export function callOp(entry: OpEntry, args: unknown[], method = false): unknown
       if (key === 'requiresGrad' && overloads.some((o) => o.factory)) continue;
       if (!overloads.some((o) => o.keys.has(key))) {
         const known = [...new Set(overloads.flatMap((o) => [...o.keys.keys()]))].filter((k) => !(method && k === 'self'));
-        throw new TypeError(`${name}: unknown keyword argument '${key}' (it takes ${known.join(', ')})`);
+        throw argTypeError(`${name}: unknown keyword argument '${key}' (it takes ${known.join(', ')})`);
       }
     }
   }
   const shown = method ? pos.slice(1) : pos;
   const got = shown.map((v) => (v instanceof Tensor ? 'Tensor' : describe(v))).join(', ') + (kw ? `${shown.length ? ', ' : ''}{ ${Object.keys(kw).join(', ')} }` : '');
-  if (overloads.length === 1) throw new TypeError(`${name}: ${reasons![0]} (schema ${signature(overloads[0])})`);
+  if (overloads.length === 1) throw argTypeError(`${name}: ${reasons![0]} (schema ${signature(overloads[0])})`);
   const lines = overloads.map((o, i) => ` * ${signature(o)}: ${reasons![i]}`);
-  throw new TypeError(`${name}() received an invalid combination of arguments: (${got}); it takes one of:\n${lines.join('\n')}`);
+  throw argTypeError(`${name}() received an invalid combination of arguments: (${got}); it takes one of:\n${lines.join('\n')}`);
 }
 
 /** The JS values by argument index (for in-place returns), keywords included. */
