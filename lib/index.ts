@@ -13,8 +13,10 @@ export {
   zerosLike, onesLike, emptyLike, randLike, randnLike, fullLike, cat, stack, where, isTensor,
   DTYPES, MEMORY_FORMATS, getDefaultDtype, setDefaultDtype,
   float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool, complex64, complex128,
-  float, double, half, long, int, short, cfloat, cdouble,
+  float, double, half, long, int, short, cfloat, cdouble, device,
 } from './tensor';
+export { Slice } from './indexing';
+export type { Index } from './indexing';
 export type { DType, DeviceType, Shape, Scalar, TypedArrayData, NestedArray, MemoryFormat, GeneratorLike, TensorOptions, RandomOptions, ToTarget } from './tensor';
 // The generated op surface (scripts/gen-ops.js): every public ATen op as torch.ops.<name>,
 // on torch.* and as Tensor methods where no hand-written one of that name exists.

@@ -5,6 +5,7 @@
 import { describe, expected, TorchError, argTypeError, outOfRangeError, codedError, ERROR_CODES } from './errors';
 import { track } from './memory';
 import { N, NativeGenerator, NativeTensor } from './native';
+import { Index, IndexDeps, indexGet, indexSet } from './indexing';
 
 /** Every dtype torchnode passes to libtorch, with PyTorch's names (`torch.float32` -> 'float32'). */
 export type DType =
@@ -31,6 +32,21 @@ export const int64 = 'int64', int32 = 'int32', int16 = 'int16', int8 = 'int8', u
 export const complex64 = 'complex64', complex128 = 'complex128';
 export const float = 'float32', double = 'float64', half = 'float16', long = 'int64', int = 'int32', short = 'int16';
 export const cfloat = 'complex64', cdouble = 'complex128';
+
+/**
+ * A device, checked, as PyTorch's `torch.device`: `device('cuda:0')`, `device('cuda', 1)`,
+ * `device('cpu')`. Devices are their names, so the result goes wherever a device string does.
+ */
+export function device(type: string, index?: number): DeviceType {
+  if (typeof type !== 'string') expected("'cpu', 'cuda' or 'cuda:N'", 'type', type);
+  if (index !== undefined) {
+    if (!Number.isInteger(index) || index < 0) expected('a non-negative integer', 'index', index);
+    if (type !== 'cuda') expected("'cuda' with an index", 'type', type);
+    return `cuda:${index}`;
+  }
+  if (!/^(cpu|cuda(:\d{1,3})?)$/.test(type)) expected("'cpu', 'cuda' or 'cuda:N'", 'type', type);
+  return type as DeviceType;
+}
 
 /**
  * The dtype factories use for JS numbers and when no dtype is given (float32 unless
@@ -373,6 +389,40 @@ export class Tensor {
   }
   narrow(dim: number, start: number, length: number): Tensor {
     return wrap(N.narrow(this.handle, checkInt(dim, 'dim'), checkInt(start, 'start'), checkInt(length, 'length', 0)));
+  }
+  /**
+   * PyTorch's `x[...]`, with the same index forms: an integer selects, a slice
+   * (`'1:3'`, `'::2'`, `':'` or `new Slice(1, 3)`) slices, `null` adds a dim (None),
+   * `'...'` stands for the dims not named, and an integer or boolean Tensor (or an
+   * array of integers) indexes by value. Basic forms give a view.
+   * @example x.index(0); x.index(':', '1:3'); x.index('...', null); x.index(x.gt(0))
+   */
+  index(...indices: Index[]): Tensor {
+    return indexGet(this, indices, INDEX_DEPS);
+  }
+  /**
+   * PyTorch's `x[indices] = values`, in place, with `index()`'s index forms; `values` is
+   * a Tensor (broadcast) or a number. `accumulate: true` adds instead (index_put_'s).
+   * Returns this. (torch.ops.indexPut_ is ATen's own form, where null means a whole dim.)
+   * @example x.indexPut_([mask], 0); x.indexPut_([':', 0], torch.ones(3))
+   */
+  indexPut_(indices: Index[], values: Tensor | Scalar, accumulate = false): this {
+    indexSet(this, indices, values, INDEX_DEPS, accumulate);
+    return this;
+  }
+  /** The dims reversed (`x.T`); for a matrix its transpose. */
+  get T(): Tensor {
+    const n = this.dim();
+    return this.permute(Array.from({ length: n }, (_, i) => n - 1 - i));
+  }
+  /** The last two dims transposed (`x.mT`), for batches of matrices. */
+  get mT(): Tensor {
+    if (this.dim() < 2) throw codedError(ERROR_CODES.value, `mT: expected a tensor of at least 2 dims but this has ${this.dim()}`);
+    return this.transpose(-2, -1);
+  }
+  /** PyTorch's `tolist()`: the same as `toArray()`. */
+  tolist(): NestedArray {
+    return this.toArray();
   }
   /** Elements `start..end` (exclusive) with `step` along `dim`, like `x[:, start:end:step]`. */
   slice(dim: number, start?: number | null, end?: number | null, step = 1): Tensor {
@@ -826,6 +876,14 @@ export function where(condition: Tensor, input: Tensor, other: Tensor): Tensor {
 export function isTensor(v: unknown): v is Tensor {
   return v instanceof Tensor;
 }
+
+const INDEX_DEPS: IndexDeps = {
+  isTensor,
+  makeIndex: (xs) => tensor(xs.map((x) => BigInt(x))),
+  wrap,
+  handle: (t) => h(t, 'index'),
+  scalarLike: (v, like) => full([], v, { dtype: like.dtype, device: like.device as DeviceType }),
+};
 
 // ---- repr ------------------------------------------------------------------------
 // torch._tensor_str with the default print options: above `threshold` elements the
