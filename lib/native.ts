@@ -53,24 +53,20 @@ export interface NativeAddon {
   NativeGenerator: new (global?: boolean) => NativeGenerator;
   // tensor.cc
   dispose(t: T): void;
-  isDisposed(t: T): boolean;
   fromBuffer(data: ArrayBufferView, shape: number[], dtype?: DT): T;
   toTypedArray(t: T): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int16Array | Int8Array | Uint16Array;
   item(t: T, bigint?: boolean): number | boolean | bigint | [number, number];
   setDefaultDtype(dtype: string): void;
   setReturnErrors(box: new (e: Error) => unknown): unknown;
   getDefaultDtype(): string;
-  meta(t: T): [number[], string, string, boolean];
   shape(t: T): number[];
   strides(t: T): number[];
   dtype(t: T): string;
   device(t: T): string;
   isContiguous(t: T, memoryFormat?: MemoryFormat): boolean;
   numel(t: T): number;
-  format(t: T): string;
   memory(): { tensors: number; bytes: number; created: number; disposed: number; collected: number };
   setErrorClass(cls: new (msg: string) => Error): void;
-  isTensor(v: unknown): boolean;
   // dispatch.cc: the generic op path (lib/ops/)
   opSchemas(): { name: string; overload: string; schema: string }[];
   opHandle(name: string, overload: string): NativeOp;
@@ -122,7 +118,6 @@ export interface NativeAddon {
   addcmul_(a: T, t1: T, t2: T, value?: number): T; addcdiv_(a: T, t1: T, t2: T, value?: number): T;
   lerp_(a: T, end: T, weight: number): T; copy_(a: T, src: T): T;
   clamp_(a: T, min: Opt<number>, max: Opt<number>): T; maximum_(a: T, b: T): T;
-  foreachZero_(ts: T[]): void;
   // shape.cc
   view(t: T, shape: Ints): T; reshape(t: T, shape: Ints): T; flatten(t: T, start?: number, end?: number): T;
   squeeze(t: T, dim?: Opt<number>): T; unsqueeze(t: T, dim: number): T; permute(t: T, dims: number[]): T;

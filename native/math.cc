@@ -238,13 +238,6 @@ static Napi::Value Maximum_(const Napi::CallbackInfo& info) {
   return info[0];
 }
 
-// Multi-tensor updates over lists: one crossing of the boundary for a whole
-// parameter list (the optimizers' hot path).
-static Napi::Value ForeachZero_(const Napi::CallbackInfo& info) {
-  for (auto& t : ArgTensorList(info, 0, "tensors")) t.zero_();
-  return info.Env().Undefined();
-}
-
 void RegisterMath(Napi::Env env, Napi::Object exports) {
   Export<Neg>(env, exports, "neg");
   Export<Sqrt>(env, exports, "sqrt");
@@ -307,7 +300,6 @@ void RegisterMath(Napi::Env env, Napi::Object exports) {
   Export<Copy_>(env, exports, "copy_");
   Export<Clamp_>(env, exports, "clamp_");
   Export<Maximum_>(env, exports, "maximum_");
-  Export<ForeachZero_>(env, exports, "foreachZero_");
 }
 
 }  // namespace tn

@@ -611,18 +611,6 @@ static Napi::Value Item(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, s.toDouble());
 }
 
-static Napi::Value Meta(const Napi::CallbackInfo& info) {
-  // One call for the facts the TS class caches: [shape, dtype, device, requiresGrad].
-  Napi::Env env = info.Env();
-  at::Tensor& t = ArgTensor(info, 0, "tensor");
-  auto arr = Napi::Array::New(env, 4);
-  arr.Set(0u, IntArray(env, t.sizes()));
-  arr.Set(1u, Napi::String::New(env, DtypeName(t.scalar_type())));
-  arr.Set(2u, Napi::String::New(env, DeviceName(t.device())));
-  arr.Set(3u, Napi::Boolean::New(env, t.requires_grad()));
-  return arr;
-}
-
 static Napi::Value Shape(const Napi::CallbackInfo& info) { return IntArray(info.Env(), ArgTensor(info, 0, "tensor").sizes()); }
 static Napi::Value Strides(const Napi::CallbackInfo& info) { return IntArray(info.Env(), ArgTensor(info, 0, "tensor").strides()); }
 static Napi::Value Dtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), DtypeName(ArgTensor(info, 0, "tensor").scalar_type())); }
@@ -635,12 +623,6 @@ static Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), t.is_contiguous(format));
 }
 static Napi::Value Numel(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(ArgTensor(info, 0, "tensor").numel())); }
-
-static Napi::Value Format(const Napi::CallbackInfo& info) {
-  std::ostringstream os;
-  os << ArgTensor(info, 0, "tensor");
-  return Napi::String::New(info.Env(), os.str());
-}
 
 static Napi::Value Memory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -671,19 +653,12 @@ static Napi::Value SetReturnErrors(const Napi::CallbackInfo& info) {
   return info[0];
 }
 
-static Napi::Value IsTensor(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), TensorWrap::Is(info[0])); }
-
 // dispose(handle): frees the tensor now; idempotent.
 static Napi::Value Dispose(const Napi::CallbackInfo& info) {
   if (!TensorWrap::Is(info[0])) ThrowType(info.Env(), Expected("a Tensor", "tensor", info[0]));
   TensorWrap::Release(info.Env(), TensorWrap::Box(info[0]));
   return info.Env().Undefined();
 }
-static Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
-  if (!TensorWrap::Is(info[0])) ThrowType(info.Env(), Expected("a Tensor", "tensor", info[0]));
-  return Napi::Boolean::New(info.Env(), !TensorWrap::Box(info[0])->t.defined());
-}
-
 // The handles' class: empty, so handles print as NativeTensor {} in a debugger.
 static Napi::Value NativeTensorCtor(const Napi::CallbackInfo& info) { return info.This(); }
 
@@ -691,24 +666,20 @@ void RegisterTensor(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = Napi::Function::New<NativeTensorCtor>(env, "NativeTensor");
   Data(env).tensorCtor = Napi::Persistent(ctor);
   Export<Dispose>(env, exports, "dispose");
-  Export<IsDisposed>(env, exports, "isDisposed");
   Export<FromBuffer>(env, exports, "fromBuffer");
   Export<ToTypedArray>(env, exports, "toTypedArray");
   Export<Item>(env, exports, "item");
   Export<SetDefaultDtype>(env, exports, "setDefaultDtype");
   Export<GetDefaultDtype>(env, exports, "getDefaultDtype");
-  Export<Meta>(env, exports, "meta");
   Export<Shape>(env, exports, "shape");
   Export<Strides>(env, exports, "strides");
   Export<Dtype>(env, exports, "dtype");
   Export<Device>(env, exports, "device");
   Export<IsContiguous>(env, exports, "isContiguous");
   Export<Numel>(env, exports, "numel");
-  Export<Format>(env, exports, "format");
   Export<Memory>(env, exports, "memory");
   Export<SetErrorClass>(env, exports, "setErrorClass");
   Export<SetReturnErrors>(env, exports, "setReturnErrors");
-  Export<IsTensor>(env, exports, "isTensor");
 }
 
 }  // namespace tn
