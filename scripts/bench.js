@@ -514,6 +514,11 @@ if (opts.jsonOnly) {
     out.push(`C++ reference build: ${builds.cpp.built ? `configured and built in this run in ${builds.cpp.seconds.toFixed(1)} s` : `up to date (last full build ${builds.cpp.lastBuildSeconds != null ? `${builds.cpp.lastBuildSeconds.toFixed(1)} s` : 'time unknown'})`}`);
   }
   out.push(`native addon build: ${builds.native ? (builds.native.seconds != null ? `last clean build ${builds.native.seconds.toFixed(1)} s` : builds.native.raw) : 'time unknown (build/.build-time not present)'}`);
+  // Per-call overhead of one small op and a 20-op chain, hand-written path against the
+  // generic one (issue 14's figure), from bench/op-overhead.js in its own process.
+  const ops = spawnSync(process.execPath, [path.join(root, 'bench', 'op-overhead.js')], { cwd: root, encoding: 'utf8', timeout: 300000 });
+  if (ops.status === 0) out.push(...ops.stdout.trim().split('\n'));
+  else out.push(`op overhead: bench/op-overhead.js failed (${ops.status ?? ops.signal}): ${(ops.stderr || '').trim().split('\n').pop()}`);
   for (const [name, why] of Object.entries(skipped)) out.push(`skipped ${name}: ${why}`);
   for (const s of staleness) out.push(`warning: ${s}`);
   out.push(`results: ${path.relative(process.cwd(), outFile) || outFile}`);
