@@ -148,6 +148,12 @@ def enc_arg(a):
         return {'dtype': DTYPES[a]}
     if isinstance(a, str):
         return {'str': str(a)}
+    if isinstance(a, torch.memory_format):
+        return {'str': str(a).replace('torch.', '')}
+    if isinstance(a, torch.layout):
+        return {'str': str(a).replace('torch.', '')}
+    if isinstance(a, torch.device):
+        return {'str': str(a)}
     if a is None or isinstance(a, bool) or isinstance(a, int):
         return a
     if isinstance(a, float):
@@ -217,10 +223,11 @@ SKIPPED = []
 COUNTS = {}
 
 
-def case(name, *args, method=False, inplace=False, grad=False, tol=None, known=None, **kwargs):
+def case(name, *args, method=False, inplace=False, grad=False, tol=None, known=None, spread=False, **kwargs):
     """One call of aten::<name>(*args, **kwargs) (ATen argument names).
 
-    known: why torchnode cannot replay this case yet (it is listed under "skipped", not run)."""
+    known: why torchnode cannot replay this case yet (it is listed under "skipped", not run).
+    spread: the JS call spreads the last positional list (Python's varargs form, `x.permute(2, 0, 1)`)."""
     k = COUNTS.get(name, 0)
     COUNTS[name] = k + 1
     cid = f'{name}#{k}'
@@ -239,7 +246,7 @@ def case(name, *args, method=False, inplace=False, grad=False, tol=None, known=N
         enc_kw = {key: enc_arg(v) for key, v in kw.items()}
         out = fn(*a, **kw)
         c = {'id': cid, 'op': f'aten::{name}', 'name': name, 'method': method, 'args': enc_args, 'kwargs': enc_kw,
-             'inplace': inplace, 'expected': enc_out(out)}
+             'inplace': inplace, 'spread': spread, 'expected': enc_out(out)}
         if inplace:
             c['self_after'] = enc_t(a[0])
         dts = out_dtypes(out, [])
@@ -879,6 +886,83 @@ def build():
     ]
     for name, args, kw in ip:
         case(name, *args, inplace=True, **kw)
+    # --- the calling convention: overload choice, varargs, keywords, optional and enum arguments
+    case('view', s, [4, 6], method=True, spread=True)
+    case('permute', s, [2, 0, 1], method=True, spread=True)
+    case('reshape', s, [6, -1], method=True, spread=True)
+    case('repeat', x, [2, 1, 1], method=True, spread=True)
+    case('expand', T([3, 1]), [2, 3, 4], method=True, spread=True)
+    case('flip', s, [0, 1], method=True, spread=True)
+    case('zeros', [2, 3], spread=True)
+    case('ones', [2, 2], spread=True, dtype=i32)
+    case('view', x, i32)
+    case('to', x, f64)
+    case('to', x, dtype=i64)
+    case('type_as', x, I([1]))
+    case('contiguous', img, memory_format=torch.channels_last)
+    case('clone', img, memory_format=torch.channels_last)
+    case('zeros', [2], device=torch.device('cpu'), layout=torch.strided)
+    case('is_nonzero', torch.tensor([1.5]))
+    case('is_same_size', x, y)
+    case('is_floating_point', x)
+    case('is_complex', x)
+    case('is_signed', I([1], u8))
+    case('numel', s, method=True)
+    case('size', s, 1)
+    case('stride', s, 0)
+    case('item', torch.tensor([2.5]))
+    case('sum', r, 1)
+    case('amax', r, -1)
+    case('mean', r, -1, True)
+    case('std', r, False)
+    case('max', x, y)
+    case('where', x > 0)
+    case('split', x4, [1, 3], 1)
+    case('clamp', x, None, 0.5)
+    case('arange', 5, dtype=i64)
+    # torch.ops.aten.full([2], True) passes the bool as an int Scalar (int64 result) where eager
+    # torch.full gives bool, as torchnode does: the case would record the JIT quirk, not PyTorch's rule.
+    case('full', [2], True, known='torch.ops.aten passes a Python bool as an int Scalar (eager torch.full and torchnode give bool)')
+    case('full', [2], 2, dtype=f64)
+    case('nonzero_numpy', x4 > 0)
+    case('unique_consecutive', I([1, 1, 2, 3, 3]), return_counts=True)
+    case('unique_dim_consecutive', I([[1, 2], [1, 2], [3, 4]]), 0)
+    case('histogram', r, 4)
+    case('frexp', x)
+    case('unsafe_split', x4, 2, 1)
+    case('unsafe_chunk', x4, 2, 0)
+    case('gradient', r, dim=1)
+    case('corrcoef', r)
+    case('cov', r, correction=0)
+    case('einsum', S('ij,jk->ik'), [x, T([3, 2], kind='pos')], grad=True)
+    case('logical_and', I([1, 0, 3], i8), I([1, 1, 0], i8))
+    case('sort', I([3, -1, 2, 0], i16), descending=True)
+    case('select', s, -1, 0)
+    case('roll', s, [-1, 2], [0, 2])
+    case('conv2d', img, w2, None, 1, S('same'), grad=True)
+    case('conv1d', T([1, 2, 5]), T([3, 2, 2], kind='unit'), None, 1, S('valid'))
+    case('avg_pool2d', img, [2, 2], divisor_override=3)
+    case('max_pool2d', img, [3, 3], [2, 2], ceil_mode=True)
+    case('cross_entropy_loss', logits, target, label_smoothing=0.25, grad=True)
+    case('layer_norm', x4, [4], eps=0.125, grad=True)
+    case('softmax', x4, -1, dtype=f64)
+    case('argmax', r, None, True)
+    case('kthvalue', v, 3, 0, keepdim=True)
+    case('cumsum', r, dim=-1)
+    case('eye', 2, dtype=b8)
+    case('logspace', 0, 1, 3, 0.5)
+    case('rsub', x, 2)
+    case('remainder', 2, y)
+    case('bitwise_and', I([5, 6, 7]), 3)
+    case('where', x > 0, x, 0.5)
+    case('add', I([1, 2, 3]), 2.5)
+    case('mul', I([1, 0, 1], b8), True)
+    case('upsample_nearest2d', img, None, [1.5, 1.5])
+    case('upsample_bilinear2d', img, [6, 6], False, 1.5, 1.5)
+    case('upsample_bilinear2d', img, None, True, [1.5, 1.5])
+    case('fill_diagonal_', T([3, 3]), 0.5, inplace=True)
+    case('index_put_', x4, [I([0, 0])], T([4], kind='pos'), accumulate=True, inplace=True)
+    case('masked_fill_', I([1, 0, 1], b8), I([1, 0, 0], b8), True, inplace=True)
     case('add_', x, y, inplace=True, method=True)
     case('clamp_', x, -0.5, inplace=True, method=True)
     case('clamp_', x, min=-0.5, inplace=True, method=True,

@@ -13,7 +13,7 @@ type Arg = { tensor: FT } | { dtype: string } | { str: string } | number | boole
 type Out = { tensor: FT } | { list: Out[] } | { scalar: number | boolean | string } | { none: true };
 interface Tol { rtol: number; atol: number }
 interface Case {
-  id: string; op: string; name: string; method: boolean; inplace: boolean;
+  id: string; op: string; name: string; method: boolean; inplace: boolean; spread?: boolean;
   args: Arg[]; kwargs: Record<string, Arg>; expected: Out; self_after?: FT; tol: Tol;
   grad?: { weights: FT[]; inputs: (number | string)[]; grads: (FT | null)[]; tol: Tol };
 }
@@ -90,8 +90,10 @@ function outDiff(got: unknown, e: Out, tol: Tol, where: string): string | null {
   return close(g, num(s), tol) ? null : `${where}: ${g}, expected ${s}`;
 }
 
-function call(c: Case, args: unknown[], kw: Record<string, unknown>): unknown {
+function call(c: Case, all: unknown[], kw: Record<string, unknown>): unknown {
   const rest: unknown[] = Object.keys(kw).length ? [kw] : [];
+  // Python's varargs form: the last positional list spread (`x.permute(2, 0, 1)`, `zeros(2, 3)`).
+  const args = c.spread ? [...all.slice(0, -1), ...(all[all.length - 1] as unknown[])] : all;
   const fname = camel(c.name);
   if (c.method) {
     const self = args[0] as Tensor & Record<string, unknown>;
