@@ -31,7 +31,6 @@ left out of this version's file and listed under "skipped" with the reason.
 import json
 import math
 import os
-import subprocess
 import sys
 
 import torch
@@ -52,12 +51,8 @@ FLOATS = (f32, f64, f16, bf16)
 TOL = {'float32': (1e-6, 1e-6), 'float64': (1e-12, 1e-12), 'float16': (1e-3, 1e-3), 'bfloat16': (8e-3, 8e-3)}
 
 
-def _pkg_version():
-    try:
-        return subprocess.run(['dpkg-query', '-W', '-f=${Version}', 'python3-torch'],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:  # pragma: no cover - not on Debian
-        return 'unknown'
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import _pkg_version  # noqa: E402  (the same Debian package query)
 
 
 # ---- deterministic inputs --------------------------------------------------------------
