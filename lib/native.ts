@@ -49,7 +49,6 @@ type Gen = Opt<NativeGenerator>;
 
 /** The functions the addon exports (see native/*.cc). */
 export interface NativeAddon {
-  NativeTensor: unknown;
   NativeGenerator: new (global?: boolean) => NativeGenerator;
   // tensor.cc
   dispose(t: T): void;

@@ -96,7 +96,7 @@ std::string Describe(const Napi::Value& v) {
     }
     case napi_bigint: return "a bigint";
     case napi_function: return "a function";
-    case napi_external: return "an external";
+    case napi_external: return TensorWrap::Is(v) ? "a Tensor" : "an external";
     case napi_symbol: return "a symbol";
     default:
       if (v.IsArray()) return "an array";
@@ -139,25 +139,30 @@ void TensorWrap::Release(napi_env env, TensorBox* box) {
 }
 
 bool TensorWrap::Is(const Napi::Value& v) {
-  return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kTensorTag);
+  napi_valuetype type = napi_undefined;
+  bool tagged = false;
+  return napi_typeof(v.Env(), v, &type) == napi_ok && type == napi_external &&
+         napi_check_object_type_tag(v.Env(), v, &kTensorTag, &tagged) == napi_ok && tagged;
 }
 
 TensorBox* TensorWrap::Box(const Napi::Value& v) {
   void* data = nullptr;
-  NAPI_THROW_IF_FAILED(v.Env(), napi_unwrap(v.Env(), v, &data), nullptr);
+  NAPI_THROW_IF_FAILED(v.Env(), napi_get_value_external(v.Env(), v, &data), nullptr);
   return static_cast<TensorBox*>(data);
 }
 
-Napi::Object TensorWrap::New(Napi::Env env, at::Tensor t) {
-  Napi::Object obj = Data(env).tensorCtor.New({});
-  obj.TypeTag(&kTensorTag);
+Napi::Value TensorWrap::New(Napi::Env env, at::Tensor t) {
   auto box = std::make_unique<TensorBox>();
   int64_t bytes = 0;
   if (t.defined() && t.has_storage()) bytes = static_cast<int64_t>(t.storage().nbytes());
   box->cpu = !t.defined() || t.device().is_cpu();
   box->t = std::move(t);
-  NAPI_THROW_IF_FAILED(env, napi_wrap(env, obj, box.get(), FinalizeBox, nullptr, nullptr), obj);
+  napi_value ext = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_create_external(env, box.get(), FinalizeBox, nullptr, &ext), Napi::Value());
+  // From here the finalizer owns the box.
   TensorBox* b = box.release();
+  NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, ext, &kTensorTag), Napi::Value());
+  Napi::Value obj(env, ext);
   if (b->t.defined()) {
     b->reported = bytes;
     gLiveTensors++;
@@ -659,12 +664,7 @@ static Napi::Value Dispose(const Napi::CallbackInfo& info) {
   TensorWrap::Release(info.Env(), TensorWrap::Box(info[0]));
   return info.Env().Undefined();
 }
-// The handles' class: empty, so handles print as NativeTensor {} in a debugger.
-static Napi::Value NativeTensorCtor(const Napi::CallbackInfo& info) { return info.This(); }
-
 void RegisterTensor(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = Napi::Function::New<NativeTensorCtor>(env, "NativeTensor");
-  Data(env).tensorCtor = Napi::Persistent(ctor);
   Export<Dispose>(env, exports, "dispose");
   Export<FromBuffer>(env, exports, "fromBuffer");
   Export<ToTypedArray>(env, exports, "toTypedArray");

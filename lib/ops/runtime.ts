@@ -176,6 +176,9 @@ function decode(entry: OpEntry): Overload[] {
   });
 }
 
+/** bind()'s "does not fit" without a reason (the fast path). */
+const NO_FIT = '';
+
 const isInt = (v: unknown): boolean => (typeof v === 'number' && Number.isInteger(v)) || typeof v === 'bigint';
 const isScalar = (v: unknown): boolean => typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint';
 const isGen = (v: unknown): boolean => typeof v === 'object' && v !== null && '_g' in v;
@@ -260,11 +263,15 @@ const KIND_WORDS: Partial<Record<K, string>> = {
   [K.MemFormat]: 'a memory format name', [K.OptMemFormat]: 'a memory format name or null', [K.Gen]: 'a Generator or null',
 };
 
-/** The bound native arguments, or the reason this overload does not fit. */
-function bind(o: Overload, pos: readonly unknown[], kw: Record<string, unknown> | undefined, method: boolean): unknown[] | string {
+/**
+ * The bound native arguments, or why this overload does not fit: the reason when
+ * `explain`, else just `NO_FIT` (reasons are only built once no overload fits).
+ */
+function bind(o: Overload, pos: readonly unknown[], kw: Record<string, unknown> | undefined, method: boolean, explain: boolean): unknown[] | string {
+  if (!explain && o.unsupported) return NO_FIT;
   if (o.unsupported) {
     const a = o.args.find((x) => x.kind === K.Unsupported)!;
-    return `argument ${a.name} has schema type ${a.type}, which torchnode cannot pass yet`;
+    return explain ? `argument ${a.name} has schema type ${a.type}, which torchnode cannot pass yet` : NO_FIT;
   }
   const slots: unknown[] = new Array(o.args.length);
   let np = pos.length;
@@ -273,9 +280,9 @@ function bind(o: Overload, pos: readonly unknown[], kw: Record<string, unknown> 
     const first = method ? 1 : 0;
     const a = o.args[first];
     if (o.npos - first !== 1 || !a || (a.kind !== K.IntList && a.kind !== K.OptIntList)) {
-      return `takes ${o.npos - first} positional arguments but ${np - first} were given`;
+      return explain ? `takes ${o.npos - first} positional arguments but ${np - first} were given` : NO_FIT;
     }
-    for (let i = first; i < np; i++) if (!isInt(pos[i])) return `expected integers for ${a.name} but received ${describe(pos[i])}`;
+    for (let i = first; i < np; i++) if (!isInt(pos[i])) return explain ? `expected integers for ${a.name} but received ${describe(pos[i])}` : NO_FIT;
     for (let i = 0; i < first; i++) slots[i] = pos[i];
     slots[first] = pos.slice(first);
     np = first + 1;
@@ -292,8 +299,8 @@ function bind(o: Overload, pos: readonly unknown[], kw: Record<string, unknown> 
     for (const key in kw) {
       if (key === 'requiresGrad' && o.factory) continue;
       const idx = o.keys.get(key);
-      if (idx === undefined) return `no argument ${key}`;
-      if (slots[idx] !== undefined) return `got multiple values for argument ${key}`;
+      if (idx === undefined) return explain ? `no argument ${key}` : NO_FIT;
+      if (slots[idx] !== undefined) return explain ? `got multiple values for argument ${key}` : NO_FIT;
       slots[idx] = kw[key];
     }
   }
@@ -308,11 +315,11 @@ function bind(o: Overload, pos: readonly unknown[], kw: Record<string, unknown> 
         if (g && !onCuda(pos, kw)) slots[i] = g._g;
         continue;
       }
-      if (!a.hasDefault) return `missing argument ${a.name} (${a.type})`;
+      if (!a.hasDefault) return explain ? `missing argument ${a.name} (${a.type})` : NO_FIT;
       continue;
     }
     if (!accepts(a, v)) {
-      return `expected ${KIND_WORDS[a.kind] ?? a.type} for ${camel(a.name)} (${a.type}) but received ${describe(v)}`;
+      return explain ? `expected ${KIND_WORDS[a.kind] ?? a.type} for ${camel(a.name)} (${a.type}) but received ${describe(v)}` : NO_FIT;
     }
     slots[i] = toNative(a, v);
   }
@@ -391,21 +398,15 @@ export function callOp(entry: OpEntry, args: unknown[], method = false): unknown
   let end = pos.length;
   while (end > 0 && pos[end - 1] === undefined) end--;
   if (end !== pos.length) pos = pos.slice(0, end);
-  let reasons: string[] | undefined;
   for (let i = 0; i < overloads.length; i++) {
     const o = overloads[i];
     if (!o.synced) sync(o);
-    if (o.missing !== undefined) {
-      (reasons ??= []).push(o.missing);
-      continue;
-    }
-    const slots = bind(o, pos, kw, method);
-    if (typeof slots !== 'string') {
-      const jsArgs = kw ? mergeJs(o, pos, kw) : pos;
-      return invoke(o, slots, jsArgs, kw);
-    }
-    (reasons ??= []).push(slots);
+    if (o.missing !== undefined) continue;
+    const slots = bind(o, pos, kw, method, false);
+    if (typeof slots !== 'string') return invoke(o, slots, kw ? mergeJs(o, pos, kw) : pos, kw);
   }
+  // Nothing fits: bind again, this time for the reasons.
+  const reasons = overloads.map((o) => o.missing ?? (bind(o, pos, kw, method, true) as string));
   const name = shortName(entry.name);
   if (overloads.every((o) => o.missing !== undefined)) throw new TorchError(overloads[0].missing!);
   if (kw) {
@@ -419,8 +420,8 @@ export function callOp(entry: OpEntry, args: unknown[], method = false): unknown
   }
   const shown = method ? pos.slice(1) : pos;
   const got = shown.map((v) => (v instanceof Tensor ? 'Tensor' : describe(v))).join(', ') + (kw ? `${shown.length ? ', ' : ''}{ ${Object.keys(kw).join(', ')} }` : '');
-  if (overloads.length === 1) throw argTypeError(`${name}: ${reasons![0]} (schema ${signature(overloads[0])})`);
-  const lines = overloads.map((o, i) => ` * ${signature(o)}: ${reasons![i]}`);
+  if (overloads.length === 1) throw argTypeError(`${name}: ${reasons[0]} (schema ${signature(overloads[0])})`);
+  const lines = overloads.map((o, i) => ` * ${signature(o)}: ${reasons[i]}`);
   throw argTypeError(`${name}() received an invalid combination of arguments: (${got}); it takes one of:\n${lines.join('\n')}`);
 }
 
