@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 // Per-call overhead of a small op, the hand-written path against the generic one
-// (native/dispatch.cc + lib/ops/runtime.ts):
-//   x.add(1) on a 4-element float32 tensor      hand: Tensor.add -> N.add
-//                                               generic: torch.add (generated) -> callOp
-//   the same at the native layer only           N.add vs N.callOp(handle, ...)
-//   a 20-op chain (add, mul, sub, div, neg x4, then 4 more rounds)
+// (native/dispatch.cc + lib/ops/runtime.ts), and both against libtorch's C++ API:
+//   x.add(1), x.neg() on a 4-element float32 tensor   hand: Tensor.add -> N.add
+//                                                      generic: torch.add (generated) -> callOp
+//   the same at the native layer only                  N.add vs N.callOp(handle, ...)
+//   a 20-op chain (add, mul, sub, neg, five rounds)
+//   C++: the same calls from libtorch's C++ API (bench/op_overhead.cpp, built by
+//   `npm run bench` into build/bench/op_overhead), so "overhead" is JS minus C++:
+//   what the binding adds to each call, apart from libtorch's own cost.
 // Every result is disposed, so the figures are the calls, not the garbage collector.
-// Rounds alternate the cases; the figure is the median over rounds of ns per call.
-//   node bench/op-overhead.js [--rounds 9] [--calls 20000] [--json]
+// Rounds alternate the cases (the C++ program runs once per round); the figure is the
+// median over rounds of ns per call.
+//   node bench/op-overhead.js [--rounds 9] [--calls 20000] [--json] [--cpp PATH]
 'use strict';
 const path = require('node:path');
 const torch = require(path.join(__dirname, '..', 'dist'));
@@ -18,7 +22,12 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(name);
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const rounds = opt('--rounds', 9);
+const cppIdx = argv.indexOf('--cpp');
+const cppExe = cppIdx >= 0 ? argv[cppIdx + 1] : path.join(__dirname, '..', 'build', 'bench', 'op_overhead');
+const haveCpp = fs.existsSync(cppExe);
 const calls = opt('--calls', 20000);
 torch.setNumThreads(1);
 
@@ -40,6 +49,7 @@ function chain(ops) {
   t.dispose();
 }
 const handChain = [(t) => t.add(1), (t) => t.mul(2), (t) => t.sub(1), (t) => t.neg()];
+const negOp = N.opHandle('aten::neg', '');
 const genericChain = [(t) => g.add(t, 1), (t) => g.mul(t, 2), (t) => g.sub(t, 1), (t) => g.neg(t)];
 
 const cases = {
@@ -47,6 +57,9 @@ const cases = {
   'x.add(1) generic (torch.add)': [() => torch.add(x, 1).dispose(), 1],
   'native only: N.add': [() => N.dispose(N.add(xh, 1)), 1],
   'native only: N.callOp(add.Scalar)': [() => N.dispose(N.callOp(addScalar, xh, 1)), 1],
+  'x.neg() (Tensor method)': [() => x.neg().dispose(), 1],
+  'x.neg() generic (torch.ops.neg)': [() => g.neg(x).dispose(), 1],
+  'native only: N.callOp(neg)': [() => N.dispose(N.callOp(negOp, xh)), 1],
   '20-op chain hand, per op': [() => chain(handChain), 20],
   '20-op chain generic, per op': [() => chain(genericChain), 20],
   'floor: N.numel (a call that does nothing)': [() => N.numel(xh), 1],
@@ -62,8 +75,18 @@ for (const k of Object.keys(cases)) {
   samples[k] = [];
   time(cases[k][0], Math.max(1000, calls / 10)); // warm up (JIT, handles)
 }
+const cpp = { add: [], neg: [], chain: [] };
+let cppError = haveCpp ? null : `${path.relative(process.cwd(), cppExe)} not built (npm run bench builds it)`;
 for (let r = 0; r < rounds; r++) {
   for (const [k, [fn, per]] of Object.entries(cases)) samples[k].push(time(fn, Math.ceil(calls / per)) / per);
+  if (!cppError) {
+    const c = spawnSync(cppExe, [String(calls)], { encoding: 'utf8', timeout: 120000 });
+    if (c.status !== 0) cppError = `${cppExe} failed (${c.status ?? c.signal}): ${(c.stderr || '').trim().split('\n').pop()}`;
+    else {
+      const v = JSON.parse(c.stdout.trim().split('\n').pop());
+      for (const k of Object.keys(cpp)) cpp[k].push(v[k]);
+    }
+  }
 }
 const median = (a) => {
   const s = [...a].sort((p, q) => p - q);
@@ -71,11 +94,26 @@ const median = (a) => {
 };
 const result = {};
 for (const k of Object.keys(cases)) result[k] = median(samples[k]);
+const floor = cppError ? null : { add: median(cpp.add), neg: median(cpp.neg), chain: median(cpp.chain) };
+// What the binding adds per call: JS minus C++ for the same call, medians of the same run.
+const overhead = floor && {
+  'x.add(1) hand': result['x.add(1) hand (Tensor.add)'] - floor.add,
+  'x.add(1) generic': result['x.add(1) generic (torch.add)'] - floor.add,
+  'x.neg() method': result['x.neg() (Tensor method)'] - floor.neg,
+  'x.neg() generic': result['x.neg() generic (torch.ops.neg)'] - floor.neg,
+  '20-op chain hand, per op': result['20-op chain hand, per op'] - floor.chain,
+  '20-op chain generic, per op': result['20-op chain generic, per op'] - floor.chain,
+};
 if (argv.includes('--json')) {
-  console.log(JSON.stringify({ version: torch.version, rounds, calls, medianNsPerCall: result }, null, 2));
+  console.log(JSON.stringify({ version: torch.version, rounds, calls, medianNsPerCall: result, cppNsPerCall: floor, overheadNs: overhead, cppError }, null, 2));
 } else {
   console.log(`op overhead, libtorch ${torch.version}, 1 thread, ${rounds} rounds x ${calls} calls; median ns per call`);
   for (const [k, v] of Object.entries(result)) console.log(`  ${k.padEnd(44)} ${(v / 1000).toFixed(2)} us`);
   const ratio = result['x.add(1) generic (torch.add)'] / result['x.add(1) hand (Tensor.add)'];
   console.log(`  generic / hand for x.add(1): ${ratio.toFixed(2)}`);
+  if (floor) {
+    console.log(`  C++ (libtorch's own API, same calls): x.add(1) ${(floor.add / 1000).toFixed(2)} us, x.neg() ${(floor.neg / 1000).toFixed(2)} us, chain ${(floor.chain / 1000).toFixed(2)} us per op`);
+    console.log('  overhead per call (JS minus C++, the binding\'s own cost; target 2 us):');
+    for (const [k, v] of Object.entries(overhead)) console.log(`    ${k.padEnd(42)} ${(v / 1000).toFixed(2)} us`);
+  } else console.log(`  C++ floor: ${cppError}`);
 }

@@ -233,12 +233,17 @@ static const Hazard kHazards[] = {
     {"aten::choose_qparams_optimized", nullptr, "it reads `numel` elements of input without checking the size"},
 };
 
+// An op handle is a type-tagged napi_external (as tensor handles are: cheaper to
+// unwrap on every call than a wrapped object).
 static OpBox* Unbox(const Napi::Value& v) {
-  if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&kOpTag)) {
+  napi_valuetype type = napi_undefined;
+  bool tagged = false;
+  if (napi_typeof(v.Env(), v, &type) != napi_ok || type != napi_external ||
+      napi_check_object_type_tag(v.Env(), v, &kOpTag, &tagged) != napi_ok || !tagged) {
     ThrowType(v.Env(), "Expected an op handle (from opHandle) but received " + Describe(v));
   }
   void* data = nullptr;
-  NAPI_THROW_IF_FAILED(v.Env(), napi_unwrap(v.Env(), v, &data), nullptr);
+  NAPI_THROW_IF_FAILED(v.Env(), napi_get_value_external(v.Env(), v, &data), nullptr);
   return static_cast<OpBox*>(data);
 }
 
@@ -300,12 +305,11 @@ static Napi::Value OpHandle(const Napi::CallbackInfo& info) {
     rs.base = BaseOf(compat::RealType(r)->str());
     box->rets.push_back(rs);
   }
-  Napi::Object obj = Napi::Object::New(env);
-  obj.TypeTag(&kOpTag);
-  obj.Set("name", q);
-  NAPI_THROW_IF_FAILED(env, napi_wrap(env, obj, box.get(), FinalizeOp, nullptr, nullptr), obj);
+  napi_value ext = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_create_external(env, box.get(), FinalizeOp, nullptr, &ext), Napi::Value());
   box.release();
-  return obj;
+  NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, ext, &kOpTag), Napi::Value());
+  return Napi::Value(env, ext);
 }
 
 // ---- JS -> IValue ---------------------------------------------------------

@@ -160,7 +160,7 @@ try {
 // ---------------------------------------------------------------- C++ build
 /** Builds build/bench/seed_ref when its sources, the libtorch or the compiler changed. */
 function buildCpp() {
-  const sources = ['CMakeLists.txt', 'seed_ref.cpp'].map((f) => fs.readFileSync(path.join(benchDir, f)));
+  const sources = ['CMakeLists.txt', 'seed_ref.cpp', 'op_overhead.cpp'].map((f) => fs.readFileSync(path.join(benchDir, f)));
   const cxx = spawnSync(process.env.CXX || 'c++', ['--version'], { encoding: 'utf8' }).stdout ?? '';
   const key = sha256(...sources, libtorch.cmakeDir, String(libtorch.version), cxx.split('\n')[0]);
   const stampFile = path.join(buildDir, '.bench-stamp.json');
