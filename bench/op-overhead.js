@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Per-call overhead of a small op, the hand-written path against the generic one
-// (native/dispatch.cc + lib/ops/runtime.ts), and both against libtorch's C++ API:
-//   x.add(1), x.neg() on a 4-element float32 tensor   hand: Tensor.add -> N.add
-//                                                      generic: torch.add (generated) -> callOp
-//   the same at the native layer only                  N.add vs N.callOp(handle, ...)
-//   a 20-op chain (add, mul, sub, neg, five rounds)
+// Per-call overhead of a small op through the generic path (the generated Tensor
+// methods and torch.* functions -> lib/ops/runtime.ts -> native/dispatch.cc), against
+// libtorch's C++ API:
+//   x.add(1), x.neg() on a 4-element float32 tensor   as a method and as torch.add / torch.ops.neg
+//   the same at the native layer only                  N.callOp(handle, ...)
+//   a 20-op chain (add, mul, sub, neg, five rounds)    methods, and torch.ops functions
 //   C++: the same calls from libtorch's C++ API (bench/op_overhead.cpp, built by
 //   `npm run bench` into build/bench/op_overhead), so "overhead" is JS minus C++:
 //   what the binding adds to each call, apart from libtorch's own cost.
@@ -48,20 +48,19 @@ function chain(ops) {
   }
   t.dispose();
 }
-const handChain = [(t) => t.add(1), (t) => t.mul(2), (t) => t.sub(1), (t) => t.neg()];
+const methodChain = [(t) => t.add(1), (t) => t.mul(2), (t) => t.sub(1), (t) => t.neg()];
 const negOp = N.opHandle('aten::neg', '');
 const genericChain = [(t) => g.add(t, 1), (t) => g.mul(t, 2), (t) => g.sub(t, 1), (t) => g.neg(t)];
 
 const cases = {
-  'x.add(1) hand (Tensor.add)': [() => x.add(1).dispose(), 1],
-  'x.add(1) generic (torch.add)': [() => torch.add(x, 1).dispose(), 1],
-  'native only: N.add': [() => N.dispose(N.add(xh, 1)), 1],
+  'x.add(1) (Tensor method)': [() => x.add(1).dispose(), 1],
+  'torch.add(x, 1)': [() => torch.add(x, 1).dispose(), 1],
   'native only: N.callOp(add.Scalar)': [() => N.dispose(N.callOp(addScalar, xh, 1)), 1],
   'x.neg() (Tensor method)': [() => x.neg().dispose(), 1],
-  'x.neg() generic (torch.ops.neg)': [() => g.neg(x).dispose(), 1],
+  'torch.ops.neg(x)': [() => g.neg(x).dispose(), 1],
   'native only: N.callOp(neg)': [() => N.dispose(N.callOp(negOp, xh)), 1],
-  '20-op chain hand, per op': [() => chain(handChain), 20],
-  '20-op chain generic, per op': [() => chain(genericChain), 20],
+  '20-op chain of methods, per op': [() => chain(methodChain), 20],
+  '20-op chain of torch.ops, per op': [() => chain(genericChain), 20],
   'floor: N.numel (a call that does nothing)': [() => N.numel(xh), 1],
 };
 
@@ -97,20 +96,18 @@ for (const k of Object.keys(cases)) result[k] = median(samples[k]);
 const floor = cppError ? null : { add: median(cpp.add), neg: median(cpp.neg), chain: median(cpp.chain) };
 // What the binding adds per call: JS minus C++ for the same call, medians of the same run.
 const overhead = floor && {
-  'x.add(1) hand': result['x.add(1) hand (Tensor.add)'] - floor.add,
-  'x.add(1) generic': result['x.add(1) generic (torch.add)'] - floor.add,
+  'x.add(1) method': result['x.add(1) (Tensor method)'] - floor.add,
+  'torch.add(x, 1)': result['torch.add(x, 1)'] - floor.add,
   'x.neg() method': result['x.neg() (Tensor method)'] - floor.neg,
-  'x.neg() generic': result['x.neg() generic (torch.ops.neg)'] - floor.neg,
-  '20-op chain hand, per op': result['20-op chain hand, per op'] - floor.chain,
-  '20-op chain generic, per op': result['20-op chain generic, per op'] - floor.chain,
+  'torch.ops.neg(x)': result['torch.ops.neg(x)'] - floor.neg,
+  '20-op chain of methods, per op': result['20-op chain of methods, per op'] - floor.chain,
+  '20-op chain of torch.ops, per op': result['20-op chain of torch.ops, per op'] - floor.chain,
 };
 if (argv.includes('--json')) {
   console.log(JSON.stringify({ version: torch.version, rounds, calls, medianNsPerCall: result, cppNsPerCall: floor, overheadNs: overhead, cppError }, null, 2));
 } else {
   console.log(`op overhead, libtorch ${torch.version}, 1 thread, ${rounds} rounds x ${calls} calls; median ns per call`);
   for (const [k, v] of Object.entries(result)) console.log(`  ${k.padEnd(44)} ${(v / 1000).toFixed(2)} us`);
-  const ratio = result['x.add(1) generic (torch.add)'] / result['x.add(1) hand (Tensor.add)'];
-  console.log(`  generic / hand for x.add(1): ${ratio.toFixed(2)}`);
   if (floor) {
     console.log(`  C++ (libtorch's own API, same calls): x.add(1) ${(floor.add / 1000).toFixed(2)} us, x.neg() ${(floor.neg / 1000).toFixed(2)} us, chain ${(floor.chain / 1000).toFixed(2)} us per op`);
     console.log('  overhead per call (JS minus C++, the binding\'s own cost; target 2 us):');

@@ -88,3 +88,23 @@ export function describe(v: unknown): string {
 export function expected(what: string, name: string, value: unknown): never {
   throw argTypeError(`Expected ${what} for ${name} but received ${describe(value)}`);
 }
+
+/**
+ * Checks an options object: it must be a plain object (or undefined) whose keys are all
+ * in `known`. An unknown key is a TypeError naming the function, the key and the keys it
+ * takes (a misspelt option must never be ignored). Returns the options. @internal
+ */
+export function checkKeys<T extends object>(options: T, known: readonly string[], fn: string): T;
+export function checkKeys<T extends object>(options: T | undefined, known: readonly string[], fn: string): T | undefined;
+export function checkKeys<T extends object>(options: T | undefined, known: readonly string[], fn: string): T | undefined {
+  if (options === undefined) return options;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw argTypeError(`${fn}: expected an options object but received ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw argTypeError(`${fn}: unknown option '${key}' (it takes ${known.length ? known.join(', ') : 'no options'})`);
+    }
+  }
+  return options;
+}

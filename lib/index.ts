@@ -10,7 +10,7 @@ export type { ErrorCode } from './errors';
 // checkInt, ...) are internal. test/public-api.test.ts keeps this surface deliberate.
 export {
   Tensor, tensor, fromBuffer, zeros, ones, empty, full, arange, rand, randn, randint, randperm,
-  zerosLike, onesLike, emptyLike, randLike, randnLike, fullLike, cat, stack, where, isTensor,
+  randLike, randnLike, isTensor,
   DTYPES, MEMORY_FORMATS, getDefaultDtype, setDefaultDtype,
   float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool, complex64, complex128,
   float, double, half, long, int, short, cfloat, cdouble, device,

@@ -2,7 +2,7 @@
  * The Tensor class and its factories: libtorch tensors with PyTorch's names and
  * semantics. Every op returns a new Tensor (or `this` for in-place `op_` forms).
  */
-import { describe, expected, TorchError, argTypeError, outOfRangeError, codedError, ERROR_CODES } from './errors';
+import { describe, expected, TorchError, argTypeError, outOfRangeError, codedError, checkKeys, ERROR_CODES } from './errors';
 import { track } from './memory';
 import { N, NativeGenerator, NativeTensor } from './native';
 import { Index, IndexDeps, indexGet, indexSet } from './indexing';
@@ -294,6 +294,7 @@ export class Tensor {
    * @param gradient required unless this tensor holds one element
    */
   backward(gradient?: Tensor | null, options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+    checkKeys(options, ['retainGraph', 'createGraph'], 'backward');
     N.backward(this.handle, hOpt(gradient, 'gradient'), options.retainGraph ?? null, options.createGraph ?? false);
   }
   /** A new tensor sharing storage, cut from the autograd graph. */
@@ -306,6 +307,7 @@ export class Tensor {
   item(options?: { bigint?: false }): number | boolean;
   item(options: { bigint: true }): number | boolean | bigint;
   item(options: { bigint?: boolean } = {}): number | boolean | bigint {
+    checkKeys(options, ['bigint'], 'item');
     const v = N.item(this.handle, options.bigint ?? false);
     if (Array.isArray(v)) throw argTypeError(`item(): a ${this.dtype} value is no JS number; toArray() gives it as [re, im] (${v[0]}, ${v[1]})`);
     return v;
@@ -351,44 +353,16 @@ export class Tensor {
     return this.toString();
   }
 
-  // ---- shape ----
-  view(...shape: (number | number[])[]): Tensor {
-    return wrap(N.view(this.handle, shapeArgs(shape)));
-  }
-  reshape(...shape: (number | number[])[]): Tensor {
-    return wrap(N.reshape(this.handle, shapeArgs(shape)));
-  }
-  flatten(startDim = 0, endDim = -1): Tensor {
-    return wrap(N.flatten(this.handle, checkInt(startDim, 'startDim'), checkInt(endDim, 'endDim')));
-  }
-  squeeze(dim?: number): Tensor {
-    return wrap(N.squeeze(this.handle, dim === undefined ? null : checkInt(dim, 'dim')));
-  }
-  unsqueeze(dim: number): Tensor {
-    return wrap(N.unsqueeze(this.handle, checkInt(dim, 'dim')));
-  }
-  permute(...dims: (number | number[])[]): Tensor {
-    return wrap(N.permute(this.handle, shapeArgs(dims, true)));
-  }
-  transpose(dim0: number, dim1: number): Tensor {
-    return wrap(N.transpose(this.handle, checkInt(dim0, 'dim0'), checkInt(dim1, 'dim1')));
-  }
-  /** Swaps the two dims of a 2-D tensor. */
-  t(): Tensor {
-    return this.transpose(0, 1);
-  }
-  /** This tensor if already laid out in `memoryFormat` (default `contiguous_format`), else a copy that is. */
-  contiguous(memoryFormat: Exclude<MemoryFormat, 'preserve_format'> = 'contiguous_format'): Tensor {
-    return wrap(N.contiguous(this.handle, checkMemoryFormat(memoryFormat)));
-  }
-  expand(...size: (number | number[])[]): Tensor {
-    return wrap(N.expand(this.handle, shapeArgs(size, true)));
-  }
-  repeat(...repeats: (number | number[])[]): Tensor {
-    return wrap(N.repeat(this.handle, shapeArgs(repeats)));
-  }
-  narrow(dim: number, start: number, length: number): Tensor {
-    return wrap(N.narrow(this.handle, checkInt(dim, 'dim'), checkInt(start, 'start'), checkInt(length, 'length', 0)));
+  // ---- layout and indexing ----
+  /**
+   * This tensor if already laid out in `memoryFormat` (default `contiguous_format`), else
+   * a copy that is. PyTorch's keyword form (`{ memoryFormat }`) and the format alone both work.
+   */
+  contiguous(memoryFormat: Exclude<MemoryFormat, 'preserve_format'> | { memoryFormat?: Exclude<MemoryFormat, 'preserve_format'> } = 'contiguous_format'): Tensor {
+    const f = typeof memoryFormat === 'object' && memoryFormat !== null
+      ? checkKeys(memoryFormat, ['memoryFormat'], 'contiguous').memoryFormat ?? 'contiguous_format'
+      : memoryFormat;
+    return wrap(N.contiguous(this.handle, checkMemoryFormat(f)));
   }
   /**
    * PyTorch's `x[...]`, with the same index forms: an integer selects, a slice
@@ -424,186 +398,12 @@ export class Tensor {
   tolist(): NestedArray {
     return this.toArray();
   }
-  /** Elements `start..end` (exclusive) with `step` along `dim`, like `x[:, start:end:step]`. */
-  slice(dim: number, start?: number | null, end?: number | null, step = 1): Tensor {
-    return wrap(
-      N.slice(this.handle, checkInt(dim, 'dim'), start == null ? null : checkInt(start, 'start'),
-        end == null ? null : checkInt(end, 'end'), checkInt(step, 'step', 1)),
-    );
-  }
-  select(dim: number, index: number): Tensor {
-    return wrap(N.select(this.handle, checkInt(dim, 'dim'), checkInt(index, 'index')));
-  }
-  indexSelect(dim: number, index: Tensor): Tensor {
-    return wrap(N.indexSelect(this.handle, checkInt(dim, 'dim'), h(index, 'index')));
-  }
-  gather(dim: number, index: Tensor): Tensor {
-    return wrap(N.gather(this.handle, checkInt(dim, 'dim'), h(index, 'index')));
-  }
-  maskedFill(mask: Tensor, value: number): Tensor {
-    return wrap(N.maskedFill(this.handle, h(mask, 'mask'), checkNumber(value, 'value')));
-  }
-  split(splitSize: number, dim = 0): Tensor[] {
-    return N.split(this.handle, checkInt(splitSize, 'splitSize', 1), checkInt(dim, 'dim')).map(wrap);
-  }
-  chunk(chunks: number, dim = 0): Tensor[] {
-    return N.chunk(this.handle, checkInt(chunks, 'chunks', 1), checkInt(dim, 'dim')).map(wrap);
-  }
 
-  // ---- math ----
-  /** `this + alpha * other` */
-  add(other: Tensor | number, alpha?: number): Tensor {
-    return wrap(N.add(this.handle, hs(other, 'other'), alpha ?? null));
-  }
-  /** `this - alpha * other` */
-  sub(other: Tensor | number, alpha?: number): Tensor {
-    return wrap(N.sub(this.handle, hs(other, 'other'), alpha ?? null));
-  }
-  mul(other: Tensor | number): Tensor {
-    return wrap(N.mul(this.handle, hs(other, 'other')));
-  }
-  div(other: Tensor | number): Tensor {
-    return wrap(N.div(this.handle, hs(other, 'other')));
-  }
-  pow(exponent: Tensor | number): Tensor {
-    return wrap(N.pow(this.handle, hs(exponent, 'exponent')));
-  }
-  remainder(other: Tensor | number): Tensor {
-    return wrap(N.remainder(this.handle, hs(other, 'other')));
-  }
-  matmul(other: Tensor): Tensor {
-    return wrap(N.matmul(this.handle, h(other, 'other')));
-  }
-  maximum(other: Tensor): Tensor {
-    return wrap(N.maximum(this.handle, h(other, 'other')));
-  }
-  neg(): Tensor { return wrap(N.neg(this.handle)); }
-  sqrt(): Tensor { return wrap(N.sqrt(this.handle)); }
-  rsqrt(): Tensor { return wrap(N.rsqrt(this.handle)); }
-  exp(): Tensor { return wrap(N.exp(this.handle)); }
-  log(): Tensor { return wrap(N.log(this.handle)); }
-  abs(): Tensor { return wrap(N.abs(this.handle)); }
-  sign(): Tensor { return wrap(N.sign(this.handle)); }
-  sigmoid(): Tensor { return wrap(N.sigmoid(this.handle)); }
-  tanh(): Tensor { return wrap(N.tanh(this.handle)); }
-  square(): Tensor { return wrap(N.square(this.handle)); }
-  floor(): Tensor { return wrap(N.floor(this.handle)); }
-  ceil(): Tensor { return wrap(N.ceil(this.handle)); }
-  round(): Tensor { return wrap(N.round(this.handle)); }
-  relu(): Tensor { return wrap(N.relu(this.handle)); }
-  logicalNot(): Tensor { return wrap(N.logicalNot(this.handle)); }
-  isnan(): Tensor { return wrap(N.isnan(this.handle)); }
-  clone(): Tensor { return wrap(N.clone(this.handle)); }
-  /** Limits values to [min, max]; either bound may be omitted (null). */
-  clamp(min?: number | null, max?: number | null): Tensor {
-    return wrap(N.clamp(this.handle, optNum(min, 'min'), optNum(max, 'max')));
-  }
-  eq(other: Tensor | Scalar): Tensor { return wrap(N.eq(this.handle, hs(other, 'other'))); }
-  ne(other: Tensor | Scalar): Tensor { return wrap(N.ne(this.handle, hs(other, 'other'))); }
-  gt(other: Tensor | Scalar): Tensor { return wrap(N.gt(this.handle, hs(other, 'other'))); }
-  lt(other: Tensor | Scalar): Tensor { return wrap(N.lt(this.handle, hs(other, 'other'))); }
-  ge(other: Tensor | Scalar): Tensor { return wrap(N.ge(this.handle, hs(other, 'other'))); }
-  le(other: Tensor | Scalar): Tensor { return wrap(N.le(this.handle, hs(other, 'other'))); }
-
-  // ---- reductions ----
-  /** Sum of all elements, or over `dim` (a number or list) keeping dims when `keepdim`. */
-  sum(dim?: number | number[] | null, keepdim = false, options: { dtype?: DType } = {}): Tensor {
-    return wrap(N.sum(this.handle, dimArg(dim), keepdim, checkDtype(options.dtype)));
-  }
-  mean(dim?: number | number[] | null, keepdim = false, options: { dtype?: DType } = {}): Tensor {
-    return wrap(N.mean(this.handle, dimArg(dim), keepdim, checkDtype(options.dtype)));
-  }
-  prod(dim?: number | null, keepdim = false): Tensor {
-    return wrap(N.prod(this.handle, dim == null ? null : checkInt(dim, 'dim'), keepdim));
-  }
-  var(dim?: number | number[] | null, keepdim = false, unbiased = true): Tensor {
-    return wrap(N.var(this.handle, dimArg(dim), keepdim, unbiased));
-  }
-  std(dim?: number | number[] | null, keepdim = false, unbiased = true): Tensor {
-    return this.var(dim, keepdim, unbiased).sqrt();
-  }
-  norm(p = 2): Tensor {
-    return wrap(N.norm(this.handle, checkNumber(p, 'p')));
-  }
-  /** Max of all elements; with `dim`, `[values, indices]` along it. */
-  max(): Tensor;
-  max(dim: number, keepdim?: boolean): [Tensor, Tensor];
-  max(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
-    if (dim === undefined) return wrap(N.max(this.handle) as NativeTensor);
-    const [v, i] = N.max(this.handle, checkInt(dim, 'dim'), keepdim) as [NativeTensor, NativeTensor];
-    return [wrap(v), wrap(i)];
-  }
-  min(): Tensor;
-  min(dim: number, keepdim?: boolean): [Tensor, Tensor];
-  min(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
-    if (dim === undefined) return wrap(N.min(this.handle) as NativeTensor);
-    const [v, i] = N.min(this.handle, checkInt(dim, 'dim'), keepdim) as [NativeTensor, NativeTensor];
-    return [wrap(v), wrap(i)];
-  }
-  argmax(dim?: number | null, keepdim = false): Tensor {
-    return wrap(N.argmax(this.handle, dim == null ? null : checkInt(dim, 'dim'), keepdim));
-  }
-  argmin(dim?: number | null, keepdim = false): Tensor {
-    return wrap(N.argmin(this.handle, dim == null ? null : checkInt(dim, 'dim'), keepdim));
-  }
-  /** True when all elements are within `atol + rtol * |other|`. */
-  allclose(other: Tensor, rtol = 1e-5, atol = 1e-8): boolean {
-    return N.allclose(this.handle, h(other, 'other'), rtol, atol);
-  }
-  /** True when shapes and all elements are equal. */
-  equal(other: Tensor): boolean {
-    return N.equal(this.handle, h(other, 'other'));
-  }
-
-  // ---- in place (return this) ----
-  add_(other: Tensor | number, alpha?: number): this { N.add_(this.handle, hs(other, 'other'), alpha ?? null); return this; }
-  sub_(other: Tensor | number, alpha?: number): this { N.sub_(this.handle, hs(other, 'other'), alpha ?? null); return this; }
-  mul_(other: Tensor | number): this { N.mul_(this.handle, hs(other, 'other')); return this; }
-  div_(other: Tensor | number): this { N.div_(this.handle, hs(other, 'other')); return this; }
-  pow_(exponent: Tensor | number): this { N.pow_(this.handle, hs(exponent, 'exponent')); return this; }
-  fill_(value: Tensor | Scalar): this { N.fill_(this.handle, hs(value, 'value')); return this; }
-  zero_(): this { N.zero_(this.handle); return this; }
-  sqrt_(): this { N.sqrt_(this.handle); return this; }
-  neg_(): this { N.neg_(this.handle); return this; }
-  relu_(): this { N.relu_(this.handle); return this; }
-  /** `this += value * tensor1 * tensor2` */
-  addcmul_(tensor1: Tensor, tensor2: Tensor, value = 1): this {
-    N.addcmul_(this.handle, h(tensor1, 'tensor1'), h(tensor2, 'tensor2'), checkNumber(value, 'value'));
-    return this;
-  }
-  /** `this += value * tensor1 / tensor2` */
-  addcdiv_(tensor1: Tensor, tensor2: Tensor, value = 1): this {
-    N.addcdiv_(this.handle, h(tensor1, 'tensor1'), h(tensor2, 'tensor2'), checkNumber(value, 'value'));
-    return this;
-  }
-  /** `this += weight * (end - this)` */
-  lerp_(end: Tensor, weight: number): this {
-    N.lerp_(this.handle, h(end, 'end'), checkNumber(weight, 'weight'));
-    return this;
-  }
-  copy_(src: Tensor): this { N.copy_(this.handle, h(src, 'src')); return this; }
-  clamp_(min?: number | null, max?: number | null): this {
-    N.clamp_(this.handle, optNum(min, 'min'), optNum(max, 'max'));
-    return this;
-  }
-  maximum_(other: Tensor): this { N.maximum_(this.handle, h(other, 'other')); return this; }
-  uniform_(from = 0, to = 1, options: { generator?: GeneratorLike } = {}): this {
-    N.uniform_(this.handle, checkNumber(from, 'from'), checkNumber(to, 'to'), gen(options.generator, 'generator', this.device));
-    return this;
-  }
-  normal_(mean = 0, std = 1, options: { generator?: GeneratorLike } = {}): this {
-    N.normal_(this.handle, checkNumber(mean, 'mean'), checkNumber(std, 'std'), gen(options.generator, 'generator', this.device));
-    return this;
-  }
-  /** Fills with integers drawn uniformly from [0, 2^mantissa] (PyTorch's `random_()`). */
-  random_(options: { generator?: GeneratorLike } = {}): this {
-    N.random_(this.handle, gen(options.generator, 'generator', this.device));
-    return this;
-  }
-  bernoulli_(p = 0.5, options: { generator?: GeneratorLike } = {}): this {
-    N.bernoulli_(this.handle, checkNumber(p, 'p'), gen(options.generator, 'generator', this.device));
-    return this;
-  }
+  // ---- ops ----
+  // Every ATen op whose first argument is `Tensor self` is a method, generated from
+  // libtorch's schemas (lib/ops/generated.ts): `x.add(y, { alpha: 2 })`, `x.sum(1, true)`,
+  // `x.max(0).values`, `x.addcmul_(a, b, { value: 0.5 })`. Only what is not an ATen op,
+  // or gives more than ATen's form, is written here.
 
   // ---- conversion ----
   /**
@@ -639,7 +439,7 @@ export function parseToTarget(target: unknown): { dtype?: DType; device?: Device
     return { device: checkDevice(target, 'target') };
   }
   if (target && typeof target === 'object') {
-    const t = target as { dtype?: unknown; device?: unknown; memoryFormat?: unknown };
+    const t = checkKeys(target as { dtype?: unknown; device?: unknown; memoryFormat?: unknown }, ['dtype', 'device', 'memoryFormat', 'copy'], 'to');
     return { dtype: checkDtype(t.dtype), device: checkDevice(t.device), memoryFormat: checkMemoryFormat(t.memoryFormat) };
   }
   return expected('a dtype, a device or {dtype, device, memoryFormat}', 'target', target);
@@ -665,17 +465,20 @@ function shapeArgs(args: (number | number[])[], allowNeg = true): number[] {
 
 // ---- factories ---------------------------------------------------------------------
 
+const TENSOR_OPTIONS = ['dtype', 'device', 'requiresGrad'];
+const RANDOM_OPTIONS = [...TENSOR_OPTIONS, 'generator'];
+
 function applyOptions(t: Tensor, o: TensorOptions | undefined): Tensor {
   if (o?.requiresGrad) t.requiresGrad_(true);
   return t;
 }
 
-function splitShapeArgs<O extends object>(args: unknown[]): [number[], O] {
+function splitShapeArgs<O extends object>(args: unknown[], fn: string, known = TENSOR_OPTIONS): [number[], O] {
   let opts = {} as O;
   let rest = args;
   const last = args[args.length - 1];
   if (last !== null && typeof last === 'object' && !Array.isArray(last)) {
-    opts = last as O;
+    opts = checkKeys(last as O, known, fn);
     rest = args.slice(0, -1);
   }
   const shape = rest.length === 1 && Array.isArray(rest[0]) ? rest[0] : rest;
@@ -686,22 +489,23 @@ type ShapeArgs<O> = [number[], O?] | number[] | [...number[], O];
 
 /** A tensor of zeros: `zeros(2, 3)`, `zeros([2, 3], {dtype: 'int64'})`. */
 export function zeros(...args: ShapeArgs<TensorOptions>): Tensor {
-  const [s, o] = splitShapeArgs<TensorOptions>(args);
+  const [s, o] = splitShapeArgs<TensorOptions>(args, 'zeros');
   return applyOptions(wrap(N.zeros(s, checkDtype(o.dtype), checkDevice(o.device))), o);
 }
 /** A tensor of ones. */
 export function ones(...args: ShapeArgs<TensorOptions>): Tensor {
-  const [s, o] = splitShapeArgs<TensorOptions>(args);
+  const [s, o] = splitShapeArgs<TensorOptions>(args, 'ones');
   return applyOptions(wrap(N.ones(s, checkDtype(o.dtype), checkDevice(o.device))), o);
 }
 /** An uninitialised tensor. */
 export function empty(...args: ShapeArgs<TensorOptions>): Tensor {
-  const [s, o] = splitShapeArgs<TensorOptions>(args);
+  const [s, o] = splitShapeArgs<TensorOptions>(args, 'empty');
   return applyOptions(wrap(N.empty(s, checkDtype(o.dtype), checkDevice(o.device))), o);
 }
 /** A tensor filled with `fillValue`; dtype follows the value (int64 for integers, like PyTorch). */
 export function full(size: number[], fillValue: Scalar, options: TensorOptions = {}): Tensor {
   if (!['number', 'boolean', 'bigint'].includes(typeof fillValue)) expected('a number', 'fillValue', fillValue);
+  checkKeys(options, TENSOR_OPTIONS, 'full');
   return applyOptions(wrap(N.full(checkShape(size), fillValue, checkDtype(options.dtype), checkDevice(options.device))), options);
 }
 /** Values from `start` to `end` (exclusive) by `step`: `arange(5)`, `arange(1, 4)`, `arange(0, 1, 0.25)`. */
@@ -711,22 +515,24 @@ export function arange(a: number, b?: number | TensorOptions, c?: number | Tenso
   let start = 0, end: number, step = 1, o: TensorOptions = {};
   if (typeof b !== 'number') { end = a; o = b ?? {}; }
   else { start = a; end = b; if (typeof c === 'number') { step = c; o = d ?? {}; } else o = c ?? {}; }
+  checkKeys(o, TENSOR_OPTIONS, 'arange');
   checkNumber(start, 'start'); checkNumber(end, 'end'); checkNumber(step, 'step');
   if (step === 0) throw outOfRangeError('Expected a non-zero step for arange but received 0');
   return applyOptions(wrap(N.arange(start, end, step, checkDtype(o.dtype), checkDevice(o.device))), o);
 }
 /** Uniform random values in [0, 1), drawn like `torch.rand`. */
 export function rand(...args: ShapeArgs<RandomOptions>): Tensor {
-  const [s, o] = splitShapeArgs<RandomOptions>(args);
+  const [s, o] = splitShapeArgs<RandomOptions>(args, 'rand', RANDOM_OPTIONS);
   return applyOptions(wrap(N.rand(s, checkDtype(o.dtype), checkDevice(o.device), gen(o.generator, 'generator', o.device))), o);
 }
 /** Standard normal random values, drawn like `torch.randn`. */
 export function randn(...args: ShapeArgs<RandomOptions>): Tensor {
-  const [s, o] = splitShapeArgs<RandomOptions>(args);
+  const [s, o] = splitShapeArgs<RandomOptions>(args, 'randn', RANDOM_OPTIONS);
   return applyOptions(wrap(N.randn(s, checkDtype(o.dtype), checkDevice(o.device), gen(o.generator, 'generator', o.device))), o);
 }
 /** Random integers in [low, high), int64 by default. */
 export function randint(low: number, high: number, size: number[], options: RandomOptions = {}): Tensor {
+  checkKeys(options, RANDOM_OPTIONS, 'randint');
   checkInt(low, 'low');
   checkInt(high, 'high');
   if (high <= low) throw outOfRangeError(`Expected high > low for randint but received low=${low}, high=${high}`);
@@ -734,27 +540,18 @@ export function randint(low: number, high: number, size: number[], options: Rand
 }
 /** A random permutation of 0..n-1 (int64), drawn like `torch.randperm`. */
 export function randperm(n: number, options: RandomOptions = {}): Tensor {
+  checkKeys(options, RANDOM_OPTIONS, 'randperm');
   return wrap(N.randperm(checkInt(n, 'n', 0), checkDtype(options.dtype), checkDevice(options.device), gen(options.generator, 'generator', options.device)));
-}
-export function zerosLike(t: Tensor, options: TensorOptions = {}): Tensor {
-  return applyOptions(wrap(N.zerosLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
-}
-export function onesLike(t: Tensor, options: TensorOptions = {}): Tensor {
-  return applyOptions(wrap(N.onesLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
-}
-export function emptyLike(t: Tensor, options: TensorOptions = {}): Tensor {
-  return applyOptions(wrap(N.emptyLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device))), options);
 }
 export function randLike(t: Tensor, options: RandomOptions = {}): Tensor {
   h(t, 'input');
+  checkKeys(options, RANDOM_OPTIONS, 'randLike');
   return rand(t.shape, { dtype: options.dtype ?? t.dtype, device: options.device ?? t.device, ...options });
 }
 export function randnLike(t: Tensor, options: RandomOptions = {}): Tensor {
   h(t, 'input');
+  checkKeys(options, RANDOM_OPTIONS, 'randnLike');
   return randn(t.shape, { dtype: options.dtype ?? t.dtype, device: options.device ?? t.device, ...options });
-}
-export function fullLike(t: Tensor, fillValue: Scalar, options: TensorOptions = {}): Tensor {
-  return applyOptions(wrap(N.fullLike(h(t, 'input'), checkDtype(options.dtype), checkDevice(options.device), fillValue)), options);
 }
 
 const TYPED_DTYPE = new Map<unknown, DType>([
@@ -771,6 +568,7 @@ const TYPED_DTYPE = new Map<unknown, DType>([
  */
 export function fromBuffer(data: ArrayBufferView, shape: number[], options: TensorOptions = {}): Tensor {
   if (!ArrayBuffer.isView(data) || data instanceof DataView) expected('a TypedArray or Buffer', 'data', data);
+  checkKeys(options, TENSOR_OPTIONS, 'fromBuffer');
   const dtype = checkDtype(options.dtype);
   let t = wrap(N.fromBuffer(data, checkShape(shape, 'shape'), dtype ?? null));
   if (options.device && options.device !== 'cpu') t = t.to(checkDevice(options.device)!);
@@ -824,6 +622,7 @@ export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptio
     if (data instanceof DataView) expected('nested arrays or a TypedArray', 'data', data);
     return fromBuffer(data, [(data as unknown as { length: number }).length], options);
   }
+  checkKeys(options, TENSOR_OPTIONS, 'tensor');
   const { shape, flat } = inferNested(data, 'data');
   // JS has no int literals: numbers are floats (the default dtype, float32, as
   // torch.tensor([1., 2.])); BigInts are int64 (torch.tensor([1, 2])); booleans bool.
@@ -859,19 +658,9 @@ export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptio
   return applyOptions(t, options);
 }
 
-/** Concatenates tensors along an existing dim. */
-export function cat(tensors: Tensor[], dim = 0): Tensor {
-  if (!Array.isArray(tensors)) expected('an array of Tensors', 'tensors', tensors);
-  return wrap(N.cat(tensors.map((t, i) => h(t, `tensors[${i}]`)), checkInt(dim, 'dim')));
-}
-/** Stacks tensors of equal shape along a new dim. */
-export function stack(tensors: Tensor[], dim = 0): Tensor {
-  if (!Array.isArray(tensors)) expected('an array of Tensors', 'tensors', tensors);
-  return wrap(N.stack(tensors.map((t, i) => h(t, `tensors[${i}]`)), checkInt(dim, 'dim')));
-}
-/** Elementwise `condition ? input : other`. */
-export function where(condition: Tensor, input: Tensor, other: Tensor): Tensor {
-  return wrap(N.where(h(condition, 'condition'), h(input, 'input'), h(other, 'other')));
+/** torch.cat for the repr (which must not depend on the generated ops being loaded). */
+function catInternal(tensors: Tensor[]): Tensor {
+  return wrap(N.cat(tensors.map((t) => t.handle), 0));
 }
 export function isTensor(v: unknown): v is Tensor {
   return v instanceof Tensor;
@@ -937,7 +726,7 @@ function shownValues(t: Tensor, shape: number[], summarized: boolean[]): ArrayLi
       if (d === k) {
         const head = x.narrow(0, 0, E), tail = x.narrow(0, n - E, E);
         owned.push(head, tail);
-        const p = cat([head, tail], 0).reshape(-1);
+        const p = catInternal([head, tail]).reshape(-1);
         owned.push(p);
         parts.push(p);
         return;
@@ -950,7 +739,7 @@ function shownValues(t: Tensor, shape: number[], summarized: boolean[]): ArrayLi
       }
     };
     walk(base, 0);
-    const all = parts.length === 1 ? parts[0] : cat(parts, 0);
+    const all = parts.length === 1 ? parts[0] : catInternal(parts);
     if (all !== parts[0]) owned.push(all);
     const c = all.cpu();
     owned.push(c);
@@ -1092,3 +881,8 @@ function formatTensor(t: Tensor): string {
   };
   return tail(build(0, 'tensor('.length));
 }
+
+// The generated ops install themselves as Tensor methods when lib/ops/generated.ts loads;
+// loaded here, last, so that every Tensor has them however this module was reached.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+require('./ops/generated');

@@ -136,54 +136,6 @@ static Napi::Value Randperm(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::randperm(n, ArgOptGenerator(info, 3, "generator"), Options(info, 1, 2, at::kLong)));
 }
 
-// *Like(t, dtype?, device?) keep t's dtype and device unless given.
-static at::TensorOptions LikeOptions(const Napi::CallbackInfo& info, const at::Tensor& t) {
-  at::TensorOptions o = at::TensorOptions().dtype(t.scalar_type()).device(t.device());
-  if (auto dt = ArgOptDtype(info, 1, "dtype")) o = o.dtype(*dt);
-  if (!IsNullish(info, 2)) o = o.device(ArgDevice(info, 2, "device"));
-  return o;
-}
-static Napi::Value ZerosLike(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "input");
-  return Wrap(info.Env(), at::zeros_like(t, LikeOptions(info, t)));
-}
-static Napi::Value OnesLike(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "input");
-  return Wrap(info.Env(), at::ones_like(t, LikeOptions(info, t)));
-}
-static Napi::Value EmptyLike(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "input");
-  return Wrap(info.Env(), at::empty_like(t, LikeOptions(info, t)));
-}
-static Napi::Value FullLike(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "input");
-  at::Scalar v = ArgScalar(info, 3, "fillValue");
-  return Wrap(info.Env(), at::full_like(t, v, LikeOptions(info, t)));
-}
-
-// ---- in-place random fills --------------------------------------------------
-
-static Napi::Value Uniform_(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "self");
-  t.uniform_(ArgDouble(info, 1, "from", 0.0), ArgDouble(info, 2, "to", 1.0), ArgOptGenerator(info, 3, "generator"));
-  return info[0];
-}
-static Napi::Value Normal_(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "self");
-  t.normal_(ArgDouble(info, 1, "mean", 0.0), ArgDouble(info, 2, "std", 1.0), ArgOptGenerator(info, 3, "generator"));
-  return info[0];
-}
-static Napi::Value Random_(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "self");
-  t.random_(ArgOptGenerator(info, 1, "generator"));
-  return info[0];
-}
-static Napi::Value Bernoulli_(const Napi::CallbackInfo& info) {
-  at::Tensor& t = ArgTensor(info, 0, "self");
-  t.bernoulli_(ArgDouble(info, 1, "p", 0.5), ArgOptGenerator(info, 2, "generator"));
-  return info[0];
-}
-
 static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   uint64_t s = ArgSeed(info, 0, "seed");
   auto gen = at::detail::getDefaultCPUGenerator();
@@ -207,14 +159,6 @@ void RegisterFactories(Napi::Env env, Napi::Object exports) {
   Export<Randn>(env, exports, "randn");
   Export<Randint>(env, exports, "randint");
   Export<Randperm>(env, exports, "randperm");
-  Export<ZerosLike>(env, exports, "zerosLike");
-  Export<OnesLike>(env, exports, "onesLike");
-  Export<EmptyLike>(env, exports, "emptyLike");
-  Export<FullLike>(env, exports, "fullLike");
-  Export<Uniform_>(env, exports, "uniform_");
-  Export<Normal_>(env, exports, "normal_");
-  Export<Random_>(env, exports, "random_");
-  Export<Bernoulli_>(env, exports, "bernoulli_");
   Export<ManualSeed>(env, exports, "manualSeed");
 }
 

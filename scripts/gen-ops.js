@@ -178,7 +178,10 @@ function signatures(s, method, tuple = false) {
   // signature or union of argument lists multiplies the cost of every structural check
   // of Tensor: tsc took 4x as long with the forms above as overloads.
   const firstOpt = opt.length && opts ? [opt[0].replace(/\?: (.*)$/, (_m, t) => `?: ${t} | ${opts}`), ...opt.slice(1)] : opt;
-  return [`(${list([...req, ...firstOpt, optsParam])}): ${ret}`];
+  const main = `(${list([...req, ...firstOpt, optsParam])}): ${ret}`;
+  // Python's varargs form (`x.view(2, -1)`, `x.permute(1, 0)`): one more signature, for
+  // the few methods whose only positional argument is an int list.
+  return varargs ? [main, `(...${pname({ name: positional[0].name + '_' })}: number[]): ${ret}`] : [main];
 }
 
 // ---- metadata -------------------------------------------------------------------

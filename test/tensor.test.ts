@@ -7,12 +7,13 @@ import { Tensor, TorchError } from '../lib';
 describe('Tensor: throw cases', () => {
   test('wrong argument types name the argument and the value', () => {
     const x = torch.ones(2, 2);
-    expect(() => x.add('a' as any)).toThrow(new TypeError("Expected a Tensor or a number for other but received 'a'"));
-    expect(() => x.matmul(3 as any)).toThrow(/Expected a Tensor for other but received 3/);
+    // The generated methods name the op, the argument, its schema type and the value.
+    expect(() => x.add('a' as any)).toThrow(/add\(\) received an invalid combination of arguments: \('a'\)[^]*expected a number for other \(Scalar\) but received 'a'[^]*expected a Tensor for other \(Tensor\) but received 'a'/);
+    expect(() => x.matmul(3 as any)).toThrow(new TypeError('matmul: expected a Tensor for other (Tensor) but received 3 (schema aten::matmul(Tensor self, Tensor other))'));
     expect(() => torch.zeros([2, -1])).toThrow(/Expected a non-negative integer for size\[1\] but received -1/);
     expect(() => torch.zeros([2.5])).toThrow(TypeError);
     expect(() => torch.ones([2], { dtype: 'float8' as any })).toThrow(/Expected one of float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool, complex64, complex128 for dtype but received 'float8'/);
-    expect(() => x.view(3, 'a' as any)).toThrow(/shape\[1\]/);
+    expect(() => x.view(3, 'a' as any)).toThrow(/expected integers for size but received 'a'/);
     expect(() => torch.randint(5, 5, [2])).toThrow(/high > low/);
     expect(() => torch.arange(0, 1, 0)).toThrow(/non-zero step/);
   });
@@ -261,9 +262,11 @@ describe('Tensor: math', () => {
     const a = torch.tensor([1, 2, 3], { dtype: 'float32' });
     const b = torch.tensor([10, 20, 30], { dtype: 'float32' });
     expect(a.add(b).toArray()).toEqual([11, 22, 33]);
-    expect(a.add(b, 2).toArray()).toEqual([21, 42, 63]);
+    // alpha is keyword-only for a Tensor other, as in PyTorch (`torch.add(a, b, alpha=2)`).
+    expect(a.add(b, { alpha: 2 }).toArray()).toEqual([21, 42, 63]);
+    expect(() => a.add(b, 2 as any)).toThrow(/takes 1 positional arguments but 2 were given/);
     expect(a.sub(1).toArray()).toEqual([0, 1, 2]);
-    expect(b.sub(a, 10).toArray()).toEqual([0, 0, 0]);
+    expect(b.sub(a, { alpha: 10 }).toArray()).toEqual([0, 0, 0]);
     expect(a.mul(b).toArray()).toEqual([10, 40, 90]);
     expect(b.div(a).toArray()).toEqual([10, 10, 10]);
     expect(a.neg().toArray()).toEqual([-1, -2, -3]);
@@ -307,11 +310,11 @@ describe('Tensor: math', () => {
     const p = torch.ones(3);
     expect(p.add_(1)).toBe(p);
     expect(p.toArray()).toEqual([2, 2, 2]);
-    p.mul_(3).sub_(torch.ones(3), 2).div_(2);
+    p.mul_(3).sub_(torch.ones(3), { alpha: 2 }).div_(2);
     expect(p.toArray()).toEqual([2, 2, 2]);
-    p.addcmul_(torch.full([3], 2, { dtype: 'float32' }), torch.full([3], 3, { dtype: 'float32' }), 0.5);
+    p.addcmul_(torch.full([3], 2, { dtype: 'float32' }), torch.full([3], 3, { dtype: 'float32' }), { value: 0.5 });
     expect(p.toArray()).toEqual([5, 5, 5]);
-    p.addcdiv_(torch.full([3], 2, { dtype: 'float32' }), torch.full([3], 4, { dtype: 'float32' }), 2);
+    p.addcdiv_(torch.full([3], 2, { dtype: 'float32' }), torch.full([3], 4, { dtype: 'float32' }), { value: 2 });
     expect(p.toArray()).toEqual([6, 6, 6]);
     p.fill_(7);
     expect(p.toArray()).toEqual([7, 7, 7]);

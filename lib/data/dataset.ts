@@ -3,7 +3,8 @@
  * collate function that turns a list of samples into a batch.
  */
 import { describe, expected, argTypeError, outOfRangeError } from '../errors';
-import { isTensor, stack, Tensor, tensor } from '../tensor';
+import { isTensor, Tensor, tensor } from '../tensor';
+import { stack } from '../ops/generated';
 
 /**
  * A map-style dataset: a length and random access by index, like PyTorch's

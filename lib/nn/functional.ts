@@ -5,7 +5,8 @@
  */
 import { expected, TorchError, outOfRangeError } from '../errors';
 import { N } from '../native';
-import { checkInt, checkNumber, h, Tensor, wrap, getThreadGenerator, zerosLike, emptyLike } from '../tensor';
+import { checkInt, checkNumber, h, Tensor, wrap, getThreadGenerator } from '../tensor';
+import { zerosLike, emptyLike } from '../ops/generated';
 
 export type IntOrPair = number | [number, number];
 export type Reduction = 'mean' | 'sum' | 'none';

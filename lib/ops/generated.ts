@@ -11399,6 +11399,10 @@ mark(zerosLike);
 declare module '../tensor' {
   interface Tensor {
     /**
+     * `aten::abs(Tensor self) -> Tensor`
+     */
+    abs(): Tensor;
+    /**
      * `aten::abs_(Tensor(a!) self) -> Tensor(a!)`
      */
     abs_(): this;
@@ -11431,25 +11435,65 @@ declare module '../tensor' {
      */
     adaptiveAvgPool1d(outputSize: number | readonly number[]): Tensor;
     /**
+     * `aten::adaptive_avg_pool1d(Tensor self, int[1] output_size) -> Tensor`
+     */
+    adaptiveAvgPool1d(...outputSize__: number[]): Tensor;
+    /**
      * `aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor`
      */
     adaptiveAvgPool2d(outputSize: number | readonly number[]): Tensor;
+    /**
+     * `aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor`
+     */
+    adaptiveAvgPool2d(...outputSize__: number[]): Tensor;
     /**
      * `aten::adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor`
      */
     adaptiveAvgPool3d(outputSize: number | readonly number[]): Tensor;
     /**
+     * `aten::adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor`
+     */
+    adaptiveAvgPool3d(...outputSize__: number[]): Tensor;
+    /**
      * `aten::adaptive_max_pool1d(Tensor self, int[1] output_size) -> (Tensor, Tensor)`
      */
     adaptiveMaxPool1d(outputSize: number | readonly number[]): [Tensor, Tensor];
+    /**
+     * `aten::adaptive_max_pool1d(Tensor self, int[1] output_size) -> (Tensor, Tensor)`
+     */
+    adaptiveMaxPool1d(...outputSize__: number[]): [Tensor, Tensor];
     /**
      * `aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor)`
      */
     adaptiveMaxPool2d(outputSize: number | readonly number[]): [Tensor, Tensor];
     /**
+     * `aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor)`
+     */
+    adaptiveMaxPool2d(...outputSize__: number[]): [Tensor, Tensor];
+    /**
      * `aten::adaptive_max_pool3d(Tensor self, int[3] output_size) -> (Tensor, Tensor)`
      */
     adaptiveMaxPool3d(outputSize: number | readonly number[]): [Tensor, Tensor];
+    /**
+     * `aten::adaptive_max_pool3d(Tensor self, int[3] output_size) -> (Tensor, Tensor)`
+     */
+    adaptiveMaxPool3d(...outputSize__: number[]): [Tensor, Tensor];
+    /**
+     * `aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
+     */
+    add(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
+    /**
+     * `aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
+     */
+    add(other: Tensor, options?: { alpha?: Scalar }): Tensor;
+    /**
+     * `aten::add_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
+     */
+    add_(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): this;
+    /**
+     * `aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
+     */
+    add_(other: Tensor, options?: { alpha?: Scalar }): this;
     /**
      * `aten::addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
@@ -11463,9 +11507,17 @@ declare module '../tensor' {
      */
     addcdiv(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): Tensor;
     /**
+     * `aten::addcdiv_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)`
+     */
+    addcdiv_(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): this;
+    /**
      * `aten::addcmul(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor`
      */
     addcmul(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): Tensor;
+    /**
+     * `aten::addcmul_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)`
+     */
+    addcmul_(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): this;
     /**
      * `aten::addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
@@ -11514,6 +11566,10 @@ declare module '../tensor' {
      * `aten::all.dim(Tensor self, int dim, bool keepdim=False) -> Tensor`
      */
     all(dim: number, keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
+    /**
+     * `aten::allclose(Tensor self, Tensor other, float rtol=1.0000000000000001e-05, float atol=1e-08, bool equal_nan=False) -> bool`
+     */
+    allclose(other: Tensor, rtol?: number | { rtol?: number; atol?: number; equalNan?: boolean }, atol?: number, equalNan?: boolean, options?: { rtol?: number; atol?: number; equalNan?: boolean }): boolean;
     /**
      * `aten::alpha_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!)`
      */
@@ -11598,6 +11654,14 @@ declare module '../tensor' {
      * `aten::arctanh_(Tensor(a!) self) -> Tensor(a!)`
      */
     arctanh_(): this;
+    /**
+     * `aten::argmax(Tensor self, int? dim=None, bool keepdim=False) -> Tensor`
+     */
+    argmax(dim?: number | null | { dim?: number | null; keepdim?: boolean }, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean }): Tensor;
+    /**
+     * `aten::argmin(Tensor self, int? dim=None, bool keepdim=False) -> Tensor`
+     */
+    argmin(dim?: number | null | { dim?: number | null; keepdim?: boolean }, keepdim?: boolean, options?: { dim?: number | null; keepdim?: boolean }): Tensor;
     /**
      * `aten::argsort(Tensor self, int dim=-1, bool descending=False) -> Tensor`
      */
@@ -11711,6 +11775,14 @@ declare module '../tensor' {
      */
     bernoulli(p: number, options?: { generator?: GeneratorLike | null }): Tensor;
     /**
+     * `aten::bernoulli_.Tensor(Tensor(a!) self, Tensor p, *, Generator? generator=None) -> Tensor(a!)`
+     */
+    bernoulli_(p: Tensor, options?: { generator?: GeneratorLike | null }): this;
+    /**
+     * `aten::bernoulli_.float(Tensor(a!) self, float p=0.5, *, Generator? generator=None) -> Tensor(a!)`
+     */
+    bernoulli_(p?: number | { p?: number; generator?: GeneratorLike | null }, options?: { p?: number; generator?: GeneratorLike | null }): this;
+    /**
      * `aten::binary_cross_entropy(Tensor self, Tensor target, Tensor? weight=None, int reduction=1) -> Tensor`
      */
     binaryCrossEntropy(target: Tensor, weight?: Tensor | null | { weight?: Tensor | null; reduction?: number }, reduction?: number, options?: { weight?: Tensor | null; reduction?: number }): Tensor;
@@ -11819,6 +11891,10 @@ declare module '../tensor' {
      */
     broadcastTo(size: number | readonly number[]): Tensor;
     /**
+     * `aten::broadcast_to(Tensor(a) self, int[] size) -> Tensor(a)`
+     */
+    broadcastTo(...size__: number[]): Tensor;
+    /**
      * `aten::bucketize.Tensor(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor`
      */
     bucketize(boundaries: Tensor, options?: { outInt32?: boolean; right?: boolean }): Tensor;
@@ -11838,6 +11914,10 @@ declare module '../tensor' {
      * `aten::ccol_indices_copy(Tensor self) -> Tensor`
      */
     ccolIndicesCopy(): Tensor;
+    /**
+     * `aten::ceil(Tensor self) -> Tensor`
+     */
+    ceil(): Tensor;
     /**
      * `aten::ceil_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -11870,6 +11950,26 @@ declare module '../tensor' {
      * `aten::cholesky_solve(Tensor self, Tensor input2, bool upper=False) -> Tensor`
      */
     choleskySolve(input2: Tensor, upper?: boolean | { upper?: boolean }, options?: { upper?: boolean }): Tensor;
+    /**
+     * `aten::chunk(Tensor(a -> *) self, int chunks, int dim=0) -> Tensor(a)[]`
+     */
+    chunk(chunks: number, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    /**
+     * `aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor`
+     */
+    clamp(min?: Scalar | null | { min?: Scalar | null; max?: Scalar | null }, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+    /**
+     * `aten::clamp.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor`
+     */
+    clamp(min?: Tensor | null | { min?: Tensor | null; max?: Tensor | null }, max?: Tensor | null, options?: { min?: Tensor | null; max?: Tensor | null }): Tensor;
+    /**
+     * `aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)`
+     */
+    clamp_(min?: Scalar | null | { min?: Scalar | null; max?: Scalar | null }, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): this;
+    /**
+     * `aten::clamp_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!)`
+     */
+    clamp_(min?: Tensor | null | { min?: Tensor | null; max?: Tensor | null }, max?: Tensor | null, options?: { min?: Tensor | null; max?: Tensor | null }): this;
     /**
      * `aten::clamp_max(Tensor self, Scalar max) -> Tensor`
      */
@@ -11919,6 +12019,10 @@ declare module '../tensor' {
      */
     clip_(min?: Tensor | null | { min?: Tensor | null; max?: Tensor | null }, max?: Tensor | null, options?: { min?: Tensor | null; max?: Tensor | null }): this;
     /**
+     * `aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor`
+     */
+    clone(options?: { memoryFormat?: MemoryFormat | null }): Tensor;
+    /**
      * `aten::coalesce(Tensor(a) self) -> Tensor(a)`
      */
     coalesce(): Tensor;
@@ -11966,6 +12070,10 @@ declare module '../tensor' {
      * `aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor`
      */
     copy(src: Tensor, nonBlocking?: boolean | { nonBlocking?: boolean }, options?: { nonBlocking?: boolean }): Tensor;
+    /**
+     * `aten::copy_(Tensor(a!) self, Tensor src, bool non_blocking=False) -> Tensor(a!)`
+     */
+    copy_(src: Tensor, nonBlocking?: boolean | { nonBlocking?: boolean }, options?: { nonBlocking?: boolean }): this;
     /**
      * `aten::copy_sparse_to_sparse(Tensor self, Tensor src, bool non_blocking=False) -> Tensor`
      */
@@ -12018,6 +12126,10 @@ declare module '../tensor' {
      * `aten::count_nonzero.dim_IntList(Tensor self, int[] dim) -> Tensor`
      */
     countNonzero(dim: number | readonly number[]): Tensor;
+    /**
+     * `aten::count_nonzero.dim_IntList(Tensor self, int[] dim) -> Tensor`
+     */
+    countNonzero(...dim__: number[]): Tensor;
     /**
      * `aten::cov(Tensor self, *, int correction=1, Tensor? fweights=None, Tensor? aweights=None) -> Tensor`
      */
@@ -12159,6 +12271,38 @@ declare module '../tensor' {
      */
     dist(other: Tensor, p?: Scalar | { p?: Scalar }, options?: { p?: Scalar }): Tensor;
     /**
+     * `aten::div.Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    div(other: Scalar): Tensor;
+    /**
+     * `aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor`
+     */
+    div(other: Scalar, options: { roundingMode: string | null }): Tensor;
+    /**
+     * `aten::div.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    div(other: Tensor): Tensor;
+    /**
+     * `aten::div.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor`
+     */
+    div(other: Tensor, options: { roundingMode: string | null }): Tensor;
+    /**
+     * `aten::div_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
+     */
+    div_(other: Scalar): this;
+    /**
+     * `aten::div_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)`
+     */
+    div_(other: Scalar, options: { roundingMode: string | null }): this;
+    /**
+     * `aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    div_(other: Tensor): this;
+    /**
+     * `aten::div_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)`
+     */
+    div_(other: Tensor, options: { roundingMode: string | null }): this;
+    /**
      * `aten::divide.Scalar(Tensor self, Scalar other) -> Tensor`
      */
     divide(other: Scalar): Tensor;
@@ -12203,6 +12347,10 @@ declare module '../tensor' {
      */
     dsplit(indices: number | readonly number[]): Tensor[];
     /**
+     * `aten::dsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
+     */
+    dsplit(...indices__: number[]): Tensor[];
+    /**
      * `aten::dsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
      */
     dsplit(sections: number): Tensor[];
@@ -12227,6 +12375,14 @@ declare module '../tensor' {
      */
     emptyLike(options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
     /**
+     * `aten::eq.Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    eq(other: Scalar): Tensor;
+    /**
+     * `aten::eq.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    eq(other: Tensor): Tensor;
+    /**
      * `aten::eq_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     eq_(other: Scalar): this;
@@ -12234,6 +12390,10 @@ declare module '../tensor' {
      * `aten::eq_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
     eq_(other: Tensor): this;
+    /**
+     * `aten::equal(Tensor self, Tensor other) -> bool`
+     */
+    equal(other: Tensor): boolean;
     /**
      * `aten::erf(Tensor self) -> Tensor`
      */
@@ -12259,6 +12419,10 @@ declare module '../tensor' {
      */
     erfinv_(): this;
     /**
+     * `aten::exp(Tensor self) -> Tensor`
+     */
+    exp(): Tensor;
+    /**
      * `aten::exp2(Tensor self) -> Tensor`
      */
     exp2(): Tensor;
@@ -12271,6 +12435,14 @@ declare module '../tensor' {
      */
     exp_(): this;
     /**
+     * `aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)`
+     */
+    expand(size: number | readonly number[], options?: { implicit?: boolean }): Tensor;
+    /**
+     * `aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)`
+     */
+    expand(...size___: number[]): Tensor;
+    /**
      * `aten::expand_as(Tensor(a) self, Tensor other) -> Tensor(a)`
      */
     expandAs(other: Tensor): Tensor;
@@ -12278,6 +12450,10 @@ declare module '../tensor' {
      * `aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor`
      */
     expandCopy(size: number | readonly number[], options?: { implicit?: boolean }): Tensor;
+    /**
+     * `aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor`
+     */
+    expandCopy(...size___: number[]): Tensor;
     /**
      * `aten::expm1(Tensor self) -> Tensor`
      */
@@ -12339,6 +12515,10 @@ declare module '../tensor' {
      */
     fftFftshift(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null }, options?: { dim?: (number | readonly number[]) | null }): Tensor;
     /**
+     * `aten::fft_fftshift(Tensor self, int[1]? dim=None) -> Tensor`
+     */
+    fftFftshift(...dim___: number[]): Tensor;
+    /**
      * `aten::fft_hfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
      */
     fftHfft(n?: number | null | { n?: number | null; dim?: number; norm?: string | null }, dim?: number, norm?: string | null, options?: { n?: number | null; dim?: number; norm?: string | null }): Tensor;
@@ -12366,6 +12546,10 @@ declare module '../tensor' {
      * `aten::fft_ifftshift(Tensor self, int[1]? dim=None) -> Tensor`
      */
     fftIfftshift(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null }, options?: { dim?: (number | readonly number[]) | null }): Tensor;
+    /**
+     * `aten::fft_ifftshift(Tensor self, int[1]? dim=None) -> Tensor`
+     */
+    fftIfftshift(...dim___: number[]): Tensor;
     /**
      * `aten::fft_ihfft(Tensor self, int? n=None, int dim=-1, str? norm=None) -> Tensor`
      */
@@ -12411,6 +12595,14 @@ declare module '../tensor' {
      */
     fill(value: Tensor): Tensor;
     /**
+     * `aten::fill_.Scalar(Tensor(a!) self, Scalar value) -> Tensor(a!)`
+     */
+    fill_(value: Scalar): this;
+    /**
+     * `aten::fill_.Tensor(Tensor(a!) self, Tensor value) -> Tensor(a!)`
+     */
+    fill_(value: Tensor): this;
+    /**
      * `aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!)`
      */
     fillDiagonal_(fillValue: Scalar, wrap?: boolean | { wrap?: boolean }, options?: { wrap?: boolean }): this;
@@ -12423,9 +12615,17 @@ declare module '../tensor' {
      */
     fix_(): this;
     /**
+     * `aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a)`
+     */
+    flatten(startDim?: number | { startDim?: number; endDim?: number }, endDim?: number, options?: { startDim?: number; endDim?: number }): Tensor;
+    /**
      * `aten::flip(Tensor self, int[] dims) -> Tensor`
      */
     flip(dims: number | readonly number[]): Tensor;
+    /**
+     * `aten::flip(Tensor self, int[] dims) -> Tensor`
+     */
+    flip(...dims__: number[]): Tensor;
     /**
      * `aten::fliplr(Tensor self) -> Tensor`
      */
@@ -12450,6 +12650,10 @@ declare module '../tensor' {
      * `aten::float_power_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
      */
     floatPower_(exponent: Tensor): this;
+    /**
+     * `aten::floor(Tensor self) -> Tensor`
+     */
+    floor(): Tensor;
     /**
      * `aten::floor_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -12531,6 +12735,10 @@ declare module '../tensor' {
      */
     fusedMovingAvgObsFakeQuant(observerOn: Tensor, fakeQuantOn: Tensor, runningMin: Tensor, runningMax: Tensor, scale: Tensor, zeroPoint: Tensor, averagingConst: number, quantMin: number, quantMax: number, chAxis: number, perRowFakeQuant?: boolean | { perRowFakeQuant?: boolean; symmetricQuant?: boolean }, symmetricQuant?: boolean, options?: { perRowFakeQuant?: boolean; symmetricQuant?: boolean }): Tensor;
     /**
+     * `aten::gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor`
+     */
+    gather(dim: number, index: Tensor, options?: { sparseGrad?: boolean }): Tensor;
+    /**
      * `aten::gcd(Tensor self, Tensor other) -> Tensor`
      */
     gcd(other: Tensor): Tensor;
@@ -12538,6 +12746,14 @@ declare module '../tensor' {
      * `aten::gcd_(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
     gcd_(other: Tensor): this;
+    /**
+     * `aten::ge.Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    ge(other: Scalar): Tensor;
+    /**
+     * `aten::ge.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    ge(other: Tensor): Tensor;
     /**
      * `aten::ge_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
@@ -12635,6 +12851,14 @@ declare module '../tensor' {
      */
     greaterEqual_(other: Tensor): this;
     /**
+     * `aten::gt.Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    gt(other: Scalar): Tensor;
+    /**
+     * `aten::gt.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    gt(other: Tensor): Tensor;
+    /**
      * `aten::gt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     gt_(other: Scalar): this;
@@ -12710,6 +12934,10 @@ declare module '../tensor' {
      * `aten::hsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
      */
     hsplit(indices: number | readonly number[]): Tensor[];
+    /**
+     * `aten::hsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
+     */
+    hsplit(...indices__: number[]): Tensor[];
     /**
      * `aten::hsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
      */
@@ -12803,6 +13031,10 @@ declare module '../tensor' {
      */
     indexReduce_(dim: number, index: Tensor, source: Tensor, reduce: string, options?: { includeSelf?: boolean }): this;
     /**
+     * `aten::index_select(Tensor self, int dim, Tensor index) -> Tensor`
+     */
+    indexSelect(dim: number, index: Tensor): Tensor;
+    /**
      * `aten::indices(Tensor(a) self) -> Tensor(a)`
      */
     indices(): Tensor;
@@ -12875,6 +13107,10 @@ declare module '../tensor' {
      */
     isinf(): Tensor;
     /**
+     * `aten::isnan(Tensor self) -> Tensor`
+     */
+    isnan(): Tensor;
+    /**
      * `aten::isneginf(Tensor self) -> Tensor`
      */
     isneginf(): Tensor;
@@ -12923,6 +13159,14 @@ declare module '../tensor' {
      */
     ldexp_(other: Tensor): this;
     /**
+     * `aten::le.Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    le(other: Scalar): Tensor;
+    /**
+     * `aten::le.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    le(other: Tensor): Tensor;
+    /**
      * `aten::le_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     le_(other: Scalar): this;
@@ -12946,6 +13190,14 @@ declare module '../tensor' {
      * `aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor`
      */
     lerp(end: Tensor, weight: Tensor): Tensor;
+    /**
+     * `aten::lerp_.Scalar(Tensor(a!) self, Tensor end, Scalar weight) -> Tensor(a!)`
+     */
+    lerp_(end: Tensor, weight: Scalar): this;
+    /**
+     * `aten::lerp_.Tensor(Tensor(a!) self, Tensor end, Tensor weight) -> Tensor(a!)`
+     */
+    lerp_(end: Tensor, weight: Tensor): this;
     /**
      * `aten::less.Scalar(Tensor self, Scalar other) -> Tensor`
      */
@@ -13115,6 +13367,10 @@ declare module '../tensor' {
      */
     linalgVectorNorm(ord?: Scalar | { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
+     * `aten::log(Tensor self) -> Tensor`
+     */
+    log(): Tensor;
+    /**
      * `aten::log10(Tensor self) -> Tensor`
      */
     log10(): Tensor;
@@ -13187,6 +13443,10 @@ declare module '../tensor' {
      */
     logicalAnd_(other: Tensor): this;
     /**
+     * `aten::logical_not(Tensor self) -> Tensor`
+     */
+    logicalNot(): Tensor;
+    /**
      * `aten::logical_not_(Tensor(a!) self) -> Tensor(a!)`
      */
     logicalNot_(): this;
@@ -13219,6 +13479,14 @@ declare module '../tensor' {
      */
     logsumexp(dim: number | readonly number[], keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
     /**
+     * `aten::lt.Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    lt(other: Scalar): Tensor;
+    /**
+     * `aten::lt.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    lt(other: Tensor): Tensor;
+    /**
      * `aten::lt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     lt_(other: Scalar): this;
@@ -13234,6 +13502,14 @@ declare module '../tensor' {
      * `aten::mH(Tensor(a) self) -> Tensor(a)`
      */
     mH(): Tensor;
+    /**
+     * `aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor`
+     */
+    maskedFill(mask: Tensor, value: Scalar): Tensor;
+    /**
+     * `aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor`
+     */
+    maskedFill(mask: Tensor, value: Tensor): Tensor;
     /**
      * `aten::masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!)`
      */
@@ -13255,6 +13531,10 @@ declare module '../tensor' {
      */
     maskedSelect(mask: Tensor): Tensor;
     /**
+     * `aten::matmul(Tensor self, Tensor other) -> Tensor`
+     */
+    matmul(other: Tensor): Tensor;
+    /**
      * `aten::matrix_H(Tensor(a) self) -> Tensor(a)`
      */
     matrixH(): Tensor;
@@ -13266,6 +13546,18 @@ declare module '../tensor' {
      * `aten::matrix_power(Tensor self, int n) -> Tensor`
      */
     matrixPower(n: number): Tensor;
+    /**
+     * `aten::max(Tensor self) -> Tensor`
+     */
+    max(): Tensor;
+    /**
+     * `aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
+     */
+    max(dim: number, keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+    /**
+     * `aten::max.other(Tensor self, Tensor other) -> Tensor`
+     */
+    max(other: Tensor): Tensor;
     /**
      * `aten::max_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], int[1] dilation=[1], bool ceil_mode=False) -> Tensor`
      */
@@ -13299,6 +13591,18 @@ declare module '../tensor' {
      */
     maxUnpool3d(indices: Tensor, outputSize: number | readonly number[], stride: number | readonly number[], padding: number | readonly number[]): Tensor;
     /**
+     * `aten::maximum(Tensor self, Tensor other) -> Tensor`
+     */
+    maximum(other: Tensor): Tensor;
+    /**
+     * `aten::mean(Tensor self, *, ScalarType? dtype=None) -> Tensor`
+     */
+    mean(options?: { dtype?: OpDType | null }): Tensor;
+    /**
+     * `aten::mean.dim(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
+     */
+    mean(dim: (number | readonly number[]) | null, keepdim?: boolean | { keepdim?: boolean; dtype?: OpDType | null }, options?: { keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    /**
      * `aten::median(Tensor self) -> Tensor`
      */
     median(): Tensor;
@@ -13306,6 +13610,18 @@ declare module '../tensor' {
      * `aten::median.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
      */
     median(dim: number, keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+    /**
+     * `aten::min(Tensor self) -> Tensor`
+     */
+    min(): Tensor;
+    /**
+     * `aten::min.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)`
+     */
+    min(dim: number, keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): [Tensor, Tensor] & { values: Tensor; indices: Tensor };
+    /**
+     * `aten::min.other(Tensor self, Tensor other) -> Tensor`
+     */
+    min(other: Tensor): Tensor;
     /**
      * `aten::minimum(Tensor self, Tensor other) -> Tensor`
      */
@@ -13342,6 +13658,10 @@ declare module '../tensor' {
      * `aten::mkldnn_adaptive_avg_pool2d(Tensor self, int[2] output_size) -> Tensor`
      */
     mkldnnAdaptiveAvgPool2d(outputSize: number | readonly number[]): Tensor;
+    /**
+     * `aten::mkldnn_adaptive_avg_pool2d(Tensor self, int[2] output_size) -> Tensor`
+     */
+    mkldnnAdaptiveAvgPool2d(...outputSize__: number[]): Tensor;
     /**
      * `aten::mkldnn_convolution(Tensor self, Tensor weight, Tensor? bias, int[] padding, int[] stride, int[] dilation, int groups) -> Tensor`
      */
@@ -13398,6 +13718,22 @@ declare module '../tensor' {
      * `aten::msort(Tensor self) -> Tensor`
      */
     msort(): Tensor;
+    /**
+     * `aten::mul.Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    mul(other: Scalar): Tensor;
+    /**
+     * `aten::mul.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    mul(other: Tensor): Tensor;
+    /**
+     * `aten::mul_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
+     */
+    mul_(other: Scalar): this;
+    /**
+     * `aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
+     */
+    mul_(other: Tensor): this;
     /**
      * `aten::multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor`
      */
@@ -13475,6 +13811,14 @@ declare module '../tensor' {
      */
     nansum(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, keepdim?: boolean, options?: { dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
+     * `aten::narrow(Tensor(a) self, int dim, int start, int length) -> Tensor(a)`
+     */
+    narrow(dim: number, start: number, length: number): Tensor;
+    /**
+     * `aten::narrow.Tensor(Tensor(a) self, int dim, Tensor start, int length) -> Tensor(a)`
+     */
+    narrow(dim: number, start: Tensor, length: number): Tensor;
+    /**
      * `aten::narrow_copy(Tensor self, int dim, SymInt start, SymInt length) -> Tensor`
      */
     narrowCopy(dim: number, start: number, length: number): Tensor;
@@ -13491,6 +13835,14 @@ declare module '../tensor' {
      */
     nativeNorm(p: Scalar | null, dim: number | readonly number[], keepdim: boolean, dtype: OpDType | null): Tensor;
     /**
+     * `aten::ne.Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    ne(other: Scalar): Tensor;
+    /**
+     * `aten::ne.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    ne(other: Tensor): Tensor;
+    /**
      * `aten::ne_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
     ne_(other: Scalar): this;
@@ -13498,6 +13850,14 @@ declare module '../tensor' {
      * `aten::ne_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
     ne_(other: Tensor): this;
+    /**
+     * `aten::neg(Tensor self) -> Tensor`
+     */
+    neg(): Tensor;
+    /**
+     * `aten::neg_(Tensor(a!) self) -> Tensor(a!)`
+     */
+    neg_(): this;
     /**
      * `aten::negative(Tensor self) -> Tensor`
      */
@@ -13515,6 +13875,10 @@ declare module '../tensor' {
      */
     newEmpty(size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
     /**
+     * `aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
+     */
+    newEmpty(...size___: number[]): Tensor;
+    /**
      * `aten::new_empty_strided(Tensor self, SymInt[] size, SymInt[] stride, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
     newEmptyStrided(size: readonly number[], stride: readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
@@ -13527,9 +13891,17 @@ declare module '../tensor' {
      */
     newOnes(size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
     /**
+     * `aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
+     */
+    newOnes(...size___: number[]): Tensor;
+    /**
      * `aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
     newZeros(size: number | readonly number[], options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+    /**
+     * `aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
+     */
+    newZeros(...size___: number[]): Tensor;
     /**
      * `aten::nextafter(Tensor self, Tensor other) -> Tensor`
      */
@@ -13566,6 +13938,26 @@ declare module '../tensor' {
      * `aten::nonzero_numpy(Tensor self) -> Tensor[]`
      */
     nonzeroNumpy(): Tensor[];
+    /**
+     * `aten::norm.Scalar(Tensor self, Scalar p=2) -> Tensor`
+     */
+    norm(p?: Scalar | { p?: Scalar }, options?: { p?: Scalar }): Tensor;
+    /**
+     * `aten::norm.ScalarOpt_dim(Tensor self, Scalar? p, int[1] dim, bool keepdim=False) -> Tensor`
+     */
+    norm(p: Scalar | null, dim: number | readonly number[], keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
+    /**
+     * `aten::norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, *, ScalarType dtype) -> Tensor`
+     */
+    norm(p: Scalar | null, dim: number | readonly number[], keepdim: boolean, options: { dtype: OpDType }): Tensor;
+    /**
+     * `aten::norm.ScalarOpt_dtype(Tensor self, Scalar? p, *, ScalarType dtype) -> Tensor`
+     */
+    norm(p: Scalar | null, options: { dtype: OpDType }): Tensor;
+    /**
+     * `aten::normal_(Tensor(a!) self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor(a!)`
+     */
+    normal_(mean?: number | { mean?: number; std?: number; generator?: GeneratorLike | null }, std?: number, options?: { mean?: number; std?: number; generator?: GeneratorLike | null }): this;
     /**
      * `aten::normal_functional(Tensor self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor`
      */
@@ -13631,9 +14023,21 @@ declare module '../tensor' {
      */
     pdist(p?: number | { p?: number }, options?: { p?: number }): Tensor;
     /**
+     * `aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)`
+     */
+    permute(dims: number | readonly number[]): Tensor;
+    /**
+     * `aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)`
+     */
+    permute(...dims__: number[]): Tensor;
+    /**
      * `aten::permute_copy(Tensor self, int[] dims) -> Tensor`
      */
     permuteCopy(dims: number | readonly number[]): Tensor;
+    /**
+     * `aten::permute_copy(Tensor self, int[] dims) -> Tensor`
+     */
+    permuteCopy(...dims__: number[]): Tensor;
     /**
      * `aten::pin_memory(Tensor(a) self, Device? device=None) -> Tensor(a)`
      */
@@ -13663,9 +14067,33 @@ declare module '../tensor' {
      */
     positive(): Tensor;
     /**
+     * `aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor`
+     */
+    pow(exponent: Scalar): Tensor;
+    /**
+     * `aten::pow.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor`
+     */
+    pow(exponent: Tensor): Tensor;
+    /**
+     * `aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)`
+     */
+    pow_(exponent: Scalar): this;
+    /**
+     * `aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
+     */
+    pow_(exponent: Tensor): this;
+    /**
      * `aten::prelu(Tensor self, Tensor weight) -> Tensor`
      */
     prelu(weight: Tensor): Tensor;
+    /**
+     * `aten::prod(Tensor self, *, ScalarType? dtype=None) -> Tensor`
+     */
+    prod(options?: { dtype?: OpDType | null }): Tensor;
+    /**
+     * `aten::prod.dim_int(Tensor self, int dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
+     */
+    prod(dim: number, keepdim?: boolean | { keepdim?: boolean; dtype?: OpDType | null }, options?: { keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::put(Tensor self, Tensor index, Tensor source, bool accumulate=False) -> Tensor`
      */
@@ -13771,6 +14199,18 @@ declare module '../tensor' {
      */
     random(to: number, options?: { generator?: GeneratorLike | null }): Tensor;
     /**
+     * `aten::random_(Tensor(a!) self, *, Generator? generator=None) -> Tensor(a!)`
+     */
+    random_(options?: { generator?: GeneratorLike | null }): this;
+    /**
+     * `aten::random_.from(Tensor(a!) self, int from, int? to, *, Generator? generator=None) -> Tensor(a!)`
+     */
+    random_(from: number, to: number | null, options?: { generator?: GeneratorLike | null }): this;
+    /**
+     * `aten::random_.to(Tensor(a!) self, int to, *, Generator? generator=None) -> Tensor(a!)`
+     */
+    random_(to: number, options?: { generator?: GeneratorLike | null }): this;
+    /**
      * `aten::ravel(Tensor(a) self) -> Tensor(a)`
      */
     ravel(): Tensor;
@@ -13795,13 +14235,29 @@ declare module '../tensor' {
      */
     reflectionPad1d(padding: number | readonly number[]): Tensor;
     /**
+     * `aten::reflection_pad1d(Tensor self, int[2] padding) -> Tensor`
+     */
+    reflectionPad1d(...padding__: number[]): Tensor;
+    /**
      * `aten::reflection_pad2d(Tensor self, int[4] padding) -> Tensor`
      */
     reflectionPad2d(padding: number | readonly number[]): Tensor;
     /**
+     * `aten::reflection_pad2d(Tensor self, int[4] padding) -> Tensor`
+     */
+    reflectionPad2d(...padding__: number[]): Tensor;
+    /**
      * `aten::reflection_pad3d(Tensor self, int[6] padding) -> Tensor`
      */
     reflectionPad3d(padding: number | readonly number[]): Tensor;
+    /**
+     * `aten::reflection_pad3d(Tensor self, int[6] padding) -> Tensor`
+     */
+    reflectionPad3d(...padding__: number[]): Tensor;
+    /**
+     * `aten::relu(Tensor self) -> Tensor`
+     */
+    relu(): Tensor;
     /**
      * `aten::relu6(Tensor self) -> Tensor`
      */
@@ -13810,6 +14266,18 @@ declare module '../tensor' {
      * `aten::relu6_(Tensor(a!) self) -> Tensor(a!)`
      */
     relu6_(): this;
+    /**
+     * `aten::relu_(Tensor(a!) self) -> Tensor(a!)`
+     */
+    relu_(): this;
+    /**
+     * `aten::remainder.Scalar(Tensor self, Scalar other) -> Tensor`
+     */
+    remainder(other: Scalar): Tensor;
+    /**
+     * `aten::remainder.Tensor(Tensor self, Tensor other) -> Tensor`
+     */
+    remainder(other: Tensor): Tensor;
     /**
      * `aten::remainder_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
@@ -13827,6 +14295,14 @@ declare module '../tensor' {
      */
     renorm_(p: Scalar, dim: number, maxnorm: Scalar): this;
     /**
+     * `aten::repeat(Tensor self, SymInt[] repeats) -> Tensor`
+     */
+    repeat(repeats: number | readonly number[]): Tensor;
+    /**
+     * `aten::repeat(Tensor self, SymInt[] repeats) -> Tensor`
+     */
+    repeat(...repeats__: number[]): Tensor;
+    /**
      * `aten::repeat_interleave.self_Tensor(Tensor self, Tensor repeats, int? dim=None, *, int? output_size=None) -> Tensor`
      */
     repeatInterleave(repeats: Tensor, dim?: number | null | { dim?: number | null; outputSize?: number | null }, options?: { dim?: number | null; outputSize?: number | null }): Tensor;
@@ -13839,13 +14315,33 @@ declare module '../tensor' {
      */
     replicationPad1d(padding: number | readonly number[]): Tensor;
     /**
+     * `aten::replication_pad1d(Tensor self, int[2] padding) -> Tensor`
+     */
+    replicationPad1d(...padding__: number[]): Tensor;
+    /**
      * `aten::replication_pad2d(Tensor self, int[4] padding) -> Tensor`
      */
     replicationPad2d(padding: number | readonly number[]): Tensor;
     /**
+     * `aten::replication_pad2d(Tensor self, int[4] padding) -> Tensor`
+     */
+    replicationPad2d(...padding__: number[]): Tensor;
+    /**
      * `aten::replication_pad3d(Tensor self, int[6] padding) -> Tensor`
      */
     replicationPad3d(padding: number | readonly number[]): Tensor;
+    /**
+     * `aten::replication_pad3d(Tensor self, int[6] padding) -> Tensor`
+     */
+    replicationPad3d(...padding__: number[]): Tensor;
+    /**
+     * `aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)`
+     */
+    reshape(shape: number | readonly number[]): Tensor;
+    /**
+     * `aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)`
+     */
+    reshape(...shape__: number[]): Tensor;
     /**
      * `aten::reshape_as(Tensor(a) self, Tensor other) -> Tensor(a)`
      */
@@ -13855,9 +14351,17 @@ declare module '../tensor' {
      */
     resize(size: number | readonly number[], options?: { memoryFormat?: MemoryFormat | null }): Tensor;
     /**
+     * `aten::resize(Tensor self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor`
+     */
+    resize(...size___: number[]): Tensor;
+    /**
      * `aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!)`
      */
     resize_(size: number | readonly number[], options?: { memoryFormat?: MemoryFormat | null }): this;
+    /**
+     * `aten::resize_(Tensor(a!) self, SymInt[] size, *, MemoryFormat? memory_format=None) -> Tensor(a!)`
+     */
+    resize_(...size___: number[]): this;
     /**
      * `aten::resize_as(Tensor self, Tensor the_template, *, MemoryFormat? memory_format=None) -> Tensor`
      */
@@ -13899,6 +14403,14 @@ declare module '../tensor' {
      */
     rot90(k?: number | { k?: number; dims?: readonly number[] }, dims?: readonly number[], options?: { k?: number; dims?: readonly number[] }): Tensor;
     /**
+     * `aten::round(Tensor self) -> Tensor`
+     */
+    round(): Tensor;
+    /**
+     * `aten::round.decimals(Tensor self, *, int decimals) -> Tensor`
+     */
+    round(options: { decimals: number }): Tensor;
+    /**
      * `aten::round_(Tensor(a!) self) -> Tensor(a!)`
      */
     round_(): this;
@@ -13930,6 +14442,10 @@ declare module '../tensor' {
      * `aten::rrelu_with_noise_(Tensor(a!) self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)`
      */
     rreluWithNoise_(noise: Tensor, lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): this;
+    /**
+     * `aten::rsqrt(Tensor self) -> Tensor`
+     */
+    rsqrt(): Tensor;
     /**
      * `aten::rsqrt_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -13990,6 +14506,10 @@ declare module '../tensor' {
      * `aten::scatter_reduce_.two(Tensor(a!) self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor(a!)`
      */
     scatterReduce_(dim: number, index: Tensor, src: Tensor, reduce: string, options?: { includeSelf?: boolean }): this;
+    /**
+     * `aten::select.int(Tensor(a) self, int dim, int index) -> Tensor(a)`
+     */
+    select(dim: number, index: number): Tensor;
     /**
      * `aten::select_copy.int(Tensor self, int dim, int index) -> Tensor`
      */
@@ -14055,9 +14575,17 @@ declare module '../tensor' {
      */
     sgn_(): this;
     /**
+     * `aten::sigmoid(Tensor self) -> Tensor`
+     */
+    sigmoid(): Tensor;
+    /**
      * `aten::sigmoid_(Tensor(a!) self) -> Tensor(a!)`
      */
     sigmoid_(): this;
+    /**
+     * `aten::sign(Tensor self) -> Tensor`
+     */
+    sign(): Tensor;
     /**
      * `aten::sign_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -14098,6 +14626,10 @@ declare module '../tensor' {
      * `aten::sinh_(Tensor(a!) self) -> Tensor(a!)`
      */
     sinh_(): this;
+    /**
+     * `aten::slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a)`
+     */
+    slice(dim?: number | { dim?: number; start?: number | null; end?: number | null; step?: number }, start?: number | null, end?: number | null, step?: number, options?: { dim?: number; start?: number | null; end?: number | null; step?: number }): Tensor;
     /**
      * `aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor`
      */
@@ -14363,6 +14895,14 @@ declare module '../tensor' {
      */
     specialZeta(other: Scalar): Tensor;
     /**
+     * `aten::split.Tensor(Tensor(a -> *) self, int split_size, int dim=0) -> Tensor(a)[]`
+     */
+    split(splitSize: number, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    /**
+     * `aten::split.sizes(Tensor(a -> *) self, int[] split_size, int dim=0) -> Tensor(a)[]`
+     */
+    split(splitSize: readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    /**
      * `aten::split_copy.Tensor(Tensor self, int split_size, int dim=0) -> Tensor[]`
      */
     splitCopy(splitSize: number, dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
@@ -14375,9 +14915,29 @@ declare module '../tensor' {
      */
     splitWithSizesCopy(splitSizes: readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
     /**
+     * `aten::sqrt(Tensor self) -> Tensor`
+     */
+    sqrt(): Tensor;
+    /**
+     * `aten::sqrt_(Tensor(a!) self) -> Tensor(a!)`
+     */
+    sqrt_(): this;
+    /**
+     * `aten::square(Tensor self) -> Tensor`
+     */
+    square(): Tensor;
+    /**
      * `aten::square_(Tensor(a!) self) -> Tensor(a!)`
      */
     square_(): this;
+    /**
+     * `aten::squeeze(Tensor(a) self) -> Tensor(a)`
+     */
+    squeeze(): Tensor;
+    /**
+     * `aten::squeeze.dim(Tensor(a) self, int dim) -> Tensor(a)`
+     */
+    squeeze(dim: number): Tensor;
     /**
      * `aten::squeeze_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -14399,6 +14959,22 @@ declare module '../tensor' {
      */
     sspaddmm(mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
     /**
+     * `aten::std(Tensor self, bool unbiased=True) -> Tensor`
+     */
+    std(unbiased?: boolean | { unbiased?: boolean }, options?: { unbiased?: boolean }): Tensor;
+    /**
+     * `aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor`
+     */
+    std(dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): Tensor;
+    /**
+     * `aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor`
+     */
+    std(...dim___: number[]): Tensor;
+    /**
+     * `aten::std.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor`
+     */
+    std(dim: (number | readonly number[]) | null, unbiased?: boolean | { unbiased?: boolean; keepdim?: boolean }, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): Tensor;
+    /**
      * `aten::std_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor)`
      */
     stdMean(unbiased?: boolean | { unbiased?: boolean }, options?: { unbiased?: boolean }): [Tensor, Tensor];
@@ -14406,6 +14982,10 @@ declare module '../tensor' {
      * `aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
      */
     stdMean(dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): [Tensor, Tensor];
+    /**
+     * `aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
+     */
+    stdMean(...dim___: number[]): [Tensor, Tensor];
     /**
      * `aten::std_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
      */
@@ -14418,6 +14998,22 @@ declare module '../tensor' {
      * `aten::stft.center(Tensor self, int n_fft, int? hop_length=None, int? win_length=None, Tensor? window=None, bool center=True, str pad_mode="reflect", bool normalized=False, bool? onesided=None, bool? return_complex=None) -> Tensor`
      */
     stft(nFft: number, hopLength?: number | null | { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; padMode?: string; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }, winLength?: number | null, window?: Tensor | null, center?: boolean, padMode?: string, normalized?: boolean, onesided?: boolean | null, returnComplex?: boolean | null, options?: { hopLength?: number | null; winLength?: number | null; window?: Tensor | null; center?: boolean; padMode?: string; normalized?: boolean; onesided?: boolean | null; returnComplex?: boolean | null }): Tensor;
+    /**
+     * `aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
+     */
+    sub(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
+    /**
+     * `aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
+     */
+    sub(other: Tensor, options?: { alpha?: Scalar }): Tensor;
+    /**
+     * `aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
+     */
+    sub_(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): this;
+    /**
+     * `aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
+     */
+    sub_(other: Tensor, options?: { alpha?: Scalar }): this;
     /**
      * `aten::subtract.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
      */
@@ -14435,9 +15031,21 @@ declare module '../tensor' {
      */
     subtract_(other: Tensor, options?: { alpha?: Scalar }): this;
     /**
+     * `aten::sum(Tensor self, *, ScalarType? dtype=None) -> Tensor`
+     */
+    sum(options?: { dtype?: OpDType | null }): Tensor;
+    /**
+     * `aten::sum.dim_IntList(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
+     */
+    sum(dim: (number | readonly number[]) | null, keepdim?: boolean | { keepdim?: boolean; dtype?: OpDType | null }, options?: { keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    /**
      * `aten::sum_to_size(Tensor self, int[] size) -> Tensor`
      */
     sumToSize(size: number | readonly number[]): Tensor;
+    /**
+     * `aten::sum_to_size(Tensor self, int[] size) -> Tensor`
+     */
+    sumToSize(...size__: number[]): Tensor;
     /**
      * `aten::svd(Tensor self, bool some=True, bool compute_uv=True) -> (Tensor U, Tensor S, Tensor V)`
      */
@@ -14463,6 +15071,10 @@ declare module '../tensor' {
      */
     symeig(eigenvectors?: boolean | { eigenvectors?: boolean; upper?: boolean }, upper?: boolean, options?: { eigenvectors?: boolean; upper?: boolean }): [Tensor, Tensor] & { eigenvalues: Tensor; eigenvectors: Tensor };
     /**
+     * `aten::t(Tensor(a) self) -> Tensor(a)`
+     */
+    t(): Tensor;
+    /**
      * `aten::t_(Tensor(a!) self) -> Tensor(a!)`
      */
     t_(): this;
@@ -14486,6 +15098,10 @@ declare module '../tensor' {
      * `aten::tan_(Tensor(a!) self) -> Tensor(a!)`
      */
     tan_(): this;
+    /**
+     * `aten::tanh(Tensor self) -> Tensor`
+     */
+    tanh(): Tensor;
     /**
      * `aten::tanh_(Tensor(a!) self) -> Tensor(a!)`
      */
@@ -14523,6 +15139,10 @@ declare module '../tensor' {
      */
     tile(dims: number | readonly number[]): Tensor;
     /**
+     * `aten::tile(Tensor self, int[] dims) -> Tensor`
+     */
+    tile(...dims__: number[]): Tensor;
+    /**
      * `aten::to_dense(Tensor self, ScalarType? dtype=None) -> Tensor`
      */
     toDense(dtype?: OpDType | null | { dtype?: OpDType | null }, options?: { dtype?: OpDType | null }): Tensor;
@@ -14547,9 +15167,17 @@ declare module '../tensor' {
      */
     toSparseBsc(blocksize: number | readonly number[]): Tensor;
     /**
+     * `aten::to_sparse_bsc(Tensor self, int[2] blocksize) -> Tensor`
+     */
+    toSparseBsc(...blocksize__: number[]): Tensor;
+    /**
      * `aten::to_sparse_bsr(Tensor self, int[2] blocksize) -> Tensor`
      */
     toSparseBsr(blocksize: number | readonly number[]): Tensor;
+    /**
+     * `aten::to_sparse_bsr(Tensor self, int[2] blocksize) -> Tensor`
+     */
+    toSparseBsr(...blocksize__: number[]): Tensor;
     /**
      * `aten::to_sparse_csc(Tensor self) -> Tensor`
      */
@@ -14566,6 +15194,10 @@ declare module '../tensor' {
      * `aten::trace(Tensor self) -> Tensor`
      */
     trace(): Tensor;
+    /**
+     * `aten::transpose.int(Tensor(a) self, int dim0, int dim1) -> Tensor(a)`
+     */
+    transpose(dim0: number, dim1: number): Tensor;
     /**
      * `aten::transpose_(Tensor(a!) self, int dim0, int dim1) -> Tensor(a!)`
      */
@@ -14647,6 +15279,10 @@ declare module '../tensor' {
      */
     uniform(from?: number | { from?: number; to?: number; generator?: GeneratorLike | null }, to?: number, options?: { from?: number; to?: number; generator?: GeneratorLike | null }): Tensor;
     /**
+     * `aten::uniform_(Tensor(a!) self, float from=0., float to=1., *, Generator? generator=None) -> Tensor(a!)`
+     */
+    uniform_(from?: number | { from?: number; to?: number; generator?: GeneratorLike | null }, to?: number, options?: { from?: number; to?: number; generator?: GeneratorLike | null }): this;
+    /**
      * `aten::unique_consecutive(Tensor self, bool return_inverse=False, bool return_counts=False, int? dim=None) -> (Tensor, Tensor, Tensor)`
      */
     uniqueConsecutive(returnInverse?: boolean | { returnInverse?: boolean; returnCounts?: boolean; dim?: number | null }, returnCounts?: boolean, dim?: number | null, options?: { returnInverse?: boolean; returnCounts?: boolean; dim?: number | null }): [Tensor, Tensor, Tensor];
@@ -14670,6 +15306,10 @@ declare module '../tensor' {
      * `aten::unsafe_split_with_sizes(Tensor self, int[] split_sizes, int dim=0) -> Tensor[]`
      */
     unsafeSplitWithSizes(splitSizes: readonly number[], dim?: number | { dim?: number }, options?: { dim?: number }): Tensor[];
+    /**
+     * `aten::unsqueeze(Tensor(a) self, int dim) -> Tensor(a)`
+     */
+    unsqueeze(dim: number): Tensor;
     /**
      * `aten::unsqueeze_(Tensor(a!) self, int dim) -> Tensor(a!)`
      */
@@ -14715,6 +15355,22 @@ declare module '../tensor' {
      */
     valuesCopy(): Tensor;
     /**
+     * `aten::var(Tensor self, bool unbiased=True) -> Tensor`
+     */
+    var(unbiased?: boolean | { unbiased?: boolean }, options?: { unbiased?: boolean }): Tensor;
+    /**
+     * `aten::var.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor`
+     */
+    var(dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): Tensor;
+    /**
+     * `aten::var.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor`
+     */
+    var(...dim___: number[]): Tensor;
+    /**
+     * `aten::var.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor`
+     */
+    var(dim: (number | readonly number[]) | null, unbiased?: boolean | { unbiased?: boolean; keepdim?: boolean }, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): Tensor;
+    /**
      * `aten::var_mean(Tensor self, bool unbiased=True) -> (Tensor, Tensor)`
      */
     varMean(unbiased?: boolean | { unbiased?: boolean }, options?: { unbiased?: boolean }): [Tensor, Tensor];
@@ -14723,6 +15379,10 @@ declare module '../tensor' {
      */
     varMean(dim: (number | readonly number[]) | null, options: { correction: number | null; keepdim?: boolean }): [Tensor, Tensor];
     /**
+     * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)`
+     */
+    varMean(...dim___: number[]): [Tensor, Tensor];
+    /**
      * `aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
      */
     varMean(dim: (number | readonly number[]) | null, unbiased?: boolean | { unbiased?: boolean; keepdim?: boolean }, keepdim?: boolean, options?: { unbiased?: boolean; keepdim?: boolean }): [Tensor, Tensor];
@@ -14730,6 +15390,18 @@ declare module '../tensor' {
      * `aten::vdot(Tensor self, Tensor other) -> Tensor`
      */
     vdot(other: Tensor): Tensor;
+    /**
+     * `aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a)`
+     */
+    view(size: number | readonly number[]): Tensor;
+    /**
+     * `aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a)`
+     */
+    view(...size__: number[]): Tensor;
+    /**
+     * `aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a)`
+     */
+    view(dtype: OpDType): Tensor;
     /**
      * `aten::view_as(Tensor(a) self, Tensor other) -> Tensor(a)`
      */
@@ -14755,6 +15427,10 @@ declare module '../tensor' {
      */
     viewCopy(size: number | readonly number[]): Tensor;
     /**
+     * `aten::view_copy(Tensor self, SymInt[] size) -> Tensor`
+     */
+    viewCopy(...size__: number[]): Tensor;
+    /**
      * `aten::view_copy.dtype(Tensor self, ScalarType dtype) -> Tensor`
      */
     viewCopy(dtype: OpDType): Tensor;
@@ -14762,6 +15438,10 @@ declare module '../tensor' {
      * `aten::vsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
      */
     vsplit(indices: number | readonly number[]): Tensor[];
+    /**
+     * `aten::vsplit.array(Tensor(a -> *) self, int[] indices) -> Tensor(a)[]`
+     */
+    vsplit(...indices__: number[]): Tensor[];
     /**
      * `aten::vsplit.int(Tensor(a -> *) self, int sections) -> Tensor(a)[]`
      */
@@ -14787,6 +15467,10 @@ declare module '../tensor' {
      */
     zero(): Tensor;
     /**
+     * `aten::zero_(Tensor(a!) self) -> Tensor(a!)`
+     */
+    zero_(): this;
+    /**
      * `aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor`
      */
     zerosLike(options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
@@ -14794,8 +15478,9 @@ declare module '../tensor' {
 }
 
 /** The generated methods, by name. */
-export const METHOD_NAMES: readonly string[] = ["abs_","absolute","absolute_","acos","acos_","acosh","acosh_","adaptiveAvgPool1d","adaptiveAvgPool2d","adaptiveAvgPool3d","adaptiveMaxPool1d","adaptiveMaxPool2d","adaptiveMaxPool3d","addbmm","addbmm_","addcdiv","addcmul","addmm","addmm_","addmv","addmv_","addr","addr_","adjoint","alias","aliasCopy","alignAs","all","alphaDropout_","amax","amin","aminmax","angle","any","arccos","arccos_","arccosh","arccosh_","arcsin","arcsin_","arcsinh","arcsinh_","arctan","arctan2","arctan2_","arctan_","arctanh","arctanh_","argsort","argwhere","asStrided","asStrided_","asStridedCopy","asStridedScatter","asin","asin_","asinh","asinh_","atan","atan2","atan2_","atan_","atanh","atanh_","atleast1d","atleast2d","atleast3d","avgPool1d","avgPool2d","avgPool3d","baddbmm","baddbmm_","bernoulli","binaryCrossEntropy","binaryCrossEntropyWithLogits","bincount","bitwiseAnd","bitwiseAnd_","bitwiseLeftShift","bitwiseLeftShift_","bitwiseNot","bitwiseNot_","bitwiseOr","bitwiseOr_","bitwiseRightShift","bitwiseRightShift_","bitwiseXor","bitwiseXor_","bmm","broadcastTo","bucketize","cauchy","cauchy_","ccolIndices","ccolIndicesCopy","ceil_","celu","celu_","chalf","channelShuffle","cholesky","choleskyInverse","choleskySolve","clampMax","clampMax_","clampMin","clampMin_","clip","clip_","coalesce","col2im","colIndices","colIndicesCopy","combinations","conj","conjPhysical","conjPhysical_","constantPadNd","convDepthwise3d","convTbc","copy","copySparseToSparse","copySparseToSparse_","copysign","copysign_","corrcoef","cos","cos_","cosh","cosh_","countNonzero","cov","cross","crossEntropyLoss","crowIndices","crowIndicesCopy","cudnnConvolution","cudnnConvolutionAddRelu","cudnnConvolutionRelu","cudnnConvolutionTranspose","cudnnGridSampler","cudnnIsAcceptable","cummax","cummin","cumprod","cumprod_","cumsum","cumsum_","data","deg2rad","deg2rad_","denseDim","dequantize","det","detach_","detachCopy","diag","diagEmbed","diagflat","diagonal","diagonalCopy","diagonalScatter","diff","digamma","digamma_","dist","divide","divide_","dot","dropout_","dsplit","elu","elu_","embeddingRenorm","embeddingRenorm_","emptyLike","eq_","erf","erf_","erfc","erfc_","erfinv","erfinv_","exp2","exp2_","exp_","expandAs","expandCopy","expm1","expm1_","exponential","exponential_","fakeQuantizePerChannelAffine","fakeQuantizePerChannelAffineCachemask","fakeQuantizePerTensorAffine","fakeQuantizePerTensorAffineCachemask","featureAlphaDropout_","featureDropout_","fftFft","fftFft2","fftFftn","fftFftshift","fftHfft","fftHfft2","fftHfftn","fftIfft","fftIfft2","fftIfftn","fftIfftshift","fftIhfft","fftIhfft2","fftIhfftn","fftIrfft","fftIrfft2","fftIrfftn","fftRfft","fftRfft2","fftRfftn","fill","fillDiagonal_","fix","fix_","flip","fliplr","flipud","floatPower","floatPower_","floor_","floorDivide","floorDivide_","fmax","fmin","fmod","fmod_","frac","frac_","fractionalMaxPool2d","fractionalMaxPool3d","frexp","frobeniusNorm","fullLike","fusedMovingAvgObsFakeQuant","gcd","gcd_","ge_","gelu","gelu_","geometric","geometric_","geqrf","ger","glu","gradient","greater","greater_","greaterEqual","greaterEqual_","gt_","hardshrink","hardsigmoid","hardsigmoid_","hardswish","hardswish_","hardtanh","hardtanh_","heaviside","heaviside_","hingeEmbeddingLoss","histc","histogram","histogramdd","hsplit","huberLoss","hypot","hypot_","i0","i0_","igamma","igamma_","igammac","igammac_","im2col","imag","indexAdd","indexAdd_","indexCopy","indexCopy_","indexFill","indexFill_","indexPut","indexReduce","indexReduce_","indices","indicesCopy","inner","intRepr","inverse","isCoalesced","isConj","isDistributed","isInference","isNeg","isNonzero","isPinned","isSameSize","isSetTo","isSigned","isclose","isfinite","isinf","isneginf","isposinf","isreal","istft","klDiv","kron","kthvalue","l1Loss","lcm","lcm_","ldexp","ldexp_","le_","leakyRelu","leakyRelu_","lerp","less","less_","lessEqual","lessEqual_","lgamma","lgamma_","lift","liftFresh","liftFreshCopy","linalgCholesky","linalgCholeskyEx","linalgCond","linalgCross","linalgEig","linalgEigh","linalgEigvals","linalgEigvalsh","linalgLdlFactor","linalgLdlFactorEx","linalgLstsq","linalgMatmul","linalgMatrixExp","linalgMatrixNorm","linalgMatrixPower","linalgMatrixRank","linalgNorm","linalgPinv","linalgSolveTriangular","linalgTensorinv","linalgTensorsolve","linalgVectorNorm","log10","log10_","log1p","log1p_","log2","log2_","log_","logNormal","logNormal_","logSigmoid","logSigmoidForward","logSoftmax","logaddexp","logaddexp2","logcumsumexp","logdet","logicalAnd","logicalAnd_","logicalNot_","logicalOr","logicalOr_","logicalXor","logicalXor_","logit","logit_","logsumexp","lt_","luSolve","mH","maskedFill_","maskedScatter","maskedScatter_","maskedSelect","matrixH","matrixExp","matrixPower","maxPool1d","maxPool1dWithIndices","maxPool2d","maxPool2dWithIndices","maxPool3d","maxPool3dWithIndices","maxUnpool2d","maxUnpool3d","median","minimum","miopenConvolution","miopenConvolutionAddRelu","miopenConvolutionRelu","miopenConvolutionTranspose","miopenDepthwiseConvolution","mish","mish_","mkldnnAdaptiveAvgPool2d","mkldnnConvolution","mkldnnLinear","mkldnnMaxPool2d","mkldnnMaxPool3d","mkldnnReorderConv2dWeight","mkldnnReorderConv3dWeight","mm","mode","moveaxis","movedim","mseLoss","msort","multiMarginLoss","multilabelMarginLoss","multilabelMarginLossForward","multinomial","multiply","multiply_","mv","mvlgamma","mvlgamma_","nanToNum","nanToNum_","nanmean","nanmedian","nanquantile","nansum","narrowCopy","nativeChannelShuffle","nativeNorm","ne_","negative","negative_","nestedToPaddedTensor","newEmpty","newEmptyStrided","newFull","newOnes","newZeros","nextafter","nextafter_","nllLoss","nllLoss2d","nllLoss2dForward","nllLossForward","nllLossNd","nonzero","nonzeroNumpy","normalFunctional","notEqual","notEqual_","nuclearNorm","numpyT","oneHot","onesLike","orgqr","ormqr","outer","outputNr","pad","pdist","permuteCopy","pinMemory","pinverse","pixelShuffle","pixelUnshuffle","poisson","polygamma_","positive","prelu","put","put_","qPerChannelAxis","qPerChannelScales","qPerChannelZeroPoints","qScale","qZeroPoint","qr","qscheme","quantile","quantizePerChannel","quantizePerTensor","quantizePerTensorDynamic","quantizedMaxPool1d","quantizedMaxPool2d","rad2deg","rad2deg_","randLike","randintLike","randnLike","random","ravel","real","reciprocal","reciprocal_","recordStream","reflectionPad1d","reflectionPad2d","reflectionPad3d","relu6","relu6_","remainder_","renorm","renorm_","repeatInterleave","replicationPad1d","replicationPad2d","replicationPad3d","reshapeAs","resize","resize_","resizeAs","resizeAs_","resizeAsSparse","resizeAsSparse_","resolveConj","resolveNeg","retainGrad","retainsGrad","roll","rot90","round_","rowIndices","rowIndicesCopy","rrelu","rrelu_","rreluWithNoise","rreluWithNoise_","rsqrt_","rsub","scatter","scatter_","scatterAdd","scatterAdd_","scatterReduce","scatterReduce_","selectCopy","selectScatter","selu","selu_","set","set_","setData","sgn","sgn_","sigmoid_","sign_","signbit","silu","silu_","sin","sin_","sinc","sinc_","sinh","sinh_","sliceCopy","sliceScatter","slogdet","slowConv3d","slowConv3dForward","slowConvDilated2d","slowConvDilated3d","slowConvTranspose2d","slowConvTranspose3d","smm","smoothL1Loss","softMarginLoss","softmax","softplus","softshrink","sort","sparseDim","sparseMask","sparseResize","sparseResize_","sparseResizeAndClear","sparseResizeAndClear_","sparseSampledAddmm","specialBesselJ0","specialBesselJ1","specialBesselY0","specialBesselY1","specialDigamma","specialEntr","specialErf","specialErfc","specialErfcx","specialErfinv","specialExp2","specialExpit","specialExpm1","specialGammainc","specialGammaincc","specialGammaln","specialI0","specialI0e","specialI1","specialI1e","specialLog1p","specialLogNdtr","specialLogSoftmax","specialLogit","specialLogsumexp","specialModifiedBesselI0","specialModifiedBesselI1","specialModifiedBesselK0","specialModifiedBesselK1","specialMultigammaln","specialNdtr","specialNdtri","specialPsi","specialRound","specialSinc","specialSoftmax","specialXlog1py","specialXlogy","specialZeta","splitCopy","splitWithSizes","splitWithSizesCopy","square_","squeeze_","squeezeCopy","sspaddmm","stdMean","stft","subtract","subtract_","sumToSize","svd","swapaxes","swapaxes_","swapdims","swapdims_","symeig","t_","tCopy","take","takeAlongDim","tan","tan_","tanh_","tensorSplit","tensordot","thnnConv2d","threshold","threshold_","tile","toDense","toMkldnn","toPaddedTensor","toSparse","toSparseBsc","toSparseBsr","toSparseCsc","toSparseCsr","topk","trace","transpose_","transposeCopy","triangularSolve","tril","tril_","triu","triu_","trueDivide","trueDivide_","trunc","trunc_","typeAs","unbind","unbindCopy","unflatten","unfold","unfoldCopy","uniform","uniqueConsecutive","uniqueDim","uniqueDimConsecutive","unsafeChunk","unsafeSplit","unsafeSplitWithSizes","unsqueeze_","unsqueezeCopy","upsampleBicubic2d","upsampleBilinear2d","upsampleLinear1d","upsampleNearest1d","upsampleNearest2d","upsampleNearest3d","upsampleTrilinear3d","values","valuesCopy","varMean","vdot","viewAs","viewAsComplex","viewAsComplexCopy","viewAsReal","viewAsRealCopy","viewCopy","vsplit","xlogy","xlogy_","zero","zerosLike"];
+export const METHOD_NAMES: readonly string[] = ["abs","abs_","absolute","absolute_","acos","acos_","acosh","acosh_","adaptiveAvgPool1d","adaptiveAvgPool2d","adaptiveAvgPool3d","adaptiveMaxPool1d","adaptiveMaxPool2d","adaptiveMaxPool3d","add","add_","addbmm","addbmm_","addcdiv","addcdiv_","addcmul","addcmul_","addmm","addmm_","addmv","addmv_","addr","addr_","adjoint","alias","aliasCopy","alignAs","all","allclose","alphaDropout_","amax","amin","aminmax","angle","any","arccos","arccos_","arccosh","arccosh_","arcsin","arcsin_","arcsinh","arcsinh_","arctan","arctan2","arctan2_","arctan_","arctanh","arctanh_","argmax","argmin","argsort","argwhere","asStrided","asStrided_","asStridedCopy","asStridedScatter","asin","asin_","asinh","asinh_","atan","atan2","atan2_","atan_","atanh","atanh_","atleast1d","atleast2d","atleast3d","avgPool1d","avgPool2d","avgPool3d","baddbmm","baddbmm_","bernoulli","bernoulli_","binaryCrossEntropy","binaryCrossEntropyWithLogits","bincount","bitwiseAnd","bitwiseAnd_","bitwiseLeftShift","bitwiseLeftShift_","bitwiseNot","bitwiseNot_","bitwiseOr","bitwiseOr_","bitwiseRightShift","bitwiseRightShift_","bitwiseXor","bitwiseXor_","bmm","broadcastTo","bucketize","cauchy","cauchy_","ccolIndices","ccolIndicesCopy","ceil","ceil_","celu","celu_","chalf","channelShuffle","cholesky","choleskyInverse","choleskySolve","chunk","clamp","clamp_","clampMax","clampMax_","clampMin","clampMin_","clip","clip_","clone","coalesce","col2im","colIndices","colIndicesCopy","combinations","conj","conjPhysical","conjPhysical_","constantPadNd","convDepthwise3d","convTbc","copy","copy_","copySparseToSparse","copySparseToSparse_","copysign","copysign_","corrcoef","cos","cos_","cosh","cosh_","countNonzero","cov","cross","crossEntropyLoss","crowIndices","crowIndicesCopy","cudnnConvolution","cudnnConvolutionAddRelu","cudnnConvolutionRelu","cudnnConvolutionTranspose","cudnnGridSampler","cudnnIsAcceptable","cummax","cummin","cumprod","cumprod_","cumsum","cumsum_","data","deg2rad","deg2rad_","denseDim","dequantize","det","detach_","detachCopy","diag","diagEmbed","diagflat","diagonal","diagonalCopy","diagonalScatter","diff","digamma","digamma_","dist","div","div_","divide","divide_","dot","dropout_","dsplit","elu","elu_","embeddingRenorm","embeddingRenorm_","emptyLike","eq","eq_","equal","erf","erf_","erfc","erfc_","erfinv","erfinv_","exp","exp2","exp2_","exp_","expand","expandAs","expandCopy","expm1","expm1_","exponential","exponential_","fakeQuantizePerChannelAffine","fakeQuantizePerChannelAffineCachemask","fakeQuantizePerTensorAffine","fakeQuantizePerTensorAffineCachemask","featureAlphaDropout_","featureDropout_","fftFft","fftFft2","fftFftn","fftFftshift","fftHfft","fftHfft2","fftHfftn","fftIfft","fftIfft2","fftIfftn","fftIfftshift","fftIhfft","fftIhfft2","fftIhfftn","fftIrfft","fftIrfft2","fftIrfftn","fftRfft","fftRfft2","fftRfftn","fill","fill_","fillDiagonal_","fix","fix_","flatten","flip","fliplr","flipud","floatPower","floatPower_","floor","floor_","floorDivide","floorDivide_","fmax","fmin","fmod","fmod_","frac","frac_","fractionalMaxPool2d","fractionalMaxPool3d","frexp","frobeniusNorm","fullLike","fusedMovingAvgObsFakeQuant","gather","gcd","gcd_","ge","ge_","gelu","gelu_","geometric","geometric_","geqrf","ger","glu","gradient","greater","greater_","greaterEqual","greaterEqual_","gt","gt_","hardshrink","hardsigmoid","hardsigmoid_","hardswish","hardswish_","hardtanh","hardtanh_","heaviside","heaviside_","hingeEmbeddingLoss","histc","histogram","histogramdd","hsplit","huberLoss","hypot","hypot_","i0","i0_","igamma","igamma_","igammac","igammac_","im2col","imag","indexAdd","indexAdd_","indexCopy","indexCopy_","indexFill","indexFill_","indexPut","indexReduce","indexReduce_","indexSelect","indices","indicesCopy","inner","intRepr","inverse","isCoalesced","isConj","isDistributed","isInference","isNeg","isNonzero","isPinned","isSameSize","isSetTo","isSigned","isclose","isfinite","isinf","isnan","isneginf","isposinf","isreal","istft","klDiv","kron","kthvalue","l1Loss","lcm","lcm_","ldexp","ldexp_","le","le_","leakyRelu","leakyRelu_","lerp","lerp_","less","less_","lessEqual","lessEqual_","lgamma","lgamma_","lift","liftFresh","liftFreshCopy","linalgCholesky","linalgCholeskyEx","linalgCond","linalgCross","linalgEig","linalgEigh","linalgEigvals","linalgEigvalsh","linalgLdlFactor","linalgLdlFactorEx","linalgLstsq","linalgMatmul","linalgMatrixExp","linalgMatrixNorm","linalgMatrixPower","linalgMatrixRank","linalgNorm","linalgPinv","linalgSolveTriangular","linalgTensorinv","linalgTensorsolve","linalgVectorNorm","log","log10","log10_","log1p","log1p_","log2","log2_","log_","logNormal","logNormal_","logSigmoid","logSigmoidForward","logSoftmax","logaddexp","logaddexp2","logcumsumexp","logdet","logicalAnd","logicalAnd_","logicalNot","logicalNot_","logicalOr","logicalOr_","logicalXor","logicalXor_","logit","logit_","logsumexp","lt","lt_","luSolve","mH","maskedFill","maskedFill_","maskedScatter","maskedScatter_","maskedSelect","matmul","matrixH","matrixExp","matrixPower","max","maxPool1d","maxPool1dWithIndices","maxPool2d","maxPool2dWithIndices","maxPool3d","maxPool3dWithIndices","maxUnpool2d","maxUnpool3d","maximum","mean","median","min","minimum","miopenConvolution","miopenConvolutionAddRelu","miopenConvolutionRelu","miopenConvolutionTranspose","miopenDepthwiseConvolution","mish","mish_","mkldnnAdaptiveAvgPool2d","mkldnnConvolution","mkldnnLinear","mkldnnMaxPool2d","mkldnnMaxPool3d","mkldnnReorderConv2dWeight","mkldnnReorderConv3dWeight","mm","mode","moveaxis","movedim","mseLoss","msort","mul","mul_","multiMarginLoss","multilabelMarginLoss","multilabelMarginLossForward","multinomial","multiply","multiply_","mv","mvlgamma","mvlgamma_","nanToNum","nanToNum_","nanmean","nanmedian","nanquantile","nansum","narrow","narrowCopy","nativeChannelShuffle","nativeNorm","ne","ne_","neg","neg_","negative","negative_","nestedToPaddedTensor","newEmpty","newEmptyStrided","newFull","newOnes","newZeros","nextafter","nextafter_","nllLoss","nllLoss2d","nllLoss2dForward","nllLossForward","nllLossNd","nonzero","nonzeroNumpy","norm","normal_","normalFunctional","notEqual","notEqual_","nuclearNorm","numpyT","oneHot","onesLike","orgqr","ormqr","outer","outputNr","pad","pdist","permute","permuteCopy","pinMemory","pinverse","pixelShuffle","pixelUnshuffle","poisson","polygamma_","positive","pow","pow_","prelu","prod","put","put_","qPerChannelAxis","qPerChannelScales","qPerChannelZeroPoints","qScale","qZeroPoint","qr","qscheme","quantile","quantizePerChannel","quantizePerTensor","quantizePerTensorDynamic","quantizedMaxPool1d","quantizedMaxPool2d","rad2deg","rad2deg_","randLike","randintLike","randnLike","random","random_","ravel","real","reciprocal","reciprocal_","recordStream","reflectionPad1d","reflectionPad2d","reflectionPad3d","relu","relu6","relu6_","relu_","remainder","remainder_","renorm","renorm_","repeat","repeatInterleave","replicationPad1d","replicationPad2d","replicationPad3d","reshape","reshapeAs","resize","resize_","resizeAs","resizeAs_","resizeAsSparse","resizeAsSparse_","resolveConj","resolveNeg","retainGrad","retainsGrad","roll","rot90","round","round_","rowIndices","rowIndicesCopy","rrelu","rrelu_","rreluWithNoise","rreluWithNoise_","rsqrt","rsqrt_","rsub","scatter","scatter_","scatterAdd","scatterAdd_","scatterReduce","scatterReduce_","select","selectCopy","selectScatter","selu","selu_","set","set_","setData","sgn","sgn_","sigmoid","sigmoid_","sign","sign_","signbit","silu","silu_","sin","sin_","sinc","sinc_","sinh","sinh_","slice","sliceCopy","sliceScatter","slogdet","slowConv3d","slowConv3dForward","slowConvDilated2d","slowConvDilated3d","slowConvTranspose2d","slowConvTranspose3d","smm","smoothL1Loss","softMarginLoss","softmax","softplus","softshrink","sort","sparseDim","sparseMask","sparseResize","sparseResize_","sparseResizeAndClear","sparseResizeAndClear_","sparseSampledAddmm","specialBesselJ0","specialBesselJ1","specialBesselY0","specialBesselY1","specialDigamma","specialEntr","specialErf","specialErfc","specialErfcx","specialErfinv","specialExp2","specialExpit","specialExpm1","specialGammainc","specialGammaincc","specialGammaln","specialI0","specialI0e","specialI1","specialI1e","specialLog1p","specialLogNdtr","specialLogSoftmax","specialLogit","specialLogsumexp","specialModifiedBesselI0","specialModifiedBesselI1","specialModifiedBesselK0","specialModifiedBesselK1","specialMultigammaln","specialNdtr","specialNdtri","specialPsi","specialRound","specialSinc","specialSoftmax","specialXlog1py","specialXlogy","specialZeta","split","splitCopy","splitWithSizes","splitWithSizesCopy","sqrt","sqrt_","square","square_","squeeze","squeeze_","squeezeCopy","sspaddmm","std","stdMean","stft","sub","sub_","subtract","subtract_","sum","sumToSize","svd","swapaxes","swapaxes_","swapdims","swapdims_","symeig","t","t_","tCopy","take","takeAlongDim","tan","tan_","tanh","tanh_","tensorSplit","tensordot","thnnConv2d","threshold","threshold_","tile","toDense","toMkldnn","toPaddedTensor","toSparse","toSparseBsc","toSparseBsr","toSparseCsc","toSparseCsr","topk","trace","transpose","transpose_","transposeCopy","triangularSolve","tril","tril_","triu","triu_","trueDivide","trueDivide_","trunc","trunc_","typeAs","unbind","unbindCopy","unflatten","unfold","unfoldCopy","uniform","uniform_","uniqueConsecutive","uniqueDim","uniqueDimConsecutive","unsafeChunk","unsafeSplit","unsafeSplitWithSizes","unsqueeze","unsqueeze_","unsqueezeCopy","upsampleBicubic2d","upsampleBilinear2d","upsampleLinear1d","upsampleNearest1d","upsampleNearest2d","upsampleNearest3d","upsampleTrilinear3d","values","valuesCopy","var","varMean","vdot","view","viewAs","viewAsComplex","viewAsComplexCopy","viewAsReal","viewAsRealCopy","viewCopy","vsplit","xlogy","xlogy_","zero","zero_","zerosLike"];
 const METHODS: Record<string, ReturnType<typeof op>> = {
+  "abs": $abs,
   "abs_": $abs_,
   "absolute": $absolute,
   "absolute_": $absolute_,
@@ -14809,10 +15494,14 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "adaptiveMaxPool1d": $adaptive_max_pool1d,
   "adaptiveMaxPool2d": $adaptive_max_pool2d,
   "adaptiveMaxPool3d": $adaptive_max_pool3d,
+  "add": $add,
+  "add_": $add_,
   "addbmm": $addbmm,
   "addbmm_": $addbmm_,
   "addcdiv": $addcdiv,
+  "addcdiv_": $addcdiv_,
   "addcmul": $addcmul,
+  "addcmul_": $addcmul_,
   "addmm": $addmm,
   "addmm_": $addmm_,
   "addmv": $addmv,
@@ -14824,6 +15513,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "aliasCopy": $alias_copy,
   "alignAs": $align_as,
   "all": $all,
+  "allclose": $allclose,
   "alphaDropout_": $alpha_dropout_,
   "amax": $amax,
   "amin": $amin,
@@ -14844,6 +15534,8 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "arctan_": $arctan_,
   "arctanh": $arctanh,
   "arctanh_": $arctanh_,
+  "argmax": $argmax,
+  "argmin": $argmin,
   "argsort": $argsort,
   "argwhere": $argwhere,
   "asStrided": $as_strided,
@@ -14869,6 +15561,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "baddbmm": $baddbmm,
   "baddbmm_": $baddbmm_,
   "bernoulli": $bernoulli,
+  "bernoulli_": $bernoulli_,
   "binaryCrossEntropy": $binary_cross_entropy,
   "binaryCrossEntropyWithLogits": $binary_cross_entropy_with_logits,
   "bincount": $bincount,
@@ -14891,6 +15584,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "cauchy_": $cauchy_,
   "ccolIndices": $ccol_indices,
   "ccolIndicesCopy": $ccol_indices_copy,
+  "ceil": $ceil,
   "ceil_": $ceil_,
   "celu": $celu,
   "celu_": $celu_,
@@ -14899,12 +15593,16 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "cholesky": $cholesky,
   "choleskyInverse": $cholesky_inverse,
   "choleskySolve": $cholesky_solve,
+  "chunk": $chunk,
+  "clamp": $clamp,
+  "clamp_": $clamp_,
   "clampMax": $clamp_max,
   "clampMax_": $clamp_max_,
   "clampMin": $clamp_min,
   "clampMin_": $clamp_min_,
   "clip": $clip,
   "clip_": $clip_,
+  "clone": $clone,
   "coalesce": $coalesce,
   "col2im": $col2im,
   "colIndices": $col_indices,
@@ -14917,6 +15615,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "convDepthwise3d": $conv_depthwise3d,
   "convTbc": $conv_tbc,
   "copy": $copy,
+  "copy_": $copy_,
   "copySparseToSparse": $copy_sparse_to_sparse,
   "copySparseToSparse_": $copy_sparse_to_sparse_,
   "copysign": $copysign,
@@ -14962,6 +15661,8 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "digamma": $digamma,
   "digamma_": $digamma_,
   "dist": $dist,
+  "div": $div,
+  "div_": $div_,
   "divide": $divide,
   "divide_": $divide_,
   "dot": $dot,
@@ -14972,16 +15673,20 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "embeddingRenorm": $embedding_renorm,
   "embeddingRenorm_": $embedding_renorm_,
   "emptyLike": $empty_like,
+  "eq": $eq,
   "eq_": $eq_,
+  "equal": $equal,
   "erf": $erf,
   "erf_": $erf_,
   "erfc": $erfc,
   "erfc_": $erfc_,
   "erfinv": $erfinv,
   "erfinv_": $erfinv_,
+  "exp": $exp,
   "exp2": $exp2,
   "exp2_": $exp2_,
   "exp_": $exp_,
+  "expand": $expand,
   "expandAs": $expand_as,
   "expandCopy": $expand_copy,
   "expm1": $expm1,
@@ -15015,14 +15720,17 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "fftRfft2": $fft_rfft2,
   "fftRfftn": $fft_rfftn,
   "fill": $fill,
+  "fill_": $fill_,
   "fillDiagonal_": $fill_diagonal_,
   "fix": $fix,
   "fix_": $fix_,
+  "flatten": $flatten,
   "flip": $flip,
   "fliplr": $fliplr,
   "flipud": $flipud,
   "floatPower": $float_power,
   "floatPower_": $float_power_,
+  "floor": $floor,
   "floor_": $floor_,
   "floorDivide": $floor_divide,
   "floorDivide_": $floor_divide_,
@@ -15038,8 +15746,10 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "frobeniusNorm": $frobenius_norm,
   "fullLike": $full_like,
   "fusedMovingAvgObsFakeQuant": $fused_moving_avg_obs_fake_quant,
+  "gather": $gather,
   "gcd": $gcd,
   "gcd_": $gcd_,
+  "ge": $ge,
   "ge_": $ge_,
   "gelu": $gelu,
   "gelu_": $gelu_,
@@ -15053,6 +15763,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "greater_": $greater_,
   "greaterEqual": $greater_equal,
   "greaterEqual_": $greater_equal_,
+  "gt": $gt,
   "gt_": $gt_,
   "hardshrink": $hardshrink,
   "hardsigmoid": $hardsigmoid,
@@ -15088,6 +15799,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "indexPut": $index_put,
   "indexReduce": $index_reduce,
   "indexReduce_": $index_reduce_,
+  "indexSelect": $index_select,
   "indices": $indices,
   "indicesCopy": $indices_copy,
   "inner": $inner,
@@ -15106,6 +15818,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "isclose": $isclose,
   "isfinite": $isfinite,
   "isinf": $isinf,
+  "isnan": $isnan,
   "isneginf": $isneginf,
   "isposinf": $isposinf,
   "isreal": $isreal,
@@ -15118,10 +15831,12 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "lcm_": $lcm_,
   "ldexp": $ldexp,
   "ldexp_": $ldexp_,
+  "le": $le,
   "le_": $le_,
   "leakyRelu": $leaky_relu,
   "leakyRelu_": $leaky_relu_,
   "lerp": $lerp,
+  "lerp_": $lerp_,
   "less": $less,
   "less_": $less_,
   "lessEqual": $less_equal,
@@ -15153,6 +15868,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "linalgTensorinv": $linalg_tensorinv,
   "linalgTensorsolve": $linalg_tensorsolve,
   "linalgVectorNorm": $linalg_vector_norm,
+  "log": $log,
   "log10": $log10,
   "log10_": $log10_,
   "log1p": $log1p,
@@ -15171,6 +15887,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "logdet": $logdet,
   "logicalAnd": $logical_and,
   "logicalAnd_": $logical_and_,
+  "logicalNot": $logical_not,
   "logicalNot_": $logical_not_,
   "logicalOr": $logical_or,
   "logicalOr_": $logical_or_,
@@ -15179,16 +15896,20 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "logit": $logit,
   "logit_": $logit_,
   "logsumexp": $logsumexp,
+  "lt": $lt,
   "lt_": $lt_,
   "luSolve": $lu_solve,
   "mH": $mH,
+  "maskedFill": $masked_fill,
   "maskedFill_": $masked_fill_,
   "maskedScatter": $masked_scatter,
   "maskedScatter_": $masked_scatter_,
   "maskedSelect": $masked_select,
+  "matmul": $matmul,
   "matrixH": $matrix_H,
   "matrixExp": $matrix_exp,
   "matrixPower": $matrix_power,
+  "max": $max,
   "maxPool1d": $max_pool1d,
   "maxPool1dWithIndices": $max_pool1d_with_indices,
   "maxPool2d": $max_pool2d,
@@ -15197,7 +15918,10 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "maxPool3dWithIndices": $max_pool3d_with_indices,
   "maxUnpool2d": $max_unpool2d,
   "maxUnpool3d": $max_unpool3d,
+  "maximum": $maximum,
+  "mean": $mean,
   "median": $median,
+  "min": $min,
   "minimum": $minimum,
   "miopenConvolution": $miopen_convolution,
   "miopenConvolutionAddRelu": $miopen_convolution_add_relu,
@@ -15219,6 +15943,8 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "movedim": $movedim,
   "mseLoss": $mse_loss,
   "msort": $msort,
+  "mul": $mul,
+  "mul_": $mul_,
   "multiMarginLoss": $multi_margin_loss,
   "multilabelMarginLoss": $multilabel_margin_loss,
   "multilabelMarginLossForward": $multilabel_margin_loss_forward,
@@ -15234,10 +15960,14 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "nanmedian": $nanmedian,
   "nanquantile": $nanquantile,
   "nansum": $nansum,
+  "narrow": $narrow,
   "narrowCopy": $narrow_copy,
   "nativeChannelShuffle": $native_channel_shuffle,
   "nativeNorm": $native_norm,
+  "ne": $ne,
   "ne_": $ne_,
+  "neg": $neg,
+  "neg_": $neg_,
   "negative": $negative,
   "negative_": $negative_,
   "nestedToPaddedTensor": $nested_to_padded_tensor,
@@ -15255,6 +15985,8 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "nllLossNd": $nll_loss_nd,
   "nonzero": $nonzero,
   "nonzeroNumpy": $nonzero_numpy,
+  "norm": $norm,
+  "normal_": $normal_,
   "normalFunctional": $normal_functional,
   "notEqual": $not_equal,
   "notEqual_": $not_equal_,
@@ -15268,6 +16000,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "outputNr": $output_nr,
   "pad": $pad,
   "pdist": $pdist,
+  "permute": $permute,
   "permuteCopy": $permute_copy,
   "pinMemory": $pin_memory,
   "pinverse": $pinverse,
@@ -15276,7 +16009,10 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "poisson": $poisson,
   "polygamma_": $polygamma_,
   "positive": $positive,
+  "pow": $pow,
+  "pow_": $pow_,
   "prelu": $prelu,
+  "prod": $prod,
   "put": $put,
   "put_": $put_,
   "qPerChannelAxis": $q_per_channel_axis,
@@ -15298,6 +16034,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "randintLike": $randint_like,
   "randnLike": $randn_like,
   "random": $random,
+  "random_": $random_,
   "ravel": $ravel,
   "real": $real,
   "reciprocal": $reciprocal,
@@ -15306,15 +16043,20 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "reflectionPad1d": $reflection_pad1d,
   "reflectionPad2d": $reflection_pad2d,
   "reflectionPad3d": $reflection_pad3d,
+  "relu": $relu,
   "relu6": $relu6,
   "relu6_": $relu6_,
+  "relu_": $relu_,
+  "remainder": $remainder,
   "remainder_": $remainder_,
   "renorm": $renorm,
   "renorm_": $renorm_,
+  "repeat": $repeat,
   "repeatInterleave": $repeat_interleave,
   "replicationPad1d": $replication_pad1d,
   "replicationPad2d": $replication_pad2d,
   "replicationPad3d": $replication_pad3d,
+  "reshape": $reshape,
   "reshapeAs": $reshape_as,
   "resize": $resize,
   "resize_": $resize_,
@@ -15328,6 +16070,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "retainsGrad": $retains_grad,
   "roll": $roll,
   "rot90": $rot90,
+  "round": $round,
   "round_": $round_,
   "rowIndices": $row_indices,
   "rowIndicesCopy": $row_indices_copy,
@@ -15335,6 +16078,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "rrelu_": $rrelu_,
   "rreluWithNoise": $rrelu_with_noise,
   "rreluWithNoise_": $rrelu_with_noise_,
+  "rsqrt": $rsqrt,
   "rsqrt_": $rsqrt_,
   "rsub": $rsub,
   "scatter": $scatter,
@@ -15343,6 +16087,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "scatterAdd_": $scatter_add_,
   "scatterReduce": $scatter_reduce,
   "scatterReduce_": $scatter_reduce_,
+  "select": $select,
   "selectCopy": $select_copy,
   "selectScatter": $select_scatter,
   "selu": $selu,
@@ -15352,7 +16097,9 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "setData": $set_data,
   "sgn": $sgn,
   "sgn_": $sgn_,
+  "sigmoid": $sigmoid,
   "sigmoid_": $sigmoid_,
+  "sign": $sign,
   "sign_": $sign_,
   "signbit": $signbit,
   "silu": $silu,
@@ -15363,6 +16110,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "sinc_": $sinc_,
   "sinh": $sinh,
   "sinh_": $sinh_,
+  "slice": $slice,
   "sliceCopy": $slice_copy,
   "sliceScatter": $slice_scatter,
   "slogdet": $slogdet,
@@ -15425,17 +16173,26 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "specialXlog1py": $special_xlog1py,
   "specialXlogy": $special_xlogy,
   "specialZeta": $special_zeta,
+  "split": $split,
   "splitCopy": $split_copy,
   "splitWithSizes": $split_with_sizes,
   "splitWithSizesCopy": $split_with_sizes_copy,
+  "sqrt": $sqrt,
+  "sqrt_": $sqrt_,
+  "square": $square,
   "square_": $square_,
+  "squeeze": $squeeze,
   "squeeze_": $squeeze_,
   "squeezeCopy": $squeeze_copy,
   "sspaddmm": $sspaddmm,
+  "std": $std,
   "stdMean": $std_mean,
   "stft": $stft,
+  "sub": $sub,
+  "sub_": $sub_,
   "subtract": $subtract,
   "subtract_": $subtract_,
+  "sum": $sum,
   "sumToSize": $sum_to_size,
   "svd": $svd,
   "swapaxes": $swapaxes,
@@ -15443,12 +16200,14 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "swapdims": $swapdims,
   "swapdims_": $swapdims_,
   "symeig": $symeig,
+  "t": $t,
   "t_": $t_,
   "tCopy": $t_copy,
   "take": $take,
   "takeAlongDim": $take_along_dim,
   "tan": $tan,
   "tan_": $tan_,
+  "tanh": $tanh,
   "tanh_": $tanh_,
   "tensorSplit": $tensor_split,
   "tensordot": $tensordot,
@@ -15466,6 +16225,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "toSparseCsr": $to_sparse_csr,
   "topk": $topk,
   "trace": $trace,
+  "transpose": $transpose,
   "transpose_": $transpose_,
   "transposeCopy": $transpose_copy,
   "triangularSolve": $triangular_solve,
@@ -15484,12 +16244,14 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "unfold": $unfold,
   "unfoldCopy": $unfold_copy,
   "uniform": $uniform,
+  "uniform_": $uniform_,
   "uniqueConsecutive": $unique_consecutive,
   "uniqueDim": $unique_dim,
   "uniqueDimConsecutive": $unique_dim_consecutive,
   "unsafeChunk": $unsafe_chunk,
   "unsafeSplit": $unsafe_split,
   "unsafeSplitWithSizes": $unsafe_split_with_sizes,
+  "unsqueeze": $unsqueeze,
   "unsqueeze_": $unsqueeze_,
   "unsqueezeCopy": $unsqueeze_copy,
   "upsampleBicubic2d": $upsample_bicubic2d,
@@ -15501,8 +16263,10 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "upsampleTrilinear3d": $upsample_trilinear3d,
   "values": $values,
   "valuesCopy": $values_copy,
+  "var": $var,
   "varMean": $var_mean,
   "vdot": $vdot,
+  "view": $view,
   "viewAs": $view_as,
   "viewAsComplex": $view_as_complex,
   "viewAsComplexCopy": $view_as_complex_copy,
@@ -15513,6 +16277,7 @@ const METHODS: Record<string, ReturnType<typeof op>> = {
   "xlogy": $xlogy,
   "xlogy_": $xlogy_,
   "zero": $zero,
+  "zero_": $zero_,
   "zerosLike": $zeros_like,
 };
 for (const name of METHOD_NAMES) {

@@ -4,7 +4,8 @@
  */
 import { expected, argTypeError, outOfRangeError } from '../errors';
 import { keep } from '../memory';
-import { full, Tensor, zerosLike } from '../tensor';
+import { full, Tensor } from '../tensor';
+import { zerosLike } from '../ops/generated';
 import { checkOption, Optimizer, ParamGroup, Params, ParamState, pyPow, torchAtLeast } from './optimizer';
 
 export interface AdamOptions {
@@ -109,11 +110,11 @@ export class Adam extends Optimizer<AdamGroupOptions> {
       const stepT = state.step as Tensor;
 
       stepT.add_(1);
-      if (weightDecay !== 0) grad = grad.add(param, weightDecay);
+      if (weightDecay !== 0) grad = grad.add(param, { alpha: weightDecay });
       // 1.13: exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1); 2.x: exp_avg.lerp_(grad, 1 - beta1).
       if (LERP_FIRST_MOMENT) expAvg.lerp_(grad, 1 - beta1);
-      else expAvg.mul_(beta1).add_(grad, 1 - beta1);
-      expAvgSq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+      else expAvg.mul_(beta1).add_(grad, { alpha: 1 - beta1 });
+      expAvgSq.mul_(beta2).addcmul_(grad, grad, { value: 1 - beta2 });
 
       const step = stepT.item() as number;
       let corrections = powCache.get(step);
@@ -136,12 +137,15 @@ export class Adam extends Optimizer<AdamGroupOptions> {
           maxSq = keep(zerosLike(param));
           state.max_exp_avg_sq = maxSq;
         }
-        maxSq.maximum_(expAvgSq);
+        // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        const m = maxSq.maximum(expAvgSq);
+        maxSq.copy_(m);
+        m.dispose();
         denom = maxSq.sqrt().div(biasCorrection2Sqrt).add_(eps);
       } else {
         denom = expAvgSq.sqrt().div(biasCorrection2Sqrt).add_(eps);
       }
-      param.addcdiv_(expAvg, denom, -stepSize);
+      param.addcdiv_(expAvg, denom, { value: -stepSize });
     }
   }
 }

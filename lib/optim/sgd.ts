@@ -80,22 +80,22 @@ export class SGD extends Optimizer<SGDGroupOptions> {
       // 2.x keeps no state at all for a parameter when momentum is 0.
       const state: ParamState | null = momentum !== 0 || !torchAtLeast(2, 0) ? this.stateOf(param) : null;
       let dp: Tensor = maximize ? grad.neg() : grad;
-      if (weightDecay !== 0) dp = dp.add(param, weightDecay);
+      if (weightDecay !== 0) dp = dp.add(param, { alpha: weightDecay });
       if (momentum !== 0 && state) {
         let buf = state.momentum_buffer as Tensor | null | undefined;
         if (buf == null) {
           buf = keep(dp.clone().detach());
           state.momentum_buffer = buf;
         } else {
-          buf.mul_(momentum).add_(dp, 1 - dampening);
+          buf.mul_(momentum).add_(dp, { alpha: 1 - dampening });
         }
-        dp = nesterov ? dp.add(buf, momentum) : buf;
+        dp = nesterov ? dp.add(buf, { alpha: momentum }) : buf;
       } else if (state) {
         // 1.13 records the (absent) buffer too, so state dicts have the same keys;
         // 2.x stores momentum buffers only when momentum != 0.
         state.momentum_buffer = null;
       }
-      param.add_(dp, -lr);
+      param.add_(dp, { alpha: -lr });
     }
   }
 }
