@@ -418,6 +418,9 @@ export function callOp(entry: OpEntry, args: unknown[], method = false): unknown
   // Nothing fits: bind again, this time for the reasons.
   const reasons = overloads.map((o) => o.missing ?? (bind(o, pos, kw, method, true) as string));
   const name = shortName(entry.name);
+  // The arguments fit an overload only another engine has: say that, not "invalid arguments".
+  const lacking = overloads.find((o) => o.missing !== undefined && typeof bind(o, pos, kw, method, false) !== 'string');
+  if (lacking) throw new TorchError(lacking.missing!);
   if (overloads.every((o) => o.missing !== undefined)) throw new TorchError(overloads[0].missing!);
   if (kw) {
     for (const key in kw) {
