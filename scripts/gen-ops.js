@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Writes the typed op surface from the loaded libtorch's own operator schemas:
+// Writes the typed op surface from the operator schemas of every supported libtorch: the
+// loaded engine's own (N.opSchemas()) plus the snapshots in lib/ops/schemas/<version>.json
+// (one per engine; the loaded engine's snapshot is replaced by its live schemas):
 //   lib/ops/generated.ts   every public ATen op as a typed function (torch.ops.*), Tensor
 //                          methods for ops whose first argument is `Tensor self`, and the
 //                          overload metadata the runtime (lib/ops/runtime.ts) binds with
@@ -7,20 +9,36 @@
 //                          export of that name exists)
 //   lib/ops/clashes.json   the names left to the hand-written code, and the ops skipped, with reasons
 // Run after building: `npm run build && npm run gen:ops && npm run build:ts`. The output is
-// checked in, so types exist without a build; the file says which engine wrote it.
+// checked in, so types exist without a build; the file says which engines it was written from.
+// Each overload is typed from the newest engine that has it; the doc comment lists each
+// distinct schema with its engines, and "Only in libtorch X." where some engines lack it.
+// The output depends only on the schemas, not on which engine runs the generator.
+//
+//   node scripts/gen-ops.js                 writes lib/ops/{generated.ts,functions.ts,clashes.json}
+//   node scripts/gen-ops.js --out DIR       writes them to DIR instead (the up-to-date test)
+//   node scripts/gen-ops.js --snapshot      writes lib/ops/schemas/<loaded version>.json
+//                                           (--out DIR: to DIR/<version>.json)
+// An engine torchnode is not built against: scripts/op_schemas.py prints the same snapshot
+// from its python3-torch (`.ci/trixie.sh run 'python3 scripts/op_schemas.py'`).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const dist = path.join(root, 'dist');
-const outDir = path.join(root, 'lib', 'ops');
+const argv = process.argv.slice(2);
+const outAt = argv.indexOf('--out');
+if (outAt >= 0 && !argv[outAt + 1]) throw new Error('gen:ops: --out needs a directory');
+const SNAPSHOT = argv.includes('--snapshot');
+const schemasDir = path.join(root, 'lib', 'ops', 'schemas');
+const outDir = outAt >= 0 ? path.resolve(argv[outAt + 1]) : SNAPSHOT ? schemasDir : path.join(root, 'lib', 'ops');
 
 const { N } = require(path.join(dist, 'native.js'));
 const { parseSchema, camel, isDimnameArg } = require(path.join(dist, 'ops', 'schema.js'));
 const torch = require(path.join(dist, 'index.js'));
 const GENERATED = Symbol.for('torchnode.generated');
-const version = torch.version;
+/** `1.13.0` (no local suffix): the snapshot's name. */
+const version = /^\d+\.\d+\.\d+/.exec(torch.version)?.[0] ?? torch.version;
 
 const RESERVED = new Set(
   ('break case catch class const continue debugger default delete do else enum export extends false finally for function if ' +
@@ -48,7 +66,70 @@ function overloadExcluded(s) {
   return null;
 }
 
-const all = N.opSchemas().map((e) => parseSchema(e.schema));
+// ---- the schemas of every engine -----------------------------------------------
+
+/**
+ * Whether a snapshot keeps this schema: the name-level rules below (public aten ops, no
+ * out= overloads); scripts/op_schemas.py applies the same ones.
+ */
+function snapshotKeeps(schema) {
+  const m = /^aten::([^.(]+)(?:\.([^(]+))?\(/.exec(schema);
+  if (!m) return false;
+  const short = m[1];
+  const overload = m[2] || '';
+  if (short.startsWith('_') || /backward/.test(short)) return false;
+  return !(overload === 'out' || /(^|_)out$/.test(overload));
+}
+const snapshotText = (list) => `[\n${list.map((x) => JSON.stringify(x)).join(',\n')}\n]\n`;
+const liveSchemas = [...new Set(N.opSchemas().map((e) => e.schema).filter(snapshotKeeps))].sort();
+
+if (SNAPSHOT) {
+  fs.mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `${version}.json`);
+  fs.writeFileSync(file, snapshotText(liveSchemas));
+  console.log(`gen:ops: wrote ${path.relative(process.cwd(), file)} (${liveSchemas.length} schemas of libtorch ${version})`);
+  process.exit(0);
+}
+
+const vparts = (v) => v.split('.').map(Number);
+const newerFirst = (a, b) => {
+  const x = vparts(a);
+  const y = vparts(b);
+  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return y[i] - x[i];
+  return 0;
+};
+const engines = new Map();
+for (const f of fs.existsSync(schemasDir) ? fs.readdirSync(schemasDir) : []) {
+  if (/^\d+\.\d+\.\d+\.json$/.test(f)) engines.set(f.slice(0, -5), JSON.parse(fs.readFileSync(path.join(schemasDir, f), 'utf8')));
+}
+if (engines.has(version) && snapshotText(engines.get(version)) !== snapshotText(liveSchemas)) {
+  console.warn(
+    `gen:ops: warning: the loaded libtorch ${version}'s schemas differ from lib/ops/schemas/${version}.json; ` +
+      'using the live ones (run `node scripts/gen-ops.js --snapshot` to update the snapshot)',
+  );
+}
+engines.set(version, liveSchemas);
+/** Newest first. */
+const versions = [...engines.keys()].sort(newerFirst);
+const ascending = [...versions].reverse();
+const listWords = (xs) => (xs.length < 2 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
+
+// One parsed schema per overload, from the newest engine that has it, with `versions`
+// (the engines that have it, oldest first) and `variants` ([schema, versions] for each
+// distinct schema string, newest first).
+const byKey = new Map();
+for (const v of versions) {
+  for (const text of engines.get(v)) {
+    const s = parseSchema(text);
+    const key = `${s.name}.${s.overload}`;
+    let e = byKey.get(key);
+    if (!e) byKey.set(key, (e = { s, versions: [], variants: new Map() }));
+    e.versions.unshift(v);
+    if (!e.variants.has(text)) e.variants.set(text, []);
+    e.variants.get(text).unshift(v);
+  }
+}
+const all = [...byKey.values()].map((e) => Object.assign(e.s, { versions: e.versions, variants: [...e.variants] }));
 const byOp = new Map();
 const skippedOps = {};
 const skippedOverloads = [];
@@ -193,7 +274,7 @@ function defOf(s) {
     if (r.writes && r.alias) idx = s.args.findIndex((a) => a.writes && a.alias === r.alias && a.base === 'Tensor' && !a.list);
     return `${r.name ? `${r.name}:` : ''}${r.type}${idx >= 0 ? `@${idx}` : ''}`;
   });
-  return [s.overload, args, rets];
+  return s.versions.length < versions.length ? [s.overload, args, rets, s.versions] : [s.overload, args, rets];
 }
 
 // ---- what stays hand-written ------------------------------------------------------
@@ -229,18 +310,33 @@ for (const o of ops) {
 // ---- write ---------------------------------------------------------------------------
 
 const L = [];
+const esc = (t) => t.replace(/\*\//g, '*\\/');
 const schemaDoc = (list, indent) =>
-  `${indent}/**\n${list.map((s) => `${indent} * \`${s.schema.replace(/\*\//g, '*\\/')}\``).join(`\n${indent} *\n`)}\n${indent} */`;
-L.push(`// Generated by scripts/gen-ops.js from libtorch ${version}'s operator schemas. Do not edit: run \`npm run gen:ops\`.`);
+  `${indent}/**\n${list
+    .map((s) => {
+      const lines =
+        s.variants.length === 1
+          ? [`\`${esc(s.schema)}\``]
+          : s.variants.map(([text, vs]) => `\`${esc(text)}\` (libtorch ${listWords(vs)})`);
+      if (s.versions.length < versions.length) lines.push(`Only in libtorch ${listWords(s.versions)}.`);
+      return lines.map((x) => `${indent} * ${x}`).join(`\n${indent} *\n`);
+    })
+    .join(`\n${indent} *\n`)}\n${indent} */`;
+L.push(
+  `// Generated by scripts/gen-ops.js from the operator schemas of libtorch ${listWords(ascending)} (lib/ops/schemas/). ` +
+    'Do not edit: run `npm run gen:ops`.',
+);
 L.push(`// ${ops.length} public ATen ops, ${ops.reduce((n, o) => n + o.overloads.length, 0)} overloads.`);
 L.push('/* eslint-disable */');
 L.push("import type { DeviceType, GeneratorLike, MemoryFormat, Scalar } from '../tensor';");
 L.push("import { Tensor } from '../tensor';");
 L.push("import { callOp as call, op, OverloadDef, setGeneratedFrom } from './runtime';");
 L.push('');
-L.push('/** The libtorch whose schemas wrote this file; an op another version lacks throws a TorchError naming both. */');
-L.push(`export const GENERATED_FROM = ${JSON.stringify(version)};`);
-L.push('setGeneratedFrom(GENERATED_FROM);');
+L.push('/** The libtorch versions whose schemas wrote this file, oldest first. */');
+L.push(`export const GENERATED_FROM_ENGINES: readonly string[] = ${JSON.stringify(ascending)};`);
+L.push('/** The same, as one string; an op the loaded engine lacks throws a TorchError naming the engines that have it. */');
+L.push(`export const GENERATED_FROM = ${JSON.stringify(ascending.join(', '))};`);
+L.push('setGeneratedFrom(GENERATED_FROM_ENGINES);');
 L.push('/** Every dtype name the engine knows. */');
 L.push("export type OpDType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool' | 'float16' | 'bfloat16' | 'int16' | 'int8' | 'complex64' | 'complex128';");
 L.push("export type OpLayout = 'strided' | 'sparse_coo' | 'sparse_csr' | 'sparse_csc' | 'sparse_bsr' | 'sparse_bsc' | 'mkldnn';");
@@ -250,7 +346,10 @@ L.push('  Object.defineProperty(f, GENERATED, { value: true });');
 L.push('  return f;');
 L.push('}');
 L.push('');
-L.push('// ---- overload metadata: [overload, args (`*`: keyword-only, `=`: has a default), returns (`@i`: argument i in place)]');
+L.push(
+  '// ---- overload metadata: [overload, args (`*`: keyword-only, `=`: has a default), returns (`@i`: argument i in place), ' +
+    'the engines that have it (where not all do)]',
+);
 // One JSON string, parsed at load: a literal this size would cost the type checker more than the rest of the file.
 const meta = {};
 for (const o of ops) meta[o.short] = o.overloads.map(defOf);
@@ -305,10 +404,11 @@ if (reservedSkipped.length) {
   L.push('// Ops whose names are JavaScript reserved words: declared as <name>_op, exported as <name>.');
   L.push(`export { ${reservedSkipped.map((n) => `${n}_op as ${n}`).join(', ')} };`);
 }
+fs.mkdirSync(outDir, { recursive: true });
 fs.writeFileSync(path.join(outDir, 'generated.ts'), L.join('\n') + '\n');
 
 const F = [];
-F.push(`// Generated by scripts/gen-ops.js from libtorch ${version}. Do not edit: run \`npm run gen:ops\`.`);
+F.push(`// Generated by scripts/gen-ops.js from libtorch ${listWords(ascending)}. Do not edit: run \`npm run gen:ops\`.`);
 F.push('// The generated functions exported on `torch.*`: every public op without a hand-written');
 F.push('// export of the same name (those are listed in clashes.json and reachable as torch.ops.<name>).');
 const fnNames = ops.filter((o) => o.fn).map((o) => o.js);
@@ -318,7 +418,7 @@ F.push("} from './generated';");
 fs.writeFileSync(path.join(outDir, 'functions.ts'), F.join('\n') + '\n');
 
 const report = {
-  generatedFrom: version,
+  generatedFrom: ascending,
   ops: ops.length,
   overloads: ops.reduce((n, o) => n + o.overloads.length, 0),
   functionsOnTorch: fnNames.length,
@@ -328,10 +428,16 @@ const report = {
   reservedNames: reservedSkipped,
   skippedOps,
   skippedOverloads: skippedOverloads.length,
+  /** The typed ops that some engines lack: the engines that have them. */
+  opsNotInEvery: Object.fromEntries(
+    ops
+      .map((o) => [o.name, ascending.filter((v) => o.overloads.some((s) => s.versions.includes(v)))])
+      .filter(([, vs]) => vs.length < versions.length),
+  ),
 };
 fs.writeFileSync(path.join(outDir, 'clashes.json'), JSON.stringify(report, null, 2) + '\n');
 console.log(
-  `gen:ops: libtorch ${version}: ${report.ops} ops (${report.overloads} overloads); ${report.functionsOnTorch} on torch.*, ` +
+  `gen:ops: libtorch ${listWords(ascending)} (loaded: ${version}): ${report.ops} ops (${report.overloads} overloads); ${report.functionsOnTorch} on torch.*, ` +
     `${report.methods} Tensor methods; left to hand-written code: ${clashFunctions.length} functions, ${clashMethods.length} methods; ` +
     `${Object.keys(skippedOps).length} ops with no usable overload`,
 );

@@ -6,7 +6,7 @@ import * as torch from '../lib';
 import { Tensor, TorchError } from '../lib';
 import { N } from '../lib/native';
 import { camel, isDimnameArg, parseSchema, ParsedSchema } from '../lib/ops/schema';
-import { GENERATED_FROM } from '../lib/ops/generated';
+import { GENERATED_FROM, GENERATED_FROM_ENGINES } from '../lib/ops/generated';
 import { callOp, op } from '../lib/ops/runtime';
 
 const ops = torch.ops as unknown as Record<string, (...a: unknown[]) => any>;
@@ -63,11 +63,21 @@ describe('ops: throw cases', () => {
     expect(() => ops.thnnConv2d(x, x, 3)).toThrow(/not callable through torchnode: it is an internal kernel/);
   });
 
-  test('an op the typed surface has but the loaded engine lacks is a TorchError naming both versions', () => {
-    const missing = op('aten::only_in_another_version', [['', ['self:Tensor'], ['Tensor']]]);
+  test('an op the typed surface has but the loaded engine lacks is a TorchError naming the engines that have it', () => {
+    const loaded = torch.version.split('+')[0];
+    const missing = op('aten::only_in_another_version', [['', ['self:Tensor'], ['Tensor'], ['9.9.0']]]);
     expect(() => callOp(missing, [torch.ones(1)])).toThrow(TorchError);
     expect(() => callOp(missing, [torch.ones(1)])).toThrow(
-      new RegExp(`^op aten::only_in_another_version is not in libtorch .*\\(torchnode's typed ops were generated from libtorch ${GENERATED_FROM.replace(/\./g, '\\.')}\\)$`),
+      new TorchError(`torch.ops.onlyInAnotherVersion: aten::only_in_another_version is not in libtorch ${loaded} (it is in libtorch 9.9.0)`),
+    );
+    // No engines recorded for the overload: the ones the surface was generated from, less the loaded one.
+    const others = GENERATED_FROM_ENGINES.filter((v) => v !== loaded);
+    const unrecorded = op('aten::only_in_another_version', [['', ['self:Tensor'], ['Tensor']]]);
+    const words = others.length < 2 ? others.join('') : `${others.slice(0, -1).join(', ')} and ${others[others.length - 1]}`;
+    expect(() => callOp(unrecorded, [torch.ones(1)])).toThrow(
+      others.length
+        ? new TorchError(`torch.ops.onlyInAnotherVersion: aten::only_in_another_version is not in libtorch ${loaded} (it is in libtorch ${words})`)
+        : new TorchError(`torch.ops.onlyInAnotherVersion: op aten::only_in_another_version is not in libtorch ${loaded}`),
     );
   });
 });

@@ -7,16 +7,18 @@
  * @internal
  */
 import { describe, TorchError, argTypeError } from '../errors';
+import { version as engineVersion } from '../device';
 import { N, NativeTensor } from '../native';
 import { getThreadGenerator, Tensor, wrap } from '../tensor';
 import { camel, typeParts } from './schema';
 
 /**
  * One overload as the generator records it: the overload name, its arguments as
- * `name:type` (`*` first: keyword-only; `=` last: has a default), and its returns as
- * `type` or `type@i` when the return is argument i written in place.
+ * `name:type` (`*` first: keyword-only; `=` last: has a default), its returns as
+ * `type` or `type@i` when the return is argument i written in place, and the libtorch
+ * versions that have it where not every engine the surface was generated from does.
  */
-export type OverloadDef = readonly [overload: string, args: readonly string[], returns: readonly string[]];
+export type OverloadDef = readonly [overload: string, args: readonly string[], returns: readonly string[], versions?: readonly string[]];
 
 // Argument kinds: what a JS value must be.
 const enum K {
@@ -89,6 +91,8 @@ interface Overload {
   synced: boolean;
   /** Why the loaded engine has no such overload (a TorchError message). */
   missing?: string;
+  /** The libtorch versions that have it, where not every one the surface came from does. */
+  versions?: readonly string[];
 }
 
 /** An op's overloads, decoded on first use. */
@@ -99,11 +103,13 @@ export interface OpEntry {
   overloads?: Overload[];
 }
 
-let generatedFrom = '';
-/** Records which libtorch the typed surface was generated from (for "not in libtorch X" errors). */
-export function setGeneratedFrom(v: string): void {
-  generatedFrom = v;
+let generatedFrom: readonly string[] = [];
+/** Records which libtorch versions the typed surface was generated from (for "not in libtorch X" errors). */
+export function setGeneratedFrom(versions: readonly string[]): void {
+  generatedFrom = versions;
 }
+
+const listWords = (xs: readonly string[]): string => (xs.length < 2 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
 
 function decodeArg(spec: string): Arg {
   const kwargOnly = spec.startsWith('*');
@@ -143,7 +149,11 @@ function sync(o: Overload): void {
     o.handle = N.opHandle(o.op, o.overload);
   } catch (e) {
     if (!(e instanceof TorchError)) throw e;
-    o.missing = `${e.message}${generatedFrom ? ` (torchnode's typed ops were generated from libtorch ${generatedFrom})` : ''}`;
+    // "torch.ops.rmsNorm: aten::rms_norm is not in libtorch 1.13.0 (it is in libtorch 2.6.0)"
+    const loaded = engineVersion.split('+')[0];
+    const has = (o.versions ?? generatedFrom).filter((v) => v !== loaded);
+    const q = o.overload ? `${o.op}.${o.overload}` : o.op;
+    o.missing = `torch.ops.${shortName(o.op)}: ${has.length ? `${q} is not in libtorch ${loaded} (it is in libtorch ${listWords(has)})` : e.message}`;
     return;
   }
   const live = N.opArgs(o.handle);
@@ -154,7 +164,7 @@ function sync(o: Overload): void {
 }
 
 function decode(entry: OpEntry): Overload[] {
-  return entry.defs.map(([overload, argSpecs, retSpecs]) => {
+  return entry.defs.map(([overload, argSpecs, retSpecs, versions]) => {
     const args = argSpecs.map(decodeArg);
     const rets: Ret[] = retSpecs.map((r) => {
       const at = r.lastIndexOf('@');
@@ -169,7 +179,7 @@ function decode(entry: OpEntry): Overload[] {
     });
     const o: Overload = {
       op: entry.name, overload, args, rets, npos: 0, keys: new Map(), unsupported: false, factory: false,
-      handle: undefined, synced: false,
+      handle: undefined, synced: false, versions,
     };
     shape(o, args);
     return o;
@@ -408,6 +418,9 @@ export function callOp(entry: OpEntry, args: unknown[], method = false): unknown
   // Nothing fits: bind again, this time for the reasons.
   const reasons = overloads.map((o) => o.missing ?? (bind(o, pos, kw, method, true) as string));
   const name = shortName(entry.name);
+  // The arguments fit an overload only another engine has: say that, not "invalid arguments".
+  const lacking = overloads.find((o) => o.missing !== undefined && typeof bind(o, pos, kw, method, false) !== 'string');
+  if (lacking) throw new TorchError(lacking.missing!);
   if (overloads.every((o) => o.missing !== undefined)) throw new TorchError(overloads[0].missing!);
   if (kw) {
     for (const key in kw) {
