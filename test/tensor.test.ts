@@ -80,6 +80,56 @@ describe('Tensor: throw cases', () => {
   });
 });
 
+describe('Tensor: one calling rule for every method', () => {
+  test('the math, shape and in-place methods take the trailing keyword object, in camelCase', () => {
+    const x = torch.tensor([-2, -1, 0, 1, 2]);
+    expect(x.clamp({ min: 0 }).toArray()).toEqual([0, 0, 0, 1, 2]);
+    expect(x.clamp(undefined, 0).toArray()).toEqual([-2, -1, 0, 0, 0]);
+    const y = x.clone();
+    expect(y.clamp_({ max: 1 })).toBe(y);
+    expect(y.toArray()).toEqual([-2, -1, 0, 1, 1]);
+    const m = torch.tensor([[1, 5], [7, 3]]);
+    expect(m.sum({ dtype: 'float64' }).dtype).toBe('float64');
+    expect(m.sum(1, { keepdim: true }).shape).toEqual([2, 1]);
+    const mx = m.max(1);
+    expect(mx.values.toArray()).toEqual([5, 7]);
+    expect(mx.indices.toArray()).toEqual([1, 0]);
+    // std/var take PyTorch's order: dim, unbiased, keepdim.
+    expect(m.std(1, false).toArray()).toEqual([2, 2]);
+    expect(m.std(1, false, true).shape).toEqual([2, 1]);
+    expect(m.view(-1).shape).toEqual([4]);
+    expect(m.view([4, 1]).shape).toEqual([4, 1]);
+  });
+
+  test('an unknown key is a TypeError naming the function and the key, everywhere', () => {
+    const x = torch.ones(2, 2);
+    expect(() => x.sum({ dtpye: 'float64' } as any)).toThrow(/sum: unknown keyword argument 'dtpye' \(it takes [^)]*dtype/);
+    expect(() => x.clamp_({ minimum: 0 } as any)).toThrow(/clamp_: unknown keyword argument 'minimum'/);
+    expect(() => torch.zeros([2], { dtpye: 'float64' } as any)).toThrow(new TypeError("zeros: unknown option 'dtpye' (it takes dtype, device, requiresGrad)"));
+    expect(() => torch.randn(2, { generater: null } as any)).toThrow(/randn: unknown option 'generater' \(it takes dtype, device, requiresGrad, generator\)/);
+    expect(() => torch.tensor([1], { requires_grad: true } as any)).toThrow(/tensor: unknown option 'requires_grad'/);
+    expect(() => torch.full([2], 1, { device: 'cpu', dtyp: 'int64' } as any)).toThrow(/full: unknown option 'dtyp'/);
+    expect(() => x.to({ dtype: 'float64', devise: 'cpu' } as any)).toThrow(/to: unknown option 'devise'/);
+    expect(() => x.contiguous({ format: 'channels_last' } as any)).toThrow(/contiguous: unknown option 'format'/);
+    expect(() => x.item({ bigInt: true } as any)).toThrow(/item: unknown option 'bigInt'/);
+    const w = torch.ones(2).requiresGrad_();
+    expect(() => w.sum().backward(null, { retainGraf: true } as any)).toThrow(/backward: unknown option 'retainGraf'/);
+    for (const f of [() => x.sum({ dtpye: 1 } as any), () => torch.zeros([1], { a: 1 } as any)]) {
+      try {
+        f();
+      } catch (e) {
+        expect((e as { code?: string }).code).toBe('ERR_INVALID_ARG_TYPE');
+      }
+    }
+  });
+
+  test('contiguous takes the memory format alone or as PyTorch\'s keyword', () => {
+    const x = torch.randn([1, 2, 3, 3]);
+    expect(x.contiguous({ memoryFormat: 'channels_last' }).isContiguous('channels_last')).toBe(true);
+    expect(x.contiguous('channels_last').isContiguous('channels_last')).toBe(true);
+  });
+});
+
 describe('Tensor: creation and reading', () => {
   test('dtypes are inferred like PyTorch', () => {
     // JS has no int literals: numbers are float32 (the default dtype), BigInts int64.
