@@ -9,8 +9,8 @@
 //   `npm run bench` into build/bench/op_overhead), so "overhead" is JS minus C++:
 //   what the binding adds to each call, apart from libtorch's own cost.
 // Every result is disposed, so the figures are the calls, not the garbage collector.
-// Rounds alternate the cases (the C++ program runs once per round); the figure is the
-// median over rounds of ns per call.
+// Rounds alternate the cases, each round starting at the next one (the C++ program runs
+// once per round); the figure is the median over rounds of ns per call.
 //   node bench/op-overhead.js [--rounds 9] [--calls 20000] [--json] [--cpp PATH]
 'use strict';
 const path = require('node:path');
@@ -77,7 +77,13 @@ for (const k of Object.keys(cases)) {
 const cpp = { add: [], neg: [], chain: [] };
 let cppError = haveCpp ? null : `${path.relative(process.cwd(), cppExe)} not built (npm run bench builds it)`;
 for (let r = 0; r < rounds; r++) {
-  for (const [k, [fn, per]] of Object.entries(cases)) samples[k].push(time(fn, Math.ceil(calls / per)) / per);
+  // Each round starts at another case, so no case always runs first (after the C++
+  // program, on cold caches) or always after the same neighbour.
+  const entries = Object.entries(cases);
+  for (let j = 0; j < entries.length; j++) {
+    const [k, [fn, per]] = entries[(j + r) % entries.length];
+    samples[k].push(time(fn, Math.ceil(calls / per)) / per);
+  }
   if (!cppError) {
     const c = spawnSync(cppExe, [String(calls)], { encoding: 'utf8', timeout: 120000 });
     if (c.status !== 0) cppError = `${cppExe} failed (${c.status ?? c.signal}): ${(c.stderr || '').trim().split('\n').pop()}`;

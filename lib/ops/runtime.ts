@@ -400,7 +400,7 @@ export function callOp(entry: OpEntry, args: unknown[], method = false): unknown
   let kw: Record<string, unknown> | undefined;
   let pos: unknown[] = args;
   const last = args.length ? args[args.length - 1] : undefined;
-  if (last !== undefined && isPlainObject(last)) {
+  if (last !== undefined && !(last instanceof Tensor) && isPlainObject(last)) {
     kw = last;
     pos = args.slice(0, -1);
   }
