@@ -191,7 +191,7 @@ describe('fuzz', () => {
       expect(N.shape(a)).toEqual([1, 3, 5, 5]);
       expect(N.callOp(allclose, a, b, 1e-4, 1e-5)).toBe(true);
       // A view (expanded, stride 0) is made dense first.
-      const e = N.callOp(expand, N.randn([1, 2, 1, 5]), [1, 2, 5, 5]);
+      const e = N.callOp(expand, N.randn([1, 2, 1, 5]), [1, 2, 5, 5]) as NativeTensor;
       expect(N.callOp(allclose, N.conv2dMkldnn(e, w, null, [1, 1], [0, 0], [1, 1], 1), N.conv2d(e, w, null, [1, 1], [0, 0], [1, 1], 1), 1e-4, 1e-5)).toBe(true);
     }
   });
@@ -209,7 +209,7 @@ describe('fuzz', () => {
       return [
         t4(), w4(), N.randn([1, 3, 4, 4]), N.randn(shape()), N.randn(shape()), N.randn(shape(), 'float64'),
         N.randint(0, 3, shape(), 'int64'), N.randint(0, 2, [3], 'int64'), N.zeros(shape(), 'bool'), N.ones([2, 3], 'uint8'),
-        N.randn([]), N.randn([0, 3]), N.callOp(transpose, N.randn([3, 4]), 0, 1), N.callOp(expand, N.randn([1, 3]), [4, 3]),
+        N.randn([]), N.randn([0, 3]), N.callOp(transpose, N.randn([3, 4]), 0, 1) as NativeTensor, N.callOp(expand, N.randn([1, 3]), [4, 3]) as NativeTensor,
         N.requiresGrad_(N.randn([2, 2]), true), N.randn([2, 2, 2, 2, 2]), disposed,
       ];
     };
@@ -292,7 +292,7 @@ describe('fuzz', () => {
     expect(errors).toBeGreaterThan(3000);
     expect(oks).toBeGreaterThan(500);
     // Still alive and computing, with the TorchError class in place.
-    expect(N.item(N.callOp(sum, N.ones([2, 2])))).toBe(4);
+    expect(N.item(N.callOp(sum, N.ones([2, 2])) as NativeTensor)).toBe(4);
     expect(() => N.view(N.ones([2]), [3])).toThrow(TorchError);
   }, 90000);
 });
