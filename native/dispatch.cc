@@ -485,6 +485,14 @@ static c10::IValue ToIValue(const Napi::CallbackInfo& info, size_t i, const ArgS
       return c10::IValue(v.As<Napi::Boolean>().Value());
     }
     case Base::Scalar: {
+      // A 0-dim tensor stands for its value, keeping its type (a float tensor's 3 is
+      // 3.0), as PyTorch's argument parser takes it; lib/ops/runtime.ts passes one only
+      // when nothing else fits.
+      if (TensorWrap::Is(v)) {
+        const at::Tensor& t = ArgTensor(info, i, label);
+        if (t.dim() != 0) ThrowType(env, Expected("a number or a 0-dim tensor", s, v));
+        return c10::IValue(t.item());
+      }
       if (!IsScalar(v)) ThrowType(env, Expected("a number", s, v));
       return c10::IValue(ArgScalar(info, i, label));
     }

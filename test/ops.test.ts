@@ -207,6 +207,23 @@ describe('ops: correctness', () => {
     }
   });
 
+  test('a 0-dim tensor that needs no grad stands for a Scalar, with its type, as in PyTorch', () => {
+    // Numbers from PyTorch 1.13: torch.full((2,), torch.tensor(3.)) is float, of torch.tensor(3) int64.
+    const f = torch.ops.full([2], torch.tensor(3));
+    expect([f.dtype, f.toArray()]).toEqual(['float32', [3, 3]]);
+    const i = torch.ops.full([2], torch.tensor(3n));
+    expect([i.dtype, i.toArray()]).toEqual(['int64', [3, 3]]);
+    const x = torch.tensor([1, 2]);
+    expect(x.add(1, { alpha: torch.tensor(2) }).toArray()).toEqual([3, 4]);
+    expect(x.addcmul(x, x, { value: torch.tensor(0.5) }).toArray()).toEqual([1.5, 4]);
+    // A Tensor overload still wins where there is one (clamp.Tensor, add.Tensor).
+    expect(x.clamp(torch.tensor(1.5)).toArray()).toEqual([1.5, 2]);
+    expect(x.add(torch.tensor(3)).toArray()).toEqual([4, 5]);
+    // Not one that requires grad, nor one with elements: the usual TypeError.
+    expect(() => torch.ops.full([2], torch.tensor(3).requiresGrad_())).toThrow(/full: expected a number for fillValue \(Scalar\) but received a Tensor/);
+    expect(() => torch.ops.full([2], torch.tensor([3]))).toThrow(/full: expected a number for fillValue/);
+  });
+
   test('autograd runs through the generic path', () => {
     const a = torch.tensor([1, 2, 3], { dtype: 'float32', requiresGrad: true });
     const y = ops.mul(a, a);

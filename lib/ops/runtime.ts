@@ -236,6 +236,11 @@ function accepts(a: Arg, v: unknown): boolean {
   }
 }
 
+/** A tensor PyTorch's argument parser takes for a Scalar: 0-dim, real, needing no grad. */
+function isScalarTensor(v: unknown): boolean {
+  return v instanceof Tensor && !v.isDisposed && v.dim() === 0 && !v.requiresGrad && !v.isComplex();
+}
+
 /** The value the native entry takes for a matched JS value. */
 function toNative(a: Arg, v: unknown): unknown {
   if (v === null || v === undefined) return v;
@@ -277,7 +282,9 @@ const KIND_WORDS: Partial<Record<K, string>> = {
  * The bound native arguments, or why this overload does not fit: the reason when
  * `explain`, else just `NO_FIT` (reasons are only built once no overload fits).
  */
-function bind(o: Overload, pos: readonly unknown[], kw: Record<string, unknown> | undefined, method: boolean, explain: boolean): unknown[] | string {
+function bind(
+  o: Overload, pos: readonly unknown[], kw: Record<string, unknown> | undefined, method: boolean, explain: boolean, loose = false,
+): unknown[] | string {
   if (!explain && o.unsupported) return NO_FIT;
   if (o.unsupported) {
     const a = o.args.find((x) => x.kind === K.Unsupported)!;
@@ -329,6 +336,10 @@ function bind(o: Overload, pos: readonly unknown[], kw: Record<string, unknown> 
       continue;
     }
     if (!accepts(a, v)) {
+      if (loose && (a.kind === K.Scalar || a.kind === K.OptScalar) && isScalarTensor(v)) {
+        slots[i] = (v as Tensor).handle; // native/dispatch.cc reads its value with its type
+        continue;
+      }
       return explain ? `expected ${KIND_WORDS[a.kind] ?? a.type} for ${camel(a.name)} (${a.type}) but received ${describe(v)}` : NO_FIT;
     }
     slots[i] = toNative(a, v);
@@ -414,6 +425,17 @@ export function callOp(entry: OpEntry, args: unknown[], method = false): unknown
     if (o.missing !== undefined) continue;
     const slots = bind(o, pos, kw, method, false);
     if (typeof slots !== 'string') return invoke(o, slots, kw ? mergeJs(o, pos, kw) : pos, kw);
+  }
+  // As PyTorch's parser, a 0-dim tensor that needs no grad may stand for a Scalar
+  // (`torch.full([2], t)`, `x.mul(lr)` with `lr` a 0-dim tensor): tried only when
+  // nothing fits the values as given, so a Tensor overload always wins.
+  if (pos.some(isScalarTensor) || (kw !== undefined && Object.values(kw).some(isScalarTensor))) {
+    for (let i = 0; i < overloads.length; i++) {
+      const o = overloads[i];
+      if (o.missing !== undefined) continue;
+      const slots = bind(o, pos, kw, method, false, true);
+      if (typeof slots !== 'string') return invoke(o, slots, kw ? mergeJs(o, pos, kw) : pos, kw);
+    }
   }
   // Nothing fits: bind again, this time for the reasons.
   const reasons = overloads.map((o) => o.missing ?? (bind(o, pos, kw, method, true) as string));
