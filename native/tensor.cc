@@ -510,9 +510,14 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray()) ThrowType(env, Expected("a TypedArray or Buffer", "data", info[0]));
   auto ta = info[0].As<Napi::TypedArray>();
   at::ScalarType src = TypedArrayDtype(ta.TypedArrayType());
-  if (ta.TypedArrayType() == napi_uint16_array && !IsNullish(info, 2)) {
+  if (!IsNullish(info, 2)) {
     at::ScalarType want = ArgDtype(info, 2, "dtype");
-    if (want == at::kHalf || want == at::kBFloat16) src = want;  // raw bits, as toTypedArray gives them
+    // Raw bits, as toTypedArray gives them: float16/bfloat16 in a Uint16Array, and
+    // complex as interleaved (re, im) pairs of float32 / float64.
+    const auto tt = ta.TypedArrayType();
+    if (tt == napi_uint16_array && (want == at::kHalf || want == at::kBFloat16)) src = want;
+    if (tt == napi_float32_array && want == at::kComplexFloat) src = want;
+    if (tt == napi_float64_array && want == at::kComplexDouble) src = want;
   }
   if (src == at::ScalarType::Undefined) ThrowType(env, "Unsupported TypedArray type for data (use Float32Array, Float64Array, BigInt64Array, Int32Array, Int16Array, Int8Array or Uint8Array; Uint16Array with dtype float16 or bfloat16 for their raw bits)");
   std::vector<int64_t> shape = ArgShape(info, 1, "shape");

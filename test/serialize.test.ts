@@ -723,3 +723,36 @@ describe('torchnode -> PyTorch', () => {
     expect(py.st).toEqual({ w: [[1.5, 2]], n: [7], b: [true] });
   });
 });
+
+describe('complex tensors', () => {
+  test('complex64 and complex128 round-trip through torch.save, views included; safetensors refuses them by name', () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'cplx-'));
+    const x = torch.ops.complex(torch.tensor([1, 2, 3, 4]), torch.tensor([5, 6, 7, 8])).view(2, 2);
+    const y = torch.ops.complex(torch.tensor([1, 2], { dtype: 'float64' }), torch.tensor([-0.5, 0.25], { dtype: 'float64' }));
+    save({ x: x.t(), y }, path.join(dir, 'c.pt'));
+    const back = torch.load(path.join(dir, 'c.pt')) as Record<string, Tensor>;
+    expect([back.x.dtype, back.x.toArray()]).toEqual(['complex64', [[[1, 5], [3, 7]], [[2, 6], [4, 8]]]]);
+    expect([back.y.dtype, back.y.toArray()]).toEqual(['complex128', [[1, -0.5], [2, 0.25]]]);
+    expect(() => torch.saveSafetensors({ x }, path.join(dir, 'c.safetensors'))).toThrow(/of dtype complex64 as safetensors/);
+  });
+
+  const name = 'PyTorch reads torchnode\'s complex tensors, and torchnode reads PyTorch\'s';
+  const run = hasTorchPython ? test : test.skip;
+  run(hasTorchPython ? name : `${name} (skipped: ${PYTHON} with torch is not installed)`, () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'cplx-py-'));
+    const x = torch.ops.complex(torch.tensor([1, 2, 3, 4]), torch.tensor([5, 6, 7, 8])).view(2, 2);
+    save({ x: x.t() }, path.join(dir, 'js.pt'));
+    const py = [
+      'import sys, torch, json',
+      "d = torch.load(sys.argv[1] + '/js.pt')",
+      "torch.save({'z': torch.tensor([[1+2j, 3-4j]], dtype=torch.complex64).t(), 'w': torch.tensor([1.5-2j], dtype=torch.complex128)}, sys.argv[1] + '/py.pt')",
+      "print(json.dumps({'dtype': str(d['x'].dtype), 're': d['x'].real.tolist(), 'im': d['x'].imag.tolist()}))",
+    ].join('\n');
+    const r = spawnSync(PYTHON, ['-c', py, dir], { encoding: 'utf8', timeout: 120000 });
+    if (r.status !== 0) throw new Error(`python failed (${r.status}):\n${r.stderr}`);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ dtype: 'torch.complex64', re: [[1, 3], [2, 4]], im: [[5, 7], [6, 8]] });
+    const d = torch.load(path.join(dir, 'py.pt')) as Record<string, Tensor>;
+    expect([d.z.dtype, d.z.shape, d.z.toArray()]).toEqual(['complex64', [2, 1], [[[1, 2]], [[3, -4]]]]);
+    expect([d.w.dtype, d.w.toArray()]).toEqual(['complex128', [[1.5, -2]]]);
+  });
+});

@@ -49,8 +49,11 @@ interface ArrayType {
 export interface DtypeInfo {
   dtype: string;
   storage: string;
+  /** Bytes per element. */
   size: number;
   Array: ArrayType;
+  /** Array values per element: 2 for complex (re, im), else 1. */
+  lanes?: number;
 }
 
 const DTYPE_TABLE: DtypeInfo[] = [
@@ -65,11 +68,13 @@ const DTYPE_TABLE: DtypeInfo[] = [
   // 16-bit floats travel as their raw bits (JS has no Float16Array).
   { dtype: 'float16', storage: 'HalfStorage', size: 2, Array: Uint16Array as unknown as ArrayType },
   { dtype: 'bfloat16', storage: 'BFloat16Storage', size: 2, Array: Uint16Array as unknown as ArrayType },
+  // Complex elements are (re, im) pairs of floats, as toTypedArray() gives them.
+  { dtype: 'complex64', storage: 'ComplexFloatStorage', size: 8, Array: Float32Array as unknown as ArrayType, lanes: 2 },
+  { dtype: 'complex128', storage: 'ComplexDoubleStorage', size: 16, Array: Float64Array as unknown as ArrayType, lanes: 2 },
 ];
 const BY_DTYPE = new Map(DTYPE_TABLE.map((d) => [d.dtype, d]));
 /** PyTorch storage classes torchnode has no dtype for, with their dtype names for messages. */
 const UNSUPPORTED_STORAGES: Record<string, string> = {
-  ComplexFloatStorage: 'complex64', ComplexDoubleStorage: 'complex128',
   ComplexHalfStorage: 'complex32', QInt8Storage: 'qint8', QUInt8Storage: 'quint8', QInt32Storage: 'qint32',
   QUInt4x2Storage: 'quint4x2', QUInt2x4Storage: 'quint2x4', UntypedStorage: 'untyped bytes',
 };
@@ -104,32 +109,36 @@ export function tensorFromBytes(
   bytes: Buffer, info: DtypeInfo, shape: number[], offset = 0, stride: number[] = contiguousStrides(shape), bigEndian = false,
 ): Tensor {
   const numel = shape.reduce((a, b) => a * b, 1);
-  // bool and the 16-bit floats are reinterpretations of their arrays (Uint8Array, Uint16Array).
-  const opts = info.dtype === 'bool' || info.dtype === 'float16' || info.dtype === 'bfloat16' ? { dtype: info.dtype as DType } : {};
+  // bool, the 16-bit floats and complex are reinterpretations of their arrays (Uint8Array,
+  // Uint16Array, (re, im) pairs of Float32Array / Float64Array).
+  const lanes = info.lanes ?? 1;
+  const reinterpret = info.dtype === 'bool' || info.dtype === 'float16' || info.dtype === 'bfloat16' || lanes > 1;
+  const opts = reinterpret ? { dtype: info.dtype as DType } : {};
   if (numel === 0) return fromBuffer(new info.Array(0), shape, opts);
   const hostBig = os.endianness() === 'BE';
+  const width = info.size / lanes; // bytes per array value: what byte order applies to
   let b = bytes;
   // Typed arrays need aligned memory; swapping needs a private copy.
-  if (b.byteOffset % info.size !== 0 || (bigEndian !== hostBig && info.size > 1)) b = Buffer.from(b);
+  if (b.byteOffset % width !== 0 || (bigEndian !== hostBig && width > 1)) b = Buffer.from(b);
   if (bigEndian !== hostBig) {
-    if (info.size === 2) b.swap16();
-    else if (info.size === 4) b.swap32();
-    else if (info.size === 8) b.swap64();
+    if (width === 2) b.swap16();
+    else if (width === 4) b.swap32();
+    else if (width === 8) b.swap64();
   }
-  const all = new info.Array(b.buffer, b.byteOffset, Math.floor(b.byteLength / info.size));
+  const all = new info.Array(b.buffer, b.byteOffset, Math.floor(b.byteLength / width));
   const contiguous = contiguousStrides(shape).every((s, i) => shape[i] === 1 || s === stride[i]);
   let data: ElementArray;
   if (contiguous) {
-    data = all.subarray(offset, offset + numel);
+    data = all.subarray(offset * lanes, (offset + numel) * lanes);
   } else {
     // A view (transposed, sliced): gather its elements in row-major order.
-    data = new info.Array(numel);
+    data = new info.Array(numel * lanes);
     const idx = new Array<number>(shape.length).fill(0);
     let src = offset;
     const dst = data as unknown as { [i: number]: number | bigint };
     const from = all as unknown as { [i: number]: number | bigint };
     for (let n = 0; n < numel; n++) {
-      dst[n] = from[src];
+      for (let l = 0; l < lanes; l++) dst[n * lanes + l] = from[src * lanes + l];
       for (let d = shape.length - 1; d >= 0; d--) {
         if (++idx[d] < shape[d]) {
           src += stride[d];
