@@ -219,7 +219,7 @@ describe('report', () => {
     const base = { id: 'c', title: 't', description: 'd', xLabel: 'x', yLabel: 'y' };
     rejects(() => report.lineChart({ ...base, series: [], logy: true } as any), 'lineChart', 'logy');
     rejects(() => report.barChart({ ...base, labels: [], values: [], colour: 'red' } as any), 'barChart', 'colour');
-    expect(report.lineChart({ ...base, series: [{ name: 's', points: [[0, 1], [1, 2]] }], logY: true, integerX: true, width: 300, height: 200 })).toMatch(/^<svg/);
+    expect(report.lineChart({ ...base, series: [{ name: 's', points: [[0, 1], [1, 2]], color: '#000' }], logY: true, integerX: true, width: 300, height: 200 })).toMatch(/^<svg/);
     expect(report.barChart({ ...base, labels: ['a'], values: [1], color: 'red', yDomain: [0, 1] })).toMatch(/^<svg/);
   });
 });
