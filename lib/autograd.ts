@@ -2,7 +2,7 @@
  * Grad mode and autograd.grad. Grad mode is per thread, as in PyTorch; the
  * helpers restore the previous mode even when `fn` throws.
  */
-import { expected, argTypeError } from './errors';
+import { checkKeys, expected, argTypeError } from './errors';
 import { N } from './native';
 import { h, Tensor, wrap } from './tensor';
 
@@ -87,6 +87,7 @@ export interface GradOptions {
  * @example const [dx] = autograd.grad([x.pow(2).sum()], [x]);
  */
 function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+  checkKeys(options, ['gradOutputs', 'retainGraph', 'createGraph', 'allowUnused'], 'autograd.grad');
   const outs = Array.isArray(outputs) ? outputs : [outputs];
   const ins = Array.isArray(inputs) ? inputs : [inputs];
   const res = N.autogradGrad(

@@ -4,7 +4,7 @@
  */
 import * as zlib from 'node:zlib';
 import { PNG } from 'pngjs';
-import { expected, argTypeError, outOfRangeError } from './errors';
+import { checkKeys, expected, argTypeError, outOfRangeError } from './errors';
 import { inferenceMode } from './autograd';
 import { tidy } from './memory';
 import { Module } from './nn/module';
@@ -147,6 +147,7 @@ export function predict(model: Module, images: ImageInput[], options?: PredictOp
 export function predict(model: Module, images: ImageInput | ImageInput[], options: PredictOptions = {}): Prediction | Prediction[] {
   if (!(model instanceof Module)) expected('a Module', 'model', model);
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  checkKeys(options, ['exact'], 'predict');
   const batch = isBatch(images);
   const device = model.parameters()[0]?.device ?? 'cpu';
   const wasTraining = model.training;

@@ -3,7 +3,7 @@
  * Both use ATen's CPU generator, so the draws equal PyTorch's for the same seed.
  */
 import { N, NativeGenerator } from './native';
-import { expected } from './errors';
+import { checkKeys, expected } from './errors';
 import { Tensor, wrap, h, setThreadGenerator, getThreadGenerator } from './tensor';
 
 function checkSeed(seed: unknown): number | bigint {
@@ -36,6 +36,7 @@ export class Generator {
   readonly _g: NativeGenerator;
 
   constructor(options: { device?: 'cpu' } = {}) {
+    checkKeys(options, ['device'], 'Generator');
     if (options.device !== undefined && options.device !== 'cpu') expected("'cpu'", 'device', options.device);
     this._g = new N.NativeGenerator();
   }

@@ -4,7 +4,7 @@
  * same numbers as PyTorch.
  */
 import * as os from 'node:os';
-import { expected, argTypeError, outOfRangeError, codedError, ERROR_CODES, TorchError } from './errors';
+import { checkKeys, expected, argTypeError, outOfRangeError, codedError, ERROR_CODES, TorchError } from './errors';
 import { N } from './native';
 import { tidy } from './memory';
 import { inferenceMode } from './autograd';
@@ -372,6 +372,8 @@ export interface EvaluateOptions {
  */
 export function evaluate(model: Module, dataset: TensorPairDataset, options: EvaluateOptions = {}): number {
   if (!(model instanceof Module)) expected('a Module', 'model', model);
+  if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  checkKeys(options, ['batchSize', 'device', 'memoryFormat', 'signal'], 'evaluate');
   const batchSize = checkInt(options.batchSize ?? 1000, 'batchSize', 1);
   const memoryFormat = batchLayout(options.memoryFormat);
   const device = options.device ?? (model.parameters()[0]?.device as DeviceType | undefined) ?? 'cpu';

@@ -32,6 +32,11 @@ const { resolveTrainOptions, resolveDevice } = require('../../dist/train');
 /** The train() options a client may set; `save` is the service's own. */
 const TRAIN_OPTIONS = ['epochs', 'batchSize', 'lr', 'optimizer', 'momentum', 'seed', 'limit', 'testLimit', 'threads', 'device', 'save'];
 const PREDICT_KEYS = ['pixels', 'png', 'model', 'features'];
+/** The options createServer() reads; any other key is a TypeError, as everywhere in torchnode. */
+const SERVICE_OPTIONS = [
+  'dataDir', 'maxRunningJobs', 'maxBatchEvents', 'allowedHosts', 'allowedOrigins', 'token', 'maxBodyBytes',
+  'maxFinishedJobs', 'modelCacheSize', 'heartbeatMs', 'idleReleaseMs', 'log', 'publicDir',
+];
 /** The layers whose feature maps `features: true` returns (the seed CNN's convolution blocks). */
 const FEATURE_LAYERS = ['layer1', 'layer2'];
 /** Static files: only these extensions are served, with these types. */
@@ -255,6 +260,14 @@ function disposeTensors(value) {
  * @returns {{ server: http.Server, listen(port?: number, host?: string): Promise<{port: number, host: string, url: string}>, close(): Promise<void> }}
  */
 function createServer(options = {}) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw Object.assign(new TypeError(`createServer: expected an options object but received ${JSON.stringify(options)}`), { code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  for (const key of Object.keys(options)) {
+    if (!SERVICE_OPTIONS.includes(key)) {
+      throw Object.assign(new TypeError(`createServer: unknown option '${key}' (it takes ${SERVICE_OPTIONS.join(', ')})`), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+  }
   const dataDir = path.resolve(options.dataDir ?? path.join(__dirname, 'data'));
   const maxRunningJobs = positiveInt(options.maxRunningJobs, 'TORCHNODE_MAX_JOBS', 2, 'maxRunningJobs');
   const maxBatchEvents = options.maxBatchEvents ?? 1000;

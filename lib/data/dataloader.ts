@@ -11,7 +11,7 @@
  *     `randperm(n, generator=Generator().manual_seed(seed))`; with a generator it uses
  *     `randperm(n, generator=generator)` directly.
  */
-import { expected, ValueError } from '../errors';
+import { checkKeys, expected, ValueError } from '../errors';
 import { Generator } from '../random';
 import { empty, fromBuffer, randint, randperm, Tensor } from '../tensor';
 import { asDataset, checkIndex, Dataset, defaultCollate, isTensorsDataset, TensorsDataset } from './dataset';
@@ -87,6 +87,8 @@ export class RandomSampler implements Sampler<number> {
     if (dataSource === null || typeof dataSource !== 'object' || !Number.isInteger(dataSource.length)) {
       expected('a dataset with a length', 'dataSource', dataSource);
     }
+    if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['replacement', 'numSamples', 'generator'], 'RandomSampler');
     this.replacement = options.replacement ?? false;
     if (typeof this.replacement !== 'boolean') expected('a boolean', 'replacement', options.replacement);
     this._numSamples = options.numSamples;
@@ -185,6 +187,7 @@ export class DataLoader<T = unknown, B = T extends readonly Tensor[] ? Tensor[] 
     this.ds = asDataset(dataset);
     this.dataset = dataset;
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['batchSize', 'shuffle', 'sampler', 'batchSampler', 'dropLast', 'collateFn', 'generator'], 'DataLoader');
     const shuffle = options.shuffle ?? false;
     if (typeof shuffle !== 'boolean') expected('a boolean', 'shuffle', shuffle);
     let dropLast = options.dropLast ?? false;

@@ -3,7 +3,7 @@
  * epoch with setEpoch(), padded so every rank gets the same number of samples
  * (PyTorch's torch.utils.data.distributed.DistributedSampler, draw for draw).
  */
-import { expected } from '../errors';
+import { checkKeys, expected } from '../errors';
 import { Generator } from '../random';
 import { randperm } from '../tensor';
 import type { Sampler } from './dataloader';
@@ -43,6 +43,8 @@ export class DistributedSampler implements Sampler<number> {
     if (dataset === null || typeof dataset !== 'object' || !Number.isInteger(dataset.length)) {
       expected('a dataset with a length', 'dataset', dataset);
     }
+    if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['numReplicas', 'rank', 'shuffle', 'seed', 'dropLast'], 'DistributedSampler');
     this.numReplicas = options.numReplicas ?? 1;
     this.rank = options.rank ?? 0;
     this.shuffle = options.shuffle ?? true;

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
-import { expected, outOfRangeError, ERROR_CODES } from '../errors';
+import { checkKeys, expected, outOfRangeError, ERROR_CODES } from '../errors';
 
 export type IdxDtype = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
@@ -201,6 +201,7 @@ function gunzipBounded(bytes: Uint8Array, fail: (what: string) => never): Uint8A
  * @example const { shape, data } = readIdx('data/train-labels-idx1-ubyte'); // [60000], Uint8Array
  */
 export function readIdx(source: string | Uint8Array, options: { name?: string } = {}): IdxArray {
+  checkKeys(options, ['name'], 'readIdx');
   let bytes: Uint8Array;
   let name: string;
   const fail = (what: string): never => {

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expected, codedError, ERROR_CODES } from '../errors';
+import { checkKeys, expected, codedError, ERROR_CODES } from '../errors';
 import { keep, tidy } from '../memory';
 import { fromBuffer, Tensor } from '../tensor';
 import { checkIndex, TensorsDataset } from './dataset';
@@ -79,6 +79,7 @@ export class MNIST implements TensorsDataset {
 
   constructor(options: MNISTOptions = {}) {
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['root', 'train', 'limit'], 'datasets.MNIST');
     const train = options.train ?? true;
     if (typeof train !== 'boolean') expected('a boolean', 'train', train);
     const limit = options.limit;

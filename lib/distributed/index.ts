@@ -4,7 +4,7 @@
  * collectives, and DistributedDataParallel-style gradient averaging.
  * Every collective runs off the JS thread and returns a Promise.
  */
-import { expected, TorchError, argTypeError, codedError, ERROR_CODES } from '../errors';
+import { checkKeys, expected, TorchError, argTypeError, codedError, ERROR_CODES } from '../errors';
 import { N, NativeGroup, NativeReducer } from '../native';
 import { DType, h, tensor as makeTensor, Tensor, wrap } from '../tensor';
 import { noGrad } from '../autograd';
@@ -506,6 +506,7 @@ export class GradReducer {
   constructor(readonly group: ProcessGroup, params: Tensor[], options: { bucketCapBytes?: number } = {}) {
     if (!(group instanceof ProcessGroup)) expected('a ProcessGroup', 'group', group);
     if (!Array.isArray(params) || params.length === 0) expected('a non-empty array of parameters', 'params', params);
+    checkKeys(options, ['bucketCapBytes'], 'distributed.GradReducer');
     // DDP's default first bucket is 1 MiB, so the first all-reduce starts early in backward.
     this.r = N.distCreateReducer(group.native, params.map((p, i) => h(p, `params[${i}]`)), options.bucketCapBytes ?? 1 << 20);
     this.buckets = this.r.buckets;

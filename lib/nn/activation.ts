@@ -1,7 +1,7 @@
 /**
  * Activation layers.
  */
-import { expected } from '../errors';
+import { checkKeys, expected } from '../errors';
 import { checkInt, checkNumber, Tensor } from '../tensor';
 import { leakyRelu, logSoftmax, relu, sigmoid, softmax, tanh } from './functional';
 import { Module } from './module';
@@ -14,7 +14,7 @@ export class ReLU extends Module {
   readonly inplace: boolean;
   constructor(options: boolean | { inplace?: boolean } = {}) {
     super();
-    const inplace = typeof options === 'boolean' ? options : options?.inplace ?? false;
+    const inplace = typeof options === 'boolean' ? options : checkKeys(options ?? undefined, ['inplace'], 'nn.ReLU')?.inplace ?? false;
     if (typeof inplace !== 'boolean') expected('a boolean', 'inplace', inplace);
     this.inplace = inplace;
   }
@@ -31,7 +31,7 @@ export class LeakyReLU extends Module {
   readonly negativeSlope: number;
   constructor(options: number | { negativeSlope?: number } = {}) {
     super();
-    this.negativeSlope = checkNumber(typeof options === 'number' ? options : options?.negativeSlope ?? 0.01, 'negativeSlope');
+    this.negativeSlope = checkNumber(typeof options === 'number' ? options : checkKeys(options ?? undefined, ['negativeSlope'], 'nn.LeakyReLU')?.negativeSlope ?? 0.01, 'negativeSlope');
   }
   forward(input: Tensor): Tensor {
     return leakyRelu(input, this.negativeSlope);
@@ -53,8 +53,8 @@ export class Tanh extends Module {
   }
 }
 
-function dimOption(options: number | { dim?: number }): number {
-  const dim = typeof options === 'number' ? options : options?.dim;
+function dimOption(options: number | { dim?: number }, fn: string): number {
+  const dim = typeof options === 'number' ? options : checkKeys(options ?? undefined, ['dim'], fn)?.dim;
   return checkInt(dim, 'dim');
 }
 
@@ -63,7 +63,7 @@ export class Softmax extends Module {
   readonly dim: number;
   constructor(options: number | { dim: number }) {
     super();
-    this.dim = dimOption(options);
+    this.dim = dimOption(options, 'nn.Softmax');
   }
   forward(input: Tensor): Tensor {
     return softmax(input, this.dim);
@@ -78,7 +78,7 @@ export class LogSoftmax extends Module {
   readonly dim: number;
   constructor(options: number | { dim: number }) {
     super();
-    this.dim = dimOption(options);
+    this.dim = dimOption(options, 'nn.LogSoftmax');
   }
   forward(input: Tensor): Tensor {
     return logSoftmax(input, this.dim);

@@ -1,7 +1,7 @@
 /**
  * Convolution layers.
  */
-import { expected, TorchError } from '../errors';
+import { checkKeys, expected, TorchError } from '../errors';
 import { checkInt, DeviceType, DType, empty, Tensor } from '../tensor';
 import { conv2d, IntOrPair, pair } from './functional';
 import { calculateFanInAndFanOut, kaimingUniform_, uniform_ } from './init';
@@ -63,6 +63,7 @@ export class Conv2d extends Module {
   constructor(inChannels: number, outChannels: number, kernelSize: IntOrPair, options: Conv2dOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['stride', 'padding', 'dilation', 'groups', 'bias', 'paddingMode', 'dtype', 'device'], 'nn.Conv2d');
     this.inChannels = checkInt(inChannels, 'inChannels', 1);
     this.outChannels = checkInt(outChannels, 'outChannels', 1);
     this.kernelSize = pair(kernelSize, 'kernelSize', 1);

@@ -4,7 +4,7 @@
 import { checkNumber, Tensor } from '../tensor';
 import { dropout } from './functional';
 import { Module } from './module';
-import { outOfRangeError } from '../errors';
+import { checkKeys, outOfRangeError } from '../errors';
 
 /**
  * Zeroes each element with probability `p` and scales the rest by 1/(1-p) while
@@ -15,7 +15,7 @@ export class Dropout extends Module {
   readonly p: number;
   constructor(options: number | { p?: number } = {}) {
     super();
-    const p = checkNumber(typeof options === 'number' ? options : options?.p ?? 0.5, 'p');
+    const p = checkNumber(typeof options === 'number' ? options : checkKeys(options ?? undefined, ['p'], 'nn.Dropout')?.p ?? 0.5, 'p');
     if (p < 0 || p > 1) throw outOfRangeError(`Expected a probability in [0, 1] for p but received ${p}`);
     this.p = p;
   }

@@ -2,7 +2,7 @@
  * Flatten: turns feature maps into vectors for the classifier (the step that drops
  * spatial structure, so it comes after the convolutions).
  */
-import { expected } from '../errors';
+import { checkKeys, expected } from '../errors';
 import { checkInt, Tensor } from '../tensor';
 import { flatten } from './functional';
 import { Module } from './module';
@@ -17,6 +17,7 @@ export class Flatten extends Module {
   constructor(options: { startDim?: number; endDim?: number } = {}) {
     super();
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['startDim', 'endDim'], 'nn.Flatten');
     this.startDim = checkInt(options.startDim ?? 1, 'startDim');
     this.endDim = checkInt(options.endDim ?? -1, 'endDim');
   }

@@ -3,7 +3,7 @@
  * Arguments are checked here first so a mistake names the argument and the
  * shapes involved; libtorch's own checks back these up.
  */
-import { expected, TorchError, outOfRangeError } from '../errors';
+import { checkKeys, expected, TorchError, outOfRangeError } from '../errors';
 import { N } from '../native';
 import { checkInt, checkNumber, h, Tensor, wrap, getThreadGenerator } from '../tensor';
 import { zerosLike, emptyLike } from '../ops/generated';
@@ -43,6 +43,7 @@ export interface Conv2dOptions {
  * @example conv2d(x, w, { padding: 1 })
  */
 export function conv2d(input: Tensor, weight: Tensor, options: Conv2dOptions = {}): Tensor {
+  checkKeys(options, ['bias', 'stride', 'padding', 'dilation', 'groups'], 'F.conv2d');
   const x = h(input, 'input');
   const w = h(weight, 'weight');
   const stride = pair(options.stride ?? 1, 'stride', 1);
@@ -104,6 +105,7 @@ function checkPoolPadding(kernel: [number, number], padding: [number, number]): 
  * @example maxPool2d(x, 2) // 28x28 -> 14x14
  */
 export function maxPool2d(input: Tensor, kernelSize: IntOrPair, options: Pool2dOptions & { dilation?: IntOrPair } = {}): Tensor {
+  checkKeys(options, ['stride', 'padding', 'dilation', 'ceilMode'], 'F.maxPool2d');
   const k = pair(kernelSize, 'kernelSize', 1);
   const s = options.stride == null ? k : pair(options.stride, 'stride', 1);
   const p = pair(options.padding ?? 0, 'padding', 0);
@@ -117,6 +119,7 @@ export function avgPool2d(
   kernelSize: IntOrPair,
   options: Pool2dOptions & { countIncludePad?: boolean; divisorOverride?: number | null } = {},
 ): Tensor {
+  checkKeys(options, ['stride', 'padding', 'ceilMode', 'countIncludePad', 'divisorOverride'], 'F.avgPool2d');
   const k = pair(kernelSize, 'kernelSize', 1);
   const s = options.stride == null ? k : pair(options.stride, 'stride', 1);
   const p = pair(options.padding ?? 0, 'padding', 0);
@@ -233,6 +236,7 @@ function checkClassTarget(fn: string, input: Tensor, target: Tensor): void {
  * @example crossEntropy(logits, labels)
  */
 export function crossEntropy(input: Tensor, target: Tensor, options: LossOptions & { labelSmoothing?: number } = {}): Tensor {
+  checkKeys(options, ['weight', 'reduction', 'ignoreIndex', 'labelSmoothing'], 'F.crossEntropy');
   const x = h(input, 'input');
   const t = h(target, 'target');
   checkClassTarget('crossEntropy', input, target);
@@ -244,6 +248,7 @@ export function crossEntropy(input: Tensor, target: Tensor, options: LossOptions
 
 /** Negative log-likelihood of log-probabilities and class indices. */
 export function nllLoss(input: Tensor, target: Tensor, options: LossOptions = {}): Tensor {
+  checkKeys(options, ['weight', 'reduction', 'ignoreIndex'], 'F.nllLoss');
   const x = h(input, 'input');
   const t = h(target, 'target');
   checkClassTarget('nllLoss', input, target);
@@ -255,6 +260,7 @@ export function nllLoss(input: Tensor, target: Tensor, options: LossOptions = {}
 
 /** Mean squared error. */
 export function mseLoss(input: Tensor, target: Tensor, options: { reduction?: Reduction } = {}): Tensor {
+  checkKeys(options, ['reduction'], 'F.mseLoss');
   return wrap(N.mseLoss(h(input, 'input'), h(target, 'target'), checkReduction(options.reduction ?? 'mean')));
 }
 
@@ -268,6 +274,7 @@ export function convOutputSize(
   kernelSize: number,
   options: { stride?: number; padding?: number; dilation?: number; ceilMode?: boolean } = {},
 ): number {
+  checkKeys(options, ['stride', 'padding', 'dilation', 'ceilMode'], 'F.convOutputSize');
   checkInt(inputSize, 'inputSize', 0);
   checkInt(kernelSize, 'kernelSize', 1);
   const s = checkInt(options.stride ?? 1, 'stride', 1);

@@ -6,7 +6,7 @@
  * its tensor.
  */
 import { noGrad } from '../autograd';
-import { expected, outOfRangeError } from '../errors';
+import { checkKeys, expected, outOfRangeError } from '../errors';
 import { checkNumber, GeneratorLike, Tensor } from '../tensor';
 
 export type Nonlinearity =
@@ -71,12 +71,14 @@ export interface GeneratorOption {
 /** Fills with U(a, b). */
 export function uniform_<T extends Tensor>(tensor: T, a = 0, b = 1, options: GeneratorOption = {}): T {
   checkTensor(tensor);
+  checkKeys(options, ['generator'], 'nn.init.uniform_');
   return noGrad(() => tensor.uniform_(checkNumber(a, 'a'), checkNumber(b, 'b'), options));
 }
 
 /** Fills with N(mean, std^2). */
 export function normal_<T extends Tensor>(tensor: T, mean = 0, std = 1, options: GeneratorOption = {}): T {
   checkTensor(tensor);
+  checkKeys(options, ['generator'], 'nn.init.normal_');
   return noGrad(() => tensor.normal_(checkNumber(mean, 'mean'), checkNumber(std, 'std'), options));
 }
 
@@ -111,6 +113,7 @@ function skipEmpty(tensor: Tensor): boolean {
  * @example kaimingUniform_(w, { a: Math.sqrt(5) })
  */
 export function kaimingUniform_<T extends Tensor>(tensor: T, options: KaimingOptions = {}): T {
+  checkKeys(options, ['a', 'mode', 'nonlinearity', 'generator'], 'nn.init.kaimingUniform_');
   if (skipEmpty(tensor)) return tensor; // PyTorch warns and leaves an empty tensor as is
   const fan = correctFan(tensor, options.mode ?? 'fan_in');
   const gain = calculateGain(options.nonlinearity ?? 'leaky_relu', options.a ?? 0);
@@ -121,6 +124,7 @@ export function kaimingUniform_<T extends Tensor>(tensor: T, options: KaimingOpt
 
 /** He initialisation, normal: N(0, std^2) with `std = gain / sqrt(fan)`. */
 export function kaimingNormal_<T extends Tensor>(tensor: T, options: KaimingOptions = {}): T {
+  checkKeys(options, ['a', 'mode', 'nonlinearity', 'generator'], 'nn.init.kaimingNormal_');
   if (skipEmpty(tensor)) return tensor;
   const fan = correctFan(tensor, options.mode ?? 'fan_in');
   const gain = calculateGain(options.nonlinearity ?? 'leaky_relu', options.a ?? 0);
@@ -130,6 +134,7 @@ export function kaimingNormal_<T extends Tensor>(tensor: T, options: KaimingOpti
 
 /** Glorot initialisation, uniform: U(-a, a) with `a = gain * sqrt(6 / (fan_in + fan_out))`. */
 export function xavierUniform_<T extends Tensor>(tensor: T, options: GeneratorOption & { gain?: number } = {}): T {
+  checkKeys(options, ['gain', 'generator'], 'nn.init.xavierUniform_');
   const [fanIn, fanOut] = calculateFanInAndFanOut(checkTensor(tensor));
   const std = checkNumber(options.gain ?? 1, 'gain') * Math.sqrt(2.0 / (fanIn + fanOut));
   const a = Math.sqrt(3.0) * std;
@@ -138,6 +143,7 @@ export function xavierUniform_<T extends Tensor>(tensor: T, options: GeneratorOp
 
 /** Glorot initialisation, normal: N(0, std^2) with `std = gain * sqrt(2 / (fan_in + fan_out))`. */
 export function xavierNormal_<T extends Tensor>(tensor: T, options: GeneratorOption & { gain?: number } = {}): T {
+  checkKeys(options, ['gain', 'generator'], 'nn.init.xavierNormal_');
   const [fanIn, fanOut] = calculateFanInAndFanOut(checkTensor(tensor));
   const std = checkNumber(options.gain ?? 1, 'gain') * Math.sqrt(2.0 / (fanIn + fanOut));
   return noGrad(() => tensor.normal_(0, std, { generator: options.generator }));

@@ -1,7 +1,7 @@
 /**
  * Fully connected layers.
  */
-import { expected } from '../errors';
+import { checkKeys, expected } from '../errors';
 import { checkInt, empty, Tensor } from '../tensor';
 import { linear } from './functional';
 import { calculateFanInAndFanOut, kaimingUniform_, uniform_ } from './init';
@@ -27,6 +27,7 @@ export class Linear extends Module {
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['bias', 'dtype', 'device'], 'nn.Linear');
     this.inFeatures = checkInt(inFeatures, 'inFeatures', 0);
     this.outFeatures = checkInt(outFeatures, 'outFeatures', 0);
     const bias = options.bias ?? true;

@@ -1,7 +1,7 @@
 /**
  * Loss layers: `loss.call(input, target)`.
  */
-import { expected, outOfRangeError } from '../errors';
+import { checkKeys, expected, outOfRangeError } from '../errors';
 import { checkInt, checkNumber, Tensor } from '../tensor';
 import { crossEntropy, mseLoss, nllLoss, Reduction } from './functional';
 import { Module } from './module';
@@ -41,6 +41,7 @@ export class CrossEntropyLoss extends Module<[Tensor, Tensor], Tensor> {
   constructor(options: CrossEntropyLossOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['weight', 'ignoreIndex', 'reduction', 'labelSmoothing'], 'nn.CrossEntropyLoss');
     this.weight = this.registerBuffer('weight', checkWeight(options.weight));
     this.ignoreIndex = checkInt(options.ignoreIndex ?? -100, 'ignoreIndex');
     this.reduction = checkReduction(options.reduction ?? 'mean');
@@ -66,6 +67,7 @@ export class NLLLoss extends Module<[Tensor, Tensor], Tensor> {
   constructor(options: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction } = {}) {
     super();
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['weight', 'ignoreIndex', 'reduction'], 'nn.NLLLoss');
     this.weight = this.registerBuffer('weight', checkWeight(options.weight));
     this.ignoreIndex = checkInt(options.ignoreIndex ?? -100, 'ignoreIndex');
     this.reduction = checkReduction(options.reduction ?? 'mean');
@@ -82,6 +84,7 @@ export class MSELoss extends Module<[Tensor, Tensor], Tensor> {
   constructor(options: { reduction?: Reduction } = {}) {
     super();
     if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+    checkKeys(options, ['reduction'], 'nn.MSELoss');
     this.reduction = checkReduction(options.reduction ?? 'mean');
   }
   forward(input: Tensor, target: Tensor): Tensor {

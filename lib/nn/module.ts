@@ -14,7 +14,7 @@
  * forward, as in PyTorch.
  */
 import { noGrad } from '../autograd';
-import { describe, expected, TorchError, argTypeError } from '../errors';
+import { checkKeys, describe, expected, TorchError, argTypeError } from '../errors';
 import { keep } from '../memory';
 import { N, NativeTensor } from '../native';
 import { parseToTarget, Tensor, ToTarget } from '../tensor';
@@ -328,6 +328,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
 
   /** The number of parameter elements (each shared parameter counted once). */
   numParameters(options: { trainableOnly?: boolean } = {}): number {
+    checkKeys(options, ['trainableOnly'], 'numParameters');
     return this.parameters()
       .filter((p) => !options.trainableOnly || p.requiresGrad)
       .reduce((n, p) => n + p.numel(), 0);
@@ -389,6 +390,8 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    * too), so optimizers built before still hold them. Returns this.
    */
   to(target: ToTarget): this {
+    // Module.to has no `copy` (Tensor.to's): parameters are always converted in place.
+    if (target && typeof target === 'object') checkKeys(target, ['dtype', 'device', 'memoryFormat'], 'Module.to');
     const { dtype, device, memoryFormat } = parseToTarget(target);
     if (dtype !== undefined && dtype !== 'float32' && dtype !== 'float64') {
       throw argTypeError(`Module.to only accepts floating point dtypes, but got dtype=${dtype}`);
@@ -439,6 +442,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    * @example for (const [k, v] of model.stateDict()) console.log(k, v.shape);
    */
   stateDict(options: { prefix?: string; keepVars?: boolean } = {}): StateDict {
+    checkKeys(options, ['prefix', 'keepVars'], 'stateDict');
     const out: StateDict = new Map();
     const walk = (m: AnyModule, prefix: string): void => {
       for (const [n, p] of m._parameters) if (p) out.set(prefix + n, options.keepVars ? p : p.detach());
@@ -459,6 +463,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    * @example model.loadStateDict(saved); // throws listing every problem at once
    */
   loadStateDict(stateDict: StateDict | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadStateDictResult {
+    checkKeys(options, ['strict'], 'loadStateDict');
     const strict = options.strict ?? true;
     if (typeof strict !== 'boolean') expected('a boolean', 'strict', strict);
     let entries: [string, unknown][];

@@ -1,7 +1,7 @@
 /**
  * Pooling layers: shrink feature maps (usually 2x2 windows with stride 2, halving H and W).
  */
-import { expected } from '../errors';
+import { checkKeys, expected } from '../errors';
 import { checkInt, Tensor } from '../tensor';
 import { avgPool2d, IntOrPair, maxPool2d, pair } from './functional';
 import { Module } from './module';
@@ -27,11 +27,11 @@ export interface MaxPool2dOptions {
 }
 
 /** The second argument of a pooling layer: a stride (`MaxPool2d(2, 2)`) or an options object. */
-function splitOptions<O extends { stride?: IntOrPair | null }>(v: IntOrPair | O | undefined): O {
+function splitOptions<O extends { stride?: IntOrPair | null }>(v: IntOrPair | O | undefined, known: readonly string[], fn: string): O {
   if (v === undefined || v === null) return {} as O;
   if (typeof v === 'number' || Array.isArray(v)) return { stride: v } as O;
   if (typeof v !== 'object') expected('a stride or an options object', 'options', v);
-  return v as O;
+  return checkKeys(v as O, known, fn);
 }
 
 /**
@@ -47,7 +47,7 @@ export class MaxPool2d extends Module {
 
   constructor(kernelSize: IntOrPair, options?: IntOrPair | MaxPool2dOptions) {
     super();
-    const o = splitOptions<MaxPool2dOptions>(options);
+    const o = splitOptions<MaxPool2dOptions>(options, ['stride', 'padding', 'dilation', 'ceilMode'], 'nn.MaxPool2d');
     pair(kernelSize, 'kernelSize', 1);
     this.kernelSize = kernelSize;
     this.stride = o.stride ?? kernelSize;
@@ -97,7 +97,7 @@ export class AvgPool2d extends Module {
 
   constructor(kernelSize: IntOrPair, options?: IntOrPair | AvgPool2dOptions) {
     super();
-    const o = splitOptions<AvgPool2dOptions>(options);
+    const o = splitOptions<AvgPool2dOptions>(options, ['stride', 'padding', 'ceilMode', 'countIncludePad', 'divisorOverride'], 'nn.AvgPool2d');
     const k = pair(kernelSize, 'kernelSize', 1);
     this.kernelSize = kernelSize;
     this.stride = o.stride ?? kernelSize;

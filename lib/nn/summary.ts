@@ -4,7 +4,7 @@
  * model's shapes stop fitting (the error names the layer and both sizes).
  */
 import { noGrad } from '../autograd';
-import { expected, TorchError } from '../errors';
+import { checkKeys, expected, TorchError } from '../errors';
 import { tidy } from '../memory';
 import { checkDtype, checkShape, DeviceType, DType, Tensor, zeros } from '../tensor';
 import { Conv2d } from './conv';
@@ -87,6 +87,7 @@ function commas(n: number): string {
  */
 export function summary(model: AnyModule, inputShape: number[] | number[][], options: SummaryOptions = {}): ModelSummary {
   if (!model || typeof (model as AnyModule).namedModules !== 'function') expected('a Module', 'model', model);
+  checkKeys(options, ['device', 'dtypes'], 'nn.summary');
   if (!Array.isArray(inputShape) || inputShape.length === 0) expected('an input shape or a list of input shapes', 'inputShape', inputShape);
   const multi = Array.isArray(inputShape[0]);
   const shapes = (multi ? (inputShape as number[][]) : [inputShape as number[]]).map((s, i) => checkShape(s, `inputShape[${i}]`));
@@ -216,6 +217,7 @@ export function featureMapSize(
   layerOrKernel: Conv2d | MaxPool2d | AvgPool2d | IntOrPair,
   options: { stride?: IntOrPair; padding?: IntOrPair; dilation?: IntOrPair; ceilMode?: boolean } = {},
 ): [number, number] {
+  checkKeys(options, ['stride', 'padding', 'dilation', 'ceilMode'], 'nn.featureMapSize');
   const hw = pair(size, 'size', 0);
   let k: [number, number];
   let o = options;

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expected } from '../errors';
+import { checkKeys, expected } from '../errors';
 import { tidy } from '../memory';
 import { Module } from '../nn/module';
 import { Conv2d } from '../nn/conv';
@@ -31,6 +31,13 @@ export interface ReportOptions extends ReportSettings {
   /** Layers whose feature maps are drawn (default layer1 and layer2 when the model has them, else every 4-D output of its children). */
   featureMapLayers?: string[];
 }
+
+/** The keys of ReportSettings: ReportOptions passes them through to the settings table. */
+const SETTINGS_KEYS = [
+  'model', 'epochs', 'batchSize', 'lr', 'optimizer', 'seed', 'threads', 'device', 'trainSamples', 'testSamples',
+  'dataRoot', 'resumedFrom', 'savedTo', 'libtorchVersion', 'torchnodeVersion', 'seconds', 'command',
+] as const;
+const REPORT_OPTIONS = ['title', 'inputShape', 'maxMisclassified', 'featureMapDigits', 'featureMapLayers'];
 
 export interface CollectReportInput {
   /** The trained model (any device; its training mode is restored). */
@@ -122,6 +129,7 @@ function modelSummary(model: Module, inputShape: number[]): ReportSummary | null
  */
 export function collectReportData(input: CollectReportInput): ReportData {
   if (input === null || typeof input !== 'object') expected('an object {model, history, ...}', 'input', input);
+  checkKeys(input, ['model', 'history', 'batchLosses', 'accuracy', 'testData', 'options'], 'collectReportData');
   const { model, history, batchLosses = [], testData = null, options = {} } = input;
   if (!(model instanceof Module)) expected('a Module', 'model', model);
   if (!Array.isArray(history)) expected('an array of epoch records', 'history', history);
@@ -131,6 +139,7 @@ export function collectReportData(input: CollectReportInput): ReportData {
     expected('a dataset of [image, label] samples or null', 'testData', testData);
   }
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  checkKeys(options, [...REPORT_OPTIONS, ...SETTINGS_KEYS], 'collectReportData');
   const maxMis = options.maxMisclassified ?? 60;
   const digits = options.featureMapDigits ?? 4;
   if (!Number.isInteger(maxMis) || maxMis < 0) expected('a non-negative integer', 'maxMisclassified', maxMis);
@@ -187,7 +196,7 @@ export function collectReportData(input: CollectReportInput): ReportData {
     torchnodeVersion: torchnodeVersion(),
   };
   for (const [k, v] of Object.entries(options)) {
-    if (v !== undefined && !['title', 'inputShape', 'maxMisclassified', 'featureMapDigits', 'featureMapLayers'].includes(k)) {
+    if (v !== undefined && !REPORT_OPTIONS.includes(k)) {
       (settings as Record<string, unknown>)[k] = v;
     }
   }

@@ -2,7 +2,7 @@
  * confusionMatrix(): which classes a classifier confuses with which, over a whole
  * test set, and the indices of the samples it gets wrong.
  */
-import { expected, outOfRangeError } from '../errors';
+import { expected, outOfRangeError, checkKeys } from '../errors';
 import { inferenceMode } from '../autograd';
 import { Module } from '../nn/module';
 import { softmax } from '../nn/functional';
@@ -68,6 +68,7 @@ export function confusionMatrix(model: Module, dataset: TensorPairDataset, optio
   if (!(model instanceof Module)) expected('a Module', 'model', model);
   if (dataset === null || typeof dataset !== 'object' || !Number.isInteger(dataset.length)) expected('a dataset of [input, label] samples', 'dataset', dataset);
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  checkKeys(options, ['batchSize', 'device', 'numClasses'], 'confusionMatrix');
   const batchSize = checkInt(options.batchSize ?? 1000, 'batchSize', 1);
   let numClasses = options.numClasses === undefined ? undefined : checkInt(options.numClasses, 'numClasses', 1);
   const device = options.device ?? (model.parameters()[0]?.device as DeviceType | undefined) ?? 'cpu';

@@ -3,7 +3,7 @@
  * training report: nearest-neighbour upscaling, grey or a diverging blue-white-red map.
  */
 import { PNG } from 'pngjs';
-import { expected, outOfRangeError } from '../errors';
+import { checkKeys, expected, outOfRangeError } from '../errors';
 
 export interface GrayPngOptions {
   /** Integer upscaling factor, nearest neighbour (default 1, at most 64). */
@@ -56,6 +56,7 @@ export function grayPng(values: ArrayLike<number>, width: number, height: number
     throw outOfRangeError(`grayPng: expected ${width}x${height} = ${width * height} values but received ${values.length}`);
   }
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  checkKeys(options, ['scale', 'min', 'max', 'diverging'], 'grayPng');
   const scale = options.scale ?? 1;
   if (!Number.isInteger(scale) || scale < 1 || scale > 64) expected('an integer from 1 to 64', 'scale', scale);
   const diverging = !!options.diverging;

@@ -3,6 +3,7 @@
  * boundaries) and bar charts, with axes, ticks, labels, a title, and `<title>`/`<desc>`
  * for screen readers. No scripts, no external resources.
  */
+import { checkKeys } from '../errors';
 import { escapeHtml as esc } from './html';
 
 export interface LineSeries {
@@ -126,6 +127,7 @@ function axisLabels(width: number, height: number, xLabel: string, yLabel: strin
  * @example lineChart({ id: 'loss', title: 'Loss', description: '...', xLabel: 'batch', yLabel: 'loss', series: [{ name: 'loss', points, color: '#2563eb' }] })
  */
 export function lineChart(o: LineChartOptions): string {
+  checkKeys(o, ['id', 'title', 'description', 'xLabel', 'yLabel', 'series', 'vlines', 'logY', 'integerX', 'width', 'height', 'yFormat'], 'lineChart');
   const width = o.width ?? 640;
   const height = o.height ?? 320;
   const pw = width - M.left - M.right;
@@ -228,6 +230,7 @@ export function lineChart(o: LineChartOptions): string {
  * @example barChart({ id: 'acc', title: 'Accuracy per class', description: '...', xLabel: 'digit', yLabel: 'accuracy', labels, values })
  */
 export function barChart(o: BarChartOptions): string {
+  checkKeys(o, ['id', 'title', 'description', 'xLabel', 'yLabel', 'labels', 'values', 'yDomain', 'refLine', 'yFormat', 'barLabel', 'color', 'width', 'height'], 'barChart');
   const width = o.width ?? 640;
   const height = o.height ?? 320;
   const pw = width - M.left - M.right;

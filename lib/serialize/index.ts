@@ -6,7 +6,7 @@
  * torch.save(model.stateDict(), 'model.pt');      // torch.load('model.pt') in Python
  * model.loadStateDict(torch.load('model.pt') as Map<string, Tensor>);
  */
-import { describe, expected, argTypeError } from '../errors';
+import { checkKeys, describe, expected, argTypeError } from '../errors';
 import { Tensor } from '../tensor';
 import { loadSafetensors } from './safetensors';
 import { CheckpointError, load, LoadOptions, save } from './torch';
@@ -95,6 +95,8 @@ export function loadCheckpoint(
   file: string | Uint8Array,
   targets: { model?: HasStateDict; optimizer?: HasOptimizerState; strict?: boolean } & LoadOptions = {},
 ): Checkpoint {
+  if (targets === null || typeof targets !== 'object') expected('an options object {model, optimizer, strict, maxBytes}', 'targets', targets);
+  checkKeys(targets, ['model', 'optimizer', 'strict', 'maxBytes'], 'loadCheckpoint');
   const ck = load(file, { maxBytes: targets.maxBytes });
   const name = typeof file === 'string' ? file : '<buffer>';
   if (ck === null || typeof ck !== 'object' || Array.isArray(ck) || ck instanceof Map || ck instanceof Tensor) {
@@ -132,7 +134,11 @@ export function loadStateDictInto(
   options: { strict?: boolean } & LoadOptions = {},
 ): { missingKeys: string[]; unexpectedKeys: string[] } {
   if (!hasMethods(model, 'loadStateDict')) expected('a Module', 'model', model);
-  if (typeof source !== 'string' && !(source instanceof Uint8Array)) return model.loadStateDict(source, options);
+  if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  checkKeys(options, ['strict', 'maxBytes'], 'loadStateDictInto');
+  // Module.loadStateDict takes only `strict` (maxBytes is for reading the file).
+  const strict = { strict: options.strict };
+  if (typeof source !== 'string' && !(source instanceof Uint8Array)) return model.loadStateDict(source, strict);
   const name = typeof source === 'string' ? source : '<buffer>';
   // safetensors starts with a little-endian length followed by '{'; torch.save files with 'PK'.
   const isSafetensors = typeof source === 'string' ? /\.safetensors$/i.test(source) : source.length > 8 && source[8] === 0x7b;
@@ -152,7 +158,7 @@ export function loadStateDictInto(
     throw new CheckpointError(`No state dict in ${name}: it holds ${describe(sd)}`, name);
   }
   try {
-    return model.loadStateDict(sd as Map<string, Tensor>, options);
+    return model.loadStateDict(sd as Map<string, Tensor>, strict);
   } finally {
     disposeTensors(loaded);
   }

@@ -16,7 +16,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expected, TorchError, codedError, ERROR_CODES, ValueError } from '../errors';
+import { checkKeys, describe, expected, TorchError, codedError, ERROR_CODES, ValueError } from '../errors';
 import { Parameter } from '../nn/module';
 import { DType, fromBuffer, Tensor } from '../tensor';
 import {
@@ -364,6 +364,7 @@ function writeCheckpoint(obj: unknown, sink: { write(b: Uint8Array): void }, opt
  */
 export function save(obj: unknown, file: string, options: SaveOptions = {}): void {
   if (typeof file !== 'string' || file === '') expected('a file path', 'file', file);
+  checkKeys(options, ['forceZip64'], 'save');
   try {
     atomicWrite(file, (fd) => writeCheckpoint(obj, fdSink(fd), options));
   } catch (e) {
@@ -377,6 +378,7 @@ export function save(obj: unknown, file: string, options: SaveOptions = {}): voi
  * @example const bytes = saveToBuffer(model.stateDict()); load(bytes);
  */
 export function saveToBuffer(obj: unknown, options: SaveOptions = {}): Buffer {
+  checkKeys(options, ['forceZip64'], 'saveToBuffer');
   const parts: Buffer[] = [];
   try {
     writeCheckpoint(obj, { write: (b) => void parts.push(Buffer.from(b)) }, options);
@@ -537,6 +539,7 @@ function listNames(names: string[]): string {
  */
 export function load(file: string | Uint8Array, options: LoadOptions = {}): unknown {
   if (options === null || typeof options !== 'object') expected('an options object', 'options', options);
+  checkKeys(options, ['maxBytes'], 'load');
   const { maxBytes } = options;
   if (maxBytes !== undefined && (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0)) {
     expected('a non-negative number of bytes', 'options.maxBytes', maxBytes);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../native';
 import { deserializeError, SerializedError } from './transfer';
-import { TorchError, argTypeError, codedError, ERROR_CODES } from '../errors';
+import { TorchError, argTypeError, checkKeys, codedError, ERROR_CODES } from '../errors';
 
 export interface RunInWorkerOptions {
   /** Absolute path of a CommonJS module (JS) to load in the worker. */
@@ -54,7 +54,14 @@ export function abortError(signal: AbortSignal, fallback = 'The operation was ab
  * @example
  * const r = await runInWorker({ file: require.resolve('./my-job.js'), exportName: 'run', args: [42] });
  */
+const RUN_IN_WORKER_OPTIONS = ['file', 'exportName', 'args', 'transfer', 'signal', 'onEvent', 'abortGraceMs', 'onExit'];
+
 export function runInWorker<T = unknown>(options: RunInWorkerOptions): Promise<T> {
+  try {
+    checkKeys(options ?? ({} as RunInWorkerOptions), RUN_IN_WORKER_OPTIONS, 'runInWorker');
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const { file, exportName, args = [], signal, onEvent } = options;
   if (typeof file !== 'string' || !path.isAbsolute(file)) {
     return Promise.reject(argTypeError(`Expected an absolute path for file but received ${JSON.stringify(file)}`));
