@@ -168,7 +168,8 @@ function tsArg(a, one = false) {
     case 'int': t = a.list ? num : 'number'; break;
     case 'float': t = a.list ? num : 'number'; break;
     case 'bool': t = a.list ? 'boolean | readonly boolean[]' : 'boolean'; break;
-    case 'Scalar': t = a.list ? 'readonly Scalar[]' : 'Scalar'; break;
+    // A 0-dim tensor stands for a Scalar too (PyTorch's parser rule; lib/ops/runtime.ts).
+    case 'Scalar': t = a.list ? 'readonly Scalar[]' : 'Scalar | Tensor'; break;
     case 'ScalarType': t = 'OpDType'; break;
     case 'Layout': t = 'OpLayout'; break;
     case 'Device': t = 'DeviceType'; break;

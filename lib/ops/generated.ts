@@ -1143,15 +1143,15 @@ mark(adaptiveMaxPool3d);
 /**
  * `aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
-export function add(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function add(self: Tensor, other: Scalar | Tensor, alpha?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
-export function add(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function add(self: Tensor, other: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
  */
-export function add(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function add(self: Tensor, other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function add(...args: unknown[]): any {
   return call($add, args);
 }
@@ -1159,15 +1159,15 @@ mark(add);
 /**
  * `aten::add_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
-export function add_(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function add_(self: Tensor, other: Scalar | Tensor, alpha?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::add_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
-export function add_(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function add_(self: Tensor, other: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
  */
-export function add_(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function add_(self: Tensor, other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function add_(...args: unknown[]): any {
   return call($add_, args);
 }
@@ -1175,7 +1175,7 @@ mark(add_);
 /**
  * `aten::addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
  */
-export function addbmm(self: Tensor, batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function addbmm(self: Tensor, batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function addbmm(...args: unknown[]): any {
   return call($addbmm, args);
 }
@@ -1183,7 +1183,7 @@ mark(addbmm);
 /**
  * `aten::addbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
  */
-export function addbmm_(self: Tensor, batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function addbmm_(self: Tensor, batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function addbmm_(...args: unknown[]): any {
   return call($addbmm_, args);
 }
@@ -1191,7 +1191,7 @@ mark(addbmm_);
 /**
  * `aten::addcdiv(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor`
  */
-export function addcdiv(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): Tensor;
+export function addcdiv(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar | Tensor }): Tensor;
 export function addcdiv(...args: unknown[]): any {
   return call($addcdiv, args);
 }
@@ -1199,7 +1199,7 @@ mark(addcdiv);
 /**
  * `aten::addcdiv_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)`
  */
-export function addcdiv_(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): Tensor;
+export function addcdiv_(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar | Tensor }): Tensor;
 export function addcdiv_(...args: unknown[]): any {
   return call($addcdiv_, args);
 }
@@ -1207,7 +1207,7 @@ mark(addcdiv_);
 /**
  * `aten::addcmul(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor`
  */
-export function addcmul(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): Tensor;
+export function addcmul(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar | Tensor }): Tensor;
 export function addcmul(...args: unknown[]): any {
   return call($addcmul, args);
 }
@@ -1215,7 +1215,7 @@ mark(addcmul);
 /**
  * `aten::addcmul_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)`
  */
-export function addcmul_(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): Tensor;
+export function addcmul_(self: Tensor, tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar | Tensor }): Tensor;
 export function addcmul_(...args: unknown[]): any {
   return call($addcmul_, args);
 }
@@ -1223,7 +1223,7 @@ mark(addcmul_);
 /**
  * `aten::addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
  */
-export function addmm(self: Tensor, mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function addmm(self: Tensor, mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function addmm(...args: unknown[]): any {
   return call($addmm, args);
 }
@@ -1231,7 +1231,7 @@ mark(addmm);
 /**
  * `aten::addmm_(Tensor(a!) self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
  */
-export function addmm_(self: Tensor, mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function addmm_(self: Tensor, mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function addmm_(...args: unknown[]): any {
   return call($addmm_, args);
 }
@@ -1239,7 +1239,7 @@ mark(addmm_);
 /**
  * `aten::addmv(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
  */
-export function addmv(self: Tensor, mat: Tensor, vec: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function addmv(self: Tensor, mat: Tensor, vec: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function addmv(...args: unknown[]): any {
   return call($addmv, args);
 }
@@ -1247,7 +1247,7 @@ mark(addmv);
 /**
  * `aten::addmv_(Tensor(a!) self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
  */
-export function addmv_(self: Tensor, mat: Tensor, vec: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function addmv_(self: Tensor, mat: Tensor, vec: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function addmv_(...args: unknown[]): any {
   return call($addmv_, args);
 }
@@ -1255,7 +1255,7 @@ mark(addmv_);
 /**
  * `aten::addr(Tensor self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
  */
-export function addr(self: Tensor, vec1: Tensor, vec2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function addr(self: Tensor, vec1: Tensor, vec2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function addr(...args: unknown[]): any {
   return call($addr, args);
 }
@@ -1263,7 +1263,7 @@ mark(addr);
 /**
  * `aten::addr_(Tensor(a!) self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
  */
-export function addr_(self: Tensor, vec1: Tensor, vec2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function addr_(self: Tensor, vec1: Tensor, vec2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function addr_(...args: unknown[]): any {
   return call($addr_, args);
 }
@@ -1445,19 +1445,19 @@ mark(any);
 /**
  * `aten::arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function arange(end: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function arange(end: Scalar | Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::arange.start(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function arange(start: Scalar, end: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function arange(start: Scalar | Tensor, end: Scalar | Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function arange(start: Scalar, end: Scalar, step?: Scalar, options?: { step?: Scalar; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function arange(start: Scalar | Tensor, end: Scalar | Tensor, step?: Scalar | Tensor, options?: { step?: Scalar | Tensor; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function arange(start: Scalar, end: Scalar, options?: { step?: Scalar; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function arange(start: Scalar | Tensor, end: Scalar | Tensor, options?: { step?: Scalar | Tensor; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function arange(...args: unknown[]): any {
   return call($arange, args);
 }
@@ -1825,7 +1825,7 @@ mark(avgPool3d);
 /**
  * `aten::baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
  */
-export function baddbmm(self: Tensor, batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function baddbmm(self: Tensor, batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function baddbmm(...args: unknown[]): any {
   return call($baddbmm, args);
 }
@@ -1833,7 +1833,7 @@ mark(baddbmm);
 /**
  * `aten::baddbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
  */
-export function baddbmm_(self: Tensor, batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function baddbmm_(self: Tensor, batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function baddbmm_(...args: unknown[]): any {
   return call($baddbmm_, args);
 }
@@ -1993,11 +1993,11 @@ mark(binomial);
 /**
  * `aten::bitwise_and.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function bitwiseAnd(self: Tensor, other: Scalar): Tensor;
+export function bitwiseAnd(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::bitwise_and.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
  */
-export function bitwiseAnd(self: Scalar, other: Tensor): Tensor;
+export function bitwiseAnd(self: Scalar | Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -2009,7 +2009,7 @@ mark(bitwiseAnd);
 /**
  * `aten::bitwise_and_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function bitwiseAnd_(self: Tensor, other: Scalar): Tensor;
+export function bitwiseAnd_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -2021,7 +2021,7 @@ mark(bitwiseAnd_);
 /**
  * `aten::bitwise_left_shift.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
  */
-export function bitwiseLeftShift(self: Scalar, other: Tensor): Tensor;
+export function bitwiseLeftShift(self: Scalar | Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_left_shift.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -2029,7 +2029,7 @@ export function bitwiseLeftShift(self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_left_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function bitwiseLeftShift(self: Tensor, other: Scalar): Tensor;
+export function bitwiseLeftShift(self: Tensor, other: Scalar | Tensor): Tensor;
 export function bitwiseLeftShift(...args: unknown[]): any {
   return call($bitwise_left_shift, args);
 }
@@ -2041,7 +2041,7 @@ export function bitwiseLeftShift_(self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_left_shift_.Tensor_Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function bitwiseLeftShift_(self: Tensor, other: Scalar): Tensor;
+export function bitwiseLeftShift_(self: Tensor, other: Scalar | Tensor): Tensor;
 export function bitwiseLeftShift_(...args: unknown[]): any {
   return call($bitwise_left_shift_, args);
 }
@@ -2065,11 +2065,11 @@ mark(bitwiseNot_);
 /**
  * `aten::bitwise_or.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function bitwiseOr(self: Tensor, other: Scalar): Tensor;
+export function bitwiseOr(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::bitwise_or.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
  */
-export function bitwiseOr(self: Scalar, other: Tensor): Tensor;
+export function bitwiseOr(self: Scalar | Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -2081,7 +2081,7 @@ mark(bitwiseOr);
 /**
  * `aten::bitwise_or_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function bitwiseOr_(self: Tensor, other: Scalar): Tensor;
+export function bitwiseOr_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::bitwise_or_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -2093,7 +2093,7 @@ mark(bitwiseOr_);
 /**
  * `aten::bitwise_right_shift.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
  */
-export function bitwiseRightShift(self: Scalar, other: Tensor): Tensor;
+export function bitwiseRightShift(self: Scalar | Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_right_shift.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -2101,7 +2101,7 @@ export function bitwiseRightShift(self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_right_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function bitwiseRightShift(self: Tensor, other: Scalar): Tensor;
+export function bitwiseRightShift(self: Tensor, other: Scalar | Tensor): Tensor;
 export function bitwiseRightShift(...args: unknown[]): any {
   return call($bitwise_right_shift, args);
 }
@@ -2113,7 +2113,7 @@ export function bitwiseRightShift_(self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_right_shift_.Tensor_Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function bitwiseRightShift_(self: Tensor, other: Scalar): Tensor;
+export function bitwiseRightShift_(self: Tensor, other: Scalar | Tensor): Tensor;
 export function bitwiseRightShift_(...args: unknown[]): any {
   return call($bitwise_right_shift_, args);
 }
@@ -2121,11 +2121,11 @@ mark(bitwiseRightShift_);
 /**
  * `aten::bitwise_xor.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function bitwiseXor(self: Tensor, other: Scalar): Tensor;
+export function bitwiseXor(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::bitwise_xor.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
  */
-export function bitwiseXor(self: Scalar, other: Tensor): Tensor;
+export function bitwiseXor(self: Scalar | Tensor, other: Tensor): Tensor;
 /**
  * `aten::bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -2137,7 +2137,7 @@ mark(bitwiseXor);
 /**
  * `aten::bitwise_xor_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function bitwiseXor_(self: Tensor, other: Scalar): Tensor;
+export function bitwiseXor_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -2195,7 +2195,7 @@ mark(broadcastTo);
 /**
  * `aten::bucketize.Scalar(Scalar self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor`
  */
-export function bucketize(self: Scalar, boundaries: Tensor, options?: { outInt32?: boolean; right?: boolean }): Tensor;
+export function bucketize(self: Scalar | Tensor, boundaries: Tensor, options?: { outInt32?: boolean; right?: boolean }): Tensor;
 /**
  * `aten::bucketize.Tensor(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor`
  */
@@ -2305,11 +2305,11 @@ mark(ceil_);
 /**
  * `aten::celu(Tensor self, Scalar alpha=1.) -> Tensor`
  */
-export function celu(self: Tensor, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function celu(self: Tensor, alpha?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::celu(Tensor self, Scalar alpha=1.) -> Tensor`
  */
-export function celu(self: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function celu(self: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function celu(...args: unknown[]): any {
   return call($celu, args);
 }
@@ -2317,11 +2317,11 @@ mark(celu);
 /**
  * `aten::celu_(Tensor(a!) self, Scalar alpha=1.) -> Tensor(a!)`
  */
-export function celu_(self: Tensor, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function celu_(self: Tensor, alpha?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::celu_(Tensor(a!) self, Scalar alpha=1.) -> Tensor(a!)`
  */
-export function celu_(self: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function celu_(self: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function celu_(...args: unknown[]): any {
   return call($celu_, args);
 }
@@ -2411,11 +2411,11 @@ mark(chunk);
 /**
  * `aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor`
  */
-export function clamp(self: Tensor, min?: Scalar | null, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+export function clamp(self: Tensor, min?: (Scalar | Tensor) | null, max?: (Scalar | Tensor) | null, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor`
  */
-export function clamp(self: Tensor, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+export function clamp(self: Tensor, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::clamp.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor`
  */
@@ -2431,11 +2431,11 @@ mark(clamp);
 /**
  * `aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)`
  */
-export function clamp_(self: Tensor, min?: Scalar | null, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+export function clamp_(self: Tensor, min?: (Scalar | Tensor) | null, max?: (Scalar | Tensor) | null, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)`
  */
-export function clamp_(self: Tensor, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+export function clamp_(self: Tensor, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::clamp_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!)`
  */
@@ -2451,7 +2451,7 @@ mark(clamp_);
 /**
  * `aten::clamp_max(Tensor self, Scalar max) -> Tensor`
  */
-export function clampMax(self: Tensor, max: Scalar): Tensor;
+export function clampMax(self: Tensor, max: Scalar | Tensor): Tensor;
 /**
  * `aten::clamp_max.Tensor(Tensor self, Tensor max) -> Tensor`
  */
@@ -2463,7 +2463,7 @@ mark(clampMax);
 /**
  * `aten::clamp_max_(Tensor(a!) self, Scalar max) -> Tensor(a!)`
  */
-export function clampMax_(self: Tensor, max: Scalar): Tensor;
+export function clampMax_(self: Tensor, max: Scalar | Tensor): Tensor;
 /**
  * `aten::clamp_max_.Tensor(Tensor(a!) self, Tensor max) -> Tensor(a!)`
  */
@@ -2475,7 +2475,7 @@ mark(clampMax_);
 /**
  * `aten::clamp_min(Tensor self, Scalar min) -> Tensor`
  */
-export function clampMin(self: Tensor, min: Scalar): Tensor;
+export function clampMin(self: Tensor, min: Scalar | Tensor): Tensor;
 /**
  * `aten::clamp_min.Tensor(Tensor self, Tensor min) -> Tensor`
  */
@@ -2487,7 +2487,7 @@ mark(clampMin);
 /**
  * `aten::clamp_min_(Tensor(a!) self, Scalar min) -> Tensor(a!)`
  */
-export function clampMin_(self: Tensor, min: Scalar): Tensor;
+export function clampMin_(self: Tensor, min: Scalar | Tensor): Tensor;
 /**
  * `aten::clamp_min_.Tensor(Tensor(a!) self, Tensor min) -> Tensor(a!)`
  */
@@ -2499,11 +2499,11 @@ mark(clampMin_);
 /**
  * `aten::clip(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor`
  */
-export function clip(self: Tensor, min?: Scalar | null, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+export function clip(self: Tensor, min?: (Scalar | Tensor) | null, max?: (Scalar | Tensor) | null, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::clip(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor`
  */
-export function clip(self: Tensor, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+export function clip(self: Tensor, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::clip.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor`
  */
@@ -2519,11 +2519,11 @@ mark(clip);
 /**
  * `aten::clip_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)`
  */
-export function clip_(self: Tensor, min?: Scalar | null, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+export function clip_(self: Tensor, min?: (Scalar | Tensor) | null, max?: (Scalar | Tensor) | null, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::clip_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)`
  */
-export function clip_(self: Tensor, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+export function clip_(self: Tensor, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::clip_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!)`
  */
@@ -2657,13 +2657,13 @@ mark(conjPhysical_);
  *
  * `aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor` (libtorch 1.13.0)
  */
-export function constantPadNd(self: Tensor, pad: readonly number[], value?: Scalar, options?: { value?: Scalar }): Tensor;
+export function constantPadNd(self: Tensor, pad: readonly number[], value?: Scalar | Tensor, options?: { value?: Scalar | Tensor }): Tensor;
 /**
  * `aten::constant_pad_nd(Tensor self, SymInt[] pad, Scalar value=0) -> Tensor` (libtorch 2.6.0)
  *
  * `aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor` (libtorch 1.13.0)
  */
-export function constantPadNd(self: Tensor, pad: readonly number[], options?: { value?: Scalar }): Tensor;
+export function constantPadNd(self: Tensor, pad: readonly number[], options?: { value?: Scalar | Tensor }): Tensor;
 export function constantPadNd(...args: unknown[]): any {
   return call($constant_pad_nd, args);
 }
@@ -2901,7 +2901,7 @@ mark(copySparseToSparse_);
 /**
  * `aten::copysign.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function copysign(self: Tensor, other: Scalar): Tensor;
+export function copysign(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::copysign.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -2913,7 +2913,7 @@ mark(copysign);
 /**
  * `aten::copysign_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function copysign_(self: Tensor, other: Scalar): Tensor;
+export function copysign_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::copysign_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -3105,7 +3105,7 @@ mark(cudnnConvolution);
  *
  * `aten::cudnn_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor` (libtorch 1.13.0)
  */
-export function cudnnConvolutionAddRelu(self: Tensor, weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
+export function cudnnConvolutionAddRelu(self: Tensor, weight: Tensor, z: Tensor, alpha: (Scalar | Tensor) | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
 export function cudnnConvolutionAddRelu(...args: unknown[]): any {
   return call($cudnn_convolution_add_relu, args);
 }
@@ -3197,7 +3197,7 @@ mark(cumsum_);
 /**
  * `aten::cumulative_trapezoid.dx(Tensor y, *, Scalar dx=1, int dim=-1) -> Tensor`
  */
-export function cumulativeTrapezoid(y: Tensor, options?: { dx?: Scalar; dim?: number }): Tensor;
+export function cumulativeTrapezoid(y: Tensor, options?: { dx?: Scalar | Tensor; dim?: number }): Tensor;
 /**
  * `aten::cumulative_trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor`
  */
@@ -3385,11 +3385,11 @@ mark(digamma_);
 /**
  * `aten::dist(Tensor self, Tensor other, Scalar p=2) -> Tensor`
  */
-export function dist(self: Tensor, other: Tensor, p?: Scalar, options?: { p?: Scalar }): Tensor;
+export function dist(self: Tensor, other: Tensor, p?: Scalar | Tensor, options?: { p?: Scalar | Tensor }): Tensor;
 /**
  * `aten::dist(Tensor self, Tensor other, Scalar p=2) -> Tensor`
  */
-export function dist(self: Tensor, other: Tensor, options?: { p?: Scalar }): Tensor;
+export function dist(self: Tensor, other: Tensor, options?: { p?: Scalar | Tensor }): Tensor;
 export function dist(...args: unknown[]): any {
   return call($dist, args);
 }
@@ -3397,11 +3397,11 @@ mark(dist);
 /**
  * `aten::div.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function div(self: Tensor, other: Scalar): Tensor;
+export function div(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor`
  */
-export function div(self: Tensor, other: Scalar, options: { roundingMode: string | null }): Tensor;
+export function div(self: Tensor, other: Scalar | Tensor, options: { roundingMode: string | null }): Tensor;
 /**
  * `aten::div.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -3417,11 +3417,11 @@ mark(div);
 /**
  * `aten::div_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function div_(self: Tensor, other: Scalar): Tensor;
+export function div_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::div_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)`
  */
-export function div_(self: Tensor, other: Scalar, options: { roundingMode: string | null }): Tensor;
+export function div_(self: Tensor, other: Scalar | Tensor, options: { roundingMode: string | null }): Tensor;
 /**
  * `aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -3437,11 +3437,11 @@ mark(div_);
 /**
  * `aten::divide.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function divide(self: Tensor, other: Scalar): Tensor;
+export function divide(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::divide.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor`
  */
-export function divide(self: Tensor, other: Scalar, options: { roundingMode: string | null }): Tensor;
+export function divide(self: Tensor, other: Scalar | Tensor, options: { roundingMode: string | null }): Tensor;
 /**
  * `aten::divide.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -3457,11 +3457,11 @@ mark(divide);
 /**
  * `aten::divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function divide_(self: Tensor, other: Scalar): Tensor;
+export function divide_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::divide_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)`
  */
-export function divide_(self: Tensor, other: Scalar, options: { roundingMode: string | null }): Tensor;
+export function divide_(self: Tensor, other: Scalar | Tensor, options: { roundingMode: string | null }): Tensor;
 /**
  * `aten::divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -3529,11 +3529,11 @@ mark(einsum);
 /**
  * `aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor`
  */
-export function elu(self: Tensor, alpha?: Scalar, scale?: Scalar, inputScale?: Scalar, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): Tensor;
+export function elu(self: Tensor, alpha?: Scalar | Tensor, scale?: Scalar | Tensor, inputScale?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor; scale?: Scalar | Tensor; inputScale?: Scalar | Tensor }): Tensor;
 /**
  * `aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor`
  */
-export function elu(self: Tensor, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): Tensor;
+export function elu(self: Tensor, options?: { alpha?: Scalar | Tensor; scale?: Scalar | Tensor; inputScale?: Scalar | Tensor }): Tensor;
 export function elu(...args: unknown[]): any {
   return call($elu, args);
 }
@@ -3541,11 +3541,11 @@ mark(elu);
 /**
  * `aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)`
  */
-export function elu_(self: Tensor, alpha?: Scalar, scale?: Scalar, inputScale?: Scalar, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): Tensor;
+export function elu_(self: Tensor, alpha?: Scalar | Tensor, scale?: Scalar | Tensor, inputScale?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor; scale?: Scalar | Tensor; inputScale?: Scalar | Tensor }): Tensor;
 /**
  * `aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)`
  */
-export function elu_(self: Tensor, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): Tensor;
+export function elu_(self: Tensor, options?: { alpha?: Scalar | Tensor; scale?: Scalar | Tensor; inputScale?: Scalar | Tensor }): Tensor;
 export function elu_(...args: unknown[]): any {
   return call($elu_, args);
 }
@@ -3651,7 +3651,7 @@ mark(emptyStrided);
 /**
  * `aten::eq.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function eq(self: Tensor, other: Scalar): Tensor;
+export function eq(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::eq.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -3663,7 +3663,7 @@ mark(eq);
 /**
  * `aten::eq_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function eq_(self: Tensor, other: Scalar): Tensor;
+export function eq_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::eq_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -3895,7 +3895,7 @@ mark(fbgemmLinearFp16WeightFp32Activation);
 /**
  * `aten::fbgemm_linear_int8_weight(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor`
  */
-export function fbgemmLinearInt8Weight(input: Tensor, weight: Tensor, packed: Tensor, colOffsets: Tensor, weightScale: Scalar, weightZeroPoint: Scalar, bias: Tensor): Tensor;
+export function fbgemmLinearInt8Weight(input: Tensor, weight: Tensor, packed: Tensor, colOffsets: Tensor, weightScale: Scalar | Tensor, weightZeroPoint: Scalar | Tensor, bias: Tensor): Tensor;
 export function fbgemmLinearInt8Weight(...args: unknown[]): any {
   return call($fbgemm_linear_int8_weight, args);
 }
@@ -3903,7 +3903,7 @@ mark(fbgemmLinearInt8Weight);
 /**
  * `aten::fbgemm_linear_int8_weight_fp32_activation(Tensor input, Tensor weight, Tensor packed, Tensor col_offsets, Scalar weight_scale, Scalar weight_zero_point, Tensor bias) -> Tensor`
  */
-export function fbgemmLinearInt8WeightFp32Activation(input: Tensor, weight: Tensor, packed: Tensor, colOffsets: Tensor, weightScale: Scalar, weightZeroPoint: Scalar, bias: Tensor): Tensor;
+export function fbgemmLinearInt8WeightFp32Activation(input: Tensor, weight: Tensor, packed: Tensor, colOffsets: Tensor, weightScale: Scalar | Tensor, weightZeroPoint: Scalar | Tensor, bias: Tensor): Tensor;
 export function fbgemmLinearInt8WeightFp32Activation(...args: unknown[]): any {
   return call($fbgemm_linear_int8_weight_fp32_activation, args);
 }
@@ -4307,7 +4307,7 @@ mark(fftRfftn);
 /**
  * `aten::fill.Scalar(Tensor self, Scalar value) -> Tensor`
  */
-export function fill(self: Tensor, value: Scalar): Tensor;
+export function fill(self: Tensor, value: Scalar | Tensor): Tensor;
 /**
  * `aten::fill.Tensor(Tensor self, Tensor value) -> Tensor`
  */
@@ -4319,7 +4319,7 @@ mark(fill);
 /**
  * `aten::fill_.Scalar(Tensor(a!) self, Scalar value) -> Tensor(a!)`
  */
-export function fill_(self: Tensor, value: Scalar): Tensor;
+export function fill_(self: Tensor, value: Scalar | Tensor): Tensor;
 /**
  * `aten::fill_.Tensor(Tensor(a!) self, Tensor value) -> Tensor(a!)`
  */
@@ -4331,11 +4331,11 @@ mark(fill_);
 /**
  * `aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!)`
  */
-export function fillDiagonal_(self: Tensor, fillValue: Scalar, wrap?: boolean, options?: { wrap?: boolean }): Tensor;
+export function fillDiagonal_(self: Tensor, fillValue: Scalar | Tensor, wrap?: boolean, options?: { wrap?: boolean }): Tensor;
 /**
  * `aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!)`
  */
-export function fillDiagonal_(self: Tensor, fillValue: Scalar, options?: { wrap?: boolean }): Tensor;
+export function fillDiagonal_(self: Tensor, fillValue: Scalar | Tensor, options?: { wrap?: boolean }): Tensor;
 export function fillDiagonal_(...args: unknown[]): any {
   return call($fill_diagonal_, args);
 }
@@ -4403,11 +4403,11 @@ mark(flipud);
 /**
  * `aten::float_power.Scalar(Scalar self, Tensor exponent) -> Tensor`
  */
-export function floatPower(self: Scalar, exponent: Tensor): Tensor;
+export function floatPower(self: Scalar | Tensor, exponent: Tensor): Tensor;
 /**
  * `aten::float_power.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor`
  */
-export function floatPower(self: Tensor, exponent: Scalar): Tensor;
+export function floatPower(self: Tensor, exponent: Scalar | Tensor): Tensor;
 /**
  * `aten::float_power.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor`
  */
@@ -4419,7 +4419,7 @@ mark(floatPower);
 /**
  * `aten::float_power_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)`
  */
-export function floatPower_(self: Tensor, exponent: Scalar): Tensor;
+export function floatPower_(self: Tensor, exponent: Scalar | Tensor): Tensor;
 /**
  * `aten::float_power_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
  */
@@ -4451,7 +4451,7 @@ export function floorDivide(self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::floor_divide.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function floorDivide(self: Tensor, other: Scalar): Tensor;
+export function floorDivide(self: Tensor, other: Scalar | Tensor): Tensor;
 export function floorDivide(...args: unknown[]): any {
   return call($floor_divide, args);
 }
@@ -4459,7 +4459,7 @@ mark(floorDivide);
 /**
  * `aten::floor_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function floorDivide_(self: Tensor, other: Scalar): Tensor;
+export function floorDivide_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::floor_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -4487,7 +4487,7 @@ mark(fmin);
 /**
  * `aten::fmod.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function fmod(self: Tensor, other: Scalar): Tensor;
+export function fmod(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -4499,7 +4499,7 @@ mark(fmod);
 /**
  * `aten::fmod_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function fmod_(self: Tensor, other: Scalar): Tensor;
+export function fmod_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::fmod_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -4581,7 +4581,7 @@ mark(fromFile);
 /**
  * `aten::full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function full(size: readonly number[], fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function full(size: readonly number[], fillValue: Scalar | Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function full(...args: unknown[]): any {
   return call($full, args);
 }
@@ -4589,7 +4589,7 @@ mark(full);
 /**
  * `aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor`
  */
-export function fullLike(self: Tensor, fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
+export function fullLike(self: Tensor, fillValue: Scalar | Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
 export function fullLike(...args: unknown[]): any {
   return call($full_like, args);
 }
@@ -4633,7 +4633,7 @@ mark(gcd_);
 /**
  * `aten::ge.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function ge(self: Tensor, other: Scalar): Tensor;
+export function ge(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::ge.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -4645,7 +4645,7 @@ mark(ge);
 /**
  * `aten::ge_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function ge_(self: Tensor, other: Scalar): Tensor;
+export function ge_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::ge_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -4737,11 +4737,11 @@ export function gradient(self: Tensor, options: { dim: readonly number[]; edgeOr
 /**
  * `aten::gradient.scalararray(Tensor self, *, Scalar spacing, int[] dim, int edge_order=1) -> Tensor[]`
  */
-export function gradient(self: Tensor, options: { spacing: Scalar; dim: readonly number[]; edgeOrder?: number }): Tensor[];
+export function gradient(self: Tensor, options: { spacing: Scalar | Tensor; dim: readonly number[]; edgeOrder?: number }): Tensor[];
 /**
  * `aten::gradient.scalarint(Tensor self, *, Scalar? spacing=None, int? dim=None, int edge_order=1) -> Tensor[]`
  */
-export function gradient(self: Tensor, options?: { spacing?: Scalar | null; dim?: number | null; edgeOrder?: number }): Tensor[];
+export function gradient(self: Tensor, options?: { spacing?: (Scalar | Tensor) | null; dim?: number | null; edgeOrder?: number }): Tensor[];
 /**
  * `aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
  */
@@ -4765,7 +4765,7 @@ mark(gradient);
 /**
  * `aten::greater.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function greater(self: Tensor, other: Scalar): Tensor;
+export function greater(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::greater.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -4777,7 +4777,7 @@ mark(greater);
 /**
  * `aten::greater_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function greater_(self: Tensor, other: Scalar): Tensor;
+export function greater_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::greater_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -4789,7 +4789,7 @@ mark(greater_);
 /**
  * `aten::greater_equal.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function greaterEqual(self: Tensor, other: Scalar): Tensor;
+export function greaterEqual(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::greater_equal.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -4801,7 +4801,7 @@ mark(greaterEqual);
 /**
  * `aten::greater_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function greaterEqual_(self: Tensor, other: Scalar): Tensor;
+export function greaterEqual_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::greater_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -4873,7 +4873,7 @@ mark(gruCell);
 /**
  * `aten::gt.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function gt(self: Tensor, other: Scalar): Tensor;
+export function gt(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::gt.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -4885,7 +4885,7 @@ mark(gt);
 /**
  * `aten::gt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function gt_(self: Tensor, other: Scalar): Tensor;
+export function gt_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::gt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -4929,11 +4929,11 @@ mark(hannWindow);
 /**
  * `aten::hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
  */
-export function hardshrink(self: Tensor, lambd?: Scalar, options?: { lambd?: Scalar }): Tensor;
+export function hardshrink(self: Tensor, lambd?: Scalar | Tensor, options?: { lambd?: Scalar | Tensor }): Tensor;
 /**
  * `aten::hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
  */
-export function hardshrink(self: Tensor, options?: { lambd?: Scalar }): Tensor;
+export function hardshrink(self: Tensor, options?: { lambd?: Scalar | Tensor }): Tensor;
 export function hardshrink(...args: unknown[]): any {
   return call($hardshrink, args);
 }
@@ -4973,11 +4973,11 @@ mark(hardswish_);
 /**
  * `aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor`
  */
-export function hardtanh(self: Tensor, minVal?: Scalar, maxVal?: Scalar, options?: { minVal?: Scalar; maxVal?: Scalar }): Tensor;
+export function hardtanh(self: Tensor, minVal?: Scalar | Tensor, maxVal?: Scalar | Tensor, options?: { minVal?: Scalar | Tensor; maxVal?: Scalar | Tensor }): Tensor;
 /**
  * `aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor`
  */
-export function hardtanh(self: Tensor, options?: { minVal?: Scalar; maxVal?: Scalar }): Tensor;
+export function hardtanh(self: Tensor, options?: { minVal?: Scalar | Tensor; maxVal?: Scalar | Tensor }): Tensor;
 export function hardtanh(...args: unknown[]): any {
   return call($hardtanh, args);
 }
@@ -4985,11 +4985,11 @@ mark(hardtanh);
 /**
  * `aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)`
  */
-export function hardtanh_(self: Tensor, minVal?: Scalar, maxVal?: Scalar, options?: { minVal?: Scalar; maxVal?: Scalar }): Tensor;
+export function hardtanh_(self: Tensor, minVal?: Scalar | Tensor, maxVal?: Scalar | Tensor, options?: { minVal?: Scalar | Tensor; maxVal?: Scalar | Tensor }): Tensor;
 /**
  * `aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)`
  */
-export function hardtanh_(self: Tensor, options?: { minVal?: Scalar; maxVal?: Scalar }): Tensor;
+export function hardtanh_(self: Tensor, options?: { minVal?: Scalar | Tensor; maxVal?: Scalar | Tensor }): Tensor;
 export function hardtanh_(...args: unknown[]): any {
   return call($hardtanh_, args);
 }
@@ -5025,11 +5025,11 @@ mark(hingeEmbeddingLoss);
 /**
  * `aten::histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor`
  */
-export function histc(self: Tensor, bins?: number, min?: Scalar, max?: Scalar, options?: { bins?: number; min?: Scalar; max?: Scalar }): Tensor;
+export function histc(self: Tensor, bins?: number, min?: Scalar | Tensor, max?: Scalar | Tensor, options?: { bins?: number; min?: Scalar | Tensor; max?: Scalar | Tensor }): Tensor;
 /**
  * `aten::histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor`
  */
-export function histc(self: Tensor, options?: { bins?: number; min?: Scalar; max?: Scalar }): Tensor;
+export function histc(self: Tensor, options?: { bins?: number; min?: Scalar | Tensor; max?: Scalar | Tensor }): Tensor;
 export function histc(...args: unknown[]): any {
   return call($histc, args);
 }
@@ -5209,7 +5209,7 @@ mark(index);
 /**
  * `aten::index_add(Tensor self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor`
  */
-export function indexAdd(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function indexAdd(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function indexAdd(...args: unknown[]): any {
   return call($index_add, args);
 }
@@ -5217,7 +5217,7 @@ mark(indexAdd);
 /**
  * `aten::index_add_(Tensor(a!) self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor(a!)`
  */
-export function indexAdd_(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function indexAdd_(self: Tensor, dim: number, index: Tensor, source: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function indexAdd_(...args: unknown[]): any {
   return call($index_add_, args);
 }
@@ -5241,7 +5241,7 @@ mark(indexCopy_);
 /**
  * `aten::index_fill.int_Scalar(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
  */
-export function indexFill(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+export function indexFill(self: Tensor, dim: number, index: Tensor, value: Scalar | Tensor): Tensor;
 /**
  * `aten::index_fill.int_Tensor(Tensor self, int dim, Tensor index, Tensor value) -> Tensor`
  */
@@ -5253,7 +5253,7 @@ mark(indexFill);
 /**
  * `aten::index_fill_.int_Scalar(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
  */
-export function indexFill_(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+export function indexFill_(self: Tensor, dim: number, index: Tensor, value: Scalar | Tensor): Tensor;
 /**
  * `aten::index_fill_.int_Tensor(Tensor(a!) self, int dim, Tensor index, Tensor value) -> Tensor(a!)`
  */
@@ -5497,11 +5497,11 @@ mark(isfinite);
 /**
  * `aten::isin.Scalar_Tensor(Scalar element, Tensor test_elements, *, bool assume_unique=False, bool invert=False) -> Tensor`
  */
-export function isin(element: Scalar, testElements: Tensor, options?: { assumeUnique?: boolean; invert?: boolean }): Tensor;
+export function isin(element: Scalar | Tensor, testElements: Tensor, options?: { assumeUnique?: boolean; invert?: boolean }): Tensor;
 /**
  * `aten::isin.Tensor_Scalar(Tensor elements, Scalar test_element, *, bool assume_unique=False, bool invert=False) -> Tensor`
  */
-export function isin(elements: Tensor, testElement: Scalar, options?: { assumeUnique?: boolean; invert?: boolean }): Tensor;
+export function isin(elements: Tensor, testElement: Scalar | Tensor, options?: { assumeUnique?: boolean; invert?: boolean }): Tensor;
 /**
  * `aten::isin.Tensor_Tensor(Tensor elements, Tensor test_elements, *, bool assume_unique=False, bool invert=False) -> Tensor`
  */
@@ -5681,7 +5681,7 @@ mark(ldexp_);
 /**
  * `aten::le.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function le(self: Tensor, other: Scalar): Tensor;
+export function le(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::le.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -5693,7 +5693,7 @@ mark(le);
 /**
  * `aten::le_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function le_(self: Tensor, other: Scalar): Tensor;
+export function le_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::le_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -5705,11 +5705,11 @@ mark(le_);
 /**
  * `aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor`
  */
-export function leakyRelu(self: Tensor, negativeSlope?: Scalar, options?: { negativeSlope?: Scalar }): Tensor;
+export function leakyRelu(self: Tensor, negativeSlope?: Scalar | Tensor, options?: { negativeSlope?: Scalar | Tensor }): Tensor;
 /**
  * `aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor`
  */
-export function leakyRelu(self: Tensor, options?: { negativeSlope?: Scalar }): Tensor;
+export function leakyRelu(self: Tensor, options?: { negativeSlope?: Scalar | Tensor }): Tensor;
 export function leakyRelu(...args: unknown[]): any {
   return call($leaky_relu, args);
 }
@@ -5717,11 +5717,11 @@ mark(leakyRelu);
 /**
  * `aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)`
  */
-export function leakyRelu_(self: Tensor, negativeSlope?: Scalar, options?: { negativeSlope?: Scalar }): Tensor;
+export function leakyRelu_(self: Tensor, negativeSlope?: Scalar | Tensor, options?: { negativeSlope?: Scalar | Tensor }): Tensor;
 /**
  * `aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)`
  */
-export function leakyRelu_(self: Tensor, options?: { negativeSlope?: Scalar }): Tensor;
+export function leakyRelu_(self: Tensor, options?: { negativeSlope?: Scalar | Tensor }): Tensor;
 export function leakyRelu_(...args: unknown[]): any {
   return call($leaky_relu_, args);
 }
@@ -5729,7 +5729,7 @@ mark(leakyRelu_);
 /**
  * `aten::lerp.Scalar(Tensor self, Tensor end, Scalar weight) -> Tensor`
  */
-export function lerp(self: Tensor, end: Tensor, weight: Scalar): Tensor;
+export function lerp(self: Tensor, end: Tensor, weight: Scalar | Tensor): Tensor;
 /**
  * `aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor`
  */
@@ -5741,7 +5741,7 @@ mark(lerp);
 /**
  * `aten::lerp_.Scalar(Tensor(a!) self, Tensor end, Scalar weight) -> Tensor(a!)`
  */
-export function lerp_(self: Tensor, end: Tensor, weight: Scalar): Tensor;
+export function lerp_(self: Tensor, end: Tensor, weight: Scalar | Tensor): Tensor;
 /**
  * `aten::lerp_.Tensor(Tensor(a!) self, Tensor end, Tensor weight) -> Tensor(a!)`
  */
@@ -5753,7 +5753,7 @@ mark(lerp_);
 /**
  * `aten::less.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function less(self: Tensor, other: Scalar): Tensor;
+export function less(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::less.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -5765,7 +5765,7 @@ mark(less);
 /**
  * `aten::less_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function less_(self: Tensor, other: Scalar): Tensor;
+export function less_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::less_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -5777,7 +5777,7 @@ mark(less_);
 /**
  * `aten::less_equal.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function lessEqual(self: Tensor, other: Scalar): Tensor;
+export function lessEqual(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::less_equal.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -5789,7 +5789,7 @@ mark(lessEqual);
 /**
  * `aten::less_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function lessEqual_(self: Tensor, other: Scalar): Tensor;
+export function lessEqual_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::less_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -5857,11 +5857,11 @@ mark(linalgCholeskyEx);
 /**
  * `aten::linalg_cond(Tensor self, Scalar? p=None) -> Tensor`
  */
-export function linalgCond(self: Tensor, p?: Scalar | null, options?: { p?: Scalar | null }): Tensor;
+export function linalgCond(self: Tensor, p?: (Scalar | Tensor) | null, options?: { p?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::linalg_cond(Tensor self, Scalar? p=None) -> Tensor`
  */
-export function linalgCond(self: Tensor, options?: { p?: Scalar | null }): Tensor;
+export function linalgCond(self: Tensor, options?: { p?: (Scalar | Tensor) | null }): Tensor;
 /**
  * `aten::linalg_cond.p_str(Tensor self, str p) -> Tensor`
  */
@@ -6045,11 +6045,11 @@ mark(linalgMatrixExp);
 /**
  * `aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgMatrixNorm(self: Tensor, ord: Scalar, dim?: readonly number[], keepdim?: boolean, options?: { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgMatrixNorm(self: Tensor, ord: Scalar | Tensor, dim?: readonly number[], keepdim?: boolean, options?: { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 /**
  * `aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgMatrixNorm(self: Tensor, ord: Scalar, options?: { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgMatrixNorm(self: Tensor, ord: Scalar | Tensor, options?: { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 /**
  * `aten::linalg_matrix_norm.str_ord(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
@@ -6109,11 +6109,11 @@ mark(linalgMultiDot);
 /**
  * `aten::linalg_norm(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgNorm(self: Tensor, ord?: Scalar | null, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgNorm(self: Tensor, ord?: (Scalar | Tensor) | null, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: (Scalar | Tensor) | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 /**
  * `aten::linalg_norm(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgNorm(self: Tensor, options?: { ord?: Scalar | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgNorm(self: Tensor, options?: { ord?: (Scalar | Tensor) | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 /**
  * `aten::linalg_norm.ord_str(Tensor self, str ord, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
@@ -6263,11 +6263,11 @@ mark(linalgVecdot);
 /**
  * `aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgVectorNorm(self: Tensor, ord?: Scalar, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgVectorNorm(self: Tensor, ord?: Scalar | Tensor, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar | Tensor; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 /**
  * `aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
  */
-export function linalgVectorNorm(self: Tensor, options?: { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+export function linalgVectorNorm(self: Tensor, options?: { ord?: Scalar | Tensor; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
 export function linalgVectorNorm(...args: unknown[]): any {
   return call($linalg_vector_norm, args);
 }
@@ -6287,19 +6287,19 @@ mark(linear);
 /**
  * `aten::linspace(Scalar start, Scalar end, int steps, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function linspace(start: Scalar, end: Scalar, steps: number, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function linspace(start: Scalar | Tensor, end: Scalar | Tensor, steps: number, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::linspace.Scalar_Tensor(Scalar start, Tensor end, int steps, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  *
  * Only in libtorch 2.6.0.
  */
-export function linspace(start: Scalar, end: Tensor, steps: number, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function linspace(start: Scalar | Tensor, end: Tensor, steps: number, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::linspace.Tensor_Scalar(Tensor start, Scalar end, int steps, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  *
  * Only in libtorch 2.6.0.
  */
-export function linspace(start: Tensor, end: Scalar, steps: number, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function linspace(start: Tensor, end: Scalar | Tensor, steps: number, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::linspace.Tensor_Tensor(Tensor start, Tensor end, int steps, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  *
@@ -6549,35 +6549,35 @@ mark(logit_);
 /**
  * `aten::logspace(Scalar start, Scalar end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function logspace(start: Scalar, end: Scalar, steps: number, base?: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function logspace(start: Scalar | Tensor, end: Scalar | Tensor, steps: number, base?: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::logspace(Scalar start, Scalar end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function logspace(start: Scalar, end: Scalar, steps: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function logspace(start: Scalar | Tensor, end: Scalar | Tensor, steps: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::logspace.Scalar_Tensor(Scalar start, Tensor end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  *
  * Only in libtorch 2.6.0.
  */
-export function logspace(start: Scalar, end: Tensor, steps: number, base?: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function logspace(start: Scalar | Tensor, end: Tensor, steps: number, base?: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::logspace.Scalar_Tensor(Scalar start, Tensor end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  *
  * Only in libtorch 2.6.0.
  */
-export function logspace(start: Scalar, end: Tensor, steps: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function logspace(start: Scalar | Tensor, end: Tensor, steps: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::logspace.Tensor_Scalar(Tensor start, Scalar end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  *
  * Only in libtorch 2.6.0.
  */
-export function logspace(start: Tensor, end: Scalar, steps: number, base?: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function logspace(start: Tensor, end: Scalar | Tensor, steps: number, base?: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::logspace.Tensor_Scalar(Tensor start, Scalar end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  *
  * Only in libtorch 2.6.0.
  */
-export function logspace(start: Tensor, end: Scalar, steps: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function logspace(start: Tensor, end: Scalar | Tensor, steps: number, options?: { base?: number; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::logspace.Tensor_Tensor(Tensor start, Tensor end, int steps, float base=10., *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  *
@@ -6633,7 +6633,7 @@ mark(lstmCell);
 /**
  * `aten::lt.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function lt(self: Tensor, other: Scalar): Tensor;
+export function lt(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::lt.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -6645,7 +6645,7 @@ mark(lt);
 /**
  * `aten::lt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function lt_(self: Tensor, other: Scalar): Tensor;
+export function lt_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::lt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -6705,7 +6705,7 @@ mark(marginRankingLoss);
 /**
  * `aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor`
  */
-export function maskedFill(self: Tensor, mask: Tensor, value: Scalar): Tensor;
+export function maskedFill(self: Tensor, mask: Tensor, value: Scalar | Tensor): Tensor;
 /**
  * `aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor`
  */
@@ -6717,7 +6717,7 @@ mark(maskedFill);
 /**
  * `aten::masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!)`
  */
-export function maskedFill_(self: Tensor, mask: Tensor, value: Scalar): Tensor;
+export function maskedFill_(self: Tensor, mask: Tensor, value: Scalar | Tensor): Tensor;
 /**
  * `aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)`
  */
@@ -6997,7 +6997,7 @@ mark(miopenConvolution);
  *
  * `aten::miopen_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor` (libtorch 1.13.0)
  */
-export function miopenConvolutionAddRelu(self: Tensor, weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
+export function miopenConvolutionAddRelu(self: Tensor, weight: Tensor, z: Tensor, alpha: (Scalar | Tensor) | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
 export function miopenConvolutionAddRelu(...args: unknown[]): any {
   return call($miopen_convolution_add_relu, args);
 }
@@ -7219,7 +7219,7 @@ mark(msort);
 /**
  * `aten::mul.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function mul(self: Tensor, other: Scalar): Tensor;
+export function mul(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::mul.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -7231,7 +7231,7 @@ mark(mul);
 /**
  * `aten::mul_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function mul_(self: Tensor, other: Scalar): Tensor;
+export function mul_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -7243,11 +7243,11 @@ mark(mul_);
 /**
  * `aten::multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor`
  */
-export function multiMarginLoss(self: Tensor, target: Tensor, p?: Scalar, margin?: Scalar, weight?: Tensor | null, reduction?: number, options?: { p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number }): Tensor;
+export function multiMarginLoss(self: Tensor, target: Tensor, p?: Scalar | Tensor, margin?: Scalar | Tensor, weight?: Tensor | null, reduction?: number, options?: { p?: Scalar | Tensor; margin?: Scalar | Tensor; weight?: Tensor | null; reduction?: number }): Tensor;
 /**
  * `aten::multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor`
  */
-export function multiMarginLoss(self: Tensor, target: Tensor, options?: { p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number }): Tensor;
+export function multiMarginLoss(self: Tensor, target: Tensor, options?: { p?: Scalar | Tensor; margin?: Scalar | Tensor; weight?: Tensor | null; reduction?: number }): Tensor;
 export function multiMarginLoss(...args: unknown[]): any {
   return call($multi_margin_loss, args);
 }
@@ -7287,7 +7287,7 @@ mark(multinomial);
 /**
  * `aten::multiply.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function multiply(self: Tensor, other: Scalar): Tensor;
+export function multiply(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::multiply.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -7299,7 +7299,7 @@ mark(multiply);
 /**
  * `aten::multiply_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function multiply_(self: Tensor, other: Scalar): Tensor;
+export function multiply_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::multiply_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -7485,15 +7485,15 @@ mark(nativeLayerNorm);
 /**
  * `aten::native_norm(Tensor self, Scalar p=2) -> Tensor`
  */
-export function nativeNorm(self: Tensor, p?: Scalar, options?: { p?: Scalar }): Tensor;
+export function nativeNorm(self: Tensor, p?: Scalar | Tensor, options?: { p?: Scalar | Tensor }): Tensor;
 /**
  * `aten::native_norm(Tensor self, Scalar p=2) -> Tensor`
  */
-export function nativeNorm(self: Tensor, options?: { p?: Scalar }): Tensor;
+export function nativeNorm(self: Tensor, options?: { p?: Scalar | Tensor }): Tensor;
 /**
  * `aten::native_norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, ScalarType? dtype) -> Tensor`
  */
-export function nativeNorm(self: Tensor, p: Scalar | null, dim: number | readonly number[], keepdim: boolean, dtype: OpDType | null): Tensor;
+export function nativeNorm(self: Tensor, p: (Scalar | Tensor) | null, dim: number | readonly number[], keepdim: boolean, dtype: OpDType | null): Tensor;
 export function nativeNorm(...args: unknown[]): any {
   return call($native_norm, args);
 }
@@ -7501,7 +7501,7 @@ mark(nativeNorm);
 /**
  * `aten::ne.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function ne(self: Tensor, other: Scalar): Tensor;
+export function ne(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::ne.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -7513,7 +7513,7 @@ mark(ne);
 /**
  * `aten::ne_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function ne_(self: Tensor, other: Scalar): Tensor;
+export function ne_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::ne_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -7585,7 +7585,7 @@ mark(newEmptyStrided);
 /**
  * `aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function newFull(self: Tensor, size: readonly number[], fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function newFull(self: Tensor, size: readonly number[], fillValue: Scalar | Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function newFull(...args: unknown[]): any {
   return call($new_full, args);
 }
@@ -7719,27 +7719,27 @@ mark(nonzeroStatic);
 /**
  * `aten::norm.Scalar(Tensor self, Scalar p=2) -> Tensor`
  */
-export function norm(self: Tensor, p?: Scalar, options?: { p?: Scalar }): Tensor;
+export function norm(self: Tensor, p?: Scalar | Tensor, options?: { p?: Scalar | Tensor }): Tensor;
 /**
  * `aten::norm.Scalar(Tensor self, Scalar p=2) -> Tensor`
  */
-export function norm(self: Tensor, options?: { p?: Scalar }): Tensor;
+export function norm(self: Tensor, options?: { p?: Scalar | Tensor }): Tensor;
 /**
  * `aten::norm.ScalarOpt_dim(Tensor self, Scalar? p, int[1] dim, bool keepdim=False) -> Tensor`
  */
-export function norm(self: Tensor, p: Scalar | null, dim: number | readonly number[], keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
+export function norm(self: Tensor, p: (Scalar | Tensor) | null, dim: number | readonly number[], keepdim?: boolean, options?: { keepdim?: boolean }): Tensor;
 /**
  * `aten::norm.ScalarOpt_dim(Tensor self, Scalar? p, int[1] dim, bool keepdim=False) -> Tensor`
  */
-export function norm(self: Tensor, p: Scalar | null, dim: number | readonly number[], options?: { keepdim?: boolean }): Tensor;
+export function norm(self: Tensor, p: (Scalar | Tensor) | null, dim: number | readonly number[], options?: { keepdim?: boolean }): Tensor;
 /**
  * `aten::norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, *, ScalarType dtype) -> Tensor`
  */
-export function norm(self: Tensor, p: Scalar | null, dim: number | readonly number[], keepdim: boolean, options: { dtype: OpDType }): Tensor;
+export function norm(self: Tensor, p: (Scalar | Tensor) | null, dim: number | readonly number[], keepdim: boolean, options: { dtype: OpDType }): Tensor;
 /**
  * `aten::norm.ScalarOpt_dtype(Tensor self, Scalar? p, *, ScalarType dtype) -> Tensor`
  */
-export function norm(self: Tensor, p: Scalar | null, options: { dtype: OpDType }): Tensor;
+export function norm(self: Tensor, p: (Scalar | Tensor) | null, options: { dtype: OpDType }): Tensor;
 export function norm(...args: unknown[]): any {
   return call($norm, args);
 }
@@ -7809,7 +7809,7 @@ mark(normalFunctional);
 /**
  * `aten::not_equal.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function notEqual(self: Tensor, other: Scalar): Tensor;
+export function notEqual(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::not_equal.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -7821,7 +7821,7 @@ mark(notEqual);
 /**
  * `aten::not_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function notEqual_(self: Tensor, other: Scalar): Tensor;
+export function notEqual_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::not_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -8097,11 +8097,11 @@ mark(positive);
 /**
  * `aten::pow.Scalar(Scalar self, Tensor exponent) -> Tensor`
  */
-export function pow(self: Scalar, exponent: Tensor): Tensor;
+export function pow(self: Scalar | Tensor, exponent: Tensor): Tensor;
 /**
  * `aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor`
  */
-export function pow(self: Tensor, exponent: Scalar): Tensor;
+export function pow(self: Tensor, exponent: Scalar | Tensor): Tensor;
 /**
  * `aten::pow.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor`
  */
@@ -8113,7 +8113,7 @@ mark(pow);
 /**
  * `aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)`
  */
-export function pow_(self: Tensor, exponent: Scalar): Tensor;
+export function pow_(self: Tensor, exponent: Scalar | Tensor): Tensor;
 /**
  * `aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
  */
@@ -8321,7 +8321,7 @@ mark(quantizedGru);
 /**
  * `aten::quantized_gru_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor packed_ih, Tensor packed_hh, Tensor col_offsets_ih, Tensor col_offsets_hh, Scalar scale_ih, Scalar scale_hh, Scalar zero_point_ih, Scalar zero_point_hh) -> Tensor`
  */
-export function quantizedGruCell(input: Tensor, hx: Tensor, wIh: Tensor, wHh: Tensor, bIh: Tensor, bHh: Tensor, packedIh: Tensor, packedHh: Tensor, colOffsetsIh: Tensor, colOffsetsHh: Tensor, scaleIh: Scalar, scaleHh: Scalar, zeroPointIh: Scalar, zeroPointHh: Scalar): Tensor;
+export function quantizedGruCell(input: Tensor, hx: Tensor, wIh: Tensor, wHh: Tensor, bIh: Tensor, bHh: Tensor, packedIh: Tensor, packedHh: Tensor, colOffsetsIh: Tensor, colOffsetsHh: Tensor, scaleIh: Scalar | Tensor, scaleHh: Scalar | Tensor, zeroPointIh: Scalar | Tensor, zeroPointHh: Scalar | Tensor): Tensor;
 export function quantizedGruCell(...args: unknown[]): any {
   return call($quantized_gru_cell, args);
 }
@@ -8349,7 +8349,7 @@ mark(quantizedLstm);
 /**
  * `aten::quantized_lstm_cell(Tensor input, Tensor[] hx, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor packed_ih, Tensor packed_hh, Tensor col_offsets_ih, Tensor col_offsets_hh, Scalar scale_ih, Scalar scale_hh, Scalar zero_point_ih, Scalar zero_point_hh) -> (Tensor, Tensor)`
  */
-export function quantizedLstmCell(input: Tensor, hx: Tensor[], wIh: Tensor, wHh: Tensor, bIh: Tensor, bHh: Tensor, packedIh: Tensor, packedHh: Tensor, colOffsetsIh: Tensor, colOffsetsHh: Tensor, scaleIh: Scalar, scaleHh: Scalar, zeroPointIh: Scalar, zeroPointHh: Scalar): [Tensor, Tensor];
+export function quantizedLstmCell(input: Tensor, hx: Tensor[], wIh: Tensor, wHh: Tensor, bIh: Tensor, bHh: Tensor, packedIh: Tensor, packedHh: Tensor, colOffsetsIh: Tensor, colOffsetsHh: Tensor, scaleIh: Scalar | Tensor, scaleHh: Scalar | Tensor, zeroPointIh: Scalar | Tensor, zeroPointHh: Scalar | Tensor): [Tensor, Tensor];
 export function quantizedLstmCell(...args: unknown[]): any {
   return call($quantized_lstm_cell, args);
 }
@@ -8397,7 +8397,7 @@ mark(quantizedMaxPool3d);
 /**
  * `aten::quantized_rnn_relu_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor packed_ih, Tensor packed_hh, Tensor col_offsets_ih, Tensor col_offsets_hh, Scalar scale_ih, Scalar scale_hh, Scalar zero_point_ih, Scalar zero_point_hh) -> Tensor`
  */
-export function quantizedRnnReluCell(input: Tensor, hx: Tensor, wIh: Tensor, wHh: Tensor, bIh: Tensor, bHh: Tensor, packedIh: Tensor, packedHh: Tensor, colOffsetsIh: Tensor, colOffsetsHh: Tensor, scaleIh: Scalar, scaleHh: Scalar, zeroPointIh: Scalar, zeroPointHh: Scalar): Tensor;
+export function quantizedRnnReluCell(input: Tensor, hx: Tensor, wIh: Tensor, wHh: Tensor, bIh: Tensor, bHh: Tensor, packedIh: Tensor, packedHh: Tensor, colOffsetsIh: Tensor, colOffsetsHh: Tensor, scaleIh: Scalar | Tensor, scaleHh: Scalar | Tensor, zeroPointIh: Scalar | Tensor, zeroPointHh: Scalar | Tensor): Tensor;
 export function quantizedRnnReluCell(...args: unknown[]): any {
   return call($quantized_rnn_relu_cell, args);
 }
@@ -8405,7 +8405,7 @@ mark(quantizedRnnReluCell);
 /**
  * `aten::quantized_rnn_tanh_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor packed_ih, Tensor packed_hh, Tensor col_offsets_ih, Tensor col_offsets_hh, Scalar scale_ih, Scalar scale_hh, Scalar zero_point_ih, Scalar zero_point_hh) -> Tensor`
  */
-export function quantizedRnnTanhCell(input: Tensor, hx: Tensor, wIh: Tensor, wHh: Tensor, bIh: Tensor, bHh: Tensor, packedIh: Tensor, packedHh: Tensor, colOffsetsIh: Tensor, colOffsetsHh: Tensor, scaleIh: Scalar, scaleHh: Scalar, zeroPointIh: Scalar, zeroPointHh: Scalar): Tensor;
+export function quantizedRnnTanhCell(input: Tensor, hx: Tensor, wIh: Tensor, wHh: Tensor, bIh: Tensor, bHh: Tensor, packedIh: Tensor, packedHh: Tensor, colOffsetsIh: Tensor, colOffsetsHh: Tensor, scaleIh: Scalar | Tensor, scaleHh: Scalar | Tensor, zeroPointIh: Scalar | Tensor, zeroPointHh: Scalar | Tensor): Tensor;
 export function quantizedRnnTanhCell(...args: unknown[]): any {
   return call($quantized_rnn_tanh_cell, args);
 }
@@ -8617,15 +8617,15 @@ mark(randperm);
 /**
  * `aten::range(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function range(start: Scalar, end: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function range(start: Scalar | Tensor, end: Scalar | Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::range.step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function range(start: Scalar, end: Scalar, step?: Scalar, options?: { step?: Scalar; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function range(start: Scalar | Tensor, end: Scalar | Tensor, step?: Scalar | Tensor, options?: { step?: Scalar | Tensor; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 /**
  * `aten::range.step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function range(start: Scalar, end: Scalar, options?: { step?: Scalar; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function range(start: Scalar | Tensor, end: Scalar | Tensor, options?: { step?: Scalar | Tensor; dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function range(...args: unknown[]): any {
   return call($range, args);
 }
@@ -8735,11 +8735,11 @@ mark(relu_);
 /**
  * `aten::remainder.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function remainder(self: Tensor, other: Scalar): Tensor;
+export function remainder(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::remainder.Scalar_Tensor(Scalar self, Tensor other) -> Tensor`
  */
-export function remainder(self: Scalar, other: Tensor): Tensor;
+export function remainder(self: Scalar | Tensor, other: Tensor): Tensor;
 /**
  * `aten::remainder.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -8751,7 +8751,7 @@ mark(remainder);
 /**
  * `aten::remainder_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function remainder_(self: Tensor, other: Scalar): Tensor;
+export function remainder_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::remainder_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -8763,7 +8763,7 @@ mark(remainder_);
 /**
  * `aten::renorm(Tensor self, Scalar p, int dim, Scalar maxnorm) -> Tensor`
  */
-export function renorm(self: Tensor, p: Scalar, dim: number, maxnorm: Scalar): Tensor;
+export function renorm(self: Tensor, p: Scalar | Tensor, dim: number, maxnorm: Scalar | Tensor): Tensor;
 export function renorm(...args: unknown[]): any {
   return call($renorm, args);
 }
@@ -8771,7 +8771,7 @@ mark(renorm);
 /**
  * `aten::renorm_(Tensor(a!) self, Scalar p, int dim, Scalar maxnorm) -> Tensor(a!)`
  */
-export function renorm_(self: Tensor, p: Scalar, dim: number, maxnorm: Scalar): Tensor;
+export function renorm_(self: Tensor, p: Scalar | Tensor, dim: number, maxnorm: Scalar | Tensor): Tensor;
 export function renorm_(...args: unknown[]): any {
   return call($renorm_, args);
 }
@@ -8943,15 +8943,15 @@ mark(resolveNeg);
 /**
  * `aten::result_type.Scalar(Tensor tensor, Scalar other) -> ScalarType`
  */
-export function resultType(tensor: Tensor, other: Scalar): OpDType;
+export function resultType(tensor: Tensor, other: Scalar | Tensor): OpDType;
 /**
  * `aten::result_type.Scalar_Scalar(Scalar scalar1, Scalar scalar2) -> ScalarType`
  */
-export function resultType(scalar1: Scalar, scalar2: Scalar): OpDType;
+export function resultType(scalar1: Scalar | Tensor, scalar2: Scalar | Tensor): OpDType;
 /**
  * `aten::result_type.Scalar_Tensor(Scalar scalar, Tensor tensor) -> ScalarType`
  */
-export function resultType(scalar: Scalar, tensor: Tensor): OpDType;
+export function resultType(scalar: Scalar | Tensor, tensor: Tensor): OpDType;
 /**
  * `aten::result_type.Tensor(Tensor tensor, Tensor other) -> ScalarType`
  */
@@ -9119,11 +9119,11 @@ mark(rowStack);
 /**
  * `aten::rrelu(Tensor self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor`
  */
-export function rrelu(self: Tensor, lower?: Scalar, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+export function rrelu(self: Tensor, lower?: Scalar | Tensor, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
 /**
  * `aten::rrelu(Tensor self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor`
  */
-export function rrelu(self: Tensor, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+export function rrelu(self: Tensor, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
 export function rrelu(...args: unknown[]): any {
   return call($rrelu, args);
 }
@@ -9131,11 +9131,11 @@ mark(rrelu);
 /**
  * `aten::rrelu_(Tensor(a!) self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)`
  */
-export function rrelu_(self: Tensor, lower?: Scalar, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+export function rrelu_(self: Tensor, lower?: Scalar | Tensor, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
 /**
  * `aten::rrelu_(Tensor(a!) self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)`
  */
-export function rrelu_(self: Tensor, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+export function rrelu_(self: Tensor, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
 export function rrelu_(...args: unknown[]): any {
   return call($rrelu_, args);
 }
@@ -9145,13 +9145,13 @@ mark(rrelu_);
  *
  * `aten::rrelu_with_noise(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor` (libtorch 1.13.0)
  */
-export function rreluWithNoise(self: Tensor, noise: Tensor, lower?: Scalar, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+export function rreluWithNoise(self: Tensor, noise: Tensor, lower?: Scalar | Tensor, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
 /**
  * `aten::rrelu_with_noise(Tensor self, Tensor(b!) noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor` (libtorch 2.6.0)
  *
  * `aten::rrelu_with_noise(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor` (libtorch 1.13.0)
  */
-export function rreluWithNoise(self: Tensor, noise: Tensor, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+export function rreluWithNoise(self: Tensor, noise: Tensor, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
 export function rreluWithNoise(...args: unknown[]): any {
   return call($rrelu_with_noise, args);
 }
@@ -9161,13 +9161,13 @@ mark(rreluWithNoise);
  *
  * `aten::rrelu_with_noise_(Tensor(a!) self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)` (libtorch 1.13.0)
  */
-export function rreluWithNoise_(self: Tensor, noise: Tensor, lower?: Scalar, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+export function rreluWithNoise_(self: Tensor, noise: Tensor, lower?: Scalar | Tensor, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
 /**
  * `aten::rrelu_with_noise_(Tensor(a!) self, Tensor(b!) noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)` (libtorch 2.6.0)
  *
  * `aten::rrelu_with_noise_(Tensor(a!) self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)` (libtorch 1.13.0)
  */
-export function rreluWithNoise_(self: Tensor, noise: Tensor, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+export function rreluWithNoise_(self: Tensor, noise: Tensor, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
 export function rreluWithNoise_(...args: unknown[]): any {
   return call($rrelu_with_noise_, args);
 }
@@ -9177,13 +9177,13 @@ mark(rreluWithNoise_);
  *
  * Only in libtorch 2.6.0.
  */
-export function rreluWithNoiseFunctional(self: Tensor, noise: Tensor, lower?: Scalar, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): [Tensor, Tensor];
+export function rreluWithNoiseFunctional(self: Tensor, noise: Tensor, lower?: Scalar | Tensor, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): [Tensor, Tensor];
 /**
  * `aten::rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)`
  *
  * Only in libtorch 2.6.0.
  */
-export function rreluWithNoiseFunctional(self: Tensor, noise: Tensor, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): [Tensor, Tensor];
+export function rreluWithNoiseFunctional(self: Tensor, noise: Tensor, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): [Tensor, Tensor];
 export function rreluWithNoiseFunctional(...args: unknown[]): any {
   return call($rrelu_with_noise_functional, args);
 }
@@ -9207,15 +9207,15 @@ mark(rsqrt_);
 /**
  * `aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
-export function rsub(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function rsub(self: Tensor, other: Scalar | Tensor, alpha?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
-export function rsub(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function rsub(self: Tensor, other: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::rsub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
  */
-export function rsub(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function rsub(self: Tensor, other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function rsub(...args: unknown[]): any {
   return call($rsub, args);
 }
@@ -9223,7 +9223,7 @@ mark(rsub);
 /**
  * `aten::scalar_tensor(Scalar s, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
  */
-export function scalarTensor(s: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+export function scalarTensor(s: Scalar | Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
 export function scalarTensor(...args: unknown[]): any {
   return call($scalar_tensor, args);
 }
@@ -9255,11 +9255,11 @@ export function scatter(self: Tensor, dim: number, index: Tensor, src: Tensor): 
 /**
  * `aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
  */
-export function scatter(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+export function scatter(self: Tensor, dim: number, index: Tensor, value: Scalar | Tensor): Tensor;
 /**
  * `aten::scatter.value_reduce(Tensor self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor`
  */
-export function scatter(self: Tensor, dim: number, index: Tensor, value: Scalar, options: { reduce: string }): Tensor;
+export function scatter(self: Tensor, dim: number, index: Tensor, value: Scalar | Tensor, options: { reduce: string }): Tensor;
 export function scatter(...args: unknown[]): any {
   return call($scatter, args);
 }
@@ -9275,11 +9275,11 @@ export function scatter_(self: Tensor, dim: number, index: Tensor, src: Tensor):
 /**
  * `aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
  */
-export function scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar): Tensor;
+export function scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar | Tensor): Tensor;
 /**
  * `aten::scatter_.value_reduce(Tensor(a!) self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor(a!)`
  */
-export function scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar, options: { reduce: string }): Tensor;
+export function scatter_(self: Tensor, dim: number, index: Tensor, value: Scalar | Tensor, options: { reduce: string }): Tensor;
 export function scatter_(...args: unknown[]): any {
   return call($scatter_, args);
 }
@@ -9319,7 +9319,7 @@ mark(scatterReduce_);
 /**
  * `aten::searchsorted.Scalar(Tensor sorted_sequence, Scalar self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor`
  */
-export function searchsorted(sortedSequence: Tensor, self: Scalar, options?: { outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null }): Tensor;
+export function searchsorted(sortedSequence: Tensor, self: Scalar | Tensor, options?: { outInt32?: boolean; right?: boolean; side?: string | null; sorter?: Tensor | null }): Tensor;
 /**
  * `aten::searchsorted.Tensor(Tensor sorted_sequence, Tensor self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor`
  */
@@ -9331,7 +9331,7 @@ mark(searchsorted);
 /**
  * `aten::segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor`
  */
-export function segmentReduce(data: Tensor, reduce: string, options?: { lengths?: Tensor | null; indices?: Tensor | null; offsets?: Tensor | null; axis?: number; unsafe?: boolean; initial?: Scalar | null }): Tensor;
+export function segmentReduce(data: Tensor, reduce: string, options?: { lengths?: Tensor | null; indices?: Tensor | null; offsets?: Tensor | null; axis?: number; unsafe?: boolean; initial?: (Scalar | Tensor) | null }): Tensor;
 export function segmentReduce(...args: unknown[]): any {
   return call($segment_reduce, args);
 }
@@ -9771,11 +9771,11 @@ mark(softmax);
 /**
  * `aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor`
  */
-export function softplus(self: Tensor, beta?: Scalar, threshold?: Scalar, options?: { beta?: Scalar; threshold?: Scalar }): Tensor;
+export function softplus(self: Tensor, beta?: Scalar | Tensor, threshold?: Scalar | Tensor, options?: { beta?: Scalar | Tensor; threshold?: Scalar | Tensor }): Tensor;
 /**
  * `aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor`
  */
-export function softplus(self: Tensor, options?: { beta?: Scalar; threshold?: Scalar }): Tensor;
+export function softplus(self: Tensor, options?: { beta?: Scalar | Tensor; threshold?: Scalar | Tensor }): Tensor;
 export function softplus(...args: unknown[]): any {
   return call($softplus, args);
 }
@@ -9783,11 +9783,11 @@ mark(softplus);
 /**
  * `aten::softshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
  */
-export function softshrink(self: Tensor, lambd?: Scalar, options?: { lambd?: Scalar }): Tensor;
+export function softshrink(self: Tensor, lambd?: Scalar | Tensor, options?: { lambd?: Scalar | Tensor }): Tensor;
 /**
  * `aten::softshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
  */
-export function softshrink(self: Tensor, options?: { lambd?: Scalar }): Tensor;
+export function softshrink(self: Tensor, options?: { lambd?: Scalar | Tensor }): Tensor;
 export function softshrink(...args: unknown[]): any {
   return call($softshrink, args);
 }
@@ -9949,7 +9949,7 @@ mark(sparseResizeAndClear_);
 /**
  * `aten::sparse_sampled_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
  */
-export function sparseSampledAddmm(self: Tensor, mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function sparseSampledAddmm(self: Tensor, mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function sparseSampledAddmm(...args: unknown[]): any {
   return call($sparse_sampled_addmm, args);
 }
@@ -10001,11 +10001,11 @@ export function specialChebyshevPolynomialT(x: Tensor, n: Tensor): Tensor;
 /**
  * `aten::special_chebyshev_polynomial_t.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialChebyshevPolynomialT(x: Tensor, n: Scalar): Tensor;
+export function specialChebyshevPolynomialT(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_chebyshev_polynomial_t.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialChebyshevPolynomialT(x: Scalar, n: Tensor): Tensor;
+export function specialChebyshevPolynomialT(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialChebyshevPolynomialT(...args: unknown[]): any {
   return call($special_chebyshev_polynomial_t, args);
 }
@@ -10017,11 +10017,11 @@ export function specialChebyshevPolynomialU(x: Tensor, n: Tensor): Tensor;
 /**
  * `aten::special_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialChebyshevPolynomialU(x: Tensor, n: Scalar): Tensor;
+export function specialChebyshevPolynomialU(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialChebyshevPolynomialU(x: Scalar, n: Tensor): Tensor;
+export function specialChebyshevPolynomialU(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialChebyshevPolynomialU(...args: unknown[]): any {
   return call($special_chebyshev_polynomial_u, args);
 }
@@ -10033,11 +10033,11 @@ export function specialChebyshevPolynomialV(x: Tensor, n: Tensor): Tensor;
 /**
  * `aten::special_chebyshev_polynomial_v.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialChebyshevPolynomialV(x: Tensor, n: Scalar): Tensor;
+export function specialChebyshevPolynomialV(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_chebyshev_polynomial_v.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialChebyshevPolynomialV(x: Scalar, n: Tensor): Tensor;
+export function specialChebyshevPolynomialV(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialChebyshevPolynomialV(...args: unknown[]): any {
   return call($special_chebyshev_polynomial_v, args);
 }
@@ -10049,11 +10049,11 @@ export function specialChebyshevPolynomialW(x: Tensor, n: Tensor): Tensor;
 /**
  * `aten::special_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialChebyshevPolynomialW(x: Tensor, n: Scalar): Tensor;
+export function specialChebyshevPolynomialW(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialChebyshevPolynomialW(x: Scalar, n: Tensor): Tensor;
+export function specialChebyshevPolynomialW(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialChebyshevPolynomialW(...args: unknown[]): any {
   return call($special_chebyshev_polynomial_w, args);
 }
@@ -10161,11 +10161,11 @@ export function specialHermitePolynomialH(x: Tensor, n: Tensor): Tensor;
 /**
  * `aten::special_hermite_polynomial_h.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialHermitePolynomialH(x: Tensor, n: Scalar): Tensor;
+export function specialHermitePolynomialH(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_hermite_polynomial_h.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialHermitePolynomialH(x: Scalar, n: Tensor): Tensor;
+export function specialHermitePolynomialH(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialHermitePolynomialH(...args: unknown[]): any {
   return call($special_hermite_polynomial_h, args);
 }
@@ -10177,11 +10177,11 @@ export function specialHermitePolynomialHe(x: Tensor, n: Tensor): Tensor;
 /**
  * `aten::special_hermite_polynomial_he.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialHermitePolynomialHe(x: Tensor, n: Scalar): Tensor;
+export function specialHermitePolynomialHe(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_hermite_polynomial_he.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialHermitePolynomialHe(x: Scalar, n: Tensor): Tensor;
+export function specialHermitePolynomialHe(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialHermitePolynomialHe(...args: unknown[]): any {
   return call($special_hermite_polynomial_he, args);
 }
@@ -10225,11 +10225,11 @@ export function specialLaguerrePolynomialL(x: Tensor, n: Tensor): Tensor;
 /**
  * `aten::special_laguerre_polynomial_l.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialLaguerrePolynomialL(x: Tensor, n: Scalar): Tensor;
+export function specialLaguerrePolynomialL(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_laguerre_polynomial_l.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialLaguerrePolynomialL(x: Scalar, n: Tensor): Tensor;
+export function specialLaguerrePolynomialL(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialLaguerrePolynomialL(...args: unknown[]): any {
   return call($special_laguerre_polynomial_l, args);
 }
@@ -10241,11 +10241,11 @@ export function specialLegendrePolynomialP(x: Tensor, n: Tensor): Tensor;
 /**
  * `aten::special_legendre_polynomial_p.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialLegendrePolynomialP(x: Tensor, n: Scalar): Tensor;
+export function specialLegendrePolynomialP(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_legendre_polynomial_p.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialLegendrePolynomialP(x: Scalar, n: Tensor): Tensor;
+export function specialLegendrePolynomialP(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialLegendrePolynomialP(...args: unknown[]): any {
   return call($special_legendre_polynomial_p, args);
 }
@@ -10401,11 +10401,11 @@ export function specialShiftedChebyshevPolynomialT(x: Tensor, n: Tensor): Tensor
 /**
  * `aten::special_shifted_chebyshev_polynomial_t.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialShiftedChebyshevPolynomialT(x: Tensor, n: Scalar): Tensor;
+export function specialShiftedChebyshevPolynomialT(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_shifted_chebyshev_polynomial_t.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialShiftedChebyshevPolynomialT(x: Scalar, n: Tensor): Tensor;
+export function specialShiftedChebyshevPolynomialT(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialShiftedChebyshevPolynomialT(...args: unknown[]): any {
   return call($special_shifted_chebyshev_polynomial_t, args);
 }
@@ -10417,11 +10417,11 @@ export function specialShiftedChebyshevPolynomialU(x: Tensor, n: Tensor): Tensor
 /**
  * `aten::special_shifted_chebyshev_polynomial_u.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialShiftedChebyshevPolynomialU(x: Tensor, n: Scalar): Tensor;
+export function specialShiftedChebyshevPolynomialU(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_shifted_chebyshev_polynomial_u.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialShiftedChebyshevPolynomialU(x: Scalar, n: Tensor): Tensor;
+export function specialShiftedChebyshevPolynomialU(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialShiftedChebyshevPolynomialU(...args: unknown[]): any {
   return call($special_shifted_chebyshev_polynomial_u, args);
 }
@@ -10433,11 +10433,11 @@ export function specialShiftedChebyshevPolynomialV(x: Tensor, n: Tensor): Tensor
 /**
  * `aten::special_shifted_chebyshev_polynomial_v.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialShiftedChebyshevPolynomialV(x: Tensor, n: Scalar): Tensor;
+export function specialShiftedChebyshevPolynomialV(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_shifted_chebyshev_polynomial_v.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialShiftedChebyshevPolynomialV(x: Scalar, n: Tensor): Tensor;
+export function specialShiftedChebyshevPolynomialV(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialShiftedChebyshevPolynomialV(...args: unknown[]): any {
   return call($special_shifted_chebyshev_polynomial_v, args);
 }
@@ -10449,11 +10449,11 @@ export function specialShiftedChebyshevPolynomialW(x: Tensor, n: Tensor): Tensor
 /**
  * `aten::special_shifted_chebyshev_polynomial_w.n_scalar(Tensor x, Scalar n) -> Tensor`
  */
-export function specialShiftedChebyshevPolynomialW(x: Tensor, n: Scalar): Tensor;
+export function specialShiftedChebyshevPolynomialW(x: Tensor, n: Scalar | Tensor): Tensor;
 /**
  * `aten::special_shifted_chebyshev_polynomial_w.x_scalar(Scalar x, Tensor n) -> Tensor`
  */
-export function specialShiftedChebyshevPolynomialW(x: Scalar, n: Tensor): Tensor;
+export function specialShiftedChebyshevPolynomialW(x: Scalar | Tensor, n: Tensor): Tensor;
 export function specialShiftedChebyshevPolynomialW(...args: unknown[]): any {
   return call($special_shifted_chebyshev_polynomial_w, args);
 }
@@ -10493,11 +10493,11 @@ export function specialXlog1py(self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::special_xlog1py.other_scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function specialXlog1py(self: Tensor, other: Scalar): Tensor;
+export function specialXlog1py(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::special_xlog1py.self_scalar(Scalar self, Tensor other) -> Tensor`
  */
-export function specialXlog1py(self: Scalar, other: Tensor): Tensor;
+export function specialXlog1py(self: Scalar | Tensor, other: Tensor): Tensor;
 export function specialXlog1py(...args: unknown[]): any {
   return call($special_xlog1py, args);
 }
@@ -10509,11 +10509,11 @@ export function specialXlogy(self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::special_xlogy.other_scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function specialXlogy(self: Tensor, other: Scalar): Tensor;
+export function specialXlogy(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::special_xlogy.self_scalar(Scalar self, Tensor other) -> Tensor`
  */
-export function specialXlogy(self: Scalar, other: Tensor): Tensor;
+export function specialXlogy(self: Scalar | Tensor, other: Tensor): Tensor;
 export function specialXlogy(...args: unknown[]): any {
   return call($special_xlogy, args);
 }
@@ -10525,11 +10525,11 @@ export function specialZeta(self: Tensor, other: Tensor): Tensor;
 /**
  * `aten::special_zeta.other_scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function specialZeta(self: Tensor, other: Scalar): Tensor;
+export function specialZeta(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor`
  */
-export function specialZeta(self: Scalar, other: Tensor): Tensor;
+export function specialZeta(self: Scalar | Tensor, other: Tensor): Tensor;
 export function specialZeta(...args: unknown[]): any {
   return call($special_zeta, args);
 }
@@ -10699,7 +10699,7 @@ mark(squeezeCopy);
 /**
  * `aten::sspaddmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
  */
-export function sspaddmm(self: Tensor, mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+export function sspaddmm(self: Tensor, mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
 export function sspaddmm(...args: unknown[]): any {
   return call($sspaddmm, args);
 }
@@ -10729,13 +10729,13 @@ export function std(self: Tensor, options?: { unbiased?: boolean }): Tensor;
  *
  * `aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor` (libtorch 1.13.0)
  */
-export function std(self: Tensor, dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): Tensor;
+export function std(self: Tensor, dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): Tensor;
 /**
  * `aten::std.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor` (libtorch 2.6.0)
  *
  * `aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor` (libtorch 1.13.0)
  */
-export function std(self: Tensor, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): Tensor;
+export function std(self: Tensor, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): Tensor;
 /**
  * `aten::std.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor`
  */
@@ -10761,13 +10761,13 @@ export function stdMean(self: Tensor, options?: { unbiased?: boolean }): [Tensor
  *
  * `aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 1.13.0)
  */
-export function stdMean(self: Tensor, dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): [Tensor, Tensor];
+export function stdMean(self: Tensor, dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): [Tensor, Tensor];
 /**
  * `aten::std_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 2.6.0)
  *
  * `aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 1.13.0)
  */
-export function stdMean(self: Tensor, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): [Tensor, Tensor];
+export function stdMean(self: Tensor, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): [Tensor, Tensor];
 /**
  * `aten::std_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
  */
@@ -10811,15 +10811,15 @@ mark(stride);
 /**
  * `aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
-export function sub(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function sub(self: Tensor, other: Scalar | Tensor, alpha?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
-export function sub(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function sub(self: Tensor, other: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
  */
-export function sub(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function sub(self: Tensor, other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function sub(...args: unknown[]): any {
   return call($sub, args);
 }
@@ -10827,15 +10827,15 @@ mark(sub);
 /**
  * `aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
-export function sub_(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function sub_(self: Tensor, other: Scalar | Tensor, alpha?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
-export function sub_(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function sub_(self: Tensor, other: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
  */
-export function sub_(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function sub_(self: Tensor, other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function sub_(...args: unknown[]): any {
   return call($sub_, args);
 }
@@ -10843,15 +10843,15 @@ mark(sub_);
 /**
  * `aten::subtract.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
-export function subtract(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function subtract(self: Tensor, other: Scalar | Tensor, alpha?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::subtract.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
  */
-export function subtract(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function subtract(self: Tensor, other: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::subtract.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
  */
-export function subtract(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function subtract(self: Tensor, other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function subtract(...args: unknown[]): any {
   return call($subtract, args);
 }
@@ -10859,15 +10859,15 @@ mark(subtract);
 /**
  * `aten::subtract_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
-export function subtract_(self: Tensor, other: Scalar, alpha?: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function subtract_(self: Tensor, other: Scalar | Tensor, alpha?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::subtract_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
  */
-export function subtract_(self: Tensor, other: Scalar, options?: { alpha?: Scalar }): Tensor;
+export function subtract_(self: Tensor, other: Scalar | Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 /**
  * `aten::subtract_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
  */
-export function subtract_(self: Tensor, other: Tensor, options?: { alpha?: Scalar }): Tensor;
+export function subtract_(self: Tensor, other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
 export function subtract_(...args: unknown[]): any {
   return call($subtract_, args);
 }
@@ -10947,7 +10947,7 @@ mark(swapdims_);
  *
  * Only in libtorch 2.6.0.
  */
-export function symConstrainRange(size: Scalar, options?: { min?: number | null; max?: number | null }): void;
+export function symConstrainRange(size: Scalar | Tensor, options?: { min?: number | null; max?: number | null }): void;
 export function symConstrainRange(...args: unknown[]): any {
   return call($sym_constrain_range, args);
 }
@@ -10957,7 +10957,7 @@ mark(symConstrainRange);
  *
  * Only in libtorch 2.6.0.
  */
-export function symConstrainRangeForSize(size: Scalar, options?: { min?: number | null; max?: number | null }): void;
+export function symConstrainRangeForSize(size: Scalar | Tensor, options?: { min?: number | null; max?: number | null }): void;
 export function symConstrainRangeForSize(...args: unknown[]): any {
   return call($sym_constrain_range_for_size, args);
 }
@@ -11157,7 +11157,7 @@ mark(thnnConv2d);
 /**
  * `aten::threshold(Tensor self, Scalar threshold, Scalar value) -> Tensor`
  */
-export function threshold(self: Tensor, threshold: Scalar, value: Scalar): Tensor;
+export function threshold(self: Tensor, threshold: Scalar | Tensor, value: Scalar | Tensor): Tensor;
 export function threshold(...args: unknown[]): any {
   return call($threshold, args);
 }
@@ -11165,7 +11165,7 @@ mark(threshold);
 /**
  * `aten::threshold_(Tensor(a!) self, Scalar threshold, Scalar value) -> Tensor(a!)`
  */
-export function threshold_(self: Tensor, threshold: Scalar, value: Scalar): Tensor;
+export function threshold_(self: Tensor, threshold: Scalar | Tensor, value: Scalar | Tensor): Tensor;
 export function threshold_(...args: unknown[]): any {
   return call($threshold_, args);
 }
@@ -11385,7 +11385,7 @@ mark(transposeCopy);
 /**
  * `aten::trapezoid.dx(Tensor y, *, Scalar dx=1, int dim=-1) -> Tensor`
  */
-export function trapezoid(y: Tensor, options?: { dx?: Scalar; dim?: number }): Tensor;
+export function trapezoid(y: Tensor, options?: { dx?: Scalar | Tensor; dim?: number }): Tensor;
 /**
  * `aten::trapezoid.x(Tensor y, Tensor x, *, int dim=-1) -> Tensor`
  */
@@ -11505,7 +11505,7 @@ mark(triuIndices);
 /**
  * `aten::true_divide.Scalar(Tensor self, Scalar other) -> Tensor`
  */
-export function trueDivide(self: Tensor, other: Scalar): Tensor;
+export function trueDivide(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::true_divide.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -11517,7 +11517,7 @@ mark(trueDivide);
 /**
  * `aten::true_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function trueDivide_(self: Tensor, other: Scalar): Tensor;
+export function trueDivide_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::true_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -11889,13 +11889,13 @@ export function var_op(self: Tensor, options?: { unbiased?: boolean }): Tensor;
  *
  * `aten::var.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor` (libtorch 1.13.0)
  */
-export function var_op(self: Tensor, dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): Tensor;
+export function var_op(self: Tensor, dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): Tensor;
 /**
  * `aten::var.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor` (libtorch 2.6.0)
  *
  * `aten::var.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor` (libtorch 1.13.0)
  */
-export function var_op(self: Tensor, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): Tensor;
+export function var_op(self: Tensor, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): Tensor;
 /**
  * `aten::var.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> Tensor`
  */
@@ -11921,13 +11921,13 @@ export function varMean(self: Tensor, options?: { unbiased?: boolean }): [Tensor
  *
  * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 1.13.0)
  */
-export function varMean(self: Tensor, dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): [Tensor, Tensor];
+export function varMean(self: Tensor, dim?: (number | readonly number[]) | null, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): [Tensor, Tensor];
 /**
  * `aten::var_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 2.6.0)
  *
  * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 1.13.0)
  */
-export function varMean(self: Tensor, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): [Tensor, Tensor];
+export function varMean(self: Tensor, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): [Tensor, Tensor];
 /**
  * `aten::var_mean.dim(Tensor self, int[1]? dim, bool unbiased=True, bool keepdim=False) -> (Tensor, Tensor)`
  */
@@ -12039,15 +12039,15 @@ export function where(condition: Tensor): Tensor[];
 /**
  * `aten::where.Scalar(Tensor condition, Scalar self, Scalar other) -> Tensor`
  */
-export function where(condition: Tensor, self: Scalar, other: Scalar): Tensor;
+export function where(condition: Tensor, self: Scalar | Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor`
  */
-export function where(condition: Tensor, self: Tensor, other: Scalar): Tensor;
+export function where(condition: Tensor, self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor`
  */
-export function where(condition: Tensor, self: Scalar, other: Tensor): Tensor;
+export function where(condition: Tensor, self: Scalar | Tensor, other: Tensor): Tensor;
 /**
  * `aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor`
  */
@@ -12059,11 +12059,11 @@ mark(where);
 /**
  * `aten::xlogy.Scalar_Other(Tensor self, Scalar other) -> Tensor`
  */
-export function xlogy(self: Tensor, other: Scalar): Tensor;
+export function xlogy(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::xlogy.Scalar_Self(Scalar self, Tensor other) -> Tensor`
  */
-export function xlogy(self: Scalar, other: Tensor): Tensor;
+export function xlogy(self: Scalar | Tensor, other: Tensor): Tensor;
 /**
  * `aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor`
  */
@@ -12075,7 +12075,7 @@ mark(xlogy);
 /**
  * `aten::xlogy_.Scalar_Other(Tensor(a!) self, Scalar other) -> Tensor(a!)`
  */
-export function xlogy_(self: Tensor, other: Scalar): Tensor;
+export function xlogy_(self: Tensor, other: Scalar | Tensor): Tensor;
 /**
  * `aten::xlogy_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
  */
@@ -12215,67 +12215,67 @@ declare module '../tensor' {
     /**
      * `aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
      */
-    add(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
+    add(other: Scalar | Tensor, alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor }, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
      */
-    add(other: Tensor, options?: { alpha?: Scalar }): Tensor;
+    add(other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::add_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
      */
-    add_(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): this;
+    add_(other: Scalar | Tensor, alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor }, options?: { alpha?: Scalar | Tensor }): this;
     /**
      * `aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
      */
-    add_(other: Tensor, options?: { alpha?: Scalar }): this;
+    add_(other: Tensor, options?: { alpha?: Scalar | Tensor }): this;
     /**
      * `aten::addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
-    addbmm(batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+    addbmm(batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::addbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
      */
-    addbmm_(batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): this;
+    addbmm_(batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): this;
     /**
      * `aten::addcdiv(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor`
      */
-    addcdiv(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): Tensor;
+    addcdiv(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar | Tensor }): Tensor;
     /**
      * `aten::addcdiv_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)`
      */
-    addcdiv_(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): this;
+    addcdiv_(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar | Tensor }): this;
     /**
      * `aten::addcmul(Tensor self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor`
      */
-    addcmul(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): Tensor;
+    addcmul(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar | Tensor }): Tensor;
     /**
      * `aten::addcmul_(Tensor(a!) self, Tensor tensor1, Tensor tensor2, *, Scalar value=1) -> Tensor(a!)`
      */
-    addcmul_(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar }): this;
+    addcmul_(tensor1: Tensor, tensor2: Tensor, options?: { value?: Scalar | Tensor }): this;
     /**
      * `aten::addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
-    addmm(mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+    addmm(mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::addmm_(Tensor(a!) self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
      */
-    addmm_(mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): this;
+    addmm_(mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): this;
     /**
      * `aten::addmv(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
-    addmv(mat: Tensor, vec: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+    addmv(mat: Tensor, vec: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::addmv_(Tensor(a!) self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
      */
-    addmv_(mat: Tensor, vec: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): this;
+    addmv_(mat: Tensor, vec: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): this;
     /**
      * `aten::addr(Tensor self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
-    addr(vec1: Tensor, vec2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+    addr(vec1: Tensor, vec2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::addr_(Tensor(a!) self, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
      */
-    addr_(vec1: Tensor, vec2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): this;
+    addr_(vec1: Tensor, vec2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): this;
     /**
      * `aten::adjoint(Tensor(a) self) -> Tensor(a)`
      */
@@ -12503,11 +12503,11 @@ declare module '../tensor' {
     /**
      * `aten::baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
-    baddbmm(batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+    baddbmm(batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::baddbmm_(Tensor(a!) self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor(a!)`
      */
-    baddbmm_(batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): this;
+    baddbmm_(batch1: Tensor, batch2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): this;
     /**
      * `aten::bernoulli(Tensor self, *, Generator? generator=None) -> Tensor`
      */
@@ -12543,7 +12543,7 @@ declare module '../tensor' {
     /**
      * `aten::bitwise_and.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    bitwiseAnd(other: Scalar): Tensor;
+    bitwiseAnd(other: Scalar | Tensor): Tensor;
     /**
      * `aten::bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -12551,7 +12551,7 @@ declare module '../tensor' {
     /**
      * `aten::bitwise_and_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    bitwiseAnd_(other: Scalar): this;
+    bitwiseAnd_(other: Scalar | Tensor): this;
     /**
      * `aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -12563,7 +12563,7 @@ declare module '../tensor' {
     /**
      * `aten::bitwise_left_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    bitwiseLeftShift(other: Scalar): Tensor;
+    bitwiseLeftShift(other: Scalar | Tensor): Tensor;
     /**
      * `aten::bitwise_left_shift_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -12571,7 +12571,7 @@ declare module '../tensor' {
     /**
      * `aten::bitwise_left_shift_.Tensor_Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    bitwiseLeftShift_(other: Scalar): this;
+    bitwiseLeftShift_(other: Scalar | Tensor): this;
     /**
      * `aten::bitwise_not(Tensor self) -> Tensor`
      */
@@ -12583,7 +12583,7 @@ declare module '../tensor' {
     /**
      * `aten::bitwise_or.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    bitwiseOr(other: Scalar): Tensor;
+    bitwiseOr(other: Scalar | Tensor): Tensor;
     /**
      * `aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -12591,7 +12591,7 @@ declare module '../tensor' {
     /**
      * `aten::bitwise_or_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    bitwiseOr_(other: Scalar): this;
+    bitwiseOr_(other: Scalar | Tensor): this;
     /**
      * `aten::bitwise_or_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -12603,7 +12603,7 @@ declare module '../tensor' {
     /**
      * `aten::bitwise_right_shift.Tensor_Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    bitwiseRightShift(other: Scalar): Tensor;
+    bitwiseRightShift(other: Scalar | Tensor): Tensor;
     /**
      * `aten::bitwise_right_shift_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -12611,11 +12611,11 @@ declare module '../tensor' {
     /**
      * `aten::bitwise_right_shift_.Tensor_Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    bitwiseRightShift_(other: Scalar): this;
+    bitwiseRightShift_(other: Scalar | Tensor): this;
     /**
      * `aten::bitwise_xor.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    bitwiseXor(other: Scalar): Tensor;
+    bitwiseXor(other: Scalar | Tensor): Tensor;
     /**
      * `aten::bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -12623,7 +12623,7 @@ declare module '../tensor' {
     /**
      * `aten::bitwise_xor_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    bitwiseXor_(other: Scalar): this;
+    bitwiseXor_(other: Scalar | Tensor): this;
     /**
      * `aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -12675,11 +12675,11 @@ declare module '../tensor' {
     /**
      * `aten::celu(Tensor self, Scalar alpha=1.) -> Tensor`
      */
-    celu(alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
+    celu(alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor }, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::celu_(Tensor(a!) self, Scalar alpha=1.) -> Tensor(a!)`
      */
-    celu_(alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): this;
+    celu_(alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor }, options?: { alpha?: Scalar | Tensor }): this;
     /**
      * `aten::chalf(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor`
      */
@@ -12709,7 +12709,7 @@ declare module '../tensor' {
     /**
      * `aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor`
      */
-    clamp(min?: Scalar | null | { min?: Scalar | null; max?: Scalar | null }, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+    clamp(min?: (Scalar | Tensor) | null | { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }, max?: (Scalar | Tensor) | null, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
     /**
      * `aten::clamp.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor`
      */
@@ -12717,7 +12717,7 @@ declare module '../tensor' {
     /**
      * `aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)`
      */
-    clamp_(min?: Scalar | null | { min?: Scalar | null; max?: Scalar | null }, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): this;
+    clamp_(min?: (Scalar | Tensor) | null | { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }, max?: (Scalar | Tensor) | null, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): this;
     /**
      * `aten::clamp_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!)`
      */
@@ -12725,7 +12725,7 @@ declare module '../tensor' {
     /**
      * `aten::clamp_max(Tensor self, Scalar max) -> Tensor`
      */
-    clampMax(max: Scalar): Tensor;
+    clampMax(max: Scalar | Tensor): Tensor;
     /**
      * `aten::clamp_max.Tensor(Tensor self, Tensor max) -> Tensor`
      */
@@ -12733,7 +12733,7 @@ declare module '../tensor' {
     /**
      * `aten::clamp_max_(Tensor(a!) self, Scalar max) -> Tensor(a!)`
      */
-    clampMax_(max: Scalar): this;
+    clampMax_(max: Scalar | Tensor): this;
     /**
      * `aten::clamp_max_.Tensor(Tensor(a!) self, Tensor max) -> Tensor(a!)`
      */
@@ -12741,7 +12741,7 @@ declare module '../tensor' {
     /**
      * `aten::clamp_min(Tensor self, Scalar min) -> Tensor`
      */
-    clampMin(min: Scalar): Tensor;
+    clampMin(min: Scalar | Tensor): Tensor;
     /**
      * `aten::clamp_min.Tensor(Tensor self, Tensor min) -> Tensor`
      */
@@ -12749,7 +12749,7 @@ declare module '../tensor' {
     /**
      * `aten::clamp_min_(Tensor(a!) self, Scalar min) -> Tensor(a!)`
      */
-    clampMin_(min: Scalar): this;
+    clampMin_(min: Scalar | Tensor): this;
     /**
      * `aten::clamp_min_.Tensor(Tensor(a!) self, Tensor min) -> Tensor(a!)`
      */
@@ -12757,7 +12757,7 @@ declare module '../tensor' {
     /**
      * `aten::clip(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor`
      */
-    clip(min?: Scalar | null | { min?: Scalar | null; max?: Scalar | null }, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): Tensor;
+    clip(min?: (Scalar | Tensor) | null | { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }, max?: (Scalar | Tensor) | null, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): Tensor;
     /**
      * `aten::clip.Tensor(Tensor self, Tensor? min=None, Tensor? max=None) -> Tensor`
      */
@@ -12765,7 +12765,7 @@ declare module '../tensor' {
     /**
      * `aten::clip_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)`
      */
-    clip_(min?: Scalar | null | { min?: Scalar | null; max?: Scalar | null }, max?: Scalar | null, options?: { min?: Scalar | null; max?: Scalar | null }): this;
+    clip_(min?: (Scalar | Tensor) | null | { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }, max?: (Scalar | Tensor) | null, options?: { min?: (Scalar | Tensor) | null; max?: (Scalar | Tensor) | null }): this;
     /**
      * `aten::clip_.Tensor(Tensor(a!) self, Tensor? min=None, Tensor? max=None) -> Tensor(a!)`
      */
@@ -12811,7 +12811,7 @@ declare module '../tensor' {
      *
      * `aten::constant_pad_nd(Tensor self, int[] pad, Scalar value=0) -> Tensor` (libtorch 1.13.0)
      */
-    constantPadNd(pad: readonly number[], value?: Scalar | { value?: Scalar }, options?: { value?: Scalar }): Tensor;
+    constantPadNd(pad: readonly number[], value?: Scalar | Tensor | { value?: Scalar | Tensor }, options?: { value?: Scalar | Tensor }): Tensor;
     /**
      * `aten::conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor` (libtorch 2.6.0)
      *
@@ -12841,7 +12841,7 @@ declare module '../tensor' {
     /**
      * `aten::copysign.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    copysign(other: Scalar): Tensor;
+    copysign(other: Scalar | Tensor): Tensor;
     /**
      * `aten::copysign.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -12849,7 +12849,7 @@ declare module '../tensor' {
     /**
      * `aten::copysign_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    copysign_(other: Scalar): this;
+    copysign_(other: Scalar | Tensor): this;
     /**
      * `aten::copysign_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -12919,7 +12919,7 @@ declare module '../tensor' {
      *
      * `aten::cudnn_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor` (libtorch 1.13.0)
      */
-    cudnnConvolutionAddRelu(weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
+    cudnnConvolutionAddRelu(weight: Tensor, z: Tensor, alpha: (Scalar | Tensor) | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
     /**
      * `aten::cudnn_convolution_relu(Tensor self, Tensor weight, Tensor? bias, SymInt[] stride, SymInt[] padding, SymInt[] dilation, SymInt groups) -> Tensor` (libtorch 2.6.0)
      *
@@ -13035,15 +13035,15 @@ declare module '../tensor' {
     /**
      * `aten::dist(Tensor self, Tensor other, Scalar p=2) -> Tensor`
      */
-    dist(other: Tensor, p?: Scalar | { p?: Scalar }, options?: { p?: Scalar }): Tensor;
+    dist(other: Tensor, p?: Scalar | Tensor | { p?: Scalar | Tensor }, options?: { p?: Scalar | Tensor }): Tensor;
     /**
      * `aten::div.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    div(other: Scalar): Tensor;
+    div(other: Scalar | Tensor): Tensor;
     /**
      * `aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor`
      */
-    div(other: Scalar, options: { roundingMode: string | null }): Tensor;
+    div(other: Scalar | Tensor, options: { roundingMode: string | null }): Tensor;
     /**
      * `aten::div.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -13055,11 +13055,11 @@ declare module '../tensor' {
     /**
      * `aten::div_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    div_(other: Scalar): this;
+    div_(other: Scalar | Tensor): this;
     /**
      * `aten::div_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)`
      */
-    div_(other: Scalar, options: { roundingMode: string | null }): this;
+    div_(other: Scalar | Tensor, options: { roundingMode: string | null }): this;
     /**
      * `aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13071,11 +13071,11 @@ declare module '../tensor' {
     /**
      * `aten::divide.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    divide(other: Scalar): Tensor;
+    divide(other: Scalar | Tensor): Tensor;
     /**
      * `aten::divide.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor`
      */
-    divide(other: Scalar, options: { roundingMode: string | null }): Tensor;
+    divide(other: Scalar | Tensor, options: { roundingMode: string | null }): Tensor;
     /**
      * `aten::divide.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -13087,11 +13087,11 @@ declare module '../tensor' {
     /**
      * `aten::divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    divide_(other: Scalar): this;
+    divide_(other: Scalar | Tensor): this;
     /**
      * `aten::divide_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)`
      */
-    divide_(other: Scalar, options: { roundingMode: string | null }): this;
+    divide_(other: Scalar | Tensor, options: { roundingMode: string | null }): this;
     /**
      * `aten::divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13123,11 +13123,11 @@ declare module '../tensor' {
     /**
      * `aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor`
      */
-    elu(alpha?: Scalar | { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }, scale?: Scalar, inputScale?: Scalar, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): Tensor;
+    elu(alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor; scale?: Scalar | Tensor; inputScale?: Scalar | Tensor }, scale?: Scalar | Tensor, inputScale?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor; scale?: Scalar | Tensor; inputScale?: Scalar | Tensor }): Tensor;
     /**
      * `aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)`
      */
-    elu_(alpha?: Scalar | { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }, scale?: Scalar, inputScale?: Scalar, options?: { alpha?: Scalar; scale?: Scalar; inputScale?: Scalar }): this;
+    elu_(alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor; scale?: Scalar | Tensor; inputScale?: Scalar | Tensor }, scale?: Scalar | Tensor, inputScale?: Scalar | Tensor, options?: { alpha?: Scalar | Tensor; scale?: Scalar | Tensor; inputScale?: Scalar | Tensor }): this;
     /**
      * `aten::embedding_renorm(Tensor self, Tensor indices, float max_norm, float norm_type) -> Tensor`
      */
@@ -13143,7 +13143,7 @@ declare module '../tensor' {
     /**
      * `aten::eq.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    eq(other: Scalar): Tensor;
+    eq(other: Scalar | Tensor): Tensor;
     /**
      * `aten::eq.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -13151,7 +13151,7 @@ declare module '../tensor' {
     /**
      * `aten::eq_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    eq_(other: Scalar): this;
+    eq_(other: Scalar | Tensor): this;
     /**
      * `aten::eq_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13391,7 +13391,7 @@ declare module '../tensor' {
     /**
      * `aten::fill.Scalar(Tensor self, Scalar value) -> Tensor`
      */
-    fill(value: Scalar): Tensor;
+    fill(value: Scalar | Tensor): Tensor;
     /**
      * `aten::fill.Tensor(Tensor self, Tensor value) -> Tensor`
      */
@@ -13399,7 +13399,7 @@ declare module '../tensor' {
     /**
      * `aten::fill_.Scalar(Tensor(a!) self, Scalar value) -> Tensor(a!)`
      */
-    fill_(value: Scalar): this;
+    fill_(value: Scalar | Tensor): this;
     /**
      * `aten::fill_.Tensor(Tensor(a!) self, Tensor value) -> Tensor(a!)`
      */
@@ -13407,7 +13407,7 @@ declare module '../tensor' {
     /**
      * `aten::fill_diagonal_(Tensor(a!) self, Scalar fill_value, bool wrap=False) -> Tensor(a!)`
      */
-    fillDiagonal_(fillValue: Scalar, wrap?: boolean | { wrap?: boolean }, options?: { wrap?: boolean }): this;
+    fillDiagonal_(fillValue: Scalar | Tensor, wrap?: boolean | { wrap?: boolean }, options?: { wrap?: boolean }): this;
     /**
      * `aten::fix(Tensor self) -> Tensor`
      */
@@ -13439,7 +13439,7 @@ declare module '../tensor' {
     /**
      * `aten::float_power.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor`
      */
-    floatPower(exponent: Scalar): Tensor;
+    floatPower(exponent: Scalar | Tensor): Tensor;
     /**
      * `aten::float_power.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor`
      */
@@ -13447,7 +13447,7 @@ declare module '../tensor' {
     /**
      * `aten::float_power_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)`
      */
-    floatPower_(exponent: Scalar): this;
+    floatPower_(exponent: Scalar | Tensor): this;
     /**
      * `aten::float_power_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
      */
@@ -13467,11 +13467,11 @@ declare module '../tensor' {
     /**
      * `aten::floor_divide.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    floorDivide(other: Scalar): Tensor;
+    floorDivide(other: Scalar | Tensor): Tensor;
     /**
      * `aten::floor_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    floorDivide_(other: Scalar): this;
+    floorDivide_(other: Scalar | Tensor): this;
     /**
      * `aten::floor_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13487,7 +13487,7 @@ declare module '../tensor' {
     /**
      * `aten::fmod.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    fmod(other: Scalar): Tensor;
+    fmod(other: Scalar | Tensor): Tensor;
     /**
      * `aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -13495,7 +13495,7 @@ declare module '../tensor' {
     /**
      * `aten::fmod_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    fmod_(other: Scalar): this;
+    fmod_(other: Scalar | Tensor): this;
     /**
      * `aten::fmod_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13533,7 +13533,7 @@ declare module '../tensor' {
     /**
      * `aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor`
      */
-    fullLike(fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
+    fullLike(fillValue: Scalar | Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; memoryFormat?: MemoryFormat | null; requiresGrad?: boolean }): Tensor;
     /**
      * `aten::fused_moving_avg_obs_fake_quant(Tensor self, Tensor observer_on, Tensor fake_quant_on, Tensor(a!) running_min, Tensor(b!) running_max, Tensor(c!) scale, Tensor(d!) zero_point, float averaging_const, int quant_min, int quant_max, int ch_axis, bool per_row_fake_quant=False, bool symmetric_quant=False) -> Tensor`
      */
@@ -13553,7 +13553,7 @@ declare module '../tensor' {
     /**
      * `aten::ge.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    ge(other: Scalar): Tensor;
+    ge(other: Scalar | Tensor): Tensor;
     /**
      * `aten::ge.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -13561,7 +13561,7 @@ declare module '../tensor' {
     /**
      * `aten::ge_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    ge_(other: Scalar): this;
+    ge_(other: Scalar | Tensor): this;
     /**
      * `aten::ge_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13601,11 +13601,11 @@ declare module '../tensor' {
     /**
      * `aten::gradient.scalararray(Tensor self, *, Scalar spacing, int[] dim, int edge_order=1) -> Tensor[]`
      */
-    gradient(options: { spacing: Scalar; dim: readonly number[]; edgeOrder?: number }): Tensor[];
+    gradient(options: { spacing: Scalar | Tensor; dim: readonly number[]; edgeOrder?: number }): Tensor[];
     /**
      * `aten::gradient.scalarint(Tensor self, *, Scalar? spacing=None, int? dim=None, int edge_order=1) -> Tensor[]`
      */
-    gradient(options?: { spacing?: Scalar | null; dim?: number | null; edgeOrder?: number }): Tensor[];
+    gradient(options?: { spacing?: (Scalar | Tensor) | null; dim?: number | null; edgeOrder?: number }): Tensor[];
     /**
      * `aten::gradient.scalarrayarray(Tensor self, *, Scalar[] spacing, int[] dim, int edge_order=1) -> Tensor[]`
      */
@@ -13625,7 +13625,7 @@ declare module '../tensor' {
     /**
      * `aten::greater.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    greater(other: Scalar): Tensor;
+    greater(other: Scalar | Tensor): Tensor;
     /**
      * `aten::greater.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -13633,7 +13633,7 @@ declare module '../tensor' {
     /**
      * `aten::greater_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    greater_(other: Scalar): this;
+    greater_(other: Scalar | Tensor): this;
     /**
      * `aten::greater_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13641,7 +13641,7 @@ declare module '../tensor' {
     /**
      * `aten::greater_equal.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    greaterEqual(other: Scalar): Tensor;
+    greaterEqual(other: Scalar | Tensor): Tensor;
     /**
      * `aten::greater_equal.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -13649,7 +13649,7 @@ declare module '../tensor' {
     /**
      * `aten::greater_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    greaterEqual_(other: Scalar): this;
+    greaterEqual_(other: Scalar | Tensor): this;
     /**
      * `aten::greater_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13657,7 +13657,7 @@ declare module '../tensor' {
     /**
      * `aten::gt.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    gt(other: Scalar): Tensor;
+    gt(other: Scalar | Tensor): Tensor;
     /**
      * `aten::gt.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -13665,7 +13665,7 @@ declare module '../tensor' {
     /**
      * `aten::gt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    gt_(other: Scalar): this;
+    gt_(other: Scalar | Tensor): this;
     /**
      * `aten::gt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13673,7 +13673,7 @@ declare module '../tensor' {
     /**
      * `aten::hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
      */
-    hardshrink(lambd?: Scalar | { lambd?: Scalar }, options?: { lambd?: Scalar }): Tensor;
+    hardshrink(lambd?: Scalar | Tensor | { lambd?: Scalar | Tensor }, options?: { lambd?: Scalar | Tensor }): Tensor;
     /**
      * `aten::hardsigmoid(Tensor self) -> Tensor`
      */
@@ -13693,11 +13693,11 @@ declare module '../tensor' {
     /**
      * `aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor`
      */
-    hardtanh(minVal?: Scalar | { minVal?: Scalar; maxVal?: Scalar }, maxVal?: Scalar, options?: { minVal?: Scalar; maxVal?: Scalar }): Tensor;
+    hardtanh(minVal?: Scalar | Tensor | { minVal?: Scalar | Tensor; maxVal?: Scalar | Tensor }, maxVal?: Scalar | Tensor, options?: { minVal?: Scalar | Tensor; maxVal?: Scalar | Tensor }): Tensor;
     /**
      * `aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)`
      */
-    hardtanh_(minVal?: Scalar | { minVal?: Scalar; maxVal?: Scalar }, maxVal?: Scalar, options?: { minVal?: Scalar; maxVal?: Scalar }): this;
+    hardtanh_(minVal?: Scalar | Tensor | { minVal?: Scalar | Tensor; maxVal?: Scalar | Tensor }, maxVal?: Scalar | Tensor, options?: { minVal?: Scalar | Tensor; maxVal?: Scalar | Tensor }): this;
     /**
      * `aten::heaviside(Tensor self, Tensor values) -> Tensor`
      */
@@ -13713,7 +13713,7 @@ declare module '../tensor' {
     /**
      * `aten::histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor`
      */
-    histc(bins?: number | { bins?: number; min?: Scalar; max?: Scalar }, min?: Scalar, max?: Scalar, options?: { bins?: number; min?: Scalar; max?: Scalar }): Tensor;
+    histc(bins?: number | { bins?: number; min?: Scalar | Tensor; max?: Scalar | Tensor }, min?: Scalar | Tensor, max?: Scalar | Tensor, options?: { bins?: number; min?: Scalar | Tensor; max?: Scalar | Tensor }): Tensor;
     /**
      * `aten::histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)`
      */
@@ -13793,11 +13793,11 @@ declare module '../tensor' {
     /**
      * `aten::index_add(Tensor self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor`
      */
-    indexAdd(dim: number, index: Tensor, source: Tensor, options?: { alpha?: Scalar }): Tensor;
+    indexAdd(dim: number, index: Tensor, source: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::index_add_(Tensor(a!) self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor(a!)`
      */
-    indexAdd_(dim: number, index: Tensor, source: Tensor, options?: { alpha?: Scalar }): this;
+    indexAdd_(dim: number, index: Tensor, source: Tensor, options?: { alpha?: Scalar | Tensor }): this;
     /**
      * `aten::index_copy(Tensor self, int dim, Tensor index, Tensor source) -> Tensor`
      */
@@ -13809,7 +13809,7 @@ declare module '../tensor' {
     /**
      * `aten::index_fill.int_Scalar(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
      */
-    indexFill(dim: number, index: Tensor, value: Scalar): Tensor;
+    indexFill(dim: number, index: Tensor, value: Scalar | Tensor): Tensor;
     /**
      * `aten::index_fill.int_Tensor(Tensor self, int dim, Tensor index, Tensor value) -> Tensor`
      */
@@ -13817,7 +13817,7 @@ declare module '../tensor' {
     /**
      * `aten::index_fill_.int_Scalar(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
      */
-    indexFill_(dim: number, index: Tensor, value: Scalar): this;
+    indexFill_(dim: number, index: Tensor, value: Scalar | Tensor): this;
     /**
      * `aten::index_fill_.int_Tensor(Tensor(a!) self, int dim, Tensor index, Tensor value) -> Tensor(a!)`
      */
@@ -13965,7 +13965,7 @@ declare module '../tensor' {
     /**
      * `aten::le.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    le(other: Scalar): Tensor;
+    le(other: Scalar | Tensor): Tensor;
     /**
      * `aten::le.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -13973,7 +13973,7 @@ declare module '../tensor' {
     /**
      * `aten::le_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    le_(other: Scalar): this;
+    le_(other: Scalar | Tensor): this;
     /**
      * `aten::le_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -13981,15 +13981,15 @@ declare module '../tensor' {
     /**
      * `aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor`
      */
-    leakyRelu(negativeSlope?: Scalar | { negativeSlope?: Scalar }, options?: { negativeSlope?: Scalar }): Tensor;
+    leakyRelu(negativeSlope?: Scalar | Tensor | { negativeSlope?: Scalar | Tensor }, options?: { negativeSlope?: Scalar | Tensor }): Tensor;
     /**
      * `aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)`
      */
-    leakyRelu_(negativeSlope?: Scalar | { negativeSlope?: Scalar }, options?: { negativeSlope?: Scalar }): this;
+    leakyRelu_(negativeSlope?: Scalar | Tensor | { negativeSlope?: Scalar | Tensor }, options?: { negativeSlope?: Scalar | Tensor }): this;
     /**
      * `aten::lerp.Scalar(Tensor self, Tensor end, Scalar weight) -> Tensor`
      */
-    lerp(end: Tensor, weight: Scalar): Tensor;
+    lerp(end: Tensor, weight: Scalar | Tensor): Tensor;
     /**
      * `aten::lerp.Tensor(Tensor self, Tensor end, Tensor weight) -> Tensor`
      */
@@ -13997,7 +13997,7 @@ declare module '../tensor' {
     /**
      * `aten::lerp_.Scalar(Tensor(a!) self, Tensor end, Scalar weight) -> Tensor(a!)`
      */
-    lerp_(end: Tensor, weight: Scalar): this;
+    lerp_(end: Tensor, weight: Scalar | Tensor): this;
     /**
      * `aten::lerp_.Tensor(Tensor(a!) self, Tensor end, Tensor weight) -> Tensor(a!)`
      */
@@ -14005,7 +14005,7 @@ declare module '../tensor' {
     /**
      * `aten::less.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    less(other: Scalar): Tensor;
+    less(other: Scalar | Tensor): Tensor;
     /**
      * `aten::less.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -14013,7 +14013,7 @@ declare module '../tensor' {
     /**
      * `aten::less_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    less_(other: Scalar): this;
+    less_(other: Scalar | Tensor): this;
     /**
      * `aten::less_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -14021,7 +14021,7 @@ declare module '../tensor' {
     /**
      * `aten::less_equal.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    lessEqual(other: Scalar): Tensor;
+    lessEqual(other: Scalar | Tensor): Tensor;
     /**
      * `aten::less_equal.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -14029,7 +14029,7 @@ declare module '../tensor' {
     /**
      * `aten::less_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    lessEqual_(other: Scalar): this;
+    lessEqual_(other: Scalar | Tensor): this;
     /**
      * `aten::less_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -14065,7 +14065,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_cond(Tensor self, Scalar? p=None) -> Tensor`
      */
-    linalgCond(p?: Scalar | null | { p?: Scalar | null }, options?: { p?: Scalar | null }): Tensor;
+    linalgCond(p?: (Scalar | Tensor) | null | { p?: (Scalar | Tensor) | null }, options?: { p?: (Scalar | Tensor) | null }): Tensor;
     /**
      * `aten::linalg_cond.p_str(Tensor self, str p) -> Tensor`
      */
@@ -14113,7 +14113,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_matrix_norm(Tensor self, Scalar ord, int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgMatrixNorm(ord: Scalar, dim?: readonly number[] | { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }, keepdim?: boolean, options?: { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgMatrixNorm(ord: Scalar | Tensor, dim?: readonly number[] | { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }, keepdim?: boolean, options?: { dim?: readonly number[]; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::linalg_matrix_norm.str_ord(Tensor self, str ord="fro", int[] dim=[-2, -1], bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
@@ -14133,7 +14133,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_norm(Tensor self, Scalar? ord=None, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgNorm(ord?: Scalar | null | { ord?: Scalar | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgNorm(ord?: (Scalar | Tensor) | null | { ord?: (Scalar | Tensor) | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: (Scalar | Tensor) | null; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::linalg_norm.ord_str(Tensor self, str ord, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
@@ -14169,7 +14169,7 @@ declare module '../tensor' {
     /**
      * `aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor`
      */
-    linalgVectorNorm(ord?: Scalar | { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
+    linalgVectorNorm(ord?: Scalar | Tensor | { ord?: Scalar | Tensor; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }, dim?: (number | readonly number[]) | null, keepdim?: boolean, options?: { ord?: Scalar | Tensor; dim?: (number | readonly number[]) | null; keepdim?: boolean; dtype?: OpDType | null }): Tensor;
     /**
      * `aten::log(Tensor self) -> Tensor`
      */
@@ -14285,7 +14285,7 @@ declare module '../tensor' {
     /**
      * `aten::lt.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    lt(other: Scalar): Tensor;
+    lt(other: Scalar | Tensor): Tensor;
     /**
      * `aten::lt.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -14293,7 +14293,7 @@ declare module '../tensor' {
     /**
      * `aten::lt_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    lt_(other: Scalar): this;
+    lt_(other: Scalar | Tensor): this;
     /**
      * `aten::lt_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -14309,7 +14309,7 @@ declare module '../tensor' {
     /**
      * `aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor`
      */
-    maskedFill(mask: Tensor, value: Scalar): Tensor;
+    maskedFill(mask: Tensor, value: Scalar | Tensor): Tensor;
     /**
      * `aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor`
      */
@@ -14317,7 +14317,7 @@ declare module '../tensor' {
     /**
      * `aten::masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!)`
      */
-    maskedFill_(mask: Tensor, value: Scalar): this;
+    maskedFill_(mask: Tensor, value: Scalar | Tensor): this;
     /**
      * `aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)`
      */
@@ -14445,7 +14445,7 @@ declare module '../tensor' {
      *
      * `aten::miopen_convolution_add_relu(Tensor self, Tensor weight, Tensor z, Scalar? alpha, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups) -> Tensor` (libtorch 1.13.0)
      */
-    miopenConvolutionAddRelu(weight: Tensor, z: Tensor, alpha: Scalar | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
+    miopenConvolutionAddRelu(weight: Tensor, z: Tensor, alpha: (Scalar | Tensor) | null, bias: Tensor | null, stride: readonly number[], padding: readonly number[], dilation: readonly number[], groups: number): Tensor;
     /**
      * `aten::miopen_convolution_relu(Tensor self, Tensor weight, Tensor? bias, SymInt[] stride, SymInt[] padding, SymInt[] dilation, SymInt groups) -> Tensor` (libtorch 2.6.0)
      *
@@ -14545,7 +14545,7 @@ declare module '../tensor' {
     /**
      * `aten::mul.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    mul(other: Scalar): Tensor;
+    mul(other: Scalar | Tensor): Tensor;
     /**
      * `aten::mul.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -14553,7 +14553,7 @@ declare module '../tensor' {
     /**
      * `aten::mul_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    mul_(other: Scalar): this;
+    mul_(other: Scalar | Tensor): this;
     /**
      * `aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -14561,7 +14561,7 @@ declare module '../tensor' {
     /**
      * `aten::multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor`
      */
-    multiMarginLoss(target: Tensor, p?: Scalar | { p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number }, margin?: Scalar, weight?: Tensor | null, reduction?: number, options?: { p?: Scalar; margin?: Scalar; weight?: Tensor | null; reduction?: number }): Tensor;
+    multiMarginLoss(target: Tensor, p?: Scalar | Tensor | { p?: Scalar | Tensor; margin?: Scalar | Tensor; weight?: Tensor | null; reduction?: number }, margin?: Scalar | Tensor, weight?: Tensor | null, reduction?: number, options?: { p?: Scalar | Tensor; margin?: Scalar | Tensor; weight?: Tensor | null; reduction?: number }): Tensor;
     /**
      * `aten::multilabel_margin_loss(Tensor self, Tensor target, int reduction=1) -> Tensor`
      */
@@ -14577,7 +14577,7 @@ declare module '../tensor' {
     /**
      * `aten::multiply.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    multiply(other: Scalar): Tensor;
+    multiply(other: Scalar | Tensor): Tensor;
     /**
      * `aten::multiply.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -14585,7 +14585,7 @@ declare module '../tensor' {
     /**
      * `aten::multiply_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    multiply_(other: Scalar): this;
+    multiply_(other: Scalar | Tensor): this;
     /**
      * `aten::multiply_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -14659,15 +14659,15 @@ declare module '../tensor' {
     /**
      * `aten::native_norm(Tensor self, Scalar p=2) -> Tensor`
      */
-    nativeNorm(p?: Scalar | { p?: Scalar }, options?: { p?: Scalar }): Tensor;
+    nativeNorm(p?: Scalar | Tensor | { p?: Scalar | Tensor }, options?: { p?: Scalar | Tensor }): Tensor;
     /**
      * `aten::native_norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, ScalarType? dtype) -> Tensor`
      */
-    nativeNorm(p: Scalar | null, dim: number | readonly number[], keepdim: boolean, dtype: OpDType | null): Tensor;
+    nativeNorm(p: (Scalar | Tensor) | null, dim: number | readonly number[], keepdim: boolean, dtype: OpDType | null): Tensor;
     /**
      * `aten::ne.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    ne(other: Scalar): Tensor;
+    ne(other: Scalar | Tensor): Tensor;
     /**
      * `aten::ne.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -14675,7 +14675,7 @@ declare module '../tensor' {
     /**
      * `aten::ne_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    ne_(other: Scalar): this;
+    ne_(other: Scalar | Tensor): this;
     /**
      * `aten::ne_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -14715,7 +14715,7 @@ declare module '../tensor' {
     /**
      * `aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
-    newFull(size: readonly number[], fillValue: Scalar, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
+    newFull(size: readonly number[], fillValue: Scalar | Tensor, options?: { dtype?: OpDType | null; layout?: OpLayout | null; device?: DeviceType | null; pinMemory?: boolean | null; requiresGrad?: boolean }): Tensor;
     /**
      * `aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor`
      */
@@ -14787,19 +14787,19 @@ declare module '../tensor' {
     /**
      * `aten::norm.Scalar(Tensor self, Scalar p=2) -> Tensor`
      */
-    norm(p?: Scalar | { p?: Scalar }, options?: { p?: Scalar }): Tensor;
+    norm(p?: Scalar | Tensor | { p?: Scalar | Tensor }, options?: { p?: Scalar | Tensor }): Tensor;
     /**
      * `aten::norm.ScalarOpt_dim(Tensor self, Scalar? p, int[1] dim, bool keepdim=False) -> Tensor`
      */
-    norm(p: Scalar | null, dim: number | readonly number[], keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
+    norm(p: (Scalar | Tensor) | null, dim: number | readonly number[], keepdim?: boolean | { keepdim?: boolean }, options?: { keepdim?: boolean }): Tensor;
     /**
      * `aten::norm.ScalarOpt_dim_dtype(Tensor self, Scalar? p, int[1] dim, bool keepdim, *, ScalarType dtype) -> Tensor`
      */
-    norm(p: Scalar | null, dim: number | readonly number[], keepdim: boolean, options: { dtype: OpDType }): Tensor;
+    norm(p: (Scalar | Tensor) | null, dim: number | readonly number[], keepdim: boolean, options: { dtype: OpDType }): Tensor;
     /**
      * `aten::norm.ScalarOpt_dtype(Tensor self, Scalar? p, *, ScalarType dtype) -> Tensor`
      */
-    norm(p: Scalar | null, options: { dtype: OpDType }): Tensor;
+    norm(p: (Scalar | Tensor) | null, options: { dtype: OpDType }): Tensor;
     /**
      * `aten::normal_(Tensor(a!) self, float mean=0., float std=1., *, Generator? generator=None) -> Tensor(a!)`
      */
@@ -14811,7 +14811,7 @@ declare module '../tensor' {
     /**
      * `aten::not_equal.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    notEqual(other: Scalar): Tensor;
+    notEqual(other: Scalar | Tensor): Tensor;
     /**
      * `aten::not_equal.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -14819,7 +14819,7 @@ declare module '../tensor' {
     /**
      * `aten::not_equal_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    notEqual_(other: Scalar): this;
+    notEqual_(other: Scalar | Tensor): this;
     /**
      * `aten::not_equal_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -14917,7 +14917,7 @@ declare module '../tensor' {
     /**
      * `aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor`
      */
-    pow(exponent: Scalar): Tensor;
+    pow(exponent: Scalar | Tensor): Tensor;
     /**
      * `aten::pow.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor`
      */
@@ -14925,7 +14925,7 @@ declare module '../tensor' {
     /**
      * `aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)`
      */
-    pow_(exponent: Scalar): this;
+    pow_(exponent: Scalar | Tensor): this;
     /**
      * `aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)`
      */
@@ -15143,7 +15143,7 @@ declare module '../tensor' {
     /**
      * `aten::remainder.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    remainder(other: Scalar): Tensor;
+    remainder(other: Scalar | Tensor): Tensor;
     /**
      * `aten::remainder.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -15151,7 +15151,7 @@ declare module '../tensor' {
     /**
      * `aten::remainder_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    remainder_(other: Scalar): this;
+    remainder_(other: Scalar | Tensor): this;
     /**
      * `aten::remainder_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -15159,11 +15159,11 @@ declare module '../tensor' {
     /**
      * `aten::renorm(Tensor self, Scalar p, int dim, Scalar maxnorm) -> Tensor`
      */
-    renorm(p: Scalar, dim: number, maxnorm: Scalar): Tensor;
+    renorm(p: Scalar | Tensor, dim: number, maxnorm: Scalar | Tensor): Tensor;
     /**
      * `aten::renorm_(Tensor(a!) self, Scalar p, int dim, Scalar maxnorm) -> Tensor(a!)`
      */
-    renorm_(p: Scalar, dim: number, maxnorm: Scalar): this;
+    renorm_(p: Scalar | Tensor, dim: number, maxnorm: Scalar | Tensor): this;
     /**
      * `aten::repeat(Tensor self, SymInt[] repeats) -> Tensor`
      */
@@ -15317,29 +15317,29 @@ declare module '../tensor' {
     /**
      * `aten::rrelu(Tensor self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor`
      */
-    rrelu(lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+    rrelu(lower?: Scalar | Tensor | { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::rrelu_(Tensor(a!) self, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)`
      */
-    rrelu_(lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): this;
+    rrelu_(lower?: Scalar | Tensor | { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): this;
     /**
      * `aten::rrelu_with_noise(Tensor self, Tensor(b!) noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor` (libtorch 2.6.0)
      *
      * `aten::rrelu_with_noise(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor` (libtorch 1.13.0)
      */
-    rreluWithNoise(noise: Tensor, lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): Tensor;
+    rreluWithNoise(noise: Tensor, lower?: Scalar | Tensor | { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): Tensor;
     /**
      * `aten::rrelu_with_noise_(Tensor(a!) self, Tensor(b!) noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)` (libtorch 2.6.0)
      *
      * `aten::rrelu_with_noise_(Tensor(a!) self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> Tensor(a!)` (libtorch 1.13.0)
      */
-    rreluWithNoise_(noise: Tensor, lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): this;
+    rreluWithNoise_(noise: Tensor, lower?: Scalar | Tensor | { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): this;
     /**
      * `aten::rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)`
      *
      * Only in libtorch 2.6.0.
      */
-    rreluWithNoiseFunctional(noise: Tensor, lower?: Scalar | { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar; upper?: Scalar; training?: boolean; generator?: GeneratorLike | null }): [Tensor, Tensor];
+    rreluWithNoiseFunctional(noise: Tensor, lower?: Scalar | Tensor | { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }, upper?: Scalar | Tensor, training?: boolean, generator?: GeneratorLike | null, options?: { lower?: Scalar | Tensor; upper?: Scalar | Tensor; training?: boolean; generator?: GeneratorLike | null }): [Tensor, Tensor];
     /**
      * `aten::rsqrt(Tensor self) -> Tensor`
      */
@@ -15351,11 +15351,11 @@ declare module '../tensor' {
     /**
      * `aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
      */
-    rsub(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
+    rsub(other: Scalar | Tensor, alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor }, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::rsub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
      */
-    rsub(other: Tensor, options?: { alpha?: Scalar }): Tensor;
+    rsub(other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::scatter.reduce(Tensor self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor`
      */
@@ -15367,11 +15367,11 @@ declare module '../tensor' {
     /**
      * `aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor`
      */
-    scatter(dim: number, index: Tensor, value: Scalar): Tensor;
+    scatter(dim: number, index: Tensor, value: Scalar | Tensor): Tensor;
     /**
      * `aten::scatter.value_reduce(Tensor self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor`
      */
-    scatter(dim: number, index: Tensor, value: Scalar, options: { reduce: string }): Tensor;
+    scatter(dim: number, index: Tensor, value: Scalar | Tensor, options: { reduce: string }): Tensor;
     /**
      * `aten::scatter_.reduce(Tensor(a!) self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor(a!)`
      */
@@ -15383,11 +15383,11 @@ declare module '../tensor' {
     /**
      * `aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)`
      */
-    scatter_(dim: number, index: Tensor, value: Scalar): this;
+    scatter_(dim: number, index: Tensor, value: Scalar | Tensor): this;
     /**
      * `aten::scatter_.value_reduce(Tensor(a!) self, int dim, Tensor index, Scalar value, *, str reduce) -> Tensor(a!)`
      */
-    scatter_(dim: number, index: Tensor, value: Scalar, options: { reduce: string }): this;
+    scatter_(dim: number, index: Tensor, value: Scalar | Tensor, options: { reduce: string }): this;
     /**
      * `aten::scatter_add(Tensor self, int dim, Tensor index, Tensor src) -> Tensor`
      */
@@ -15607,11 +15607,11 @@ declare module '../tensor' {
     /**
      * `aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor`
      */
-    softplus(beta?: Scalar | { beta?: Scalar; threshold?: Scalar }, threshold?: Scalar, options?: { beta?: Scalar; threshold?: Scalar }): Tensor;
+    softplus(beta?: Scalar | Tensor | { beta?: Scalar | Tensor; threshold?: Scalar | Tensor }, threshold?: Scalar | Tensor, options?: { beta?: Scalar | Tensor; threshold?: Scalar | Tensor }): Tensor;
     /**
      * `aten::softshrink(Tensor self, Scalar lambd=0.5) -> Tensor`
      */
-    softshrink(lambd?: Scalar | { lambd?: Scalar }, options?: { lambd?: Scalar }): Tensor;
+    softshrink(lambd?: Scalar | Tensor | { lambd?: Scalar | Tensor }, options?: { lambd?: Scalar | Tensor }): Tensor;
     /**
      * `aten::sort(Tensor self, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices)`
      */
@@ -15647,7 +15647,7 @@ declare module '../tensor' {
     /**
      * `aten::sparse_sampled_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
-    sparseSampledAddmm(mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+    sparseSampledAddmm(mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::special_bessel_j0(Tensor self) -> Tensor`
      */
@@ -15799,7 +15799,7 @@ declare module '../tensor' {
     /**
      * `aten::special_xlog1py.other_scalar(Tensor self, Scalar other) -> Tensor`
      */
-    specialXlog1py(other: Scalar): Tensor;
+    specialXlog1py(other: Scalar | Tensor): Tensor;
     /**
      * `aten::special_xlogy(Tensor self, Tensor other) -> Tensor`
      */
@@ -15807,7 +15807,7 @@ declare module '../tensor' {
     /**
      * `aten::special_xlogy.other_scalar(Tensor self, Scalar other) -> Tensor`
      */
-    specialXlogy(other: Scalar): Tensor;
+    specialXlogy(other: Scalar | Tensor): Tensor;
     /**
      * `aten::special_zeta(Tensor self, Tensor other) -> Tensor`
      */
@@ -15815,7 +15815,7 @@ declare module '../tensor' {
     /**
      * `aten::special_zeta.other_scalar(Tensor self, Scalar other) -> Tensor`
      */
-    specialZeta(other: Scalar): Tensor;
+    specialZeta(other: Scalar | Tensor): Tensor;
     /**
      * `aten::split.Tensor(Tensor(a -> *) self, SymInt split_size, int dim=0) -> Tensor(a)[]` (libtorch 2.6.0)
      *
@@ -15925,7 +15925,7 @@ declare module '../tensor' {
     /**
      * `aten::sspaddmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor`
      */
-    sspaddmm(mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar; alpha?: Scalar }): Tensor;
+    sspaddmm(mat1: Tensor, mat2: Tensor, options?: { beta?: Scalar | Tensor; alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::std(Tensor self, bool unbiased=True) -> Tensor`
      */
@@ -15935,7 +15935,7 @@ declare module '../tensor' {
      *
      * `aten::std.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor` (libtorch 1.13.0)
      */
-    std(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): Tensor;
+    std(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): Tensor;
     /**
      * `aten::std.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor` (libtorch 2.6.0)
      *
@@ -15955,7 +15955,7 @@ declare module '../tensor' {
      *
      * `aten::std_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 1.13.0)
      */
-    stdMean(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): [Tensor, Tensor];
+    stdMean(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): [Tensor, Tensor];
     /**
      * `aten::std_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 2.6.0)
      *
@@ -15977,35 +15977,35 @@ declare module '../tensor' {
     /**
      * `aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
      */
-    sub(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
+    sub(other: Scalar | Tensor, alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor }, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
      */
-    sub(other: Tensor, options?: { alpha?: Scalar }): Tensor;
+    sub(other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
      */
-    sub_(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): this;
+    sub_(other: Scalar | Tensor, alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor }, options?: { alpha?: Scalar | Tensor }): this;
     /**
      * `aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
      */
-    sub_(other: Tensor, options?: { alpha?: Scalar }): this;
+    sub_(other: Tensor, options?: { alpha?: Scalar | Tensor }): this;
     /**
      * `aten::subtract.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor`
      */
-    subtract(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): Tensor;
+    subtract(other: Scalar | Tensor, alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor }, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::subtract.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor`
      */
-    subtract(other: Tensor, options?: { alpha?: Scalar }): Tensor;
+    subtract(other: Tensor, options?: { alpha?: Scalar | Tensor }): Tensor;
     /**
      * `aten::subtract_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)`
      */
-    subtract_(other: Scalar, alpha?: Scalar | { alpha?: Scalar }, options?: { alpha?: Scalar }): this;
+    subtract_(other: Scalar | Tensor, alpha?: Scalar | Tensor | { alpha?: Scalar | Tensor }, options?: { alpha?: Scalar | Tensor }): this;
     /**
      * `aten::subtract_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)`
      */
-    subtract_(other: Tensor, options?: { alpha?: Scalar }): this;
+    subtract_(other: Tensor, options?: { alpha?: Scalar | Tensor }): this;
     /**
      * `aten::sum(Tensor self, *, ScalarType? dtype=None) -> Tensor`
      */
@@ -16141,11 +16141,11 @@ declare module '../tensor' {
     /**
      * `aten::threshold(Tensor self, Scalar threshold, Scalar value) -> Tensor`
      */
-    threshold(threshold: Scalar, value: Scalar): Tensor;
+    threshold(threshold: Scalar | Tensor, value: Scalar | Tensor): Tensor;
     /**
      * `aten::threshold_(Tensor(a!) self, Scalar threshold, Scalar value) -> Tensor(a!)`
      */
-    threshold_(threshold: Scalar, value: Scalar): this;
+    threshold_(threshold: Scalar | Tensor, value: Scalar | Tensor): this;
     /**
      * `aten::tile(Tensor self, SymInt[] dims) -> Tensor` (libtorch 2.6.0)
      *
@@ -16253,7 +16253,7 @@ declare module '../tensor' {
     /**
      * `aten::true_divide.Scalar(Tensor self, Scalar other) -> Tensor`
      */
-    trueDivide(other: Scalar): Tensor;
+    trueDivide(other: Scalar | Tensor): Tensor;
     /**
      * `aten::true_divide.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -16261,7 +16261,7 @@ declare module '../tensor' {
     /**
      * `aten::true_divide_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    trueDivide_(other: Scalar): this;
+    trueDivide_(other: Scalar | Tensor): this;
     /**
      * `aten::true_divide_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
@@ -16393,7 +16393,7 @@ declare module '../tensor' {
      *
      * `aten::var.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> Tensor` (libtorch 1.13.0)
      */
-    var(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): Tensor;
+    var(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): Tensor;
     /**
      * `aten::var.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor` (libtorch 2.6.0)
      *
@@ -16413,7 +16413,7 @@ declare module '../tensor' {
      *
      * `aten::var_mean.correction(Tensor self, int[1]? dim, *, int? correction, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 1.13.0)
      */
-    varMean(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }, options?: { dim?: (number | readonly number[]) | null; correction?: Scalar | null; keepdim?: boolean }): [Tensor, Tensor];
+    varMean(dim?: (number | readonly number[]) | null | { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }, options?: { dim?: (number | readonly number[]) | null; correction?: (Scalar | Tensor) | null; keepdim?: boolean }): [Tensor, Tensor];
     /**
      * `aten::var_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)` (libtorch 2.6.0)
      *
@@ -16487,7 +16487,7 @@ declare module '../tensor' {
     /**
      * `aten::xlogy.Scalar_Other(Tensor self, Scalar other) -> Tensor`
      */
-    xlogy(other: Scalar): Tensor;
+    xlogy(other: Scalar | Tensor): Tensor;
     /**
      * `aten::xlogy.Tensor(Tensor self, Tensor other) -> Tensor`
      */
@@ -16495,7 +16495,7 @@ declare module '../tensor' {
     /**
      * `aten::xlogy_.Scalar_Other(Tensor(a!) self, Scalar other) -> Tensor(a!)`
      */
-    xlogy_(other: Scalar): this;
+    xlogy_(other: Scalar | Tensor): this;
     /**
      * `aten::xlogy_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)`
      */
