@@ -38,7 +38,6 @@ export interface NativeGenerator {
 
 type T = NativeTensor;
 type Scalar = number | boolean | bigint;
-type TS = T | Scalar;
 type Opt<X> = X | null | undefined;
 type Ints = number | number[];
 type DT = Opt<string>;

@@ -143,11 +143,6 @@ export function h(v: unknown, name: string): NativeTensor {
   if (v instanceof Tensor) return v.handle;
   return expected('a Tensor', name, v);
 }
-function hs(v: unknown, name: string): NativeTensor | Scalar {
-  if (v instanceof Tensor) return v.handle;
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v;
-  return expected('a Tensor or a number', name, v);
-}
 function hOpt(v: unknown, name: string): NativeTensor | null {
   return v === undefined || v === null ? null : h(v, name);
 }
@@ -445,24 +440,6 @@ export function parseToTarget(target: unknown): { dtype?: DType; device?: Device
   return expected('a dtype, a device or {dtype, device, memoryFormat}', 'target', target);
 }
 
-function optNum(v: number | null | undefined, name: string): number | null {
-  return v === undefined || v === null ? null : checkNumber(v, name);
-}
-
-function dimArg(dim: number | number[] | null | undefined): number | number[] | null {
-  if (dim === undefined || dim === null) return null;
-  if (Array.isArray(dim)) return dim.map((d, i) => checkInt(d, `dim[${i}]`));
-  return checkInt(dim, 'dim');
-}
-
-function shapeArgs(args: (number | number[])[], allowNeg = true): number[] {
-  const list = args.length === 1 && Array.isArray(args[0]) ? args[0] : args;
-  return (list as unknown[]).map((d, i) => {
-    if (typeof d !== 'number' || !Number.isInteger(d) || (!allowNeg && d < 0)) expected('an integer', `shape[${i}]`, d);
-    return d as number;
-  });
-}
-
 // ---- factories ---------------------------------------------------------------------
 
 const TENSOR_OPTIONS = ['dtype', 'device', 'requiresGrad'];
@@ -553,11 +530,6 @@ export function randnLike(t: Tensor, options: RandomOptions = {}): Tensor {
   checkKeys(options, RANDOM_OPTIONS, 'randnLike');
   return randn(t.shape, { dtype: options.dtype ?? t.dtype, device: options.device ?? t.device, ...options });
 }
-
-const TYPED_DTYPE = new Map<unknown, DType>([
-  [Float32Array, 'float32'], [Float64Array, 'float64'], [BigInt64Array, 'int64'], [Int32Array, 'int32'],
-  [Uint8Array, 'uint8'], [Uint8ClampedArray, 'uint8'],
-]);
 
 /**
  * A CPU tensor from a TypedArray or Buffer. The data is copied once, straight from

@@ -17,17 +17,9 @@ const expand = N.opHandle('aten::expand', '');
 const transpose = N.opHandle('aten::transpose', 'int');
 const sum = N.opHandle('aten::sum', '');
 
-// A small deterministic PRNG so a failure reproduces.
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A small deterministic PRNG so a failure reproduces (the one the child-process fuzzers use).
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const { mulberry32 } = require('./fixtures/prng') as { mulberry32: (seed: number) => () => number };
 
 describe('fuzz: errors caught while the GC collects tensors', () => {
   test('a loop of failing native calls and garbage tensors runs for 4 s without a V8 fatal error', () => {

@@ -402,6 +402,23 @@ function shortName(op: string): string {
   return camel(op.slice(op.indexOf('::') + 2));
 }
 
+/** firstFit()'s "no overload fits". */
+const NONE = Symbol('none');
+
+/** Calls the first overload the values fit (the engine's own, synced on first use), else NONE. */
+function firstFit(
+  overloads: Overload[], pos: unknown[], kw: Record<string, unknown> | undefined, method: boolean, loose: boolean,
+): unknown {
+  for (let i = 0; i < overloads.length; i++) {
+    const o = overloads[i];
+    if (!o.synced) sync(o);
+    if (o.missing !== undefined) continue;
+    const slots = bind(o, pos, kw, method, false, loose);
+    if (typeof slots !== 'string') return invoke(o, slots, kw ? mergeJs(o, pos, kw) : pos, kw);
+  }
+  return NONE;
+}
+
 /**
  * Calls op `entry` with JS arguments `args` (self first for a method), the last one a
  * plain object of keyword arguments when it is one.
@@ -419,23 +436,14 @@ export function callOp(entry: OpEntry, args: unknown[], method = false): unknown
   let end = pos.length;
   while (end > 0 && pos[end - 1] === undefined) end--;
   if (end !== pos.length) pos = pos.slice(0, end);
-  for (let i = 0; i < overloads.length; i++) {
-    const o = overloads[i];
-    if (!o.synced) sync(o);
-    if (o.missing !== undefined) continue;
-    const slots = bind(o, pos, kw, method, false);
-    if (typeof slots !== 'string') return invoke(o, slots, kw ? mergeJs(o, pos, kw) : pos, kw);
-  }
+  const out = firstFit(overloads, pos, kw, method, false);
+  if (out !== NONE) return out;
   // As PyTorch's parser, a 0-dim tensor that needs no grad may stand for a Scalar
   // (`torch.full([2], t)`, `x.mul(lr)` with `lr` a 0-dim tensor): tried only when
   // nothing fits the values as given, so a Tensor overload always wins.
   if (pos.some(isScalarTensor) || (kw !== undefined && Object.values(kw).some(isScalarTensor))) {
-    for (let i = 0; i < overloads.length; i++) {
-      const o = overloads[i];
-      if (o.missing !== undefined) continue;
-      const slots = bind(o, pos, kw, method, false, true);
-      if (typeof slots !== 'string') return invoke(o, slots, kw ? mergeJs(o, pos, kw) : pos, kw);
-    }
+    const loose = firstFit(overloads, pos, kw, method, true);
+    if (loose !== NONE) return loose;
   }
   // Nothing fits: bind again, this time for the reasons.
   const reasons = overloads.map((o) => o.missing ?? (bind(o, pos, kw, method, true) as string));
