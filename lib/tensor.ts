@@ -480,10 +480,15 @@ export function empty(...args: ShapeArgs<TensorOptions>): Tensor {
   return applyOptions(wrap(N.empty(s, checkDtype(o.dtype), checkDevice(o.device))), o);
 }
 /** A tensor filled with `fillValue`; dtype follows the value (int64 for integers, like PyTorch). */
-export function full(size: number[], fillValue: Scalar, options: TensorOptions = {}): Tensor {
-  if (!['number', 'boolean', 'bigint'].includes(typeof fillValue)) expected('a number', 'fillValue', fillValue);
+export function full(size: number[], fillValue: Scalar | Tensor, options: TensorOptions = {}): Tensor {
+  // A 0-dim tensor that needs no grad stands for its value, as for every Scalar argument
+  // (lib/ops/runtime.ts): a float tensor's value is a number, an int64 one's a BigInt.
+  if (fillValue instanceof Tensor && !fillValue.isDisposed && fillValue.dim() === 0 && !fillValue.requiresGrad && !fillValue.isComplex()) {
+    fillValue = fillValue.item({ bigint: true });
+  }
+  if (!['number', 'boolean', 'bigint'].includes(typeof fillValue)) expected('a number or a 0-dim tensor', 'fillValue', fillValue);
   checkKeys(options, TENSOR_OPTIONS, 'full');
-  return applyOptions(wrap(N.full(checkShape(size), fillValue, checkDtype(options.dtype), checkDevice(options.device))), options);
+  return applyOptions(wrap(N.full(checkShape(size), fillValue as Scalar, checkDtype(options.dtype), checkDevice(options.device))), options);
 }
 /** Values from `start` to `end` (exclusive) by `step`: `arange(5)`, `arange(1, 4)`, `arange(0, 1, 0.25)`. */
 export function arange(end: number, options?: TensorOptions): Tensor;

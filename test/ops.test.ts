@@ -213,6 +213,10 @@ describe('ops: correctness', () => {
     expect([f.dtype, f.toArray()]).toEqual(['float32', [3, 3]]);
     const i = torch.ops.full([2], torch.tensor(3n));
     expect([i.dtype, i.toArray()]).toEqual(['int64', [3, 3]]);
+    // The hand-written factory follows the same rule.
+    expect([torch.full([2], torch.tensor(0.25)).dtype, torch.full([2], torch.tensor(0.25)).toArray()]).toEqual(['float32', [0.25, 0.25]]);
+    expect(torch.full([2], torch.tensor(3n)).dtype).toBe('int64');
+    expect(() => torch.full([2], torch.tensor([3]))).toThrow(/Expected a number or a 0-dim tensor for fillValue/);
     const x = torch.tensor([1, 2]);
     expect(x.add(1, { alpha: torch.tensor(2) }).toArray()).toEqual([3, 4]);
     expect(x.addcmul(x, x, { value: torch.tensor(0.5) }).toArray()).toEqual([1.5, 4]);

@@ -31,4 +31,11 @@ torch.noGrad(() => {
   console.log('top1', logits.argmax(1).eq(y).sum().item(), 'top2', hit2.sum().item());
   console.log('cumsum of hits at 60/120/240', JSON.stringify(hit2.long().cumsum(0).index([59, 119, 239]).tolist()).replace(/,/g, ', '));
   console.log('W[::5, 1]', JSON.stringify(W.index('::5', 1).tolist().map((v) => Math.round(v * 1e6) / 1e6)).replace(/,/g, ', '));
+  // Keyword-only arguments, PyTorch's std order, named returns, a 0-dim tensor for a Scalar.
+  const sd = logits.std(1, false), mx = logits.max(1);
+  const f6 = (t) => t.tolist().map((v) => v.toFixed(6)).join(' ');
+  console.log('std', f6(sd.index(':4')), 'max', f6(mx.values.index(':4')), JSON.stringify(mx.indices.index(':4').tolist()).replace(/,/g, ', '));
+  const m = torch.zerosLike(W).add_(W, { alpha: 0.1 }).addcmul_(W, W, { value: 0.5 });
+  const lr = torch.tensor(0.25);
+  console.log('moment', m.sum().item().toFixed(6), 'scalar tensor', JSON.stringify(torch.full([2], lr).add(1, { alpha: lr }).tolist()).replace(/,/g, ', '));
 });

@@ -31,3 +31,9 @@ with torch.no_grad():
     print('top1', (logits.argmax(1) == y).sum().item(), 'top2', hit2.sum().item())
     print('cumsum of hits at 60/120/240', hit2.long().cumsum(0)[[59, 119, 239]].tolist())
     print('W[::5, 1]', [round(v, 6) for v in W[::5, 1].tolist()])
+    # Keyword-only arguments, PyTorch's std order, named returns, a 0-dim tensor for a Scalar.
+    sd, mx = logits.std(1, False), logits.max(1)
+    print('std', ' '.join(f'{v:.6f}' for v in sd[:4].tolist()), 'max', ' '.join(f'{v:.6f}' for v in mx.values[:4].tolist()), mx.indices[:4].tolist())
+    m = torch.zeros_like(W).add_(W, alpha=0.1).addcmul_(W, W, value=0.5)
+    lr = torch.tensor(0.25)
+    print('moment', f'{m.sum().item():.6f}', 'scalar tensor', torch.full((2,), lr).add(1, alpha=lr).tolist())
